@@ -1,0 +1,203 @@
+"""WebSocket consumers: the rater's battle loop and live leaderboard updates.
+
+Protocol of ``/ws/arena/`` (JSON text frames; documented in README "Battle API"):
+client → server ``new_battle``, ``prompt``, ``stop``, ``vote``; server → client
+``battle``, ``turn_started``, ``delta``, ``side_done``, ``turn_done``,
+``revealed``, ``error``. No frame names a model before the vote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+
+import openai
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from arena import services
+from arena.markdown import render_markdown
+from arena.models import Response
+from serving.streaming import stream_chat
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 64 * 1024
+
+
+def _side_error_message(exc: BaseException) -> str:
+    """What the rater sees when a side fails: the kind of failure, never a model, URL or endpoint name."""
+    if isinstance(exc, TimeoutError):
+        return "This model took too long to answer."
+    if isinstance(exc, openai.APIConnectionError):
+        return "This model could not be reached."
+    if isinstance(exc, openai.APIStatusError):
+        return f"This model's server answered with an error (HTTP {exc.status_code})."
+    return "This model failed to answer."
+
+
+class BattleConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.rater_id = await database_sync_to_async(self._rater_id)()
+        client = self.scope.get("client") or (None, None)
+        self.ip_hash = services.ip_hash(client[0])
+        self.generation: asyncio.Task | None = None
+        await self.accept()
+
+    def _rater_id(self) -> str:
+        # The arena page stores an anonymous id in the session; scripts without a
+        # session cookie get one per connection.
+        session = self.scope.get("session")
+        if session is not None and session.get("arena_rater"):
+            return session["arena_rater"]
+        return uuid.uuid4().hex
+
+    async def disconnect(self, code: int) -> None:
+        await self._cancel_generation()
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if bytes_data is not None or text_data is None:
+            await self._error("bad_frame", "Send JSON text frames.")
+            return
+        if len(text_data) > MAX_FRAME_BYTES:
+            await self._error("frame_too_large", f"Frames are limited to {MAX_FRAME_BYTES} bytes.")
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self._error("bad_json", "That frame is not valid JSON.")
+            return
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            await self._error("bad_message", 'A message is a JSON object with a "type".')
+            return
+        handler = {
+            "new_battle": self._on_new_battle,
+            "prompt": self._on_prompt,
+            "stop": self._on_stop,
+            "vote": self._on_vote,
+        }.get(content["type"])
+        if handler is None:
+            await self._error("unknown_type", f"Unknown message type {content['type'][:40]!r}.")
+            return
+        try:
+            await handler(content)
+        except services.ArenaError as exc:
+            await self._error(exc.code, exc.message)
+
+    async def _error(self, code: str, message: str) -> None:
+        await self.send_json({"type": "error", "code": code, "message": message})
+
+    async def _on_new_battle(self, content: dict) -> None:
+        await self._cancel_generation()
+        battle = await database_sync_to_async(services.battle_create)(rater_id=self.rater_id, ip_hash=self.ip_hash)
+        await self.send_json(
+            {
+                "type": "battle",
+                "battle_id": str(battle.public_id),
+                "max_turns": settings.ARENA_MAX_TURNS,
+                "max_prompt_chars": settings.ARENA_MAX_PROMPT_CHARS,
+            }
+        )
+
+    async def _on_prompt(self, content: dict) -> None:
+        if self.generation and not self.generation.done():
+            raise services.ArenaError("busy", "Wait for both answers before sending another prompt.")
+        plan = await database_sync_to_async(services.battle_turn_begin)(
+            battle_id=content.get("battle_id"), rater_id=self.rater_id, text=content.get("text")
+        )
+        await self.send_json({"type": "turn_started", "battle_id": plan.battle_id, "turn": plan.turn_index + 1})
+        self.generation = asyncio.create_task(self._generate(plan))
+
+    async def _on_stop(self, content: dict) -> None:
+        await self._cancel_generation()
+
+    async def _on_vote(self, content: dict) -> None:
+        if self.generation and not self.generation.done():
+            raise services.ArenaError("not_finished", "Wait until both answers have finished.")
+        vote = await database_sync_to_async(services.battle_vote)(
+            battle_id=content.get("battle_id"), rater_id=self.rater_id, winner=content.get("winner"),
+            ip_hash=self.ip_hash,
+        )
+        reveal = await database_sync_to_async(services.battle_reveal)(vote.battle)
+        await self.send_json(
+            {"type": "revealed", "battle_id": str(vote.battle.public_id), "winner": vote.winner,
+             "flagged": vote.identity_leak, **reveal}
+        )
+
+    async def _cancel_generation(self) -> None:
+        task, self.generation = self.generation, None
+        if task and not task.done():
+            task.cancel()
+            # The sides record their partial answers as cancelled before the task ends.
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _generate(self, plan: services.TurnPlan) -> None:
+        await asyncio.gather(*(self._generate_side(plan, side) for side in ("a", "b")))
+        await self.send_json({"type": "turn_done", "battle_id": plan.battle_id, "turn": plan.turn_index + 1,
+                              "turns_left": settings.ARENA_MAX_TURNS - plan.turn_index - 1})
+
+    async def _generate_side(self, plan: services.TurnPlan, side: str) -> None:
+        """Stream one side to the client; any failure stays on this side."""
+        parts: list[str] = []
+        started = time.perf_counter()
+        first_token_at: float | None = None
+        outcome: dict = {"state": Response.State.DONE}
+        try:
+            async with asyncio.timeout(settings.ARENA_GENERATION_TIMEOUT_S):
+                async for event in stream_chat(plan.targets[side], plan.messages[side]):
+                    if event.text:
+                        if first_token_at is None:
+                            first_token_at = time.perf_counter()
+                        parts.append(event.text)
+                        await self.send_json({"type": "delta", "side": side, "text": event.text})
+                    if event.finish_reason:
+                        outcome.update(finish_reason=event.finish_reason, completion_tokens=event.completion_tokens)
+        except asyncio.CancelledError:
+            outcome = {"state": Response.State.CANCELLED, "finish_reason": "cancelled"}
+        except Exception as exc:  # noqa: BLE001 - one side's failure must not break the other
+            logger.warning("battle %s side %s failed: %r", plan.battle_id, side, exc)
+            outcome = {"state": Response.State.ERROR, "finish_reason": "error",
+                       "error": f"{exc.__class__.__name__}: {exc}", "public_error": _side_error_message(exc)}
+        finished = time.perf_counter()
+        content = "".join(parts)
+        tokens = outcome.get("completion_tokens") or (len(parts) or None)
+        ttft_ms = (first_token_at - started) * 1000 if first_token_at else None
+        tps = tokens / (finished - first_token_at) if tokens and first_token_at and finished > first_token_at else None
+        public_error = outcome.pop("public_error", "")
+        # Shielded: a cancelled side must still record what it had produced.
+        await asyncio.shield(
+            database_sync_to_async(services.battle_side_finish)(
+                response_id=plan.response_ids[side], content=content, ttft_ms=ttft_ms, tokens_per_s=tps, **outcome
+            )
+        )
+        try:
+            await self.send_json(
+                {"type": "side_done", "side": side, "state": str(outcome["state"]),
+                 "finish_reason": outcome.get("finish_reason", ""), "error": public_error,
+                 "html": render_markdown(content), "ttft_ms": ttft_ms, "tokens_per_s": tps}
+            )
+        except Exception:  # noqa: BLE001 - the socket may be gone after a disconnect
+            pass
+
+
+class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
+    """Pushes ``{"type": "leaderboard", "snapshot_id": N}`` when a new snapshot is stored."""
+
+    group = "leaderboard"
+
+    async def connect(self) -> None:
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        await self.send_json({"type": "error", "code": "read_only", "message": "This socket only sends updates."})
+
+    async def leaderboard_update(self, event: dict) -> None:
+        await self.send_json({"type": "leaderboard", "snapshot_id": event["snapshot_id"]})

@@ -1,0 +1,147 @@
+"""Battles, their turns and per-side responses, votes, and leaderboard snapshots."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from serving.models import ServedModel
+
+
+class BattleQuerySet(models.QuerySet):
+    def open(self) -> BattleQuerySet:
+        return self.filter(status=Battle.Status.OPEN)
+
+
+class Battle(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        VOTED = "voted", "Voted"
+
+    class Mode(models.TextChoices):
+        ANONYMOUS = "anony", "Anonymous"
+        NAMED = "named", "Named"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    model_a = models.ForeignKey(ServedModel, on_delete=models.PROTECT, related_name="battles_as_a")
+    model_b = models.ForeignKey(ServedModel, on_delete=models.PROTECT, related_name="battles_as_b")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ANONYMOUS)
+    # OpenAI messages format, one list per side; both hold the same user turns.
+    conversation_a = models.JSONField(default=list)
+    conversation_b = models.JSONField(default=list)
+    language = models.CharField(max_length=16, blank=True)
+    # Who rated, without saying who: the session's anonymous id and a salted hash of the IP.
+    rater_id = models.CharField(max_length=64, db_index=True)
+    ip_hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = BattleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(model_a=models.F("model_b")), name="battle_two_models"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Battle {self.public_id}"
+
+    def is_locked(self) -> bool:
+        return self.status != self.Status.OPEN
+
+    def turn_count(self) -> int:
+        return sum(1 for message in self.conversation_a if message["role"] == "user")
+
+    def conversation(self, side: str) -> list[dict]:
+        return self.conversation_a if side == "a" else self.conversation_b
+
+    def model(self, side: str) -> ServedModel:
+        return self.model_a if side == "a" else self.model_b
+
+
+class Turn(models.Model):
+    battle = models.ForeignKey(Battle, on_delete=models.CASCADE, related_name="turns")
+    index = models.PositiveSmallIntegerField()
+    prompt = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["battle", "index"]
+        constraints = [models.UniqueConstraint(fields=["battle", "index"], name="unique_turn_index")]
+
+
+class Response(models.Model):
+    """One side's answer in one turn, with what it took to produce it."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Generating"
+        DONE = "done", "Done"
+        ERROR = "error", "Error"
+        CANCELLED = "cancelled", "Cancelled"
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="responses")
+    side = models.CharField(max_length=1, choices=[("a", "A"), ("b", "B")])
+    model = models.ForeignKey(ServedModel, on_delete=models.PROTECT, related_name="responses")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    content = models.TextField(blank=True)
+    generation = models.JSONField(default=dict)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    tokens_per_s = models.FloatField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["turn", "side"]
+        constraints = [models.UniqueConstraint(fields=["turn", "side"], name="unique_response_side")]
+
+
+class VoteQuerySet(models.QuerySet):
+    def counted(self) -> VoteQuerySet:
+        """Votes that enter the ratings: anonymous battles, no identity leak, no errored side."""
+        return self.filter(battle__mode=Battle.Mode.ANONYMOUS, identity_leak=False, side_error=False)
+
+
+class Vote(models.Model):
+    class Winner(models.TextChoices):
+        MODEL_A = "model_a", "A is better"
+        MODEL_B = "model_b", "B is better"
+        TIE = "tie", "Tie"
+        BOTH_BAD = "tie (bothbad)", "Both are bad"
+
+    # One vote per battle, enforced by the database (OneToOne is a unique constraint).
+    battle = models.OneToOneField(Battle, on_delete=models.CASCADE, related_name="vote")
+    winner = models.CharField(max_length=16, choices=Winner.choices)
+    rater_id = models.CharField(max_length=64, db_index=True)
+    ip_hash = models.CharField(max_length=64, blank=True)
+    identity_leak = models.BooleanField(default=False)
+    identity_words = models.JSONField(default=list, blank=True)
+    side_error = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = VoteQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.battle_id}: {self.winner}"
+
+
+class RatingSnapshot(models.Model):
+    """A computed leaderboard (all categories), served to pages until the next one."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_vote_id = models.BigIntegerField(default=0)
+    data = models.JSONField()
+    compute_ms = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        get_latest_by = "created_at"

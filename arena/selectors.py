@@ -1,0 +1,61 @@
+"""Reads of the arena."""
+
+from __future__ import annotations
+
+import json
+import random
+from functools import lru_cache
+from pathlib import Path
+
+from django.conf import settings
+
+from arena.models import Battle
+
+
+@lru_cache(maxsize=4)
+def _load_prompts(directory: str) -> tuple[str, ...]:
+    """Real arena prompts: arena-hard, MT-bench first turns and the OpenAssistant prompt lottery."""
+    root = Path(directory)
+    prompts: list[str] = []
+    sources = {
+        "arena_hard_v0.1_question.jsonl": lambda row: row.get("prompt"),
+        "mt_bench_question.jsonl": lambda row: (row.get("turns") or [None])[0],
+        "oasst_prompt_lottery_en_250.jsonl": lambda row: row if isinstance(row, str) else None,
+    }
+    for name, pick in sources.items():
+        path = root / name
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                text = pick(json.loads(line))
+            except (ValueError, AttributeError):
+                continue
+            # Long prompts make poor one-click suggestions for small models.
+            if isinstance(text, str) and 10 <= len(text) <= 300:
+                prompts.append(text.strip())
+    return tuple(prompts)
+
+
+def prompt_suggestions(count: int = 3, rng: random.Random | None = None) -> list[str]:
+    prompts = _load_prompts(str(settings.ARENA_PROMPTS_DIR))
+    if not prompts:
+        return []
+    return (rng or random).sample(list(prompts), min(count, len(prompts)))
+
+
+def battle_public_state(battle: Battle) -> dict:
+    """What anyone holding the battle id may read: anonymous until the vote."""
+    state = {
+        "battle_id": str(battle.public_id),
+        "status": battle.status,
+        "turns": battle.turn_count(),
+        "conversation_a": battle.conversation_a,
+        "conversation_b": battle.conversation_b,
+    }
+    if battle.is_locked():
+        from arena.services import battle_reveal
+
+        state.update(battle_reveal(battle))
+        state["winner"] = battle.vote.winner
+    return state

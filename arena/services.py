@@ -1,0 +1,207 @@
+"""Writes of the arena: creating battles, turns, finishing sides, voting.
+
+Every function validates its input and raises ``ArenaError`` with a code and a
+message safe to show to the rater; on error nothing is changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from arena.identity import find_identity_words
+from arena.models import Battle, Response, Turn, Vote
+from arena.pairing import PairingError, sample_pair
+from serving.models import ServedModel
+from serving.streaming import ModelTarget
+
+
+class ArenaError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def ip_hash(ip: str | None) -> str:
+    """A salted hash of the rater's IP: lets later work count per-rater votes without storing the address."""
+    if not ip:
+        return ""
+    return hmac.new(settings.ARENA_IP_SALT.encode(), ip.encode(), hashlib.sha256).hexdigest()
+
+
+def battle_create(*, rater_id: str, ip_hash: str = "", rng: random.Random | None = None) -> Battle:
+    """Start a battle between two distinct battle-ready models chosen by sampling weight."""
+    models = list(ServedModel.objects.battle_ready())
+    try:
+        a_id, b_id = sample_pair([m.pk for m in models], [m.effective_weight() for m in models], rng)
+    except PairingError:
+        raise ArenaError("no_models", "Fewer than two models are available right now; try again shortly.") from None
+    by_id = {m.pk: m for m in models}
+    return Battle.objects.create(model_a=by_id[a_id], model_b=by_id[b_id], rater_id=rater_id, ip_hash=ip_hash)
+
+
+def _locked_battle(battle_id, rater_id: str) -> Battle:
+    try:
+        public_id = uuid.UUID(str(battle_id))
+        battle = (
+            Battle.objects.select_for_update()
+            .select_related("model_a__endpoint", "model_b__endpoint")
+            .get(public_id=public_id)
+        )
+    except (ValueError, Battle.DoesNotExist):
+        raise ArenaError("unknown_battle", "There is no such battle.") from None
+    if battle.rater_id != rater_id:
+        # Same answer as for a missing battle: don't confirm that someone else's battle exists.
+        raise ArenaError("unknown_battle", "There is no such battle.")
+    return battle
+
+
+@dataclass(frozen=True)
+class TurnPlan:
+    """What the consumer needs to stream one turn, with no ORM objects inside."""
+
+    battle_id: str
+    turn_index: int
+    response_ids: dict[str, int]
+    messages: dict[str, list[dict]]
+    targets: dict[str, ModelTarget]
+
+
+def _detect_language(text: str) -> str:
+    from langdetect import DetectorFactory, LangDetectException, detect
+
+    DetectorFactory.seed = 0  # langdetect is random unless seeded
+    try:
+        return detect(text)
+    except LangDetectException:
+        return ""
+
+
+@transaction.atomic
+def battle_turn_begin(*, battle_id, rater_id: str, text) -> TurnPlan:
+    """Append the user's prompt to both sides and open a pending response on each."""
+    if not isinstance(text, str) or not text.strip():
+        raise ArenaError("empty_prompt", "Type a prompt first.")
+    if len(text) > settings.ARENA_MAX_PROMPT_CHARS:
+        raise ArenaError(
+            "prompt_too_long", f"The prompt is {len(text)} characters; the limit is {settings.ARENA_MAX_PROMPT_CHARS}."
+        )
+    battle = _locked_battle(battle_id, rater_id)
+    if battle.is_locked():
+        raise ArenaError("battle_closed", "This battle has been voted on; start a new round.")
+    if Response.objects.filter(turn__battle=battle, state=Response.State.PENDING).exists():
+        raise ArenaError("busy", "Wait for both answers before sending another prompt.")
+    turn_index = battle.turn_count()
+    if turn_index >= settings.ARENA_MAX_TURNS:
+        raise ArenaError("too_many_turns", f"This battle has reached its {settings.ARENA_MAX_TURNS} turns; vote now.")
+
+    turn = Turn.objects.create(battle=battle, index=turn_index, prompt=text)
+    user_message = {"role": "user", "content": text}
+    battle.conversation_a = [*battle.conversation_a, user_message]
+    battle.conversation_b = [*battle.conversation_b, user_message]
+    if turn_index == 0:
+        battle.language = _detect_language(text)
+    battle.save(update_fields=["conversation_a", "conversation_b", "language", "updated_at"])
+    targets = {side: ModelTarget.of(battle.model(side)) for side in ("a", "b")}
+    response_ids = {
+        side: Response.objects.create(
+            turn=turn, side=side, model=battle.model(side), generation=targets[side].params
+        ).pk
+        for side in ("a", "b")
+    }
+    return TurnPlan(
+        battle_id=str(battle.public_id),
+        turn_index=turn_index,
+        response_ids=response_ids,
+        messages={"a": list(battle.conversation_a), "b": list(battle.conversation_b)},
+        targets=targets,
+    )
+
+
+@transaction.atomic
+def battle_side_finish(
+    *, response_id: int, state: str, content: str, finish_reason: str = "", error: str = "",
+    ttft_ms: float | None = None, tokens_per_s: float | None = None, completion_tokens: int | None = None,
+) -> Response:
+    """Record one side's answer and append it to that side's conversation."""
+    response = Response.objects.select_related("turn").get(pk=response_id)
+    battle = Battle.objects.select_for_update().get(pk=response.turn.battle_id)
+    if response.state != Response.State.PENDING:
+        return response
+    response.state = state
+    response.content = content
+    response.finish_reason = finish_reason
+    response.error = error[:4000]
+    response.ttft_ms, response.tokens_per_s, response.completion_tokens = ttft_ms, tokens_per_s, completion_tokens
+    response.finished_at = timezone.now()
+    response.save()
+    # The assistant turn is kept even when empty, so the next user turn alternates roles correctly.
+    message = {"role": "assistant", "content": content}
+    if response.side == "a":
+        battle.conversation_a = [*battle.conversation_a, message]
+    else:
+        battle.conversation_b = [*battle.conversation_b, message]
+    battle.save(update_fields=[f"conversation_{response.side}", "updated_at"])
+    return response
+
+
+VOTE_CHOICES = {choice.value for choice in Vote.Winner}
+
+
+def battle_reveal(battle: Battle) -> dict:
+    """The names shown after the vote. Never call before the battle is voted."""
+    assert battle.is_locked(), "models are revealed only after the vote"
+
+    def describe(model: ServedModel) -> dict:
+        return {"name": model.public_name, "organization": model.organization, "license": model.license}
+
+    return {"model_a": describe(battle.model_a), "model_b": describe(battle.model_b)}
+
+
+def battle_vote(*, battle_id, rater_id: str, winner, ip_hash: str = "") -> Vote:
+    """Record the one vote of a battle, flag identity leaks, lock the battle."""
+    if not isinstance(winner, str) or winner not in VOTE_CHOICES:
+        raise ArenaError("bad_vote", f"winner must be one of {sorted(VOTE_CHOICES)}")
+    try:
+        with transaction.atomic():
+            battle = _locked_battle(battle_id, rater_id)
+            if battle.is_locked():
+                raise ArenaError("already_voted", "This battle already has a vote.")
+            responses = list(Response.objects.filter(turn__battle=battle))
+            if not responses:
+                raise ArenaError("nothing_to_vote", "Send a prompt and read both answers before voting.")
+            if any(r.state == Response.State.PENDING for r in responses):
+                raise ArenaError("not_finished", "Wait until both answers have finished.")
+            answers = [r.content for r in responses]
+            leaks = find_identity_words(answers, settings.ARENA_IDENTITY_WORDS)
+            vote = Vote.objects.create(
+                battle=battle, winner=winner, rater_id=rater_id, ip_hash=ip_hash,
+                identity_leak=bool(leaks), identity_words=leaks,
+                side_error=any(r.state == Response.State.ERROR for r in responses),
+            )
+            battle.status = Battle.Status.VOTED
+            battle.save(update_fields=["status", "updated_at"])
+            ServedModel.objects.filter(pk__in=[battle.model_a_id, battle.model_b_id], boost_votes_left__gt=0).update(
+                boost_votes_left=F("boost_votes_left") - 1
+            )
+            transaction.on_commit(_after_vote)
+    except IntegrityError:
+        # Two concurrent votes: the database's unique constraint let exactly one through.
+        raise ArenaError("already_voted", "This battle already has a vote.") from None
+    vote.battle = battle
+    return vote
+
+
+def _after_vote() -> None:
+    from arena.tasks import ratings_refresh_soon
+
+    ratings_refresh_soon()

@@ -1,0 +1,91 @@
+"""Test-session fixtures for real parts: one vLLM CPU server, served-model rows, Chromium.
+
+A missing part skips its tests with the reason, except when
+ARENA_REQUIRE_REAL_PARTS=1 (set by .ci/run), where it fails them: CI must
+never pass by skipping the real thing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+REQUIRE_REAL = os.environ.get("ARENA_REQUIRE_REAL_PARTS") == "1"
+
+
+def missing_part(reason: str):
+    if REQUIRE_REAL:
+        pytest.fail(f"required real part missing: {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def vllm_url():
+    """Root URL of a real vLLM CPU server serving SmolLM2-135M-Instruct for the whole session.
+
+    ARENA_TEST_VLLM_URL reuses a server that is already running (handy while developing).
+    """
+    existing = os.environ.get("ARENA_TEST_VLLM_URL")
+    if existing:
+        yield existing.rstrip("/")
+        return
+    from django.conf import settings
+
+    from serving.engines import EngineProcess
+    from serving.errors import EngineError
+    from serving.local_models import LOCAL_MODELS
+
+    spec = LOCAL_MODELS["smollm2"].engine_spec()
+    if not Path(spec.python).exists() or not (Path(spec.model_dir) / "config.json").exists():
+        missing_part(f"engine python {spec.python} or model {spec.model_dir} missing: run `make models`")
+    spec.port = free_port()
+    spec.log_path = settings.DATA_DIR / "logs" / "test-engine.log"
+    engine = EngineProcess(spec)
+    engine.start()
+    try:
+        engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
+    except EngineError as exc:
+        engine.stop()
+        pytest.fail(str(exc))
+    yield spec.root_url
+    engine.stop()
+
+
+@pytest.fixture
+def battle_models(db, vllm_url):
+    """Two contestants on the real server: the same weights behind two endpoints, sampled differently."""
+    from serving.models import Endpoint, ServedModel
+
+    models = []
+    for index, generation in enumerate([{"temperature": 0.7, "top_p": 0.9}, {"temperature": 0.0}]):
+        endpoint = Endpoint.objects.create(
+            name=f"test-engine-{index}", base_url=f"{vllm_url}/v1", healthy=True, kind=Endpoint.Kind.VLLM
+        )
+        models.append(
+            ServedModel.objects.create(
+                public_name=f"smollm2-test-{'ab'[index]}", endpoint=endpoint,
+                engine_model_id="smollm2-135m-instruct", organization="Hugging Face", license="Apache-2.0",
+                generation={**generation, "max_tokens": 12},
+            )
+        )
+    return models
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        missing_part("Debian's chromium is not installed (make browser)")
+    return path

@@ -1,0 +1,145 @@
+"""Endpoints (OpenAI-compatible servers) and the models they serve."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+
+env_name_validator = RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "An environment variable name, e.g. OPENAI_API_KEY.")
+
+
+class Endpoint(models.Model):
+    """An OpenAI-compatible server. ``managed`` ones are vLLM processes we start ourselves."""
+
+    class Kind(models.TextChoices):
+        VLLM = "vllm", "vLLM (OpenAI-compatible, supports runtime LoRA)"
+        OPENAI_COMPATIBLE = "openai", "Other OpenAI-compatible provider"
+
+    name = models.SlugField(unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.VLLM)
+    base_url = models.URLField(help_text="Up to /v1, e.g. http://127.0.0.1:8101/v1")
+    # The key itself is never stored: only the name of the variable that holds it.
+    api_key_env = models.CharField(max_length=64, blank=True, validators=[env_name_validator])
+
+    managed = models.BooleanField(default=False, help_text="Started and stopped by `manage.py run_engines`.")
+    model_dir = models.CharField(max_length=500, blank=True)
+    served_name = models.CharField(max_length=200, blank=True, help_text="--served-model-name of a managed engine")
+    chat_template = models.CharField(max_length=500, blank=True)
+    extra_args = models.JSONField(default=list, blank=True)
+
+    healthy = models.BooleanField(default=False)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def api_key(self) -> str:
+        """The key from the named environment variable; vLLM without --api-key accepts any."""
+        import os
+
+        if not self.api_key_env:
+            return "EMPTY"
+        return os.environ.get(self.api_key_env, "") or "EMPTY"
+
+    def root_url(self) -> str:
+        """The server root (without /v1), where vLLM serves /health and the LoRA endpoints."""
+        url = self.base_url.rstrip("/")
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+    def supports_lora(self) -> bool:
+        return self.kind == self.Kind.VLLM
+
+
+class ServedModelQuerySet(models.QuerySet):
+    def battle_ready(self) -> ServedModelQuerySet:
+        """Active models on a healthy endpoint: the only ones offered to battles."""
+        return self.filter(active=True, endpoint__healthy=True).select_related("endpoint")
+
+
+def default_generation() -> dict:
+    return {"temperature": 0.7, "top_p": 0.9}
+
+
+ALLOWED_GENERATION_KEYS = {
+    "temperature": (float, 0.0, 2.0),
+    "top_p": (float, 0.0, 1.0),
+    "max_tokens": (int, 1, 32768),
+    "repetition_penalty": (float, 0.5, 2.0),
+    "frequency_penalty": (float, -2.0, 2.0),
+    "presence_penalty": (float, -2.0, 2.0),
+    "seed": (int, 0, 2**31 - 1),
+}
+
+
+def validate_generation(value: dict) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError("Generation parameters must be a JSON object.")
+    errors = []
+    for key, raw in value.items():
+        if key not in ALLOWED_GENERATION_KEYS:
+            errors.append(f"unknown key {key!r} (allowed: {', '.join(sorted(ALLOWED_GENERATION_KEYS))})")
+            continue
+        kind, low, high = ALLOWED_GENERATION_KEYS[key]
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or (kind is int and not isinstance(raw, int)):
+            errors.append(f"{key} must be a {kind.__name__}")
+        elif not low <= raw <= high:
+            errors.append(f"{key} must be between {low} and {high}")
+    if errors:
+        raise ValidationError("; ".join(errors))
+
+
+class ServedModel(models.Model):
+    """A contestant: a model (or LoRA adapter) on an endpoint, under a public name revealed after the vote."""
+
+    class Kind(models.TextChoices):
+        BASE = "base", "Base model"
+        LORA = "lora", "LoRA adapter"
+
+    public_name = models.CharField(max_length=200, unique=True)
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="models")
+    engine_model_id = models.CharField(max_length=200, help_text="The id in the endpoint's /v1/models")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.BASE)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    adapter_path = models.CharField(max_length=500, blank=True)
+
+    organization = models.CharField(max_length=200, blank=True)
+    license = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    generation = models.JSONField(default=default_generation, blank=True, validators=[validate_generation])
+
+    sampling_weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
+    boost_weight = models.FloatField(default=1.0, validators=[MinValueValidator(1.0)])
+    boost_votes_left = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ServedModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["public_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "engine_model_id"], name="unique_engine_model_per_endpoint"),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_name
+
+    def effective_weight(self) -> float:
+        """Sampling weight, boosted while a new model still needs votes."""
+        boost = self.boost_weight if self.boost_votes_left > 0 else 1.0
+        return max(0.0, float(self.sampling_weight)) * boost
+
+    def generation_params(self) -> dict:
+        params = dict(self.generation or {})
+        params["max_tokens"] = min(int(params.get("max_tokens", settings.ARENA_MAX_OUTPUT_TOKENS)),
+                                   settings.ARENA_MAX_OUTPUT_TOKENS)
+        return params

@@ -1,0 +1,188 @@
+"""Writes and remote calls of the serving app: health, model registration, LoRA adapters.
+
+The arena and training apps talk to endpoints only through these functions and
+``serving.streaming``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from serving.errors import EngineError
+from serving.models import Endpoint, ServedModel
+
+logger = logging.getLogger(__name__)
+
+
+def _headers(endpoint: Endpoint) -> dict[str, str]:
+    return {"Authorization": f"Bearer {endpoint.api_key()}"}
+
+
+def endpoint_list_models(endpoint: Endpoint, *, timeout: float | None = None) -> list[dict]:
+    """The endpoint's /v1/models entries. Raises EngineError on failure."""
+    timeout = timeout or settings.SERVING_HEALTH_TIMEOUT_S
+    try:
+        response = httpx.get(f"{endpoint.base_url.rstrip('/')}/models", headers=_headers(endpoint), timeout=timeout)
+        response.raise_for_status()
+        return list(response.json().get("data", []))
+    except (httpx.HTTPError, ValueError) as exc:
+        raise EngineError(f"{endpoint.name}: /v1/models failed: {exc}") from exc
+
+
+def endpoint_check_health(endpoint: Endpoint) -> bool:
+    """Probe the endpoint and store the result. vLLM has /health; other providers answer /v1/models."""
+    error = ""
+    try:
+        if endpoint.kind == Endpoint.Kind.VLLM:
+            response = httpx.get(f"{endpoint.root_url()}/health", timeout=settings.SERVING_HEALTH_TIMEOUT_S)
+            if response.status_code != 200:
+                error = f"/health answered {response.status_code}"
+        else:
+            endpoint_list_models(endpoint)
+    except httpx.HTTPError as exc:
+        error = f"/health failed: {exc.__class__.__name__}: {exc}"
+    except EngineError as exc:
+        error = str(exc)
+    Endpoint.objects.filter(pk=endpoint.pk).update(
+        healthy=not error, last_error=error[:2000], last_checked_at=timezone.now()
+    )
+    endpoint.healthy, endpoint.last_error = not error, error
+    if error:
+        logger.warning("endpoint %s unhealthy: %s", endpoint.name, error)
+    return not error
+
+
+def endpoint_register_models(endpoint: Endpoint, *, defaults: dict | None = None) -> list[ServedModel]:
+    """Create a base ServedModel for every base model the endpoint reports that we don't know yet.
+
+    LoRA adapters (entries with a ``parent``) are registered by training when it loads them.
+    """
+    created = []
+    for entry in endpoint_list_models(endpoint):
+        model_id = entry.get("id")
+        if not model_id or entry.get("parent"):
+            continue
+        if ServedModel.objects.filter(endpoint=endpoint, engine_model_id=model_id).exists():
+            continue
+        public_name = model_id if not ServedModel.objects.filter(public_name=model_id).exists() else (
+            f"{model_id}@{endpoint.name}"
+        )
+        created.append(
+            ServedModel.objects.create(
+                endpoint=endpoint, engine_model_id=model_id, public_name=public_name, **(defaults or {})
+            )
+        )
+    return created
+
+
+def adapter_load(endpoint: Endpoint, *, name: str, path: str) -> None:
+    """Load a LoRA adapter into a running vLLM server and confirm /v1/models lists it.
+
+    Names must be immutable and versioned: vLLM keys its prefix cache by name,
+    so a reload in place could serve stale cached prefixes.
+    """
+    if not endpoint.supports_lora():
+        raise EngineError(f"{endpoint.name} is not a vLLM endpoint and cannot load adapters")
+    try:
+        response = httpx.post(
+            f"{endpoint.root_url()}/v1/load_lora_adapter",
+            json={"lora_name": name, "lora_path": path},
+            headers=_headers(endpoint),
+            timeout=120.0,
+        )
+    except httpx.HTTPError as exc:
+        raise EngineError(f"{endpoint.name}: load_lora_adapter failed: {exc}") from exc
+    already_loaded = response.status_code == 400 and "already been loaded" in response.text
+    if response.status_code != 200 and not already_loaded:
+        raise EngineError(f"{endpoint.name}: load_lora_adapter answered {response.status_code}: {response.text[:500]}")
+    ids = {entry.get("id") for entry in endpoint_list_models(endpoint, timeout=30.0)}
+    if name not in ids:
+        raise EngineError(f"{endpoint.name}: adapter {name} was accepted but is not in /v1/models")
+
+
+def adapter_unload(endpoint: Endpoint, *, name: str) -> None:
+    try:
+        response = httpx.post(
+            f"{endpoint.root_url()}/v1/unload_lora_adapter", json={"lora_name": name},
+            headers=_headers(endpoint), timeout=30.0,
+        )
+    except httpx.HTTPError as exc:
+        raise EngineError(f"{endpoint.name}: unload_lora_adapter failed: {exc}") from exc
+    if response.status_code not in (200, 404):
+        raise EngineError(f"{endpoint.name}: unload_lora_adapter answered {response.status_code}: {response.text[:500]}")
+
+
+@transaction.atomic
+def served_model_register_adapter(
+    *, parent: ServedModel, name: str, adapter_path: str, description: str = "",
+    boost_weight: float | None = None, boost_votes: int | None = None,
+) -> ServedModel:
+    """Load an adapter into the parent's endpoint and create its contestant. Raises EngineError, creating nothing."""
+    adapter_load(parent.endpoint, name=name, path=adapter_path)
+    return ServedModel.objects.create(
+        public_name=name,
+        endpoint=parent.endpoint,
+        engine_model_id=name,
+        kind=ServedModel.Kind.LORA,
+        parent=parent,
+        adapter_path=adapter_path,
+        organization=parent.organization,
+        license=parent.license,
+        description=description,
+        generation=dict(parent.generation or {}),
+        sampling_weight=parent.sampling_weight or 1.0,
+        boost_weight=boost_weight if boost_weight is not None else settings.ARENA_NEW_MODEL_BOOST,
+        boost_votes_left=boost_votes if boost_votes is not None else settings.ARENA_NEW_MODEL_BOOST_VOTES,
+    )
+
+
+def adapters_reconcile(endpoint: Endpoint) -> dict[str, list[str]]:
+    """Re-load every active adapter a restarted vLLM forgot; take unloadable ones out of battles."""
+    report: dict[str, list[str]] = {"reloaded": [], "deactivated": [], "present": []}
+    try:
+        loaded = {entry.get("id") for entry in endpoint_list_models(endpoint)}
+    except EngineError:
+        return report  # the endpoint is down: health checking takes it out of battles already
+    for model in ServedModel.objects.filter(endpoint=endpoint, kind=ServedModel.Kind.LORA, active=True):
+        if model.engine_model_id in loaded:
+            report["present"].append(model.public_name)
+            continue
+        try:
+            adapter_load(endpoint, name=model.engine_model_id, path=model.adapter_path)
+            report["reloaded"].append(model.public_name)
+        except EngineError as exc:
+            logger.error("deactivating %s: %s", model.public_name, exc)
+            ServedModel.objects.filter(pk=model.pk).update(active=False)
+            report["deactivated"].append(model.public_name)
+    return report
+
+
+def local_models_register() -> list[ServedModel]:
+    """Create (or refresh) the endpoint and contestant rows of the models `make run` serves locally."""
+    from serving.local_models import enabled_local_models
+
+    models = []
+    for local in enabled_local_models():
+        spec = local.engine_spec()
+        endpoint, _ = Endpoint.objects.update_or_create(
+            name=f"local-{local.key}",
+            defaults={
+                "kind": Endpoint.Kind.VLLM, "base_url": f"{spec.root_url}/v1", "managed": True,
+                "model_dir": spec.model_dir, "served_name": local.served_name,
+                "chat_template": spec.chat_template or "",
+            },
+        )
+        model, created = ServedModel.objects.get_or_create(
+            endpoint=endpoint, engine_model_id=local.served_name,
+            defaults={
+                "public_name": local.served_name, "organization": local.organization, "license": local.license,
+                "description": local.description, "generation": local.generation,
+            },
+        )
+        models.append(model)
+    return models

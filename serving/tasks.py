@@ -1,0 +1,16 @@
+from celery import shared_task
+
+from serving import services
+from serving.models import Endpoint
+
+
+@shared_task(ignore_result=True)
+def endpoints_check_health() -> dict:
+    """Probe every endpoint; on healthy vLLM endpoints re-load adapters a restart made it forget."""
+    report = {}
+    for endpoint in Endpoint.objects.all():
+        healthy = services.endpoint_check_health(endpoint)
+        report[endpoint.name] = {"healthy": healthy}
+        if healthy and endpoint.supports_lora():
+            report[endpoint.name]["adapters"] = services.adapters_reconcile(endpoint)
+    return report

@@ -1,0 +1,177 @@
+// The rater's battle loop over the /ws/arena/ WebSocket (protocol in README "Battle API").
+// Model output arrives as plain text while streaming (shown with textContent) and as
+// server-sanitized HTML when a side is done; nothing else is ever put into innerHTML.
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const root = $("arena");
+  if (!root) return;
+  const maxTurns = parseInt(root.dataset.maxTurns, 10);
+  const prompt = $("prompt"), send = $("send"), stop = $("stop"), newRound = $("new-round");
+  const statusEl = $("status");
+  const voteButtons = Array.from(document.querySelectorAll("#votes button"));
+  const state = { socket: null, battleId: null, pending: {}, turns: 0, generating: false, voted: false, retry: 0 };
+
+  function setStatus(text, isError) {
+    statusEl.textContent = text || "";
+    statusEl.classList.toggle("error", !!isError);
+  }
+
+  function refreshControls() {
+    const connected = state.socket && state.socket.readyState === WebSocket.OPEN;
+    const canPrompt = connected && state.battleId && !state.generating && !state.voted && state.turns < maxTurns;
+    send.disabled = !canPrompt;
+    prompt.disabled = !canPrompt;
+    stop.disabled = !state.generating;
+    const canVote = connected && state.battleId && state.turns > 0 && !state.generating && !state.voted;
+    voteButtons.forEach((b) => { b.disabled = !canVote; });
+  }
+
+  function addMessage(side, role, text) {
+    const div = document.createElement("div");
+    div.className = "msg " + role;
+    div.textContent = text;
+    $("chat-" + side).appendChild(div);
+    return div;
+  }
+
+  function resetBattle() {
+    ["a", "b"].forEach((side) => {
+      $("chat-" + side).replaceChildren();
+      $("reveal-" + side).textContent = "";
+      $("side-" + side).classList.remove("winner");
+    });
+    Object.assign(state, { battleId: null, pending: {}, turns: 0, generating: false, voted: false });
+    refreshControls();
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    const socket = new WebSocket(scheme + location.host + "/ws/arena/");
+    state.socket = socket;
+    socket.addEventListener("open", () => {
+      state.retry = 0;
+      setStatus("Starting a battle…");
+      socket.send(JSON.stringify({ type: "new_battle" }));
+    });
+    socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
+    socket.addEventListener("close", () => {
+      const wasGenerating = state.generating;
+      resetBattle();
+      const delay = Math.min(10000, 500 * 2 ** state.retry++);
+      setStatus((wasGenerating ? "The connection dropped during an answer. " : "Connection lost. ") +
+                "Reconnecting with a new battle…", true);
+      setTimeout(connect, delay);
+    });
+  }
+
+  function handle(msg) {
+    switch (msg.type) {
+      case "battle":
+        resetBattle();
+        state.battleId = msg.battle_id;
+        setStatus("Ask anything: two anonymous models will answer.");
+        break;
+      case "turn_started":
+        state.awaitingTurn = false;
+        state.generating = true;
+        state.turns = msg.turn;
+        setStatus("Both models are answering…");
+        break;
+      case "delta": {
+        const div = state.pending[msg.side];
+        if (div) div.textContent += msg.text;
+        break;
+      }
+      case "side_done": {
+        const div = state.pending[msg.side];
+        if (div) {
+          div.classList.remove("streaming");
+          if (msg.state === "error") {
+            div.classList.add("failed");
+            div.textContent = msg.error || "This model failed to answer.";
+          } else {
+            div.innerHTML = msg.html; // sanitized on the server (arena/markdown.py)
+            if (msg.state === "cancelled") addMeta(div, "stopped");
+            else if (msg.ttft_ms != null) addMeta(div, `first token ${Math.round(msg.ttft_ms)} ms` +
+              (msg.tokens_per_s ? ` · ${msg.tokens_per_s.toFixed(1)} tokens/s` : ""));
+          }
+        }
+        delete state.pending[msg.side];
+        if (Object.keys(state.pending).length === 0) {
+          state.generating = false;
+          setStatus(state.turns >= maxTurns ? "Turn limit reached: please vote." :
+                    "Vote, or ask a follow-up to both models.");
+        }
+        break;
+      }
+      case "turn_done":
+        break;
+      case "revealed":
+        state.voted = true;
+        $("reveal-a").textContent = "· " + msg.model_a.name;
+        $("reveal-b").textContent = "· " + msg.model_b.name;
+        if (msg.winner === "model_a") $("side-a").classList.add("winner");
+        if (msg.winner === "model_b") $("side-b").classList.add("winner");
+        setStatus("Thanks for voting! " + (msg.flagged ? "(An answer named a model, so this vote won't count in the ratings.) " : "") +
+                  "Press New round for a fresh pair.");
+        break;
+      case "error":
+        if (state.awaitingTurn) {
+          // The prompt was refused: take back what was optimistically shown.
+          state.awaitingTurn = false;
+          state.generating = false;
+          ["a", "b"].forEach((side) => {
+            const chat = $("chat-" + side);
+            if (state.pending[side]) { state.pending[side].remove(); chat.lastElementChild && chat.lastElementChild.remove(); }
+          });
+          state.pending = {};
+        }
+        setStatus(msg.message, true);
+        if (msg.code === "no_models") setTimeout(() => sendJSON({ type: "new_battle" }), 5000);
+        break;
+    }
+    refreshControls();
+  }
+
+  function addMeta(div, text) {
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    meta.textContent = text;
+    div.appendChild(meta);
+  }
+
+  function sendJSON(obj) {
+    if (state.socket && state.socket.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify(obj));
+  }
+
+  $("prompt-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = prompt.value;
+    if (!text.trim()) { setStatus("Type a prompt first.", true); return; }
+    ["a", "b"].forEach((side) => {
+      addMessage(side, "user", text);
+      state.pending[side] = addMessage(side, "assistant streaming", "");
+    });
+    state.generating = true;
+    state.awaitingTurn = true;
+    sendJSON({ type: "prompt", battle_id: state.battleId, text: text });
+    prompt.value = "";
+    refreshControls();
+  });
+  prompt.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("prompt-form").requestSubmit(); }
+  });
+  stop.addEventListener("click", () => sendJSON({ type: "stop" }));
+  newRound.addEventListener("click", () => { resetBattle(); sendJSON({ type: "new_battle" }); });
+  voteButtons.forEach((button) => button.addEventListener("click", () => {
+    voteButtons.forEach((b) => { b.disabled = true; });
+    sendJSON({ type: "vote", battle_id: state.battleId, winner: button.dataset.winner });
+  }));
+  document.querySelectorAll(".suggestion").forEach((button) => button.addEventListener("click", () => {
+    prompt.value = button.textContent;
+    prompt.focus();
+  }));
+  refreshControls();
+  connect();
+})();
