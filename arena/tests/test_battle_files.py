@@ -1,0 +1,130 @@
+"""Tests of the battle-file reader (pure, no database)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from arena import ratings
+from arena.battle_files import WINNERS, BattleFileError, parse_battles, read_battles
+
+
+def jsonl(*records: object) -> str:
+    return "\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n"
+
+
+def battle(a: str = "m1", b: str = "m2", winner: str = "model_a", **extra: object) -> dict[str, object]:
+    return {"model_a": a, "model_b": b, "winner": winner, **extra}
+
+
+def test_jsonl_sorted_by_tstamp_stably_with_extra_keys_kept() -> None:
+    text = jsonl(
+        battle(tstamp=30.0, question_id="q3"),
+        "",
+        battle("m2", "m3", "tie", tstamp=10, anony=True, conv_metadata={"sum_assistant_a_tokens": 5}),
+        battle("m3", "m1", "tie (bothbad)", tstamp=20.5, question_id="first-20"),
+        battle("m1", "m3", "model_b", tstamp=20.5, question_id="second-20"),
+    )
+    battles = parse_battles(text)
+    assert [b["tstamp"] for b in battles] == [10, 20.5, 20.5, 30.0]
+    assert [b.get("question_id") for b in battles[1:3]] == ["first-20", "second-20"]  # file order kept
+    assert battles[0]["anony"] is True and battles[0]["conv_metadata"] == {"sum_assistant_a_tokens": 5}
+
+
+def test_json_list_without_tstamp_keeps_file_order() -> None:
+    records = [battle("b", "a"), battle("a", "c", "tie"), battle("c", "b", "model_b")]
+    assert parse_battles(json.dumps(records, indent=2)) == records
+    assert parse_battles("") == [] and parse_battles("[]") == [] and parse_battles("\n\n") == []
+    assert parse_battles("\ufeff" + jsonl(battle())) == [battle()]  # byte-order mark tolerated
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"model_a": "m1", "model_b": "m2", "winner": "model_a"', "invalid JSON"),
+        ('["m1", "m2", "model_a"]', "expected a JSON object, got list"),
+        ('{"model_b": "m2", "winner": "tie"}', "missing field 'model_a'"),
+        ('{"model_a": "m1", "winner": "tie"}', "missing field 'model_b'"),
+        ('{"model_a": "m1", "model_b": "m2"}', "missing field 'winner'"),
+        ('{"model_a": "m1", "model_b": "m2", "winner": "draw"}', "unknown winner 'draw'"),
+        ('{"model_a": "m1", "model_b": "m2", "winner": 1}', "unknown winner 1"),
+        ('{"model_a": "m1", "model_b": "m1", "winner": "tie"}', "the same model 'm1'"),
+        ('{"model_a": 7, "model_b": "m2", "winner": "tie"}', "model_a must be a string, got int 7"),
+        ('{"model_a": "m1", "model_b": null, "winner": "tie"}', "model_b must be a string, got NoneType"),
+        ('{"model_a": " ", "model_b": "m2", "winner": "tie"}', "model_a is empty"),
+        (
+            '{"model_a": "m1", "model_b": "m2", "winner": "tie", "tstamp": "noon"}',
+            "tstamp must be a finite number",
+        ),
+        (
+            '{"model_a": "m1", "model_b": "m2", "winner": "tie", "tstamp": true}',
+            "tstamp must be a finite number",
+        ),
+        (
+            '{"model_a": "m1", "model_b": "m2", "winner": "tie", "tstamp": NaN}',
+            "tstamp must be a finite number",
+        ),
+    ],
+)
+def test_each_bad_jsonl_line_is_reported_with_its_line_number(line: str, reason: str) -> None:
+    text = jsonl(battle(), "", battle("m2", "m3"), line, battle())
+    with pytest.raises(BattleFileError) as info:
+        parse_battles(text, source="votes.jsonl")
+    err = info.value
+    assert err.line == 4 and err.index is None  # the blank line 2 still counts
+    assert reason in err.reason
+    assert str(err).startswith("votes.jsonl, line 4: ")
+
+
+def test_json_list_errors_name_the_item_index() -> None:
+    records = [battle(), battle(), battle("x", "x")]
+    with pytest.raises(BattleFileError) as info:
+        parse_battles(json.dumps(records))
+    assert info.value.index == 2 and info.value.line is None and "same model" in str(info.value)
+    # A syntax error in a JSON list has no item yet: its line is reported.
+    with pytest.raises(BattleFileError) as info:
+        parse_battles('[\n {"model_a": "a", "model_b": "b", "winner": "tie"},\n {"model_a": }\n]')
+    assert info.value.line == 3 and "invalid JSON" in info.value.reason
+    # A file that is neither a list nor JSON Lines (a pretty-printed object) fails on line 1.
+    with pytest.raises(BattleFileError) as info:
+        parse_battles('{\n  "battles": []\n}\n')
+    assert info.value.line == 1 and "invalid JSON" in info.value.reason
+
+
+def test_mixed_tstamp_presence_is_an_error() -> None:
+    text = jsonl(battle(tstamp=1), battle(tstamp=2), battle(), battle(tstamp=3))
+    with pytest.raises(BattleFileError, match="missing tstamp") as info:
+        parse_battles(text)
+    assert info.value.line == 3
+
+
+def test_nothing_is_returned_when_the_last_line_is_bad() -> None:
+    text = jsonl(*[battle(tstamp=k) for k in range(100)], battle(winner="model_c", tstamp=100))
+    with pytest.raises(BattleFileError) as info:
+        parse_battles(text)
+    assert info.value.line == 101
+
+
+def test_read_battles_plain_and_gzip(tmp_path: Path) -> None:
+    records = [battle(tstamp=2), battle("m3", "m1", "tie", tstamp=1)]
+    plain = tmp_path / "battles.json"
+    plain.write_text(json.dumps(records))
+    packed = tmp_path / "battles.jsonl.gz"
+    packed.write_bytes(gzip.compress(jsonl(*records).encode()))
+    expected = [records[1], records[0]]
+    assert read_battles(plain) == expected and read_battles(packed) == expected
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(jsonl(battle()).encode() + b'{"model_a": "\xff"}\n')
+    with pytest.raises(BattleFileError, match="UTF-8") as info:
+        read_battles(bad)
+    assert info.value.line == 2 and str(bad) in str(info.value)
+
+
+def test_battles_feed_pair_counts() -> None:
+    battles = parse_battles(jsonl(battle(tstamp=1), battle("m2", "m1", "model_b", tstamp=2)))
+    counts = ratings.PairCounts.from_battles((b["model_a"], b["model_b"], b["winner"]) for b in battles)
+    assert counts.counts.tolist() == [[2, 0, 0, 0]]
+    assert WINNERS == ratings.WINNERS
