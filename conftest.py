@@ -89,3 +89,97 @@ def chromium_path() -> str:
     if not path:
         missing_part("Debian's chromium is not installed (make browser)")
     return path
+
+
+@pytest.fixture
+def asgi_server(transactional_db):
+    """The real ASGI app (HTTP + WebSockets) served by daphne from a subprocess, on the test database."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": _database_url_for_subprocess()}
+    log_path = REPO / "var" / "logs" / "test-daphne.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/healthz", timeout=1.0)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail(f"daphne did not start; see {log_path}")
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_db_sessions(django_db_setup, django_db_blocker):
+    """Channels runs ORM calls in worker threads whose connections outlive the tests; end them
+    before pytest-django drops the test database, or PostgreSQL refuses ("being accessed by other users")."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+def _database_url_for_subprocess() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db):
+    """A real Celery worker (solo pool) consuming the default and training queues, on the test database.
+
+    Yields a function that starts it and returns the Popen, so a test can kill it.
+    """
+    import subprocess
+    import sys
+
+    started: list[subprocess.Popen] = []
+    log_path = REPO / "var" / "logs" / "test-celery.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def start() -> subprocess.Popen:
+        env = {**os.environ, "DATABASE_URL": _database_url_for_subprocess()}
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-Q", "training,default",
+                 "--without-heartbeat", "--without-mingle", "--without-gossip", "-n", f"test{len(started)}@%h",
+                 "--loglevel", "INFO"],
+                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()

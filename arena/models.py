@@ -32,7 +32,10 @@ class Battle(models.Model):
     # OpenAI messages format, one list per side; both hold the same user turns.
     conversation_a = models.JSONField(default=list)
     conversation_b = models.JSONField(default=list)
-    language = models.CharField(max_length=16, blank=True)
+    # Category facts, kept as columns so the leaderboard can aggregate them in SQL.
+    language = models.CharField(max_length=16, blank=True, db_index=True)
+    turn_total = models.PositiveSmallIntegerField(default=0, help_text="Turns so far (user prompts)")
+    prompt_tokens = models.PositiveIntegerField(default=0, help_text="Approximate tokens of the longest user prompt")
     # Who rated, without saying who: the session's anonymous id and a salted hash of the IP.
     rater_id = models.CharField(max_length=64, db_index=True)
     ip_hash = models.CharField(max_length=64, blank=True)
@@ -123,6 +126,8 @@ class Vote(models.Model):
     identity_leak = models.BooleanField(default=False)
     identity_words = models.JSONField(default=list, blank=True)
     side_error = models.BooleanField(default=False)
+    # Style counts of each side's answers, {"a": {"tokens", "headers", "lists", "bold"}, "b": {...}}, for style control.
+    style = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     objects = VoteQuerySet.as_manager()

@@ -59,3 +59,37 @@ def battle_public_state(battle: Battle) -> dict:
         state.update(battle_reveal(battle))
         state["winner"] = battle.vote.winner
     return state
+
+
+def preference_pairs() -> list[dict]:
+    """Decisive counted votes as TRL preference rows (the one selector training reads arena data through).
+
+    prompt = the winner's conversation up to its last user turn; chosen = the
+    winner's last answer, rejected = the loser's. Ties, both-bad, identity leaks,
+    errored sides and named battles are excluded. In multi-turn battles the two
+    sides' earlier answers differ; the winner's history is used as the prompt.
+    """
+    from arena.models import Vote
+
+    rows = []
+    votes = (
+        Vote.objects.counted()
+        .filter(winner__in=[Vote.Winner.MODEL_A, Vote.Winner.MODEL_B])
+        .select_related("battle")
+        .order_by("created_at")
+    )
+    for vote in votes.iterator():
+        battle = vote.battle
+        winner, loser = ("a", "b") if vote.winner == Vote.Winner.MODEL_A else ("b", "a")
+        won, lost = battle.conversation(winner), battle.conversation(loser)
+        if len(won) < 2 or won[-1]["role"] != "assistant" or lost[-1]["role"] != "assistant":
+            continue
+        chosen, rejected = won[-1]["content"].strip(), lost[-1]["content"].strip()
+        if not chosen or not rejected or chosen == rejected:
+            continue
+        rows.append({
+            "prompt": won[:-1],
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+        })
+    return rows

@@ -20,6 +20,7 @@ from django.utils import timezone
 from arena.identity import find_identity_words
 from arena.models import Battle, Response, Turn, Vote
 from arena.pairing import PairingError, sample_pair
+from arena.style import approx_tokens, style_counts
 from serving.models import ServedModel
 from serving.streaming import ModelTarget
 
@@ -110,7 +111,9 @@ def battle_turn_begin(*, battle_id, rater_id: str, text) -> TurnPlan:
     battle.conversation_b = [*battle.conversation_b, user_message]
     if turn_index == 0:
         battle.language = _detect_language(text)
-    battle.save(update_fields=["conversation_a", "conversation_b", "language", "updated_at"])
+    battle.turn_total = turn_index + 1
+    battle.prompt_tokens = max(battle.prompt_tokens, approx_tokens(text))
+    battle.save(update_fields=["conversation_a", "conversation_b", "language", "turn_total", "prompt_tokens", "updated_at"])
     targets = {side: ModelTarget.of(battle.model(side)) for side in ("a", "b")}
     response_ids = {
         side: Response.objects.create(
@@ -185,7 +188,7 @@ def battle_vote(*, battle_id, rater_id: str, winner, ip_hash: str = "") -> Vote:
             leaks = find_identity_words(answers, settings.ARENA_IDENTITY_WORDS)
             vote = Vote.objects.create(
                 battle=battle, winner=winner, rater_id=rater_id, ip_hash=ip_hash,
-                identity_leak=bool(leaks), identity_words=leaks,
+                identity_leak=bool(leaks), identity_words=leaks, style=_style_of(responses),
                 side_error=any(r.state == Response.State.ERROR for r in responses),
             )
             battle.status = Battle.Status.VOTED
@@ -199,6 +202,18 @@ def battle_vote(*, battle_id, rater_id: str, winner, ip_hash: str = "") -> Vote:
         raise ArenaError("already_voted", "This battle already has a vote.") from None
     vote.battle = battle
     return vote
+
+
+def _style_of(responses: list[Response]) -> dict:
+    """Style counts per side over all its answers; real token counts where the engine reported them."""
+    style = {}
+    for side in ("a", "b"):
+        mine = [r for r in responses if r.side == side]
+        text = "\n\n".join(r.content for r in mine)
+        tokens = sum(r.completion_tokens for r in mine) if all(r.completion_tokens for r in mine) else None
+        counts = style_counts(text, tokens=tokens)
+        style[side] = {"tokens": counts.tokens, "headers": counts.headers, "lists": counts.lists, "bold": counts.bold}
+    return style
 
 
 def _after_vote() -> None:

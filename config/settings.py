@@ -155,6 +155,8 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker) share the file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # A file, not memory, so browser tests can serve the test database from a second process.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -210,7 +212,7 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "training"}}
+CELERY_TASK_ROUTES = {"training.tasks.job_run": {"queue": "training"}}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Arena ---
@@ -230,8 +232,7 @@ ARENA_IDENTITY_WORDS = env_list(
         "baichuan", "smollm", "hugging face", "huggingface", "cohere", "command-r", "phi", "microsoft",
     ],
 )
-_default_prompts = BASE_DIR.parent / "shared" / "data" / "arena_prompts"
-ARENA_PROMPTS_DIR = Path(env_str("ARENA_PROMPTS_DIR", str(_default_prompts)))
+ARENA_PROMPTS_DIR = Path(env_str("ARENA_PROMPTS_DIR", str(BASE_DIR.parent / "shared" / "data" / "arena_prompts")))
 # Chatbot Arena boosts a new model's sampling weight so it collects votes quickly.
 ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 5.0, minimum=1.0)
 ARENA_NEW_MODEL_BOOST_VOTES = env_int("ARENA_NEW_MODEL_BOOST_VOTES", 50, minimum=0)
@@ -260,9 +261,18 @@ SERVING_HEALTH_TIMEOUT_S = env_float("ARENA_HEALTH_TIMEOUT_S", 3.0, minimum=0.1)
 # --- Training ---
 TRAINING_JOBS_DIR = Path(env_str("ARENA_TRAINING_DIR", str(DATA_DIR / "training")))
 TRAINING_STARTER_JOBS = env_bool("ARENA_STARTER_JOBS", default=True)
+# "" lets the recipe pick (CUDA when available, else CPU); "cpu" or "cuda" forces it.
+TRAINING_DEVICE = env_str("ARENA_TRAINING_DEVICE", "")
+if TRAINING_DEVICE not in {"", "cpu", "cuda"}:
+    raise ImproperlyConfigured(f"ARENA_TRAINING_DEVICE must be cpu, cuda or empty, got {TRAINING_DEVICE!r}")
+TRAINING_HEARTBEAT_TIMEOUT_S = env_int("ARENA_TRAINING_HEARTBEAT_TIMEOUT_S", 120, minimum=5)
+TRAINING_CANCEL_GRACE_S = env_int("ARENA_TRAINING_CANCEL_GRACE_S", 120, minimum=1)
+TRAINING_HUB_TIMEOUT_S = env_int("ARENA_TRAINING_HUB_TIMEOUT_S", 600, minimum=5)
+SHARED_DATA_DIR = Path(env_str("ARENA_SHARED_DATA_DIR", str(BASE_DIR.parent / "shared" / "data")))
 
 CELERY_BEAT_SCHEDULE = {
     "endpoints-check-health": {"task": "serving.tasks.endpoints_check_health", "schedule": 30.0},
+    "jobs-reap-stale": {"task": "training.tasks.jobs_reap_stale", "schedule": 60.0},
 }
 
 LOGGING = {
@@ -271,5 +281,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "stream": sys.stderr, "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("ARENA_LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
 }

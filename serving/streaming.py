@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -9,15 +11,17 @@ import openai
 
 from serving.models import ServedModel
 
-_clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
+# Per event loop, since a client's connection pool belongs to the loop that opened it.
+_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def client_for(base_url: str, api_key: str) -> openai.AsyncOpenAI:
-    """One client per endpoint and process, so connections are pooled across battles."""
+    """One client per endpoint and event loop, so connections are pooled across battles."""
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
     key = (base_url, api_key)
-    if key not in _clients:
-        _clients[key] = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=120.0)
-    return _clients[key]
+    if key not in per_loop:
+        per_loop[key] = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=120.0)
+    return per_loop[key]
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def make_finished_battle(*, rater_id: str = "rater-1", answers=("Answer A", "Ans
     model_a = model_a or make_model()
     model_b = model_b or make_model()
     battle = Battle.objects.create(
-        model_a=model_a, model_b=model_b, rater_id=rater_id,
+        model_a=model_a, model_b=model_b, rater_id=rater_id, turn_total=1, prompt_tokens=len(prompt.split()),
         conversation_a=[{"role": "user", "content": prompt}, {"role": "assistant", "content": answers[0]}],
         conversation_b=[{"role": "user", "content": prompt}, {"role": "assistant", "content": answers[1]}],
     )

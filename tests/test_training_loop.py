@@ -1,0 +1,161 @@
+"""The closed loop, for real: a Celery worker runs TRL on SmolLM2, vLLM hot-loads the adapter,
+and the new model battles. Also cancel, a crashing recipe, a killed worker and a refused adapter."""
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from arena.models import Vote
+from config.asgi import application
+from serving.errors import EngineError
+from serving.models import Endpoint, ServedModel
+from tests.factories import make_finished_battle
+from training import services
+from training.models import Checkpoint, Job
+
+pytestmark = [pytest.mark.vllm, pytest.mark.training, pytest.mark.celery]
+
+
+@pytest.fixture
+def base_model(transactional_db, vllm_url, settings, tmp_path):
+    from serving.local_models import LOCAL_MODELS
+
+    spec = LOCAL_MODELS["smollm2"].engine_spec()
+    if not Path(settings.ENGINE_PYTHON).exists():
+        pytest.skip("engine environment missing")
+    endpoint = Endpoint.objects.create(name="test-local", base_url=f"{vllm_url}/v1", healthy=True,
+                                       model_dir=spec.model_dir)
+    return ServedModel.objects.create(public_name="smollm2-135m-instruct", endpoint=endpoint,
+                                      engine_model_id="smollm2-135m-instruct", organization="Hugging Face",
+                                      license="Apache-2.0", generation={"temperature": 0.0, "max_tokens": 8})
+
+
+def wait_for(job: Job, statuses: set[str], timeout: float = 600, condition=None) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status in statuses and (condition is None or condition(job)):
+            return job
+        if job.is_finished() and job.status not in statuses:
+            pytest.fail(f"job ended {job.status}: {job.error}\n{job.log_tail}")
+        time.sleep(1.0)
+    pytest.fail(f"job {job.pk} still {job.status} at step {job.step} after {timeout} s\n{job.log_tail}")
+
+
+SMOKE = ["max_steps=2", "max_length=128", "per_device_train_batch_size=2", "max_train_rows=8"]
+
+
+def test_an_sft_job_trains_is_served_and_battles(base_model, celery_worker_process, vllm_url, settings):
+    celery_worker_process()
+    dataset = services.dataset_from_builtin("oasst-en-messages")
+    job = services.job_launch(base_model=base_model, method="sft", dataset=dataset, preset_name="cpu-smoke",
+                              overrides=SMOKE)
+    job = wait_for(job, {"succeeded"})
+    assert job.total_steps == 2 and job.step == 2
+    assert [m["step"] for m in job.metrics] == [1, 2] and all("loss" in m for m in job.metrics)
+    checkpoint = Checkpoint.objects.get(job=job)
+    assert (Path(checkpoint.adapter_path) / "adapter_config.json").exists()
+    contestant = checkpoint.served_model
+    assert contestant.public_name == f"smollm2-135m-instruct-sft-j{job.pk}"
+    assert contestant.kind == "lora" and contestant.active and contestant.boost_votes_left > 0
+    assert contestant.effective_weight() > base_model.effective_weight()
+    served = {m["id"] for m in httpx.get(f"{vllm_url}/v1/models").json()["data"]}
+    assert contestant.engine_model_id in served
+
+    # Only two contestants are battle-ready, so the next battle pits the new model against its base.
+    async def battle() -> dict:
+        communicator = WebsocketCommunicator(application, "/ws/arena/")
+        assert (await communicator.connect())[0]
+        await communicator.send_json_to({"type": "new_battle"})
+        battle = await communicator.receive_json_from(timeout=30)
+        await communicator.send_json_to({"type": "prompt", "battle_id": battle["battle_id"], "text": "Hello!"})
+        done = []
+        while len(done) < 2:
+            frame = await communicator.receive_json_from(timeout=120)
+            if frame["type"] == "side_done":
+                done.append(frame)
+        await communicator.send_json_to({"type": "vote", "battle_id": battle["battle_id"], "winner": "model_a"})
+        while (frame := await communicator.receive_json_from(timeout=30))["type"] != "revealed":
+            pass
+        await communicator.disconnect()
+        return {"done": done, "revealed": frame}
+
+    from asgiref.sync import async_to_sync
+
+    result = async_to_sync(battle)()
+    assert {f["state"] for f in result["done"]} == {"done"}
+    names = {result["revealed"]["model_a"]["name"], result["revealed"]["model_b"]["name"]}
+    assert names == {contestant.public_name, base_model.public_name}
+
+
+def test_a_dpo_job_trains_on_the_arenas_own_votes(base_model, celery_worker_process, settings):
+    other = ServedModel.objects.create(public_name="rival", endpoint=base_model.endpoint, engine_model_id="rival")
+    for index in range(4):
+        battle = make_finished_battle(model_a=base_model, model_b=other, prompt=f"Question {index}?",
+                                      answers=(f"A careful answer {index}.", f"meh {index}"))
+        Vote.objects.create(battle=battle, winner="model_a", rater_id="r")
+    dataset = services.dataset_from_arena_votes(name="arena-votes")
+    assert dataset.row_count == 4
+    celery_worker_process()
+    job = services.job_launch(base_model=base_model, method="dpo", dataset=dataset, preset_name="cpu-smoke",
+                              overrides=SMOKE)
+    job = wait_for(job, {"succeeded"})
+    assert any("rewards/margins" in m for m in job.metrics)
+    assert job.checkpoint.served_model.public_name.endswith(f"-dpo-j{job.pk}")
+
+
+def test_cancel_stops_a_running_job_cleanly(base_model, celery_worker_process):
+    celery_worker_process()
+    dataset = services.dataset_from_builtin("oasst-en-messages")
+    job = services.job_launch(base_model=base_model, method="sft", dataset=dataset, preset_name="cpu-smoke",
+                              overrides=["max_steps=200", "max_length=128", "per_device_train_batch_size=1"])
+    wait_for(job, {"running"}, condition=lambda j: j.step >= 1)
+    services.job_cancel(job)
+    job = wait_for(job, {"cancelled"})
+    assert not Checkpoint.objects.filter(job=job).exists()
+    assert not ServedModel.objects.filter(kind="lora").exists()
+
+
+def test_a_crashing_recipe_marks_the_job_failed_with_the_error(base_model, celery_worker_process):
+    Endpoint.objects.filter(pk=base_model.endpoint_id).update(model_dir="/nonexistent/model")
+    base_model.refresh_from_db()
+    celery_worker_process()
+    dataset = services.dataset_from_builtin("oasst-en-messages")
+    job = services.job_launch(base_model=base_model, method="sft", dataset=dataset, preset_name="cpu-smoke")
+    job = wait_for(job, {"failed"}, timeout=300)
+    assert "/nonexistent/model" in job.error
+    assert not ServedModel.objects.filter(kind="lora").exists()
+
+
+def test_a_killed_worker_leaves_the_job_failed_not_running(base_model, celery_worker_process, settings):
+    worker = celery_worker_process()
+    dataset = services.dataset_from_builtin("oasst-en-messages")
+    job = services.job_launch(base_model=base_model, method="sft", dataset=dataset, preset_name="cpu-smoke",
+                              overrides=["max_steps=200", "max_length=128", "per_device_train_batch_size=1"])
+    wait_for(job, {"running"}, condition=lambda j: j.step >= 1)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)
+    settings.TRAINING_HEARTBEAT_TIMEOUT_S = 3
+    time.sleep(4)
+    assert services.jobs_reap_stale() == [job.pk]
+    job.refresh_from_db()
+    assert job.status == "failed" and "stopped at step" in job.error
+    # The recipe subprocess died with its worker (PR_SET_PDEATHSIG): nothing trains on unseen.
+    time.sleep(3)
+    events = (job.directory() / "progress.jsonl").read_text().splitlines()
+    assert json.loads(events[-1])["event"] in {"cancelled", "error", "log"}
+
+
+def test_an_adapter_vllm_refuses_creates_no_contestant(base_model, tmp_path):
+    job = Job.objects.create(base_model=base_model, method="sft", dataset=services.dataset_from_builtin(
+        "oasst-en-messages"), config={}, status="running")
+    bogus = tmp_path / "not-an-adapter"
+    bogus.mkdir()
+    with pytest.raises(EngineError):
+        services.job_register_checkpoint(job, {"adapter_dir": str(bogus), "metrics": {}})
+    assert not ServedModel.objects.filter(kind="lora").exists()

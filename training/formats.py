@@ -1,0 +1,639 @@
+"""Training dataset formats: raw rows -> normalised records, with validation.
+
+Standard library only: the web app (no torch) validates uploads with this module and
+the engine-side runner re-reads the normalised JSONL with it.
+
+Input formats (``FORMATS`` maps each to its *kind*):
+
+``messages`` (sft)
+    ``{"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}``, the
+    UltraChat-200k / Zephyr SFT format. Extra keys (``id``, ``prompt``, ...) are ignored.
+    An optional system message comes first, then user/assistant turns alternate starting
+    with a user turn. A conversation that ends on a user turn (UltraChat ``test_gen`` rows
+    do) has that one trailing user turn dropped by default (``trailing_user="drop"``; the
+    count is reported in ``ParseResult.notes``) because it has no reply to learn from;
+    ``trailing_user="error"`` rejects such rows instead.
+``prompt-completion`` (sft)
+    ``{"prompt": str | messages, "completion": str | messages}``. A string prompt is one
+    user turn, a string completion one assistant turn. The prompt must end on a user turn
+    and the completion start with an assistant turn.
+``alpaca`` (sft)
+    ``{"instruction": str, "input": str?, "output": str, "history": [[user, assistant], ...]?,
+    "system": str?}`` (LIMA as shipped by LLaMA-Factory). The user turn is the instruction,
+    followed by a blank line and the input when the input is not empty.
+``hh-rlhf`` (preference)
+    ``{"chosen": "\\n\\nHuman: ...\\n\\nAssistant: ...", "rejected": ...}`` (Anthropic HH-RLHF).
+    Turns are split on ``"\\n\\nHuman:"`` / ``"\\n\\nAssistant:"``; text is stripped.
+    Empty turns before the final one are dropped (one real row has an empty Assistant turn
+    mid-conversation), then consecutive turns by the same speaker (the collection UI let the
+    assistant send two messages in a row; 25 of the 4,666 rows in the shipped test files
+    have this) are merged with a blank line. The two strings must hold the same turns before their final
+    Assistant turn; that shared part is the prompt and the two final turns are the replies.
+    An empty final reply is kept (it is a real data point: in harmless-base an empty
+    answer is sometimes the preferred one) and counted in the notes.
+``preference`` (preference)
+    ``{"prompt": str | messages, "chosen": str | messages, "rejected": str | messages}``
+    (TRL's explicit-prompt format). ``chosen``/``rejected`` may repeat the prompt messages
+    first (UltraFeedback-binarized style); that copy is removed. Without ``prompt`` both
+    replies must be message lists and their shared leading messages are the prompt
+    (TRL's implicit-prompt format). After that each reply is exactly one assistant message.
+
+Normalised records (what ``ParseResult.rows`` holds and the runner trains on):
+
+* sft: ``{"messages": [...]}`` -- optional system, alternating user/assistant, ends with
+  an assistant turn.
+* preference: ``{"prompt": [... ends with a user turn], "chosen": [{"role": "assistant",
+  "content": ...}], "rejected": [{"role": "assistant", "content": ...}]}`` (TRL's
+  conversational preference format). Reply content may be empty, nothing else may.
+
+Normalised records are valid input for the ``messages`` and ``preference`` formats, so
+re-parsing stored files is a no-op check.
+
+Reading: bytes, a path, or a binary file object. gzip is detected by its magic bytes
+(whatever the file name). The text must be UTF-8 (a BOM is tolerated). A document whose
+first non-blank character is ``[`` is read as one JSON array of rows; anything else is
+JSON Lines (blank lines skipped). ``RowError.line`` is the 1-based line of the row in the
+(decompressed) text -- for a JSON array, the line where the element starts -- and 0 for
+problems with the file as a whole.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SFT = "sft"
+PREFERENCE = "preference"
+
+#: format name -> kind
+FORMATS: dict[str, str] = {
+    "messages": SFT,
+    "prompt-completion": SFT,
+    "alpaca": SFT,
+    "hh-rlhf": PREFERENCE,
+    "preference": PREFERENCE,
+}
+#: the format a normalised file of each kind is re-read with
+NORMALISED_FORMAT: dict[str, str] = {SFT: "messages", PREFERENCE: "preference"}
+
+ROLES = ("system", "user", "assistant")
+MAX_REPORTED_ERRORS = 50
+GZIP_MAGIC = b"\x1f\x8b"
+TRAILING_USER_POLICIES = ("drop", "error")
+
+_HH_TAG = re.compile(r"\n\n(Human|Assistant):")
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+class UnknownFormatError(ValueError):
+    """The format name is not one of ``FORMATS``."""
+
+
+class RowInvalid(ValueError):
+    """One row cannot be normalised; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # 1-based line in the decompressed text; 0 = the file as a whole
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}" if self.line else self.reason
+
+
+@dataclass
+class ParseResult:
+    fmt: str
+    kind: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)  # at most ``max_errors`` of them
+    error_count: int = 0  # all errors, including those not listed
+    notes: list[str] = field(default_factory=list)  # non-fatal normalisations, for display
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    @property
+    def errors_truncated(self) -> bool:
+        return self.error_count > len(self.errors)
+
+    def error_lines(self) -> list[str]:
+        """Human-readable error list, ending with "... and N more" when capped."""
+        out = [str(e) for e in self.errors]
+        if self.errors_truncated:
+            out.append(f"... and {self.error_count - len(self.errors)} more errors")
+        return out
+
+
+def kind_of(fmt: str) -> str:
+    try:
+        return FORMATS[fmt]
+    except KeyError:
+        raise UnknownFormatError(
+            f"unknown dataset format {fmt!r}; expected one of {', '.join(FORMATS)}"
+        ) from None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _FileProblem(Exception):
+    def __init__(self, line: int, reason: str):
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+def _read_source(source: bytes | bytearray | memoryview | str | os.PathLike | Any) -> bytes:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source)
+    if isinstance(source, str | os.PathLike):
+        return Path(source).read_bytes()
+    if hasattr(source, "read"):
+        data = source.read()
+        if isinstance(data, str):
+            raise TypeError("file objects must be opened in binary mode")
+        return data
+    raise TypeError(f"expected bytes, a path or a binary file object, got {type(source).__name__}")
+
+
+def _decompress(data: bytes, max_bytes: int | None) -> bytes:
+    if not data.startswith(GZIP_MAGIC):
+        if max_bytes is not None and len(data) > max_bytes:
+            raise _FileProblem(0, f"the file is larger than {max_bytes} bytes")
+        return data
+    out = io.BytesIO()
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+            while chunk := gz.read(1 << 20):
+                out.write(chunk)
+                if max_bytes is not None and out.tell() > max_bytes:
+                    raise _FileProblem(0, f"the file is larger than {max_bytes} bytes when decompressed")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _FileProblem(0, f"the file starts like gzip but cannot be decompressed ({exc})") from None
+    return out.getvalue()
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _FileProblem(0, "the file is UTF-16 text; save it as UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise _FileProblem(
+            line, f"the file is not valid UTF-8 text (byte 0x{data[exc.start]:02x} at line {line})"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def _iter_jsonl(text: str) -> Iterator[tuple[int, Any]]:
+    # split on "\n" only: str.splitlines() would also split on U+2028 etc., which JSON
+    # allows unescaped inside strings.
+    for lineno, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield lineno, RowInvalid(f"invalid JSON: {exc.msg} (column {exc.colno})")
+        except RecursionError:
+            yield lineno, RowInvalid("invalid JSON: nested too deeply")
+
+
+def _iter_json_array(text: str, start: int) -> Iterator[tuple[int, Any]]:
+    decoder = json.JSONDecoder()
+    pos, line = 0, 1
+
+    def line_at(i: int) -> int:
+        nonlocal pos, line
+        line += text.count("\n", pos, i)
+        pos = i
+        return line
+
+    i = _WS.match(text, start + 1).end()
+    if text.startswith("]", i):
+        i = _WS.match(text, i + 1).end()
+        if i != len(text):
+            raise _FileProblem(line_at(i), "unexpected text after the JSON array")
+        return
+    while True:
+        row_line = line_at(i)
+        try:
+            obj, end = decoder.raw_decode(text, i)
+        except json.JSONDecodeError as exc:
+            raise _FileProblem(exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise _FileProblem(row_line, "invalid JSON: nested too deeply") from None
+        yield row_line, obj
+        i = _WS.match(text, end).end()
+        if text.startswith(",", i):
+            i = _WS.match(text, i + 1).end()
+            continue
+        if text.startswith("]", i):
+            i = _WS.match(text, i + 1).end()
+            if i != len(text):
+                raise _FileProblem(line_at(i), "unexpected text after the JSON array")
+            return
+        raise _FileProblem(line_at(i), "invalid JSON: expected ',' or ']' after an array element")
+
+
+def iter_raw_rows(source: Any, *, max_bytes: int | None = None) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line, decoded JSON value or RowInvalid)``; raises ``_FileProblem``."""
+    text = _decode(_decompress(_read_source(source), max_bytes))
+    start = _WS.match(text).end()
+    if text.startswith("[", start):
+        yield from _iter_json_array(text, start)
+    else:
+        yield from _iter_jsonl(text)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _type_name(value: Any) -> str:
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _require(row: dict, key: str) -> Any:
+    if key not in row:
+        raise RowInvalid(f"missing field {key!r}")
+    return row[key]
+
+
+def _messages(value: Any, what: str, *, allow_empty_content: bool = False) -> list[dict[str, str]]:
+    """Validate a list of chat messages; returns clean ``{"role", "content"}`` dicts."""
+    if not isinstance(value, list):
+        raise RowInvalid(f"{what} must be a list of messages, got {_type_name(value)}")
+    if not value:
+        raise RowInvalid(f"{what} is an empty list")
+    out = []
+    for i, msg in enumerate(value):
+        where = f"{what}[{i}]"
+        if not isinstance(msg, dict):
+            raise RowInvalid(f"{where} must be an object with 'role' and 'content', got {_type_name(msg)}")
+        if "role" not in msg:
+            raise RowInvalid(f"{where} has no 'role'")
+        role = msg["role"]
+        if not isinstance(role, str) or role not in ROLES:
+            raise RowInvalid(f"{where} has unknown role {role!r} (expected system, user or assistant)")
+        if "content" not in msg:
+            raise RowInvalid(f"{where} has no 'content'")
+        content = msg["content"]
+        if not isinstance(content, str):
+            raise RowInvalid(f"{where} ({role}) content must be a string, got {_type_name(content)}")
+        if not content.strip() and not allow_empty_content:
+            raise RowInvalid(f"{where} ({role}) has empty content")
+        out.append({"role": role, "content": content})
+    return out
+
+
+def _check_order(msgs: list[dict[str, str]], what: str, *, first_role: str = "user") -> None:
+    """Optional leading system message, then alternating turns starting with ``first_role``."""
+    expected = first_role
+    for i, msg in enumerate(msgs):
+        role = msg["role"]
+        if role == "system":
+            if i != 0:
+                raise RowInvalid(f"{what}[{i}] is a system message; only the first message may be one")
+            continue
+        if role != expected:
+            if i > 0 and msgs[i - 1]["role"] == role:
+                raise RowInvalid(f"{what}[{i - 1}] and {what}[{i}] are consecutive {role} turns")
+            raise RowInvalid(f"{what}[{i}] is a {role} turn where a {expected} turn is expected")
+        expected = "assistant" if role == "user" else "user"
+
+
+def _prompt(value: Any, what: str = "prompt") -> list[dict[str, str]]:
+    if isinstance(value, str):
+        if not value.strip():
+            raise RowInvalid(f"{what} is empty")
+        return [{"role": "user", "content": value}]
+    msgs = _messages(value, what)
+    _check_order(msgs, what)
+    if msgs[-1]["role"] != "user":
+        raise RowInvalid(f"{what} must end with a user turn, but ends with a {msgs[-1]['role']} turn")
+    return msgs
+
+
+# --------------------------------------------------------------------------- per format
+
+
+class _Normaliser:
+    def __init__(self, fmt: str, trailing_user: str):
+        if trailing_user not in TRAILING_USER_POLICIES:
+            raise ValueError(f"trailing_user must be one of {TRAILING_USER_POLICIES}, got {trailing_user!r}")
+        self.fmt = fmt
+        self.kind = kind_of(fmt)
+        self.trailing_user = trailing_user
+        self.counts: Counter[str] = Counter()
+        self._fn = {
+            "messages": self._messages_row,
+            "prompt-completion": self._prompt_completion_row,
+            "alpaca": self._alpaca_row,
+            "hh-rlhf": self._hh_row,
+            "preference": self._preference_row,
+        }[fmt]
+
+    def __call__(self, row: Any) -> dict[str, Any]:
+        if not isinstance(row, dict):
+            raise RowInvalid(f"row must be a JSON object, got {_type_name(row)}")
+        return self._fn(row)
+
+    # sft ----------------------------------------------------------------
+
+    def _messages_row(self, row: dict) -> dict[str, Any]:
+        msgs = _messages(_require(row, "messages"), "messages")
+        _check_order(msgs, "messages")
+        if not any(m["role"] == "user" for m in msgs):
+            raise RowInvalid("messages has no user turn")
+        if not any(m["role"] == "assistant" for m in msgs):
+            raise RowInvalid("messages has no assistant turn to learn from")
+        if msgs[-1]["role"] == "user":
+            if self.trailing_user == "error":
+                raise RowInvalid(
+                    "messages ends with a user turn; an SFT conversation must end with an assistant turn"
+                )
+            msgs = msgs[:-1]
+            self.counts["dropped_trailing_user"] += 1
+        return {"messages": msgs}
+
+    def _prompt_completion_row(self, row: dict) -> dict[str, Any]:
+        prompt = _prompt(_require(row, "prompt"))
+        completion = _require(row, "completion")
+        if isinstance(completion, str):
+            if not completion.strip():
+                raise RowInvalid("completion is empty")
+            completion = [{"role": "assistant", "content": completion}]
+        else:
+            completion = _messages(completion, "completion")
+            if completion[0]["role"] != "assistant":
+                raise RowInvalid(
+                    f"completion must start with an assistant turn, not a {completion[0]['role']} turn"
+                )
+            _check_order(completion, "completion", first_role="assistant")
+            if completion[-1]["role"] != "assistant":
+                raise RowInvalid("completion must end with an assistant turn")
+        return {"messages": prompt + completion}
+
+    def _alpaca_row(self, row: dict) -> dict[str, Any]:
+        instruction = _require(row, "instruction")
+        if not isinstance(instruction, str):
+            raise RowInvalid(f"instruction must be a string, got {_type_name(instruction)}")
+        inp = row.get("input") or ""
+        if not isinstance(inp, str):
+            raise RowInvalid(f"input must be a string, got {_type_name(inp)}")
+        output = _require(row, "output")
+        if not isinstance(output, str):
+            raise RowInvalid(f"output must be a string, got {_type_name(output)}")
+        user = "\n\n".join(part for part in (instruction, inp) if part.strip())
+        if not user.strip():
+            raise RowInvalid("instruction and input are both empty")
+        if not output.strip():
+            raise RowInvalid("output is empty")
+        msgs: list[dict[str, str]] = []
+        system = row.get("system") or ""
+        if not isinstance(system, str):
+            raise RowInvalid(f"system must be a string, got {_type_name(system)}")
+        if system.strip():
+            msgs.append({"role": "system", "content": system})
+        history = row.get("history") or []
+        if not isinstance(history, list):
+            raise RowInvalid(f"history must be a list of [user, assistant] pairs, got {_type_name(history)}")
+        for i, pair in enumerate(history):
+            if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(p, str) for p in pair):
+                raise RowInvalid(f"history[{i}] must be a [user, assistant] pair of strings")
+            if not pair[0].strip() or not pair[1].strip():
+                raise RowInvalid(f"history[{i}] has empty text")
+            msgs += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
+        msgs += [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
+        return {"messages": msgs}
+
+    # preference -----------------------------------------------------------
+
+    def _hh_turns(self, text: Any, what: str) -> list[dict[str, str]]:
+        if not isinstance(text, str):
+            raise RowInvalid(f"{what} must be a string, got {_type_name(text)}")
+        parts = _HH_TAG.split(text)
+        if len(parts) == 1:
+            raise RowInvalid(f"{what} has no '\\n\\nHuman:' / '\\n\\nAssistant:' turns")
+        if parts[0].strip():
+            raise RowInvalid(f"{what} has text before its first '\\n\\nHuman:' turn")
+        turns: list[dict[str, str]] = []
+        segments = list(zip(parts[1::2], parts[2::2], strict=True))
+        for i, (speaker, body) in enumerate(segments):
+            role = "user" if speaker == "Human" else "assistant"
+            body = body.strip()
+            if not body and i < len(segments) - 1:
+                self._row_fixes.add("dropped_empty_turns")
+                continue
+            if turns and turns[-1]["role"] == role:
+                self._row_fixes.add("merged_turns")
+                turns[-1]["content"] = "\n\n".join(p for p in (turns[-1]["content"], body) if p)
+            else:
+                turns.append({"role": role, "content": body})
+        if turns[0]["role"] != "user":
+            raise RowInvalid(f"{what} starts with an Assistant turn, not a Human turn")
+        if turns[-1]["role"] != "assistant":
+            raise RowInvalid(f"{what} ends with a Human turn, not an Assistant turn")
+        for i, t in enumerate(turns[:-1]):
+            if not t["content"]:
+                raise RowInvalid(
+                    f"{what} turn {i + 1} ({'Human' if t['role'] == 'user' else 'Assistant'}) is empty"
+                )
+        return turns
+
+    def _hh_row(self, row: dict) -> dict[str, Any]:
+        self._row_fixes: set[str] = set()
+        chosen = self._hh_turns(_require(row, "chosen"), "chosen")
+        rejected = self._hh_turns(_require(row, "rejected"), "rejected")
+        self.counts.update(self._row_fixes)
+        if chosen[:-1] != rejected[:-1]:
+            n = next(
+                (i for i, (a, b) in enumerate(zip(chosen[:-1], rejected[:-1], strict=False)) if a != b),
+                min(len(chosen), len(rejected)) - 1,
+            )
+            raise RowInvalid(
+                "chosen and rejected are different conversations before their final Assistant turn "
+                f"(chosen has {len(chosen)} turns, rejected {len(rejected)}; first difference at turn {n + 1})"
+            )
+        return self._preference_record(chosen[:-1], chosen[-1]["content"], rejected[-1]["content"])
+
+    def _preference_record(self, prompt: list[dict[str, str]], chosen: str, rejected: str) -> dict[str, Any]:
+        if not chosen.strip() and not rejected.strip():
+            raise RowInvalid("chosen and rejected replies are both empty")
+        if not chosen.strip() or not rejected.strip():
+            self.counts["empty_reply"] += 1
+        if chosen == rejected:
+            self.counts["identical_replies"] += 1
+        return {
+            "prompt": prompt,
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+        }
+
+    def _reply(self, value: Any, what: str, prompt: list[dict[str, str]] | None) -> str:
+        if isinstance(value, str):
+            return value
+        msgs = _messages(value, what, allow_empty_content=True)
+        if prompt is not None and len(msgs) > len(prompt) and msgs[: len(prompt)] == prompt:
+            msgs = msgs[len(prompt) :]
+            self.counts["reply_repeats_prompt"] += 1
+        if len(msgs) != 1 or msgs[0]["role"] != "assistant":
+            roles = ", ".join(m["role"] for m in msgs)
+            raise RowInvalid(f"{what} must be a single assistant message (after the prompt), got [{roles}]")
+        return msgs[0]["content"]
+
+    def _preference_row(self, row: dict) -> dict[str, Any]:
+        chosen_raw = _require(row, "chosen")
+        rejected_raw = _require(row, "rejected")
+        if "prompt" in row:
+            prompt = _prompt(row["prompt"])
+            chosen = self._reply(chosen_raw, "chosen", prompt)
+            rejected = self._reply(rejected_raw, "rejected", prompt)
+            return self._preference_record(prompt, chosen, rejected)
+        # implicit prompt: the shared leading messages
+        if not isinstance(chosen_raw, list) or not isinstance(rejected_raw, list):
+            raise RowInvalid("missing field 'prompt' (without it, chosen and rejected must be message lists)")
+        chosen_msgs = _messages(chosen_raw, "chosen", allow_empty_content=True)
+        rejected_msgs = _messages(rejected_raw, "rejected", allow_empty_content=True)
+        if len(chosen_msgs) < 2 or chosen_msgs[:-1] != rejected_msgs[:-1]:
+            raise RowInvalid(
+                "without 'prompt', chosen and rejected must be the same conversation up to their last message"
+            )
+        prompt = _prompt(chosen_raw[:-1], "prompt (the shared messages)")
+        for what, msgs in (("chosen", chosen_msgs), ("rejected", rejected_msgs)):
+            if msgs[-1]["role"] != "assistant":
+                raise RowInvalid(f"{what} must end with an assistant message")
+        return self._preference_record(prompt, chosen_msgs[-1]["content"], rejected_msgs[-1]["content"])
+
+    def notes(self) -> list[str]:
+        c = self.counts
+        out = []
+        if c["dropped_trailing_user"]:
+            out.append(
+                f"dropped the trailing user turn (no reply to learn from) in {c['dropped_trailing_user']} rows"
+            )
+        if c["dropped_empty_turns"]:
+            out.append(f"dropped empty turns before the final reply in {c['dropped_empty_turns']} rows")
+        if c["merged_turns"]:
+            out.append(f"merged consecutive same-speaker turns in {c['merged_turns']} rows")
+        if c["empty_reply"]:
+            out.append(f"{c['empty_reply']} rows have an empty chosen or rejected reply")
+        if c["identical_replies"]:
+            out.append(f"{c['identical_replies']} rows have identical chosen and rejected replies")
+        if c["reply_repeats_prompt"]:
+            out.append(f"removed the repeated prompt from {c['reply_repeats_prompt']} chosen/rejected lists")
+        return out
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def normalise_row(row: Any, fmt: str, *, trailing_user: str = "drop") -> dict[str, Any]:
+    """Normalise one decoded row; raises ``RowInvalid`` with the reason."""
+    return _Normaliser(fmt, trailing_user)(row)
+
+
+def parse_dataset(
+    source: Any,
+    fmt: str,
+    *,
+    max_errors: int = MAX_REPORTED_ERRORS,
+    trailing_user: str = "drop",
+    max_bytes: int | None = None,
+) -> ParseResult:
+    """Read and normalise a whole dataset file.
+
+    ``source``: bytes, a path (``str`` is a path) or a binary file object. Returns every
+    normalised row that passed and every error (the first ``max_errors`` listed, all
+    counted in ``error_count``). The caller must store nothing unless ``result.ok``.
+    """
+    normalise = _Normaliser(fmt, trailing_user)
+    result = ParseResult(fmt=fmt, kind=normalise.kind)
+
+    def add_error(line: int, reason: str) -> None:
+        result.error_count += 1
+        if len(result.errors) < max_errors:
+            result.errors.append(RowError(line, reason))
+
+    seen = 0
+    try:
+        for line, value in iter_raw_rows(source, max_bytes=max_bytes):
+            seen += 1
+            if isinstance(value, RowInvalid):
+                add_error(line, str(value))
+                continue
+            try:
+                result.rows.append(normalise(value))
+            except RowInvalid as exc:
+                add_error(line, str(exc))
+    except _FileProblem as exc:
+        add_error(exc.line, exc.reason)
+    else:
+        if seen == 0:
+            add_error(0, "the file has no rows")
+    result.notes = normalise.notes()
+    return result
+
+
+def sniff_format(row: Any) -> str | None:
+    """Best guess of a decoded row's format from its keys (for upload forms)."""
+    if not isinstance(row, dict):
+        return None
+    keys = set(row)
+    if "chosen" in keys and "rejected" in keys:
+        if "prompt" not in keys and isinstance(row["chosen"], str) and "\n\nHuman:" in row["chosen"]:
+            return "hh-rlhf"
+        return "preference"
+    if "messages" in keys:
+        return "messages"
+    if "prompt" in keys and "completion" in keys:
+        return "prompt-completion"
+    if "instruction" in keys and "output" in keys:
+        return "alpaca"
+    return None
+
+
+def dumps_jsonl(rows: Iterable[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """Write normalised rows as UTF-8 JSON Lines, atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(dumps_jsonl(rows))
+    os.replace(tmp, path)
+    return path
+
+
+def load_normalised(path: str | os.PathLike, kind: str) -> list[dict[str, Any]]:
+    """Re-read a normalised JSONL file; raises ``ValueError`` listing errors if invalid."""
+    if kind not in NORMALISED_FORMAT:
+        raise ValueError(f"kind must be one of {', '.join(NORMALISED_FORMAT)}, got {kind!r}")
+    result = parse_dataset(path, NORMALISED_FORMAT[kind], trailing_user="error")
+    if not result.ok:
+        raise ValueError(f"{path}: invalid {kind} dataset:\n" + "\n".join(result.error_lines()))
+    return result.rows

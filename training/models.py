@@ -1,0 +1,150 @@
+"""Datasets, fine-tuning jobs and the checkpoints they produce."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from serving.models import ServedModel
+
+
+class Dataset(models.Model):
+    """A named, validated set of rows, stored normalised as JSON Lines under DATA_DIR/datasets."""
+
+    class Kind(models.TextChoices):
+        SFT = "sft", "SFT (conversations)"
+        PREFERENCE = "preference", "Preference pairs"
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload", "Uploaded file"
+        PATH = "path", "Path on the server"
+        HUB = "hub", "Hugging Face hub"
+        ARENA = "arena", "Arena votes"
+        BUILTIN = "builtin", "Built-in (shared data)"
+
+    name = models.SlugField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    format = models.CharField(max_length=32, help_text="The format the rows came in")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    source_ref = models.CharField(max_length=500, blank=True, help_text="File name, path or hub id")
+    license = models.CharField(max_length=200, blank=True)
+    commercial_use = models.BooleanField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    row_count = models.PositiveIntegerField(default=0)
+    file = models.CharField(max_length=500, help_text="Normalised JSON Lines")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def path(self) -> Path:
+        return Path(self.file)
+
+
+class JobQuerySet(models.QuerySet):
+    def active(self) -> JobQuerySet:
+        return self.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+
+
+class Job(models.Model):
+    class Method(models.TextChoices):
+        SFT = "sft", "SFT"
+        DPO = "dpo", "DPO"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    base_model = models.ForeignKey(ServedModel, on_delete=models.PROTECT, related_name="training_jobs",
+                                   limit_choices_to={"kind": ServedModel.Kind.BASE})
+    method = models.CharField(max_length=8, choices=Method.choices)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
+    preset = models.CharField(max_length=64, blank=True)
+    config = models.JSONField(help_text="The full recipe configuration (training.recipes.config)")
+    # Continue training another job's adapter (SFT → DPO lineage).
+    init_checkpoint = models.ForeignKey("Checkpoint", null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="child_jobs")
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=list, blank=True, help_text="One entry per logged step")
+    log_tail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Job {self.pk}: {self.method} {self.base_model} on {self.dataset}"
+
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    def directory(self) -> Path:
+        return settings.TRAINING_JOBS_DIR / f"job-{self.pk}"
+
+    def elapsed_s(self) -> float | None:
+        if not self.started_at:
+            return None
+        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
+
+    def remaining_s(self) -> float | None:
+        elapsed = self.elapsed_s()
+        if self.is_finished() or not elapsed or not self.step or not self.total_steps:
+            return None
+        return elapsed / self.step * max(0, self.total_steps - self.step)
+
+    def contestant_name(self) -> str:
+        """Immutable and versioned: vLLM keys its prefix cache by adapter name, so names are never reused."""
+        return f"{self.base_model.public_name}-{self.method}-j{self.pk}"
+
+
+class Checkpoint(models.Model):
+    """A trained LoRA adapter, with its lineage and, once served, its contestant."""
+
+    job = models.OneToOneField(Job, on_delete=models.PROTECT, related_name="checkpoint")
+    adapter_path = models.CharField(max_length=500)
+    base_model = models.ForeignKey(ServedModel, on_delete=models.PROTECT, related_name="checkpoints")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    final_metrics = models.JSONField(default=dict, blank=True)
+    served_model = models.OneToOneField(ServedModel, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="checkpoint")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.served_model.public_name if self.served_model else f"checkpoint of job {self.job_id}"
+
+    def lineage(self) -> list[str]:
+        """Base → … → this, e.g. ["smollm2-135m-instruct", "sft j3", "dpo j7"]."""
+        chain, node = [], self
+        while node is not None:
+            chain.append(f"{node.job.method} j{node.job_id}")
+            node = node.parent
+        return [self.base_model.public_name, *reversed(chain)]

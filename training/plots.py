@@ -1,0 +1,85 @@
+"""Server-rendered SVG line charts for the job page: no JavaScript library, no CDN."""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+
+def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    if not math.isfinite(low) or not math.isfinite(high):
+        return []
+    if high == low:
+        return [low]
+    step = 10 ** math.floor(math.log10((high - low) / count))
+    for multiple in (1, 2, 5, 10):
+        if (high - low) / (step * multiple) <= count:
+            step *= multiple
+            break
+    first = math.ceil(low / step) * step
+    ticks, value = [], first
+    while value <= high + step * 1e-9:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def line_chart(series: dict[str, list[tuple[float, float]]], *, title: str, x_label: str = "step",
+               width: int = 560, height: int = 240) -> str:
+    """An SVG chart of one or more (x, y) series; points with a missing y are skipped."""
+    colors = ["#3457d5", "#d9480f", "#13795b", "#7048e8"]
+    points = {name: [(x, y) for x, y in pts if y is not None and math.isfinite(y)] for name, pts in series.items()}
+    all_points = [p for pts in points.values() for p in pts]
+    left, right, top, bottom = 56, 12, 28, 34
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="{escape(title)}" class="chart">',
+           f'<text x="{left}" y="17" font-size="13" font-weight="600">{escape(title)}</text>']
+    if not all_points:
+        svg.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#667085" font-size="12">'
+                   "no data yet</text></svg>")
+        return "".join(svg)
+    xs, ys = [p[0] for p in all_points], [p[1] for p in all_points]
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = min(ys), max(ys)
+    pad = (y1 - y0) * 0.08 or abs(y0) * 0.1 or 1.0
+    y0, y1 = y0 - pad, y1 + pad
+
+    def sx(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
+    def sy(y: float) -> float:
+        return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
+
+    for tick in _nice_ticks(y0, y1):
+        svg.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#eef0f4"/>'
+                   f'<text x="{left - 6}" y="{sy(tick) + 4:.1f}" text-anchor="end" font-size="10" fill="#667085">'
+                   f"{tick:.4g}</text>")
+    for tick in _nice_ticks(x0, x1):
+        svg.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 14}" text-anchor="middle" font-size="10" '
+                   f'fill="#667085">{tick:g}</text>')
+    svg.append(f'<text x="{(left + width - right) / 2}" y="{height - 4}" text-anchor="middle" font-size="11" '
+               f'fill="#667085">{escape(x_label)}</text>')
+    for index, (name, pts) in enumerate(points.items()):
+        color = colors[index % len(colors)]
+        if pts:
+            path = " ".join(f"{'M' if i == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}" for i, (x, y) in enumerate(pts))
+            svg.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+            for x, y in pts[-1:]:
+                svg.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}"/>')
+        svg.append(f'<text x="{width - right - 4}" y="{17 + 13 * index}" text-anchor="end" font-size="11" '
+                   f'fill="{color}">{escape(name)}</text>')
+    svg.append("</svg>")
+    return "".join(svg)
+
+
+def job_charts(metrics: list[dict], method: str) -> list[str]:
+    """The loss curve and learning rate, plus DPO's reward margin and accuracy."""
+    def series(key: str) -> list[tuple[float, float]]:
+        return [(m["step"], m.get(key)) for m in metrics if "step" in m]
+
+    charts = [line_chart({"loss": series("loss")}, title="Training loss"),
+              line_chart({"learning rate": series("learning_rate")}, title="Learning rate")]
+    if method == "dpo":
+        charts.append(line_chart({"margin": series("rewards/margins")}, title="Reward margin (chosen − rejected)"))
+        charts.append(line_chart({"accuracy": series("rewards/accuracies")}, title="Reward accuracy"))
+    return charts

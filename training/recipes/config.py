@@ -1,0 +1,478 @@
+"""Typed, validated training-recipe configs (standard library only).
+
+One dataclass per method (``SFTRecipeConfig``, ``DPORecipeConfig``) sharing
+``RecipeConfig``. The web app builds and validates them (forms, ``--set key=value``
+overrides, presets) without torch; the engine-side runner (``training.recipes.run``)
+turns them into TRL ``SFTConfig`` / ``DPOConfig`` plus a PEFT ``LoraConfig``.
+
+* ``Cls.from_dict(data)`` -- dataclass defaults (the ``zephyr-lora`` preset) for missing
+  keys; rejects unknown keys, wrong types and out-of-range values, listing every bad key
+  in one ``RecipeConfigError``. ``config.updated(data)`` does the same on top of an
+  existing config. ``config.to_dict()`` round-trips.
+* ``apply_overrides(config, ["learning_rate=1e-4", "lr=1e-4", ...])`` -- string values
+  coerced to each field's type.
+* ``config.servability_problems(max_lora_rank)`` -- what would stop vLLM from serving the
+  adapter: DoRA, ``modules_to_save``, LoRA on embeddings / lm_head, rank above the
+  server's ``--max-lora-rank``. ``adapter_servability_problems(dir)`` checks a saved
+  ``adapter_config.json`` the same way.
+* ``PRESETS[method][name]`` -- ``zephyr-lora`` (alignment-handbook Zephyr-7B-beta LoRA /
+  QLoRA recipes) and ``cpu-smoke`` (a few minutes on 2 CPU cores). Use ``preset()`` for a
+  copy.
+
+Checkpoints are always off (the runner saves only the final adapter), so there is no
+``save_steps``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+DEFAULT_MAX_LORA_RANK = 16  # vLLM's default --max-lora-rank
+LR_SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+)
+# trl 1.16 DPOConfig.loss_type values
+DPO_LOSS_TYPES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+)
+ALL_LINEAR = "all-linear"
+# module-name fragments of input embeddings / output heads, which vLLM cannot take LoRA
+# weights or full copies (modules_to_save) for
+_EMBEDDING_NAMES = ("embed", "lm_head", "wte", "wpe", "output_layer")
+# short names accepted by apply_overrides
+ALIASES = {
+    "lr": "learning_rate",
+    "epochs": "num_train_epochs",
+    "steps": "max_steps",
+    "batch_size": "per_device_train_batch_size",
+    "grad_accum": "gradient_accumulation_steps",
+    "scheduler": "lr_scheduler_type",
+    "warmup": "warmup_ratio",
+    "threads": "num_threads",
+    "rows": "max_train_rows",
+    "r": "lora_r",
+}
+
+
+class RecipeConfigError(ValueError):
+    """Invalid recipe config; ``problems`` holds one ``"key: reason"`` line per bad key."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("invalid recipe config:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+def _rng(lo: float | None = None, hi: float | None = None, *, lo_open=False, hi_open=False, also=()):
+    return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "also": tuple(also)}
+
+
+@dataclass
+class RecipeConfig:
+    """Fields shared by every method. Defaults are the ``zephyr-lora`` SFT recipe."""
+
+    method: ClassVar[str] = ""
+
+    learning_rate: float = field(default=2e-4, metadata=_rng(0, 1, lo_open=True))
+    num_train_epochs: float = field(default=1.0, metadata=_rng(0, 1000, lo_open=True))
+    max_steps: int = field(default=-1, metadata=_rng(1, 10_000_000, also=(-1,)))  # -1: use epochs
+    per_device_train_batch_size: int = field(default=4, metadata=_rng(1, 4096))
+    gradient_accumulation_steps: int = field(default=2, metadata=_rng(1, 4096))
+    lr_scheduler_type: str = field(default="cosine", metadata={"choices": LR_SCHEDULERS})
+    warmup_ratio: float = field(default=0.1, metadata=_rng(0, 1, hi_open=True))
+    max_length: int = field(default=2048, metadata=_rng(16, 1_048_576))
+    lora_r: int = field(default=16, metadata=_rng(1, 1024))
+    lora_alpha: int = field(default=16, metadata=_rng(1, 16384))
+    lora_dropout: float = field(default=0.05, metadata=_rng(0, 1, hi_open=True))
+    lora_target_modules: str | list[str] = ALL_LINEAR
+    use_dora: bool = False  # never servable by vLLM; kept so a request for it fails clearly
+    lora_modules_to_save: list[str] = field(default_factory=list)  # ditto
+    weight_decay: float = field(default=0.0, metadata=_rng(0, 10))
+    max_grad_norm: float = field(default=1.0, metadata=_rng(0, 1e6, lo_open=True))
+    gradient_checkpointing: bool = False
+    seed: int = field(default=42, metadata=_rng(0, 2**32 - 1))
+    logging_steps: int = field(default=1, metadata=_rng(1, 1_000_000))
+    num_threads: int = field(default=0, metadata=_rng(0, 1024))  # torch threads; 0: torch's default
+    max_train_rows: int = field(
+        default=0, metadata=_rng(0, 1_000_000_000)
+    )  # 0: all; else a seeded random sample
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RecipeConfig:
+        return cls().updated(data)
+
+    def updated(self, data: Mapping[str, Any]) -> RecipeConfig:
+        """A validated copy with ``data``'s keys replaced; raises ``RecipeConfigError``."""
+        return self._updated(data, [])
+
+    def _updated(self, data: Mapping[str, Any], problems: list[str]) -> RecipeConfig:
+        if not isinstance(data, Mapping):
+            raise RecipeConfigError(problems + [f"config must be a JSON object, got {type(data).__name__}"])
+        hints = typing.get_type_hints(type(self))
+        known = set(self.field_names())
+        problems = list(problems)
+        values = self.to_dict()
+        for key, value in data.items():
+            if key not in known:
+                problems.append(f"{key}: unknown key for {self.method or 'a'} recipe")
+                continue
+            try:
+                values[key] = _check_type(value, hints[key])
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
+        # range problems of the well-typed values too, so one error lists every bad key
+        new = type(self)(**values)
+        problems += new.problems()
+        if problems:
+            raise RecipeConfigError(problems)
+        return new
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in dataclasses.asdict(self).items()}
+
+    # ------------------------------------------------------------------ checks
+
+    def problems(self) -> list[str]:
+        """Range / choice problems of the current values (types are checked on input)."""
+        out = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            meta = f.metadata
+            if "choices" in meta and value not in meta["choices"]:
+                out.append(f"{f.name}: {value!r} is not one of {', '.join(meta['choices'])}")
+            if "lo" in meta and value not in meta["also"]:
+                lo, hi = meta["lo"], meta["hi"]
+                bad_lo = lo is not None and (value <= lo if meta["lo_open"] else value < lo)
+                bad_hi = hi is not None and (value >= hi if meta["hi_open"] else value > hi)
+                if bad_lo or bad_hi:
+                    out.append(f"{f.name}: {value!r} is out of range {_range_text(meta)}")
+        targets = self.lora_target_modules
+        if isinstance(targets, str):
+            if targets != ALL_LINEAR:
+                out.append(f"lora_target_modules: must be {ALL_LINEAR!r} or a list of module names")
+        elif not targets or not all(isinstance(t, str) and t.strip() for t in targets):
+            out.append("lora_target_modules: must be a non-empty list of module names")
+        if not all(isinstance(t, str) and t.strip() for t in self.lora_modules_to_save):
+            out.append("lora_modules_to_save: must be a list of module names")
+        return out
+
+    def validate(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise RecipeConfigError(problems)
+
+    def servability_problems(self, max_lora_rank: int = DEFAULT_MAX_LORA_RANK) -> list[str]:
+        """Reasons vLLM (started with ``--max-lora-rank max_lora_rank``) could not serve the adapter."""
+        return _servability(
+            r=self.lora_r,
+            use_dora=self.use_dora,
+            modules_to_save=self.lora_modules_to_save,
+            target_modules=self.lora_target_modules,
+            max_lora_rank=max_lora_rank,
+            keys=("lora_r", "use_dora", "lora_modules_to_save", "lora_target_modules"),
+        )
+
+    def check_servable(self, max_lora_rank: int = DEFAULT_MAX_LORA_RANK) -> None:
+        problems = self.servability_problems(max_lora_rank)
+        if problems:
+            raise RecipeConfigError(problems)
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps
+
+
+@dataclass
+class SFTRecipeConfig(RecipeConfig):
+    method: ClassVar[str] = "sft"
+
+
+@dataclass
+class DPORecipeConfig(RecipeConfig):
+    """DPO on top of the shared fields. Defaults: Zephyr-7B-beta DPO (QLoRA) recipe."""
+
+    method: ClassVar[str] = "dpo"
+
+    learning_rate: float = field(default=5e-6, metadata=_rng(0, 1, lo_open=True))
+    gradient_accumulation_steps: int = field(default=1, metadata=_rng(1, 4096))
+    max_length: int = field(default=1024, metadata=_rng(16, 1_048_576))
+    beta: float = field(default=0.01, metadata=_rng(0, 100, lo_open=True))
+    loss_type: str = field(default="sigmoid", metadata={"choices": DPO_LOSS_TYPES})
+
+
+CONFIG_CLASSES: dict[str, type[RecipeConfig]] = {"sft": SFTRecipeConfig, "dpo": DPORecipeConfig}
+METHODS = tuple(CONFIG_CLASSES)
+
+
+def config_class(method: str) -> type[RecipeConfig]:
+    try:
+        return CONFIG_CLASSES[method]
+    except KeyError:
+        raise RecipeConfigError(
+            [f"method: unknown training method {method!r}; expected one of {', '.join(METHODS)}"]
+        ) from None
+
+
+def config_from_dict(method: str, data: Mapping[str, Any]) -> RecipeConfig:
+    return config_class(method).from_dict(data)
+
+
+# ---------------------------------------------------------------------- presets
+
+_SMOKE = dict(
+    max_steps=8,
+    per_device_train_batch_size=2,
+    gradient_accumulation_steps=1,
+    max_length=256,
+    lora_r=16,
+    lora_alpha=16,
+    lora_dropout=0.0,
+    logging_steps=1,
+    num_threads=1,
+    max_train_rows=64,
+)
+
+PRESETS: dict[str, dict[str, RecipeConfig]] = {
+    "sft": {
+        # alignment-handbook recipes/zephyr-7b-beta/sft/config_{lora,qlora}.yaml: LoRA r16/a16,
+        # dropout 0.05 on q,k,v,o,gate,up,down (= all-linear), lr 2e-4 (2e-5 for full
+        # fine-tuning), 1 epoch, cosine, warmup 0.1, batch 4 x accumulation 2, 2048 tokens.
+        "zephyr-lora": SFTRecipeConfig(),
+        "cpu-smoke": SFTRecipeConfig(learning_rate=2e-4, **_SMOKE),
+    },
+    "dpo": {
+        # alignment-handbook recipes/zephyr-7b-beta/dpo/config_qlora.yaml, rank capped at 16:
+        # beta 0.01, lr 5e-6 (5e-7 for full fine-tuning), 1 epoch, cosine, warmup 0.1,
+        # batch 4 x accumulation 1, 1024 tokens, sigmoid loss.
+        "zephyr-lora": DPORecipeConfig(),
+        # a larger beta and lr than Zephyr so that 8 steps visibly move the rewards
+        "cpu-smoke": DPORecipeConfig(learning_rate=5e-5, beta=0.1, **_SMOKE),
+    },
+}
+DEFAULT_PRESET = "zephyr-lora"
+
+
+def preset(method: str, name: str = DEFAULT_PRESET) -> RecipeConfig:
+    """A copy of a preset config."""
+    config_class(method)
+    try:
+        config = PRESETS[method][name]
+    except KeyError:
+        raise RecipeConfigError(
+            [f"preset: unknown {method} preset {name!r}; expected one of {', '.join(PRESETS[method])}"]
+        ) from None
+    return dataclasses.replace(config, lora_modules_to_save=list(config.lora_modules_to_save))
+
+
+# ---------------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """``"key=value"`` -> ``(field name, raw value)`` (aliases resolved, spaces stripped)."""
+    key, sep, value = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key:
+        raise ValueError(f"{text!r}: expected key=value")
+    return ALIASES.get(key, key), value.strip()
+
+
+def apply_overrides(config: RecipeConfig, overrides: Iterable[str]) -> RecipeConfig:
+    """A validated copy of ``config`` with ``--set key=value`` strings applied."""
+    hints = typing.get_type_hints(type(config))
+    problems: list[str] = []
+    data: dict[str, Any] = {}
+    for text in overrides:
+        try:
+            key, raw = parse_override(text)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if key not in hints or key == "method":
+            problems.append(f"{key}: unknown key for {config.method or 'a'} recipe")
+            continue
+        try:
+            data[key] = _coerce(raw, hints[key])
+        except ValueError as exc:
+            problems.append(f"{key}: {exc}")
+    return config._updated(data, problems)
+
+
+# ---------------------------------------------------------------------- adapters on disk
+
+
+def adapter_servability_problems(
+    adapter_dir: str | os.PathLike, max_lora_rank: int = DEFAULT_MAX_LORA_RANK
+) -> list[str]:
+    """Check a saved PEFT adapter (``adapter_config.json`` + weights) the way vLLM would."""
+    adapter_dir = Path(adapter_dir)
+    cfg_path = adapter_dir / "adapter_config.json"
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return [f"{cfg_path} is missing"]
+    except (OSError, ValueError) as exc:
+        return [f"{cfg_path} is unreadable: {exc}"]
+    problems = []
+    if not any((adapter_dir / n).is_file() for n in ("adapter_model.safetensors", "adapter_model.bin")):
+        problems.append(f"{adapter_dir} has no adapter_model.safetensors")
+    if cfg.get("peft_type", "LORA") != "LORA":
+        problems.append(f"peft_type is {cfg.get('peft_type')!r}, not 'LORA'")
+    if cfg.get("bias", "none") != "none" or cfg.get("lora_bias"):
+        problems.append("LoRA bias terms are not supported by vLLM")
+    ranks = [cfg.get("r", 0)] + list((cfg.get("rank_pattern") or {}).values())
+    problems += _servability(
+        r=max(ranks),
+        use_dora=bool(cfg.get("use_dora")),
+        modules_to_save=cfg.get("modules_to_save") or [],
+        target_modules=cfg.get("target_modules") or [],
+        max_lora_rank=max_lora_rank,
+        keys=("r", "use_dora", "modules_to_save", "target_modules"),
+    )
+    return problems
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _servability(*, r, use_dora, modules_to_save, target_modules, max_lora_rank, keys) -> list[str]:
+    k_r, k_dora, k_save, k_targets = keys
+    out = []
+    if r > max_lora_rank:
+        out.append(f"{k_r}: rank {r} is above the vLLM server's --max-lora-rank {max_lora_rank}")
+    if use_dora:
+        out.append(f"{k_dora}: vLLM cannot serve DoRA adapters")
+    if modules_to_save:
+        out.append(
+            f"{k_save}: vLLM cannot serve adapters with modules_to_save ({', '.join(map(str, modules_to_save))})"
+        )
+    if isinstance(target_modules, str):
+        target_modules = [] if target_modules == ALL_LINEAR else [target_modules]
+    bad = [t for t in target_modules if any(e in str(t).lower() for e in _EMBEDDING_NAMES)]
+    if bad:
+        out.append(f"{k_targets}: vLLM cannot serve LoRA on embeddings or the LM head ({', '.join(bad)})")
+    return out
+
+
+def _range_text(meta: Mapping[str, Any]) -> str:
+    lo = "(" if meta["lo_open"] else "["
+    hi = ")" if meta["hi_open"] else "]"
+    text = f"{lo}{_num(meta['lo'])}, {_num(meta['hi'])}{hi}"
+    if meta["also"]:
+        text += " or " + " or ".join(str(a) for a in meta["also"])
+    return text
+
+
+def _num(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _check_type(value: Any, tp: Any) -> Any:
+    """Validate a JSON value against a field type (no string coercion). Returns the value."""
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"expected true or false, got {_json_type(value)}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"expected an integer, got {_json_type(value)}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ValueError(f"expected a finite number, got {value!r}")
+            return float(value)
+        raise ValueError(f"expected a number, got {_json_type(value)}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"expected a string, got {_json_type(value)}")
+    if tp == list[str]:
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise ValueError(f"expected a list of strings, got {_json_type(value)}")
+    if tp == str | list[str]:
+        if isinstance(value, str):
+            return value
+        return _check_type(value, list[str])
+    raise TypeError(f"unsupported config field type {tp!r}")  # pragma: no cover
+
+
+def _coerce(raw: str, tp: Any) -> Any:
+    """Parse a ``--set`` string into a field's type."""
+    if tp is bool:
+        low = raw.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {raw!r}")
+    if tp is int:
+        try:
+            return int(raw.replace("_", ""))
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+    if tp is float:
+        try:
+            value = float(raw.replace("_", ""))
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {raw!r}")
+        return value
+    if tp is str:
+        return raw
+    if tp == list[str] or tp == str | list[str]:
+        if tp == str | list[str] and raw == ALL_LINEAR:
+            return raw
+        if raw.startswith("["):
+            try:
+                return _check_type(json.loads(raw), list[str])
+            except json.JSONDecodeError:
+                raise ValueError(f"expected a JSON list of strings, got {raw!r}") from None
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    raise TypeError(f"unsupported config field type {tp!r}")  # pragma: no cover
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {value!r}".lower()
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    return {list: "a list", tuple: "a list", dict: "an object"}.get(type(value), type(value).__name__)

@@ -1,0 +1,356 @@
+"""Writes of the training app: datasets, launching, running and cancelling jobs, checkpoints.
+
+The web and Celery processes never import torch: ``job_execute`` runs the recipe
+(``training.recipes.run``) in a subprocess of the engine environment and follows
+it through the job directory protocol of ``training.recipes.progress``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from serving.errors import EngineError
+from serving.models import ServedModel
+from serving.services import served_model_register_adapter
+from training import formats
+from training.builtin import BUILTIN_DATASETS, get_builtin
+from training.models import Checkpoint, Dataset, Job
+from training.recipes import progress
+from training.recipes.config import RecipeConfigError, apply_overrides, config_from_dict, preset
+
+logger = logging.getLogger(__name__)
+
+METHOD_KIND = {Job.Method.SFT: Dataset.Kind.SFT, Job.Method.DPO: Dataset.Kind.PREFERENCE}
+
+
+class TrainingError(Exception):
+    """A request the training app refuses; ``problems`` lists every reason (e.g. each bad row)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+    def __str__(self) -> str:
+        return "\n".join([self.message, *self.problems])
+
+
+# --- datasets ---------------------------------------------------------------
+
+def _dataset_name(name: str) -> str:
+    slug = slugify(name or "")
+    if not slug or slug != name:
+        raise TrainingError(f"Dataset name {name!r} must be a slug (letters, digits, - and _), e.g. {slug or 'my-data'!r}.")
+    if Dataset.objects.filter(name=slug).exists():
+        raise TrainingError(f"A dataset named {slug!r} already exists.")
+    return slug
+
+
+def _store_rows(*, name: str, kind: str, rows: list[dict], **fields) -> Dataset:
+    path = settings.DATA_DIR / "datasets" / f"{name}.jsonl"
+    formats.write_jsonl(rows, path)
+    try:
+        return Dataset.objects.create(name=name, kind=kind, file=str(path), row_count=len(rows), **fields)
+    except Exception:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def dataset_import(*, name: str, data, fmt: str, source: str = Dataset.Source.UPLOAD, source_ref: str = "",
+                   license: str = "", commercial_use: bool | None = None, description: str = "",
+                   created_by=None) -> Dataset:
+    """Validate every row of ``data`` (bytes or a path; JSON Lines, JSON array, gzip) and store them normalised.
+
+    Raises TrainingError listing each bad row's line number and reason; then nothing is stored.
+    """
+    name = _dataset_name(name)
+    if fmt not in formats.FORMATS:
+        raise TrainingError(f"Unknown format {fmt!r}; choose from {', '.join(formats.FORMATS)}.")
+    result = formats.parse_dataset(data, fmt)
+    if not result.ok:
+        raise TrainingError(f"The file has {result.error_count} invalid row(s); nothing was stored.",
+                            result.error_lines())
+    return _store_rows(name=name, kind=result.kind, rows=result.rows, format=fmt, source=source,
+                       source_ref=source_ref, license=license, commercial_use=commercial_use,
+                       description=description, created_by=created_by)
+
+
+def dataset_from_builtin(key: str, *, name: str | None = None, created_by=None) -> Dataset:
+    builtin = get_builtin(key)
+    path = builtin.resolve(settings.SHARED_DATA_DIR)
+    if not path.is_file():
+        raise TrainingError(f"Built-in dataset file {path} is missing (ARENA_SHARED_DATA_DIR).")
+    return dataset_import(name=name or builtin.name, data=path, fmt=builtin.format, source=Dataset.Source.BUILTIN,
+                          source_ref=builtin.path, license=builtin.license, commercial_use=builtin.commercial_use,
+                          description=f"{builtin.source}. {builtin.notes}".strip(), created_by=created_by)
+
+
+def dataset_from_path(path: str, *, name: str, fmt: str, created_by=None, **fields) -> Dataset:
+    if not Path(path).is_file():
+        raise TrainingError(f"{path} is not a file on this server.")
+    return dataset_import(name=name, data=Path(path), fmt=fmt, source=Dataset.Source.PATH, source_ref=path,
+                          created_by=created_by, **fields)
+
+
+def dataset_from_hub(hub_id: str, *, name: str, fmt: str, split: str = "train", created_by=None) -> Dataset:
+    """Load a Hugging Face hub dataset in the engine environment (which has ``datasets``) and import it.
+
+    Fails with TrainingError, saying so, when the hub cannot be reached.
+    """
+    out = settings.DATA_DIR / "tmp" / f"hub-{slugify(hub_id)}-{int(time.time())}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [settings.ENGINE_PYTHON, "-m", "training.tools.hub_export", hub_id, "--split", split, "--out", str(out)]
+    try:
+        result = subprocess.run(command, cwd=settings.BASE_DIR, capture_output=True, text=True,
+                                timeout=settings.TRAINING_HUB_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise TrainingError(f"Loading {hub_id!r} from the Hugging Face hub timed out.") from None
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        raise TrainingError(f"Could not load {hub_id!r} from the Hugging Face hub: "
+                            f"{lines[-1] if lines else 'unknown error'}")
+    try:
+        return dataset_import(name=name, data=out, fmt=fmt, source=Dataset.Source.HUB, source_ref=hub_id,
+                              created_by=created_by)
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def dataset_from_arena_votes(*, name: str, created_by=None) -> Dataset:
+    """Preference pairs from decisive arena votes: the loop no other arena closes."""
+    from arena.selectors import preference_pairs
+
+    name = _dataset_name(name)
+    rows = preference_pairs()
+    if not rows:
+        raise TrainingError("There are no decisive, counted votes yet to build a preference dataset from.")
+    return _store_rows(name=name, kind=Dataset.Kind.PREFERENCE, rows=rows, format="preference",
+                       source=Dataset.Source.ARENA, source_ref=f"{len(rows)} votes",
+                       license="Arena votes of this deployment", created_by=created_by,
+                       description="Prompt = conversation up to the last user turn; chosen = the winner's answer, "
+                                   "rejected = the loser's. Ties, both-bad, identity leaks and errored sides excluded.")
+
+
+# --- jobs -------------------------------------------------------------------
+
+def job_config(method: str, preset_name: str, overrides) -> dict:
+    """The full recipe config: a preset plus ``key=value`` overrides (a list) or a dict. Raises TrainingError."""
+    try:
+        config = preset(method, preset_name) if preset_name else config_from_dict(method, {})
+        if isinstance(overrides, dict):
+            config = config.updated(overrides)
+        elif overrides:
+            config = apply_overrides(config, overrides)
+        config.validate()
+        config.check_servable(settings.VLLM_MAX_LORA_RANK)
+    except (RecipeConfigError, KeyError, ValueError) as exc:
+        problems = list(getattr(exc, "problems", []) or [str(exc)])
+        raise TrainingError("The recipe configuration is invalid.", problems) from None
+    return config.to_dict()
+
+
+@transaction.atomic
+def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset_name: str = "",
+               overrides=None, created_by=None, init_checkpoint: Checkpoint | None = None) -> Job:
+    """Validate and queue a fine-tune on the training queue; the same path for the admin, CLI and starter jobs."""
+    if method not in Job.Method.values:
+        raise TrainingError(f"Unknown method {method!r}; choose sft or dpo.")
+    if dataset.kind != METHOD_KIND[method]:
+        raise TrainingError(f"{method.upper()} needs a {METHOD_KIND[method]} dataset; {dataset.name} is {dataset.kind}.")
+    if base_model.kind != ServedModel.Kind.BASE:
+        raise TrainingError("Pick a base model; to continue an adapter, pass its checkpoint as init_checkpoint.")
+    if not base_model.endpoint.model_dir:
+        raise TrainingError(f"{base_model} has no weights directory on this server (its endpoint's model_dir).")
+    if init_checkpoint is not None and init_checkpoint.base_model_id != base_model.pk:
+        raise TrainingError("The checkpoint to continue was trained on another base model.")
+    config = job_config(method, preset_name, overrides)
+    job = Job.objects.create(base_model=base_model, method=method, dataset=dataset, preset=preset_name,
+                             config=config, created_by=created_by, init_checkpoint=init_checkpoint)
+    transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
+def _enqueue(job_id: int) -> None:
+    from training.tasks import job_run
+
+    result = job_run.delay(job_id)
+    Job.objects.filter(pk=job_id, celery_task_id="").update(celery_task_id=result.id or "")
+
+
+def job_cancel(job: Job) -> Job:
+    """Queued jobs are cancelled at once; running ones stop after their current step."""
+    if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
+        status=Job.Status.CANCELLED, finished_at=timezone.now(), cancel_requested=True
+    ):
+        pass
+    else:
+        Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(cancel_requested=True)
+    job.refresh_from_db()
+    return job
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it if the worker dies, so no training is orphaned."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 16384))
+            return "\n".join(fh.read().decode("utf-8", "replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+_METRIC_KEYS = ("step", "epoch", "loss", "learning_rate", "grad_norm", "elapsed_s", "rewards/margins",
+                "rewards/accuracies", "rewards/chosen", "rewards/rejected")
+
+
+def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: float = 1.0) -> Job:
+    """Run one job to its end. Safe against redelivery: only a QUEUED job is claimed."""
+    now = timezone.now()
+    claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
+        status=Job.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker, celery_task_id=task_id
+    )
+    job = Job.objects.select_related("base_model__endpoint", "dataset", "init_checkpoint").get(pk=job_id)
+    if not claimed:
+        logger.info("job %s is %s, not queued: not running it again", job_id, job.status)
+        jobs_reap_stale()
+        return job
+    directory = job.directory()
+    directory.mkdir(parents=True, exist_ok=True)
+    progress.write_job(
+        directory, method=job.method, base_model_path=job.base_model.endpoint.model_dir,
+        dataset_path=job.dataset.file, output_dir=directory / "adapter", config=job.config,
+        max_lora_rank=settings.VLLM_MAX_LORA_RANK, device=settings.TRAINING_DEVICE or None,
+        **({"init_adapter_path": job.init_checkpoint.adapter_path} if job.init_checkpoint else {}),
+    )
+    log_path = directory / "train.log"
+    events_path = directory / progress.PROGRESS_FILE
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [settings.ENGINE_PYTHON, "-m", "training.recipes.run", str(directory)], cwd=settings.BASE_DIR,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+        )
+    cancel_sent_at = None
+    while True:
+        returncode = process.poll()
+        events = progress.read_events(events_path)
+        _job_record_progress(job, events, log_path)
+        if returncode is not None:
+            break
+        if cancel_sent_at is None and Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
+            progress.request_cancel(directory)
+            cancel_sent_at = time.monotonic()
+        elif cancel_sent_at is not None and time.monotonic() - cancel_sent_at > settings.TRAINING_CANCEL_GRACE_S:
+            process.terminate()  # a step that never ends: SIGTERM also makes the runner stop
+        time.sleep(poll_s)
+    return _job_finish(job, returncode, progress.read_events(events_path), log_path)
+
+
+def _job_record_progress(job: Job, events: list[dict], log_path: Path) -> None:
+    logs = [e for e in events if e.get("event") == "log"]
+    start = next((e for e in events if e.get("event") == "start"), None)
+    fields = {"heartbeat_at": timezone.now(), "log_tail": _tail(log_path)}
+    if start:
+        fields["total_steps"] = int(start.get("total_steps") or 0)
+    if logs:
+        fields["step"] = int(logs[-1].get("step") or 0)
+        fields["metrics"] = [{k: e[k] for k in _METRIC_KEYS if k in e} for e in logs]
+    Job.objects.filter(pk=job.pk).update(**fields)
+
+
+def _job_finish(job: Job, returncode: int, events: list[dict], log_path: Path) -> Job:
+    final = progress.final_event(events) or {}
+    now = timezone.now()
+    if returncode == progress.EXIT_OK and final.get("event") == "done":
+        try:
+            job_register_checkpoint(job, final)
+        except EngineError as exc:
+            Job.objects.filter(pk=job.pk).update(
+                status=Job.Status.FAILED, finished_at=now,
+                error=f"Training succeeded but vLLM could not load the adapter, so no contestant was created: {exc}",
+            )
+        else:
+            Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED, finished_at=now, error="")
+    elif returncode == progress.EXIT_CANCELLED or final.get("event") == "cancelled":
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.CANCELLED, finished_at=now)
+    else:
+        reason = final.get("error") or final.get("message") or _tail(log_path, 15) or "no output"
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.FAILED, finished_at=now, error=f"The recipe exited with code {returncode}:\n{reason}"
+        )
+    job.refresh_from_db()
+    return job
+
+
+def job_register_checkpoint(job: Job, done: dict) -> Checkpoint:
+    """Record the adapter, hot-load it into the base model's vLLM server and create its contestant.
+
+    Raises EngineError when vLLM refuses the adapter; the checkpoint row stays, with no contestant.
+    """
+    checkpoint, _ = Checkpoint.objects.get_or_create(
+        job=job,
+        defaults={"adapter_path": done["adapter_dir"], "base_model": job.base_model,
+                  "parent": job.init_checkpoint, "final_metrics": done.get("metrics") or {}},
+    )
+    description = f"{job.get_method_display()} of {job.base_model} on {job.dataset} (job {job.pk}, preset {job.preset or 'custom'})"
+    model = served_model_register_adapter(parent=job.base_model, name=job.contestant_name(),
+                                          adapter_path=checkpoint.adapter_path, description=description)
+    checkpoint.served_model = model
+    checkpoint.save(update_fields=["served_model"])
+    return checkpoint
+
+
+def jobs_reap_stale() -> list[int]:
+    """Mark RUNNING jobs whose worker stopped sending heartbeats as failed, saying why."""
+    limit = timezone.now() - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT_S)
+    reaped = []
+    for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=limit):
+        updated = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=limit).update(
+            status=Job.Status.FAILED, finished_at=timezone.now(),
+            error=(f"The worker running this job ({job.worker or 'unknown'}) stopped at step {job.step}: "
+                   f"no heartbeat for over {settings.TRAINING_HEARTBEAT_TIMEOUT_S} s (killed or crashed)."),
+        )
+        if updated:
+            reaped.append(job.pk)
+    return reaped
+
+
+def starter_jobs_queue() -> list[Job]:
+    """On a fresh `make run`: an SFT on real OpenAssistant conversations and a DPO on real HH-RLHF pairs."""
+    if not settings.TRAINING_STARTER_JOBS or Job.objects.exists():
+        return []
+    base = ServedModel.objects.filter(kind=ServedModel.Kind.BASE, active=True).exclude(endpoint__model_dir="")
+    base = base.filter(endpoint__name="local-smollm2").first() or base.first()
+    if base is None:
+        return []
+    jobs = []
+    for method, key in ((Job.Method.SFT, "oasst-en-messages"), (Job.Method.DPO, "hh-rlhf-helpful-base-test")):
+        try:
+            dataset = Dataset.objects.filter(name=key).first() or dataset_from_builtin(key)
+        except TrainingError as exc:
+            logger.warning("starter %s job skipped: %s", method, exc)
+            continue
+        jobs.append(job_launch(base_model=base, method=method, dataset=dataset, preset_name="cpu-smoke"))
+    return jobs
+
+
+def builtin_dataset_keys() -> list[str]:
+    return [b.name for b in BUILTIN_DATASETS]

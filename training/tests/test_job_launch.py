@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from training import services
+from training.models import Dataset, Job
+from tests.factories import make_endpoint, make_model
+
+
+def make_dataset(kind: str, name: str, tmp_path) -> Dataset:
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}))
+    return Dataset.objects.create(name=name, kind=kind, format="messages", source="upload", file=str(path), row_count=1)
+
+
+@pytest.mark.django_db
+class TestJobLaunch:
+    def setup_method(self):
+        self.base = make_model(endpoint=make_endpoint(model_dir="/models/base"))
+
+    def test_it_queues_a_job_with_the_full_recipe_config(self, tmp_path, django_capture_on_commit_callbacks, monkeypatch):
+        sent = []
+        monkeypatch.setattr("training.tasks.job_run.delay", lambda job_id: sent.append(job_id) or type("R", (), {"id": "t1"})())
+        dataset = make_dataset("sft", "sft-data", tmp_path)
+        with django_capture_on_commit_callbacks(execute=True):
+            job = services.job_launch(base_model=self.base, method="sft", dataset=dataset, preset_name="cpu-smoke",
+                                      overrides=["learning_rate=1e-4"])
+        assert job.status == "queued" and sent == [job.pk]
+        assert job.config["learning_rate"] == 1e-4 and job.config["max_steps"] > 0
+        assert Job.objects.get().celery_task_id == "t1"
+
+    def test_the_dataset_must_fit_the_method(self, tmp_path):
+        sft_data = make_dataset("sft", "sft-data", tmp_path)
+        with pytest.raises(services.TrainingError) as err:
+            services.job_launch(base_model=self.base, method="dpo", dataset=sft_data, preset_name="cpu-smoke")
+        assert "preference" in err.value.message
+        assert not Job.objects.exists()
+
+    @pytest.mark.parametrize("overrides", [["lora_r=64"], ["learning_rate=fast"], ["no_such_key=1"], ["use_dora=true"]])
+    def test_bad_or_unservable_configs_are_refused(self, tmp_path, overrides):
+        dataset = make_dataset("sft", "sft-data", tmp_path)
+        with pytest.raises(services.TrainingError) as err:
+            services.job_launch(base_model=self.base, method="sft", dataset=dataset, preset_name="cpu-smoke",
+                                overrides=overrides)
+        assert err.value.problems
+        assert not Job.objects.exists()
+
+    def test_unknown_methods_and_presets_are_refused(self, tmp_path):
+        dataset = make_dataset("sft", "sft-data", tmp_path)
+        with pytest.raises(services.TrainingError):
+            services.job_launch(base_model=self.base, method="ppo", dataset=dataset)
+        with pytest.raises(services.TrainingError):
+            services.job_launch(base_model=self.base, method="sft", dataset=dataset, preset_name="nope")
+
+    def test_queued_jobs_cancel_at_once_and_running_ones_on_request(self, tmp_path, monkeypatch):
+        monkeypatch.setattr("training.tasks.job_run.delay", lambda job_id: type("R", (), {"id": "t"})())
+        dataset = make_dataset("sft", "sft-data", tmp_path)
+        queued = services.job_launch(base_model=self.base, method="sft", dataset=dataset, preset_name="cpu-smoke")
+        assert services.job_cancel(queued).status == "cancelled"
+        running = services.job_launch(base_model=self.base, method="sft", dataset=dataset, preset_name="cpu-smoke")
+        Job.objects.filter(pk=running.pk).update(status="running")
+        running = services.job_cancel(running)
+        assert running.status == "running" and running.cancel_requested
