@@ -130,13 +130,13 @@ def make_callback(job: Job, total_rows: int, cfg: RecipeConfig, device: str, met
                 self.summary = logs
                 return
             self.last_log = logs
-            job.event(
-                "log",
+            fields = {k: v for k, v in logs.items() if k not in ("event", "ts")}
+            fields.update(
                 step=state.global_step,
                 total_steps=state.max_steps,
                 elapsed_s=round(time.monotonic() - self.t0, 3),
-                **logs,
             )
+            job.event("log", **fields)
 
         def on_step_end(self, args, state, control, **kwargs):
             if job.cancel_requested():
@@ -252,7 +252,7 @@ def train(job: Job) -> int:
     problems = cfg.servability_problems(max_rank)
     if problems:
         raise JobError("the adapter would not be servable by vLLM:\n" + "\n".join(problems))
-    base = Path(spec["base_model_path"])
+    base = Path(spec["base_model_path"]).resolve()
     if not (base / "config.json").is_file():
         raise JobError(f"base model {base} is not a local model directory (no config.json)")
     output_dir = Path(spec["output_dir"]).resolve()
