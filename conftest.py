@@ -126,9 +126,15 @@ def asgi_server(transactional_db):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _close_stray_db_sessions(django_db_setup, django_db_blocker):
+def _close_stray_db_sessions(request):
     """Channels runs ORM calls in worker threads whose connections outlive the tests; end them
-    before pytest-django drops the test database, or PostgreSQL refuses ("being accessed by other users")."""
+    before pytest-django drops the test database, or PostgreSQL refuses ("being accessed by other users").
+    Pure tests run with ``-p no:django`` too, so the Django fixtures are looked up only when present."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
+    django_db_blocker = request.getfixturevalue("django_db_blocker")
     yield
     from django.db import connection
 
