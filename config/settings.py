@@ -8,6 +8,7 @@ being silently replaced by a default.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -193,6 +194,18 @@ else:
     # rater's own streams. Worker → page news falls back to polling (see README).
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# "default" is Django's own default (per process). "shared" is seen by the web and worker
+# processes alike (the leaderboard's refresh-coalescing flag): Redis when set, else files under
+# DATA_DIR, which the embedded mode's processes share since they run on one machine.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "arena"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(DATA_DIR / "cache")}
+    ),
+}
+
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 CELERY_BROKER_DIR = DATA_DIR / "celery-broker"
 if CELERY_BROKER_URL == "filesystem://":
@@ -200,6 +213,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
@@ -237,6 +251,32 @@ ARENA_PROMPTS_DIR = Path(env_str("ARENA_PROMPTS_DIR", str(BASE_DIR.parent / "sha
 ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 5.0, minimum=1.0)
 ARENA_NEW_MODEL_BOOST_VOTES = env_int("ARENA_NEW_MODEL_BOOST_VOTES", 50, minimum=0)
 
+# --- Leaderboard (arena/leaderboard.py) ---
+# Votes a category needs before its board shows numbers: the overall board from the first
+# vote (its intervals say how little one vote means), every other category (multi-turn, long
+# prompts, no ties, style control, each language) from a sample worth comparing.
+ARENA_LEADERBOARD_MIN_VOTES = env_int("ARENA_LEADERBOARD_MIN_VOTES", 1, minimum=1)
+ARENA_LEADERBOARD_CATEGORY_MIN_VOTES = env_int("ARENA_LEADERBOARD_CATEGORY_MIN_VOTES", 30, minimum=1)
+ARENA_LEADERBOARD_ROUNDS = env_int("ARENA_LEADERBOARD_ROUNDS", 100, minimum=0, maximum=10000)
+# Style control refits the whole model per bootstrap round (~1 s per million votes): fewer rounds.
+ARENA_LEADERBOARD_STYLE_ROUNDS = env_int("ARENA_LEADERBOARD_STYLE_ROUNDS", 20, minimum=0, maximum=1000)
+# Seconds between a vote and the refit it triggers; votes in that window share one refit.
+ARENA_LEADERBOARD_REFRESH_DELAY_S = env_float("ARENA_LEADERBOARD_REFRESH_DELAY_S", 5.0, minimum=0.0)
+ARENA_LEADERBOARD_REFRESH_EVERY_S = env_float("ARENA_LEADERBOARD_REFRESH_EVERY_S", 300.0, minimum=10.0)
+_anchor_raw = env_str("ARENA_LEADERBOARD_ANCHOR").strip()
+ARENA_LEADERBOARD_ANCHOR: tuple[str, float] | None = None  # None: ratings centred at mean 1000
+if _anchor_raw:
+    _anchor_model, _sep, _anchor_rating = _anchor_raw.rpartition("=")
+    try:
+        _anchor_value = float(_anchor_rating)
+    except ValueError:
+        _anchor_value = math.nan
+    if not _sep or not _anchor_model.strip() or not math.isfinite(_anchor_value):
+        raise ImproperlyConfigured(
+            f"ARENA_LEADERBOARD_ANCHOR={_anchor_raw!r} must be MODEL=RATING, e.g. mixtral-8x7b-instruct-v0.1=1114"
+        )
+    ARENA_LEADERBOARD_ANCHOR = (_anchor_model.strip(), _anchor_value)
+
 # The admin account `make run` creates on first start (DEBUG only falls back to admin/admin).
 ARENA_ADMIN_USER = env_str("ARENA_ADMIN_USER", "admin")
 ARENA_ADMIN_PASSWORD = env_secret("ARENA_ADMIN_PASSWORD") or ("admin" if DEBUG else "")
@@ -273,6 +313,9 @@ SHARED_DATA_DIR = Path(env_str("ARENA_SHARED_DATA_DIR", str(BASE_DIR.parent / "s
 CELERY_BEAT_SCHEDULE = {
     "endpoints-check-health": {"task": "serving.tasks.endpoints_check_health", "schedule": 30.0},
     "jobs-reap-stale": {"task": "training.tasks.jobs_reap_stale", "schedule": 60.0},
+    "jobs-dispatch-unsent": {"task": "training.tasks.jobs_dispatch_unsent", "schedule": 60.0},
+    # A safety net: votes trigger their own refit; this one catches a lost message or an admin edit.
+    "ratings-refresh": {"task": "arena.tasks.ratings_refresh", "schedule": ARENA_LEADERBOARD_REFRESH_EVERY_S},
 }
 
 LOGGING = {

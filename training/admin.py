@@ -113,6 +113,10 @@ class JobAdmin(admin.ModelAdmin):
         self.message_user(request, f"Job {job.pk}: cancel requested ({job.get_status_display()}).")
         return HttpResponseRedirect(reverse("admin:training_job_change", args=[job.pk]))
 
+    def add_view(self, request, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "title": "Launch a fine-tune", "launch_form": True}
+        return super().add_view(request, form_url, extra_context)
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job = get_object_or_404(Job, pk=object_id)
         extra_context = {**(extra_context or {}), "progress_panel": self._panel(job), "job": job}

@@ -54,7 +54,10 @@ def line_chart(series: dict[str, list[tuple[float, float]]], *, title: str, x_la
         svg.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#eef0f4"/>'
                    f'<text x="{left - 6}" y="{sy(tick) + 4:.1f}" text-anchor="end" font-size="10" fill="#667085">'
                    f"{tick:.4g}</text>")
-    for tick in _nice_ticks(x0, x1):
+    x_ticks = _nice_ticks(x0, x1)
+    if all(float(x).is_integer() for x in xs):
+        x_ticks = [t for t in x_ticks if float(t).is_integer()]  # steps are whole numbers
+    for tick in x_ticks:
         svg.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 14}" text-anchor="middle" font-size="10" '
                    f'fill="#667085">{tick:g}</text>')
     svg.append(f'<text x="{(left + width - right) / 2}" y="{height - 4}" text-anchor="middle" font-size="11" '

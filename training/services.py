@@ -182,10 +182,26 @@ def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset
 
 
 def _enqueue(job_id: int) -> None:
+    """Send the job to the training queue. A broker failure is logged, not raised: the job stays
+    queued without a task id, and ``jobs_dispatch_unsent`` (periodic) sends it again."""
     from training.tasks import job_run
 
-    result = job_run.delay(job_id)
+    try:
+        result = job_run.delay(job_id)
+    except Exception:  # noqa: BLE001 - any broker error; the periodic dispatcher retries
+        logger.exception("could not send job %s to the training queue; it will be retried", job_id)
+        return
     Job.objects.filter(pk=job_id, celery_task_id="").update(celery_task_id=result.id or "")
+
+
+def jobs_dispatch_unsent(min_age_s: float = 30.0) -> list[int]:
+    """Send queued jobs whose message never reached the broker. Harmless if one did: only a QUEUED job is claimed."""
+    limit = timezone.now() - timedelta(seconds=min_age_s)
+    job_ids = list(Job.objects.filter(status=Job.Status.QUEUED, celery_task_id="", created_at__lt=limit)
+                   .values_list("pk", flat=True))
+    for job_id in job_ids:
+        _enqueue(job_id)
+    return job_ids
 
 
 def job_cancel(job: Job) -> Job:

@@ -15,3 +15,8 @@ def job_run(self, job_id: int) -> str:
 @shared_task(ignore_result=True)
 def jobs_reap_stale() -> list[int]:
     return services.jobs_reap_stale()
+
+
+@shared_task(ignore_result=True)
+def jobs_dispatch_unsent() -> list[int]:
+    return services.jobs_dispatch_unsent()

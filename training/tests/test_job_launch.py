@@ -61,3 +61,25 @@ class TestJobLaunch:
         Job.objects.filter(pk=running.pk).update(status="running")
         running = services.job_cancel(running)
         assert running.status == "running" and running.cancel_requested
+
+
+@pytest.mark.django_db
+def test_a_job_whose_message_never_reached_the_broker_is_sent_again(tmp_path, monkeypatch,
+                                                                     django_capture_on_commit_callbacks):
+    base = make_model(endpoint=make_endpoint(model_dir="/models/base"))
+    dataset = make_dataset("sft", "sft-data", tmp_path)
+
+    def broker_down(job_id):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr("training.tasks.job_run.delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = services.job_launch(base_model=base, method="sft", dataset=dataset, preset_name="cpu-smoke")
+    job.refresh_from_db()
+    assert job.status == "queued" and job.celery_task_id == ""
+    sent = []
+    monkeypatch.setattr("training.tasks.job_run.delay", lambda job_id: sent.append(job_id) or type("R", (), {"id": "t2"})())
+    assert services.jobs_dispatch_unsent(min_age_s=0) == [job.pk] and sent == [job.pk]
+    job.refresh_from_db()
+    assert job.celery_task_id == "t2"
+    assert services.jobs_dispatch_unsent(min_age_s=0) == []

@@ -21,7 +21,9 @@ class Command(BaseCommand):
             self.stdout.write(f"Admin account exists: log in at /admin/ as {username}")
         for model in local_models_register():
             self.stdout.write(f"Local model registered: {model.public_name} on {model.endpoint.base_url}")
-        from training.services import starter_jobs_queue
+        from training.services import jobs_dispatch_unsent, starter_jobs_queue
 
         for job in starter_jobs_queue():
             self.stdout.write(f"Starter fine-tune queued: job {job.pk} ({job.method} on {job.dataset.name})")
+        for job_id in jobs_dispatch_unsent(min_age_s=0):
+            self.stdout.write(f"Re-sent job {job_id}, which never reached the training queue")

@@ -17,6 +17,10 @@ class Command(BaseCommand):
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
                 raise CommandError(f"converting {local.key} failed:\n{result.stderr[-3000:]}")
-            lines = [line for line in result.stdout.splitlines() if line.strip()]
-            self.stdout.write(f"{local.key}: {lines[-1] if lines else 'ok'}")
+            try:
+                (entry,) = json.loads(result.stdout)["models"]
+            except (ValueError, KeyError) as exc:
+                raise CommandError(f"converting {local.key}: unexpected output ({exc}):\n{result.stdout[-2000:]}") from None
+            detail = entry.get("reason") or entry.get("status")
+            self.stdout.write(f"{local.key}: {entry['path']} ({detail})")
         self.stdout.write(json.dumps({"models_dir": str(settings.MODELS_DIR)}))
