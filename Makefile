@@ -28,6 +28,7 @@ run: venv engine
 	$(PY) manage.py run_all
 
 test: venv engine
+	$(VENV)/bin/ruff check .
 	ARENA_LOCAL_MODELS=smollm2 $(PY) manage.py prepare_models
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

@@ -13,7 +13,6 @@ from django.conf import settings  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 
-
 class BrowserOriginValidator(OriginValidator):
     """Browsers always send Origin, and it must match ALLOWED_HOSTS (no cross-site sockets).
 

@@ -3,8 +3,9 @@
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import serving.models
 from django.db import migrations, models
+
+import serving.models
 
 
 class Migration(migrations.Migration):

@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from training.models import Dataset, Job
 from tests.factories import make_endpoint, make_model
+from training.models import Dataset, Job
 
 GOOD_SFT = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
 

@@ -4,9 +4,9 @@ import json
 import pytest
 
 from arena.models import Vote
+from tests.factories import make_finished_battle, make_model
 from training import services
 from training.models import Dataset
-from tests.factories import make_finished_battle, make_model
 
 
 def jsonl(*rows) -> bytes:

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from tests.factories import make_endpoint, make_model
 from training import services
 from training.models import Dataset, Job
-from tests.factories import make_endpoint, make_model
 
 
 def make_dataset(kind: str, name: str, tmp_path) -> Dataset:

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -103,7 +102,7 @@ class Command(BaseCommand):
                 child.send_signal(signal.SIGTERM)
         for engine in self.engines.values():
             engine.stop()
-        for name, child in self.children.items():
+        for child in self.children.values():
             try:
                 child.wait(15)
             except subprocess.TimeoutExpired:
