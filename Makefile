@@ -38,6 +38,7 @@ lint: venv
 bench: venv engine
 	$(PY) bench/ratings_speed.py
 	$(PY) bench/battle_latency.py
+	$(PY) bench/training_speed.py
 
 # Debian's Chromium for the browser tests (Playwright cannot download browsers here).
 browser:

@@ -189,3 +189,28 @@ def celery_worker_process(transactional_db):
                 process.wait(20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture(scope="session")
+def lora_adapter_dir(tmp_path_factory) -> str:
+    """A real (randomly initialised) r16 LoRA adapter for SmolLM2, made with PEFT in the engine environment."""
+    import subprocess
+
+    from django.conf import settings
+
+    from serving.local_models import LOCAL_MODELS
+
+    model_dir = LOCAL_MODELS["smollm2"].engine_spec().model_dir
+    if not Path(settings.ENGINE_PYTHON).exists() or not (Path(model_dir) / "config.json").exists():
+        missing_part("engine environment or SmolLM2 directory missing: run `make models`")
+    out = tmp_path_factory.mktemp("adapter") / "random-lora"
+    script = (
+        "import sys, torch; from transformers import AutoModelForCausalLM; from peft import LoraConfig, get_peft_model\n"
+        "torch.manual_seed(0)\n"
+        "m = AutoModelForCausalLM.from_pretrained(sys.argv[1])\n"
+        "p = get_peft_model(m, LoraConfig(r=16, lora_alpha=16, target_modules='all-linear', init_lora_weights=False))\n"
+        "p.save_pretrained(sys.argv[2])\n"
+    )
+    subprocess.run([settings.ENGINE_PYTHON, "-c", script, model_dir, str(out)], check=True, capture_output=True,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return str(out)

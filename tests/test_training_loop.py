@@ -4,11 +4,13 @@ and the new model battles. Also cancel, a crashing recipe, a killed worker and a
 import json
 import signal
 import time
+from io import StringIO
 from pathlib import Path
 
 import httpx
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.core.management import call_command
 
 from arena.models import Vote
 from config.asgi import application
@@ -93,7 +95,7 @@ def test_an_sft_job_trains_is_served_and_battles(base_model, celery_worker_proce
     assert names == {contestant.public_name, base_model.public_name}
 
 
-def test_a_dpo_job_trains_on_the_arenas_own_votes(base_model, celery_worker_process, settings):
+def test_a_dpo_job_trains_on_the_arenas_own_votes_from_the_command_line(base_model, celery_worker_process, capfd):
     other = ServedModel.objects.create(public_name="rival", endpoint=base_model.endpoint, engine_model_id="rival")
     for index in range(4):
         battle = make_finished_battle(model_a=base_model, model_b=other, prompt=f"Question {index}?",
@@ -102,11 +104,17 @@ def test_a_dpo_job_trains_on_the_arenas_own_votes(base_model, celery_worker_proc
     dataset = services.dataset_from_arena_votes(name="arena-votes")
     assert dataset.row_count == 4
     celery_worker_process()
-    job = services.job_launch(base_model=base_model, method="dpo", dataset=dataset, preset_name="cpu-smoke",
-                              overrides=SMOKE)
-    job = wait_for(job, {"succeeded"})
+    args = ["--method", "dpo", "--base", base_model.public_name, "--dataset", "arena-votes", "--preset", "cpu-smoke"]
+    for item in SMOKE:
+        args += ["--set", item]
+    out = StringIO()
+    call_command("launch_training", *args, "--wait", stdout=out)
+    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    job = Job.objects.get(pk=result["job"])
+    assert result["status"] == "succeeded" and result["model"] == f"smollm2-135m-instruct-dpo-j{job.pk}"
+    assert result["checkpoint"] == job.checkpoint.adapter_path
     assert any("rewards/margins" in m for m in job.metrics)
-    assert job.checkpoint.served_model.public_name.endswith(f"-dpo-j{job.pk}")
+    assert "[" in capfd.readouterr().err  # the progress bar went to stderr
 
 
 def test_cancel_stops_a_running_job_cleanly(base_model, celery_worker_process):

@@ -7,7 +7,14 @@ Standard library only (used by the web/Celery side and by the engine-side runner
     {"method": "sft" | "dpo", "base_model_path": str, "dataset_path": str,
      "output_dir": str, "config": {...recipe config...},
      "max_lora_rank": 16,          # optional, the vLLM server's --max-lora-rank
-     "device": "cpu" | "cuda"}     # optional, default: cuda when available, else cpu
+     "device": "cpu" | "cuda",     # optional, default: cuda when available, else cpu
+     "init_adapter_path": str}     # optional, continue training this saved LoRA adapter
+                                   # (same base model) instead of creating a new one
+
+With ``init_adapter_path`` the saved adapter keeps the init adapter's rank, alpha and
+target modules (the config's ``lora_*`` fields are not applied), so it stays servable by
+the same vLLM server; DPO then uses a frozen copy of the init adapter (the SFT policy) as
+its reference model, not the bare base model.
 
 ``JOB_DIR/progress.jsonl`` (appended by the runner, one JSON object per line, each line
 written with a single ``write`` + flush + fsync, so a reader sees whole lines; a reader
@@ -18,7 +25,10 @@ null. Every event has ``event`` and
 * ``init``: ``pid``, ``method`` -- the process is up (model loading follows).
 * ``start``: ``total_steps``, ``num_rows`` (rows read), ``num_train_rows`` (left after
   TRL drops rows truncated to nothing), ``num_epochs``, ``method``, ``config``,
-  ``device``, ``num_threads``.
+  ``device``, ``num_threads``, ``init_adapter_path`` (null for a new adapter), ``lora``
+  (the adapter actually trained: ``r``, ``lora_alpha``, ``target_modules``) and, for DPO,
+  ``reference``: ``"base"`` (a new adapter: the base model with the adapter disabled) or
+  ``"init_adapter"`` (a frozen copy of the adapter being continued).
 * ``log`` (every ``logging_steps``): ``step``, ``total_steps``, ``epoch``, ``elapsed_s``
   and the trainer's numbers as logged: ``loss``, ``learning_rate``, ``grad_norm``; DPO
   adds ``rewards/chosen``, ``rewards/rejected``, ``rewards/accuracies``,
@@ -67,6 +77,7 @@ def write_job(
     config: dict[str, Any],
     max_lora_rank: int | None = None,
     device: str | None = None,
+    init_adapter_path: str | os.PathLike | None = None,
 ) -> Path:
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +92,8 @@ def write_job(
         job["max_lora_rank"] = max_lora_rank
     if device is not None:
         job["device"] = device
+    if init_adapter_path is not None:
+        job["init_adapter_path"] = str(init_adapter_path)
     path = job_dir / JOB_FILE
     tmp = path.with_name(JOB_FILE + ".tmp")
     tmp.write_text(json.dumps(job, indent=2), encoding="utf-8")

@@ -1,7 +1,8 @@
 """Training subprocess: ``<engine python> -m training.recipes.run JOB_DIR`` (cwd = repo root).
 
 Reads ``JOB_DIR/job.json``, trains a LoRA adapter with TRL's ``SFTTrainer`` or
-``DPOTrainer`` and saves only the final adapter (``adapter_config.json`` +
+``DPOTrainer`` -- a new one, or the saved adapter at ``init_adapter_path`` continued (SFT
+→ DPO lineage) -- and saves only the final adapter (``adapter_config.json`` +
 ``adapter_model.safetensors``, servable by vLLM) to ``output_dir``. Progress goes to
 ``JOB_DIR/progress.jsonl``; the protocol (events, cancel file, exit codes) is documented
 in ``training.recipes.progress``. Logs go to stdout/stderr.
@@ -108,6 +109,7 @@ def make_callback(job: Job, total_rows: int, cfg: RecipeConfig, device: str, met
             self.summary: dict[str, Any] = {}
             self.last_log: dict[str, Any] = {}
             self.num_train_rows: int | None = None
+            self.start_fields: dict[str, Any] = {}  # set once the trainer has wrapped the model
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.t0 = time.monotonic()
@@ -122,6 +124,7 @@ def make_callback(job: Job, total_rows: int, cfg: RecipeConfig, device: str, met
                 device=device,
                 num_threads=_torch_threads(),
                 config=cfg.to_dict(),
+                **self.start_fields,
             )
 
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -226,12 +229,92 @@ def lora_config(cfg: RecipeConfig):
     )
 
 
+# Fields of a base model's config.json that an adapter's tensor shapes depend on.
+_BASE_SHAPE_KEYS = (
+    "model_type",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "vocab_size",
+)
+
+
+def check_init_adapter(path: str, base: Path, max_rank: int) -> Path:
+    """The adapter to continue, checked before any model is loaded; raises JobError."""
+    adapter_dir = Path(path).resolve()
+    if not adapter_dir.is_dir():
+        raise JobError(f"init adapter {adapter_dir} is not a directory")
+    problems = adapter_servability_problems(adapter_dir, max_rank)
+    if problems:
+        raise JobError(
+            f"init adapter {adapter_dir} cannot be continued into a servable adapter:\n" + "\n".join(problems)
+        )
+    cfg = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    # PEFT records the base as the path (or hub id) it was loaded from. A path that is gone
+    # or moved proves nothing, so only a different, existing base directory is compared here;
+    # load_init_adapter then checks every tensor against the base actually loaded.
+    recorded = cfg.get("base_model_name_or_path") or ""
+    recorded_dir = Path(recorded) if recorded else None
+    if recorded_dir and (recorded_dir / "config.json").is_file() and recorded_dir.resolve() != base:
+        theirs = json.loads((recorded_dir / "config.json").read_text(encoding="utf-8"))
+        ours = json.loads((base / "config.json").read_text(encoding="utf-8"))
+        differ = [k for k in _BASE_SHAPE_KEYS if theirs.get(k) != ours.get(k)]
+        if differ:
+            raise JobError(
+                f"init adapter {adapter_dir} was trained on {recorded}, a different model than the base "
+                f"{base} ({', '.join(f'{k}: {theirs.get(k)} vs {ours.get(k)}' for k in differ)})"
+            )
+    return adapter_dir
+
+
+def load_init_adapter(model, adapter_dir: Path, base: Path):
+    """The base model with the saved adapter loaded as trainable; raises JobError when it does not fit."""
+    from peft import PeftModel, get_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    try:
+        model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+    except (RuntimeError, ValueError, KeyError) as exc:  # size mismatch, target module not found
+        raise JobError(
+            f"init adapter {adapter_dir} does not fit the base model {base}: {_one_line(exc)}"
+        ) from None
+    # PEFT only warns about adapter tensors it could not place, or modules it left freshly
+    # initialised (an adapter of a model with the same module names but fewer layers): compare.
+    saved = {k: tuple(v.shape) for k, v in load_peft_weights(str(adapter_dir), device="cpu").items()}
+    loaded = {k: tuple(v.shape) for k, v in get_peft_model_state_dict(model).items()}
+    if saved != loaded:
+        extra = sorted(set(saved) - set(loaded))[:3]
+        missing = sorted(set(loaded) - set(saved))[:3]
+        shapes = sorted(k for k in set(saved) & set(loaded) if saved[k] != loaded[k])[:3]
+        raise JobError(
+            f"init adapter {adapter_dir} does not match the base model {base}: "
+            f"not in the model {extra}, not in the adapter {missing}, other shapes {shapes}"
+        )
+    return model
+
+
+def lora_summary(model) -> dict[str, Any]:
+    """The adapter actually being trained (a continued adapter keeps its own rank and targets)."""
+    peft_cfg = model.peft_config["default"]
+    targets = peft_cfg.target_modules
+    return {
+        "r": peft_cfg.r,
+        "lora_alpha": peft_cfg.lora_alpha,
+        "target_modules": sorted(targets) if isinstance(targets, set | list | tuple) else targets,
+    }
+
+
 def save_adapter(model, output_dir: Path) -> Path:
     """Save the adapter to a sibling temp dir, then swap it in (no half-written adapter)."""
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_dir.with_name(f".{output_dir.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    # Only the trained adapter: a continued DPO run also holds TRL's frozen "ref" copy,
+    # which save_pretrained would otherwise write into a ref/ subdirectory.
+    model.save_pretrained(str(tmp), safe_serialization=True, selected_adapters=["default"])
     (tmp / "README.md").unlink(missing_ok=True)  # PEFT's generated model card
     for f in tmp.iterdir():
         f.chmod(0o644)  # safetensors writes 0600; the serving process may be another user
@@ -256,6 +339,8 @@ def train(job: Job) -> int:
     if not (base / "config.json").is_file():
         raise JobError(f"base model {base} is not a local model directory (no config.json)")
     output_dir = Path(spec["output_dir"]).resolve()
+    init_adapter = spec.get("init_adapter_path")
+    init_dir = check_init_adapter(init_adapter, base, max_rank) if init_adapter else None
 
     if job.cancel_requested():
         raise Cancelled()
@@ -296,6 +381,8 @@ def train(job: Job) -> int:
         raise JobError(f"the tokenizer in {base} has no chat template")
     dtype = torch.bfloat16 if device == "cuda" and _cuda_bf16() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype, local_files_only=True)
+    if init_dir is not None:
+        model = load_init_adapter(model, init_dir, base)
     dataset = Dataset.from_list(rows)
 
     if job.cancel_requested():
@@ -309,7 +396,8 @@ def train(job: Job) -> int:
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=lora_config(cfg),
+        # TRL refuses a peft_config for a model that already is a PeftModel
+        peft_config=None if init_dir else lora_config(cfg),
         callbacks=[callback],
     )
     if method == "sft":
@@ -319,7 +407,28 @@ def train(job: Job) -> int:
     else:
         from trl import DPOTrainer
 
+        # DPO's reference should be the policy it starts from (π_ref = π_SFT). With a new
+        # adapter that is the base model, which TRL gets by disabling the adapter. Given a
+        # PeftModel, TRL 1.16 adds a "ref" adapter copied from the loaded one and runs the
+        # reference pass through it: the SFT policy, at the cost of one more adapter's weights
+        # (20 MB for SmolLM2 at r16) and no second base model -- cheap on a CPU, so we take it.
         trainer = DPOTrainer(ref_model=None, **common)
+        # PEFT 0.21 leaves an added, inactive adapter frozen; make sure of it across versions,
+        # since a reference that trains (or holds optimizer state) would be no reference.
+        for name, param in trainer.model.named_parameters():
+            if ".ref." in name:
+                param.requires_grad_(False)
+
+    peft_model = trainer.model
+    callback.start_fields = {
+        "init_adapter_path": str(init_dir) if init_dir else None,
+        "lora": lora_summary(peft_model),
+    }
+    if method == "dpo":
+        has_ref = "ref" in peft_model.peft_config
+        if init_dir and not has_ref:  # TRL's fallback for old PEFT with target_parameters
+            log.warning("DPO reference is the base model (adapter disabled), not the init adapter")
+        callback.start_fields["reference"] = "init_adapter" if has_ref else "base"
 
     callback.num_train_rows = len(trainer.train_dataset)
     if callback.num_train_rows == 0:

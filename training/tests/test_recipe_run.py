@@ -252,3 +252,58 @@ def test_crash_inside_training_reports_traceback(tmp_path, sft_rows):
     assert "Traceback (most recent call last)" in events[-1]["error"]
     assert len(events[-1]["error"]) <= progress.ERROR_TAIL_CHARS
     assert "Traceback" in log_tail(job_dir)
+
+
+def safetensors_bytes(path: Path) -> dict[str, bytes]:
+    """Each tensor's raw bytes (the web env has no torch)."""
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    header.pop("__metadata__", None)
+    return {k: raw[8 + n + v["data_offsets"][0] : 8 + n + v["data_offsets"][1]] for k, v in header.items()}
+
+
+def test_dpo_continues_an_sft_adapter_against_it_as_reference(tmp_path, sft_rows, dpo_rows):
+    sft_job = make_job(tmp_path, "sft", sft_rows)
+    rc, _ = run(sft_job)
+    assert rc == progress.EXIT_OK, log_tail(sft_job)
+    sft_adapter = tmp_path / "adapter-sft"
+
+    dpo_job = make_job(tmp_path, "dpo", dpo_rows, init_adapter_path=sft_adapter)
+    assert json.loads((dpo_job / progress.JOB_FILE).read_text())["init_adapter_path"] == str(sft_adapter)
+    rc, events = run(dpo_job)
+    assert rc == progress.EXIT_OK, log_tail(dpo_job)
+    assert_progress(events, "dpo", 2)
+    start_ev = events[1]
+    assert start_ev["init_adapter_path"] == str(sft_adapter) and start_ev["reference"] == "init_adapter"
+    assert start_ev["lora"]["r"] == 16
+    # The reference is the SFT policy itself: before the first update policy and reference
+    # agree, so the first step's implicit rewards are zero (against the base they would not be).
+    first = next(e for e in events if e["event"] == "log")
+    assert abs(first["rewards/chosen"]) < 1e-3 and abs(first["rewards/rejected"]) < 1e-3
+
+    dpo_adapter = tmp_path / "adapter-dpo"
+    assert_servable_adapter(dpo_adapter)
+
+    def shape_of(adapter_dir: Path) -> tuple:
+        cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
+        return cfg["r"], cfg["lora_alpha"], sorted(cfg["target_modules"]), cfg["base_model_name_or_path"]
+
+    assert shape_of(dpo_adapter) == shape_of(sft_adapter)  # still servable on the same base
+    old = safetensors_bytes(sft_adapter / "adapter_model.safetensors")
+    new = safetensors_bytes(dpo_adapter / "adapter_model.safetensors")
+    assert old.keys() == new.keys() and old != new
+
+
+def test_an_init_adapter_without_its_config_gives_an_error_event(tmp_path, dpo_rows):
+    not_an_adapter = tmp_path / "not-an-adapter"
+    not_an_adapter.mkdir()
+    job_dir = make_job(tmp_path, "dpo", dpo_rows, init_adapter_path=not_an_adapter)
+    rc, events = run(job_dir)
+    assert rc == progress.EXIT_ERROR, log_tail(job_dir)
+    assert [e["event"] for e in events] == ["init", "error"]
+    assert (
+        "cannot be continued" in events[-1]["error"]
+        and "adapter_config.json is missing" in events[-1]["error"]
+    )
+    assert not (tmp_path / "adapter-dpo").exists()
