@@ -146,6 +146,11 @@ class RatingSnapshot(models.Model):
     last_vote_id = models.BigIntegerField(default=0)
     data = models.JSONField()
     compute_ms = models.FloatField(default=0.0)
+    # The online Elo ratings per category after the votes up to last_vote_id, carried into the
+    # next snapshot so it only replays newer votes. Apart from ``data``: pages never read it.
+    elo_state = models.JSONField(default=dict, blank=True)
+    # What the snapshot was computed from (votes, models, settings); equal means "still current".
+    fingerprint = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

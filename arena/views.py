@@ -1,11 +1,13 @@
+import csv
+import re
 import uuid
 
 from django.conf import settings
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from arena import selectors
+from arena import leaderboard, selectors
 from arena.models import Battle
 
 
@@ -37,3 +39,70 @@ def battle_detail_api(request, battle_id: uuid.UUID):
 @require_GET
 def suggestions_api(request):
     return JsonResponse({"prompts": selectors.prompt_suggestions(3)})
+
+
+class BadQuery(ValueError):
+    pass
+
+
+def _board_query(request) -> tuple[str, bool]:
+    """``?category=KEY&style=0|1`` of the leaderboard views; raises BadQuery on a bad style value."""
+    category = request.GET.get("category") or "overall"
+    raw = (request.GET.get("style") or "0").lower()
+    if raw not in {"0", "1", "true", "false", "on", "off", "yes", "no"}:
+        raise BadQuery(f"style must be 0 or 1, not {raw[:20]!r}.")
+    return category, raw in {"1", "true", "on", "yes"}
+
+
+@require_GET
+def leaderboard_page(request):
+    snapshot = leaderboard.snapshot_latest()
+    try:
+        category, style = _board_query(request)
+        context = leaderboard.page_context(snapshot, category, style)
+    except (BadQuery, leaderboard.UnknownCategory) as exc:
+        return render(request, "arena/leaderboard.html", {"error": str(exc)}, status=400)
+    if snapshot is None and context["pending"]:
+        from arena.tasks import ratings_refresh_soon
+
+        ratings_refresh_soon()  # coalesced: many readers of an empty board queue one refit
+    return render(request, "arena/leaderboard.html", context)
+
+
+@require_GET
+def leaderboard_api(request):
+    snapshot = leaderboard.snapshot_latest()
+    try:
+        category, style = _board_query(request)
+        if snapshot is None:
+            return JsonResponse(leaderboard.no_snapshot_payload())
+        return JsonResponse(leaderboard.board_payload(snapshot, category, style))
+    except (BadQuery, leaderboard.UnknownCategory) as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+
+
+def _csv_cell(value) -> object:
+    # A text cell starting like a formula would be run by a spreadsheet (model names come from files too).
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+@require_GET
+def leaderboard_csv(request):
+    """The board as CSV; header only before the first snapshot or below the category's threshold."""
+    snapshot = leaderboard.snapshot_latest()
+    try:
+        category, style = _board_query(request)
+        rows = leaderboard.board_payload(snapshot, category, style)["rows"] if snapshot else []
+    except (BadQuery, leaderboard.UnknownCategory) as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", category)[:40] + ("-style-control" if style else "")
+    response["Content-Disposition"] = f'attachment; filename="leaderboard-{name}.csv"'
+    columns = ["rank", "model", "rating", "ci_low", "ci_high", "battles", "elo", "organization", "license", "group"]
+    writer = csv.writer(response)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row[c]) for c in columns])
+    return response

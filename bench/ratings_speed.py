@@ -13,11 +13,16 @@ Generates battles among models with known ratings (seeded), then, in one process
 (e) FastChat's aggregated method (unique (a, b, outcome) rows, L-BFGS-B with gtol 1e-6, one
     refit per bootstrap round) without its process pool: the reference our (b) replaces.
 
+(f) the same battles as votes in PostgreSQL, in the arena's real tables (a scratch database
+    ``arena_bench``, created, migrated, filled with COPY, dropped at the end): the snapshot's SQL
+    GROUP BY, then compute_board on its result, against (d);
+(g) the whole ``arena.leaderboard.snapshot_create()``: every category, style control, Elo.
+Skipped with a message when PostgreSQL is not reachable.
+
 Then it prints how well the BT fit reproduces the published board from the real pair counts in
 ../shared/data (if present). Timings are the median of --repeat runs; the machine may be shared,
 so figures move between runs.
 
-For the database: see ``time_counts_source`` below and the marked place in ``main``.
 """
 
 from __future__ import annotations
@@ -154,16 +159,175 @@ def fastchat_style(a: np.ndarray, b: np.ndarray, outcome: np.ndarray, n: int, ro
 # -- database hook --------------------------------------------------------------------------------
 
 
-def time_counts_source(label: str, load: Callable[[], PairCounts], repeat: int = 3) -> PairCounts:
+def time_counts_source(
+    label: str, load: Callable[[], PairCounts], repeat: int = 3
+) -> tuple[PairCounts, float, float]:
     """Time a callable that returns PairCounts (e.g. an SQL GROUP BY + PairCounts.from_grouped)
-    and compute_board on its result, and print both."""
+    and compute_board on its result, print both; returns (counts, load time, board time)."""
     t_load, counts = timed(load, repeat)
     t_board, _ = timed(lambda: compute_board(counts), repeat)
     print(
         f"[{label}] counts: {t_load * 1e3:8.1f} ms   compute_board: {t_board * 1e3:8.1f} ms   "
         f"({counts.n_models} models, {len(counts.pairs)} pairs, {counts.n_battles:,.0f} battles)"
     )
-    return counts  # type: ignore[return-value]
+    return counts, t_load, t_board  # type: ignore[return-value]
+
+
+# -- (f, g) the database path ---------------------------------------------------------------------
+
+BENCH_DB = "arena_bench"
+# Shares of votes that do not count, and of the category facts: about what a public arena sees.
+LANGUAGES = (("en", 0.60), ("zh-cn", 0.12), ("ru", 0.05), ("de", 0.04), ("fr", 0.04), ("es", 0.04),
+             ("ja", 0.03), ("ko", 0.02), ("pt", 0.02), ("it", 0.02), ("", 0.02))
+
+
+def _server_url(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    env = os.environ.get("DATABASE_URL", "")
+    if env.startswith(("postgres://", "postgresql://")):
+        return env
+    return "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def _with_db(url: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def _copy_votes(connection, n_models: int, a: np.ndarray, b: np.ndarray, outcome: np.ndarray) -> None:
+    """Battles and votes into the real tables with COPY (psycopg 3), in blocks of 100k rows."""
+    rng = np.random.default_rng(42)
+    n = len(a)
+    model_ids = np.array(list(range(1, n_models + 1)))
+    winners = np.array(["model_a", "model_b", "tie", "tie (bothbad)"])[outcome]
+    langs, shares = zip(*LANGUAGES, strict=True)
+    language = np.array(langs)[rng.choice(len(langs), n, p=np.array(shares) / sum(shares))]
+    mode = np.where(rng.random(n) < 0.03, "named", "anony")
+    leak = rng.random(n) < 0.02
+    side_error = rng.random(n) < 0.01
+    turns = rng.choice([1, 2, 3, 4], n, p=[0.75, 0.15, 0.06, 0.04])
+    tokens = np.minimum(rng.lognormal(3.7, 1.3, n), 30000).astype(np.int64)
+    style = np.column_stack([
+        rng.integers(20, 1500, n), rng.poisson(0.8, n), rng.poisson(3, n), rng.poisson(2, n),
+        rng.integers(20, 1500, n), rng.poisson(0.8, n), rng.poisson(3, n), rng.poisson(2, n),
+    ])
+    times = np.datetime_as_string(
+        np.datetime64("2025-01-01T00:00:00") + np.arange(n).astype("timedelta64[s]") * 30, unit="s"
+    )
+    public_ids = [bytes(x).hex() for x in rng.integers(0, 256, (n, 16), dtype=np.uint8)]
+    with connection.cursor() as cursor:
+        battle_cols = ("id, public_id, model_a_id, model_b_id, status, mode, conversation_a, conversation_b, "
+                       "language, turn_total, prompt_tokens, rater_id, ip_hash, created_at, updated_at")
+        vote_cols = "id, battle_id, winner, rater_id, ip_hash, identity_leak, identity_words, side_error, style, created_at"
+        for start in range(0, n, 100_000):
+            stop = min(n, start + 100_000)
+            battles, votes = [], []
+            for k in range(start, stop):
+                ts = times[k] + "+00"
+                rater = f"r{k % 50_000}"
+                battles.append(
+                    f"{k + 1}\t{public_ids[k]}\t{model_ids[a[k]]}\t{model_ids[b[k]]}\tvoted\t{mode[k]}\t[]\t[]\t"
+                    f"{language[k]}\t{turns[k]}\t{tokens[k]}\t{rater}\t\t{ts}\t{ts}\n"
+                )
+                st = style[k]
+                votes.append(
+                    f"{k + 1}\t{k + 1}\t{winners[k]}\t{rater}\t\t{'t' if leak[k] else 'f'}\t[]\t"
+                    f"{'t' if side_error[k] else 'f'}\t"
+                    f'{{"a": {{"tokens": {st[0]}, "headers": {st[1]}, "lists": {st[2]}, "bold": {st[3]}}}, '
+                    f'"b": {{"tokens": {st[4]}, "headers": {st[5]}, "lists": {st[6]}, "bold": {st[7]}}}}}\t{ts}\n'
+                )
+            with cursor.copy(f"COPY arena_battle ({battle_cols}) FROM STDIN") as copy:
+                copy.write("".join(battles))
+            with cursor.copy(f"COPY arena_vote ({vote_cols}) FROM STDIN") as copy:
+                copy.write("".join(votes))
+        for table in ("arena_battle", "arena_vote"):
+            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        cursor.execute("ANALYZE arena_battle")
+        cursor.execute("ANALYZE arena_vote")
+
+
+def database_benchmark(args: argparse.Namespace, a: np.ndarray, b: np.ndarray, outcome: np.ndarray,
+                       t_row_total: float | None) -> None:
+    """(f) and (g): the snapshot's SQL aggregation and the whole snapshot on PostgreSQL."""
+    try:
+        import psycopg
+    except ImportError:
+        print("(f) database: skipped (psycopg is not installed)")
+        return
+    server = _server_url(args.pg_url)
+    try:
+        admin = psycopg.connect(_with_db(server, "postgres"), autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        print(f"(f) database: skipped, PostgreSQL not reachable at {server} ({str(exc).strip().splitlines()[0]})")
+        return
+    with admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        admin.execute(f"CREATE DATABASE {BENCH_DB}")
+    try:
+        # The settings read DATABASE_URL once, at django.setup(): nothing Django is imported before.
+        os.environ["DATABASE_URL"] = _with_db(server, BENCH_DB)
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        import logging
+
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        logging.getLogger("arena.leaderboard").setLevel(logging.WARNING)
+        from django.db import connection
+
+        from arena import leaderboard
+        from arena.models import Vote
+        from serving.models import Endpoint, ServedModel
+
+        t0 = time.perf_counter()
+        call_command("migrate", verbosity=0)
+        endpoint = Endpoint.objects.create(name="bench", base_url="http://bench.invalid/v1")
+        ServedModel.objects.bulk_create([
+            ServedModel(pk=k + 1, public_name=f"model-{k:03d}", endpoint=endpoint, engine_model_id=f"m{k}")
+            for k in range(args.models)
+        ])
+        _copy_votes(connection, args.models, a, b, outcome)
+        n_votes = Vote.objects.count()
+        n_counted = Vote.objects.counted().count()
+        print(f"(f) PostgreSQL {connection.pg_version // 10000}: {n_votes:,} votes ({n_counted:,} counted) "
+              f"in {BENCH_DB}, loaded with COPY in {time.perf_counter() - t0:.1f} s")
+
+        last = Vote.objects.order_by("-pk").values_list("pk", flat=True).first()
+        names = dict(ServedModel.objects.values_list("pk", "public_name"))
+        t_sql, groups = timed(lambda: leaderboard.counted_vote_groups(last), args.repeat)
+        print(f"    SQL GROUP BY (pair, winner, language, multi-turn, long) {t_sql * 1e3:8.1f} ms   "
+              f"({len(groups):,} rows for {sum(g[-1] for g in groups):,} votes)")
+        _, t_load, t_board = time_counts_source(
+            "    SQL GROUP BY -> overall PairCounts",
+            lambda: PairCounts.from_grouped(
+                leaderboard.category_groups(leaderboard.counted_vote_groups(last), names)["overall"]
+            ),
+            repeat=args.repeat,
+        )
+        total = t_load + t_board
+        ratio = f"  ->  {t_row_total / total:,.0f}x faster than (d)" if t_row_total else ""
+        print(f"    database to board (SQL + PairCounts + compute_board): {total:.2f} s{ratio}")
+
+        t_first = time.perf_counter()
+        first = leaderboard.snapshot_create()
+        t_first = time.perf_counter() - t_first
+        t_next = time.perf_counter()
+        leaderboard.snapshot_create()
+        t_next = time.perf_counter() - t_next
+        boards = sum(1 for c in first.data["categories"] if c["board"])
+        print(f"(g) snapshot_create, {boards} category boards + style control ({first.data['style_control']['board']['rounds']} "
+              f"rounds): first {t_first:.1f} s (Elo over every vote), next {t_next:.1f} s (Elo: new votes only)")
+        connection.close()
+    finally:
+        if args.keep_db:
+            print(f"    kept the scratch database {BENCH_DB}")
+        else:
+            with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 # -- published board -------------------------------------------------------------------------------
@@ -199,6 +363,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--baseline-rounds", type=int, default=2, help="bootstrap rounds timed for (d)")
     parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument("--skip-db", action="store_true", help="skip the PostgreSQL part (f, g)")
+    parser.add_argument("--keep-db", action="store_true", help=f"keep the scratch database {BENCH_DB} afterwards")
+    parser.add_argument(
+        "--pg-url", default=None,
+        help="PostgreSQL server to create the scratch database on (default: DATABASE_URL if it is "
+             "PostgreSQL, else postgres://postgres@127.0.0.1:5432/postgres)",
+    )
     args = parser.parse_args()
 
     print(
@@ -228,19 +399,8 @@ def main() -> None:
         f"({t_elo / args.battles * 1e9:.0f} ns per battle)"
     )
 
-    # LEAD: time the database path here (from a Django shell, or after django.setup()), e.g.
-    #   from django.db.models import Count
-    #   from arena.models import Vote
-    #   rows = (Vote.objects.counted()
-    #           .values_list("battle__model_a__public_name", "battle__model_b__public_name", "winner")
-    #           .annotate(n=Count("id")).order_by())
-    #   time_counts_source("SQL GROUP BY", lambda: PairCounts.from_grouped(rows.iterator()))
-    time_counts_source(
-        "in-memory arrays (placeholder for SQL GROUP BY)",
-        lambda: PairCounts.from_arrays(names, a, b, outcome),
-        repeat=args.repeat,
-    )
-
+    # The database path (f, g) runs after the baselines, to print its ratio against (d).
+    t_row_total: float | None = None
     if not args.skip_baselines:
         y = np.array([1.0, 0.0, 0.5, 0.5])[outcome]
         t0 = time.perf_counter()
@@ -263,6 +423,9 @@ def main() -> None:
             f"(e) FastChat's aggregated L-BFGS, fit + 100 rounds, one process: {t_fc:.2f} s  ->  "
             f"{t_fc / t_board:,.0f}x compute_board"
         )
+
+    if not args.skip_db:
+        database_benchmark(args, a, b, outcome, t_row_total)
 
     published_reproduction()
 
