@@ -299,28 +299,37 @@ def database_benchmark(args: argparse.Namespace, a: np.ndarray, b: np.ndarray, o
         last = Vote.objects.order_by("-pk").values_list("pk", flat=True).first()
         names = dict(ServedModel.objects.values_list("pk", "public_name"))
         t_sql, groups = timed(lambda: leaderboard.counted_vote_groups(last), args.repeat)
-        print(f"    SQL GROUP BY (pair, winner, language, multi-turn, long) {t_sql * 1e3:8.1f} ms   "
-              f"({len(groups):,} rows for {sum(g[-1] for g in groups):,} votes)")
+        print(f"    SQL GROUP BY (pair, winner) with multi-turn and long-prompt counts {t_sql * 1e3:8.1f} ms   "
+              f"({len(groups):,} rows for {sum(g[3] for g in groups):,} votes)")
+
+        def overall_counts() -> PairCounts:
+            rows = leaderboard.counted_vote_groups(last)
+            return PairCounts.from_grouped((names[a], names[b], w, n) for a, b, w, n, _, _ in rows)
+
         _, t_load, t_board = time_counts_source(
-            "    SQL GROUP BY -> overall PairCounts",
-            lambda: PairCounts.from_grouped(
-                leaderboard.category_groups(leaderboard.counted_vote_groups(last), names)["overall"]
-            ),
-            repeat=args.repeat,
+            "    SQL GROUP BY -> overall PairCounts", overall_counts, repeat=args.repeat
         )
         total = t_load + t_board
         ratio = f"  ->  {t_row_total / total:,.0f}x faster than (d)" if t_row_total else ""
         print(f"    database to board (SQL + PairCounts + compute_board): {total:.2f} s{ratio}")
 
+        t_lang, lang_groups = timed(lambda: leaderboard.language_vote_groups(last), 1)
+        print(f"    SQL GROUP BY (pair, winner, language) {t_lang * 1e3:8.1f} ms   ({len(lang_groups):,} rows)")
+        t_style, (_, style_arrays, _) = timed(lambda: leaderboard.style_vote_arrays(last, names), 1)
+        print(f"    style counts of every counted vote {t_style * 1e3:8.1f} ms   ({len(style_arrays[0]):,} votes)")
+
         t_first = time.perf_counter()
         first = leaderboard.snapshot_create()
         t_first = time.perf_counter() - t_first
         t_next = time.perf_counter()
-        leaderboard.snapshot_create()
+        second = leaderboard.snapshot_create()
         t_next = time.perf_counter() - t_next
         boards = sum(1 for c in first.data["categories"] if c["board"])
-        print(f"(g) snapshot_create, {boards} category boards + style control ({first.data['style_control']['board']['rounds']} "
-              f"rounds): first {t_first:.1f} s (Elo over every vote), next {t_next:.1f} s (Elo: new votes only)")
+        style = first.data["style_control"]
+        carried = second.data["style_control"]["computed_at"] == style["computed_at"]
+        print(f"(g) snapshot_create: {boards} category boards + style control ({style['board']['rounds']} rounds, "
+              f"{style['compute_ms'] / 1e3:.1f} s of it): first {t_first:.1f} s (Elo over every vote), next "
+              f"{t_next:.1f} s (Elo: new votes only{'; style control carried over' if carried else ''})")
         connection.close()
     finally:
         if args.keep_db:

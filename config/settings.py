@@ -258,8 +258,10 @@ ARENA_NEW_MODEL_BOOST_VOTES = env_int("ARENA_NEW_MODEL_BOOST_VOTES", 50, minimum
 ARENA_LEADERBOARD_MIN_VOTES = env_int("ARENA_LEADERBOARD_MIN_VOTES", 1, minimum=1)
 ARENA_LEADERBOARD_CATEGORY_MIN_VOTES = env_int("ARENA_LEADERBOARD_CATEGORY_MIN_VOTES", 30, minimum=1)
 ARENA_LEADERBOARD_ROUNDS = env_int("ARENA_LEADERBOARD_ROUNDS", 100, minimum=0, maximum=10000)
-# Style control refits the whole model per bootstrap round (~1 s per million votes): fewer rounds.
-ARENA_LEADERBOARD_STYLE_ROUNDS = env_int("ARENA_LEADERBOARD_STYLE_ROUNDS", 20, minimum=0, maximum=1000)
+# Style control refits the whole model per bootstrap round (~0.5 s per million votes): fewer rounds.
+ARENA_LEADERBOARD_STYLE_ROUNDS = env_int("ARENA_LEADERBOARD_STYLE_ROUNDS", 10, minimum=0, maximum=1000)
+# A style-control fit slower than a second is redone at most this often (others: every snapshot).
+ARENA_LEADERBOARD_STYLE_EVERY_S = env_float("ARENA_LEADERBOARD_STYLE_EVERY_S", 300.0, minimum=0.0)
 # Seconds between a vote and the refit it triggers; votes in that window share one refit.
 ARENA_LEADERBOARD_REFRESH_DELAY_S = env_float("ARENA_LEADERBOARD_REFRESH_DELAY_S", 5.0, minimum=0.0)
 ARENA_LEADERBOARD_REFRESH_EVERY_S = env_float("ARENA_LEADERBOARD_REFRESH_EVERY_S", 300.0, minimum=10.0)

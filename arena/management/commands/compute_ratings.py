@@ -1,0 +1,60 @@
+"""manage.py compute_ratings FILE: the leaderboard of a battle file, as JSON on stdout.
+
+Reads FastChat's cleaned-battle schema (a JSON list or JSON Lines, gzip accepted) with
+:func:`arena.battle_files.read_battles` and runs the same code as the leaderboard page
+(:func:`arena.leaderboard.board_build`). Prints a list sorted by rating (by group, then rating,
+when the battles form separate groups), each row ``{"model", "rating", "ci_low", "ci_high",
+"rank", "battles", "elo"}``. On any error nothing is printed on stdout and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from arena.battle_files import BattleFileError, read_battles
+from arena.leaderboard import CLI_ROW_KEYS, board_build
+from arena.ratings import PairCounts, elo_update
+
+
+def parse_anchor(raw: str) -> tuple[str, float]:
+    """``MODEL=RATING`` → ``(model, rating)``; raises CommandError with the expected syntax."""
+    model, sep, value = raw.rpartition("=")
+    try:
+        rating = float(value)
+    except ValueError:
+        rating = math.nan
+    if not sep or not model.strip() or not math.isfinite(rating):
+        raise CommandError(f"--anchor must be MODEL=RATING, e.g. mixtral-8x7b-instruct-v0.1=1114; got {raw!r}")
+    return model.strip(), rating
+
+
+class Command(BaseCommand):
+    help = "Print the leaderboard (Bradley–Terry with bootstrap intervals, and Elo) of a battle file as JSON."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", help="battles in FastChat's schema: JSON list or JSON Lines, optionally gzipped")
+        parser.add_argument("--anchor", help="MODEL=RATING: shift the scale so that MODEL has RATING")
+        parser.add_argument("--rounds", type=int, default=100, help="bootstrap rounds for the intervals (0: none)")
+        parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+
+    def handle(self, *args, file: str, anchor: str | None, rounds: int, seed: int, **options) -> None:
+        if rounds < 0:
+            raise CommandError("--rounds must be 0 or more")
+        anchor_pair = parse_anchor(anchor) if anchor is not None else None
+        try:
+            battles = read_battles(file)
+        except BattleFileError as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:
+            raise CommandError(f"cannot read {file}: {exc.strerror or exc}") from None
+        triples = [(b["model_a"], b["model_b"], b["winner"]) for b in battles]
+        counts = PairCounts.from_battles(triples)
+        if anchor_pair is not None and anchor_pair[0] not in counts.models:
+            raise CommandError(f"--anchor model {anchor_pair[0]!r} has no battles in {file}")
+        # read_battles returns battles in time order when they carry tstamps, as online Elo needs.
+        board = board_build(counts, anchor=anchor_pair, rounds=rounds, seed=seed, elo=elo_update({}, triples))
+        rows = [{key: row[key] for key in CLI_ROW_KEYS} for row in board["rows"]]
+        self.stdout.write(json.dumps(rows, indent=1))

@@ -1,0 +1,32 @@
+"""manage.py export_battles [FILE] [--include-flagged]: votes as FastChat battles, JSON Lines."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from arena.battle_io import battles_export
+
+
+class Command(BaseCommand):
+    help = ("Export votes as battles in FastChat's cleaned-battle schema (JSON Lines) to FILE, or stdout. "
+            "Raters appear only as a salted hash (judge).")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", nargs="?", default="-", help="output file ('-' or nothing: stdout)")
+        parser.add_argument("--include-flagged", action="store_true",
+                            help="also votes with an identity leak or a failed side (with their flags)")
+
+    def handle(self, *args, file: str, include_flagged: bool, **options) -> None:
+        if file == "-":
+            count = battles_export(self.stdout, include_flagged=include_flagged)
+            self.stdout.flush()
+        else:
+            try:
+                with open(file, "w", encoding="utf-8") as out:
+                    count = battles_export(out, include_flagged=include_flagged)
+            except OSError as exc:
+                raise CommandError(f"cannot write {file}: {exc.strerror or exc}") from None
+        # The count goes to stderr: stdout may be the data itself.
+        sys.stderr.write(f"exported {count} battle{'s' if count != 1 else ''}\n")

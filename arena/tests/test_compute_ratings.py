@@ -1,0 +1,142 @@
+"""manage.py compute_ratings: the leaderboard of a battle file, on the real public battles."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from arena.ratings import WINNERS
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO.parent / "shared" / "data" / "arena_battles"
+
+
+def shared_file(name: str) -> Path:
+    path = DATA / name
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared data file missing: {path}")
+        pytest.skip(f"shared data file missing: {path}")
+    return path
+
+
+def run(*args: str) -> list[dict]:
+    out = io.StringIO()
+    call_command("compute_ratings", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def write_lines(path: Path, records: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture(scope="module")
+def public_battles(tmp_path_factory) -> Path:
+    """The 1,670,250 battles behind the 2024-08-13 board, one JSON line each (~150 MB).
+
+    Written from the per-pair counts (the battles' order is lost, which changes Elo only).
+    JSON Lines, as the arena exports: on this machine writing takes ~0.2 s and the command
+    ~11 s with ~1.8 GB peak memory (a JSON list costs the same: the 1.67M dicts dominate).
+    """
+    data = json.loads(shared_file("lmsys_clean_battle_20240814_pair_counts.json").read_text())
+    path = tmp_path_factory.mktemp("public") / "battles.jsonl"
+    models = data["models"]
+    with path.open("w") as fh:
+        for (i, j), outcomes in zip(data["X"], data["Y"], strict=True):
+            for winner, n in zip(WINNERS, outcomes, strict=True):
+                line = json.dumps({"model_a": models[i], "model_b": models[j], "winner": winner}) + "\n"
+                fh.write(line * int(n))
+    return path
+
+
+def test_it_reproduces_the_published_2024_08_13_leaderboard(public_battles):
+    rows = run(str(public_battles), "--anchor", "mixtral-8x7b-instruct-v0.1=1114", "--rounds", "10")
+    with shared_file("lmsys_leaderboard_ratings_20240813.csv").open(newline="") as fh:
+        published = {row["key"]: float(row["rating"]) for row in csv.DictReader(fh)}
+    published["chatgpt-4o-latest"] = published.pop("chatgpt-4o-latest-2024-08-08")
+    mine = {row["model"]: row for row in rows}
+    assert len(rows) == 129 and sum(r["battles"] for r in rows) == 2 * 1_670_250
+    assert "gpt-4o-2024-08-06" in mine and "gpt-4o-2024-08-06" not in published
+    shared = [m for m in mine if m in published]
+    assert len(shared) == 128
+    diff = np.array([abs(mine[m]["rating"] - published[m]) for m in shared])
+    assert np.median(diff) <= 0.1
+    assert np.mean(diff <= 1.0) >= 0.9
+    assert mine["mixtral-8x7b-instruct-v0.1"]["rating"] == pytest.approx(1114.0)
+    assert [r["rating"] for r in rows] == sorted((r["rating"] for r in rows), reverse=True)
+    for row in rows:
+        assert set(row) == {"model", "rating", "ci_low", "ci_high", "rank", "battles", "elo"}
+        # Percentile intervals of a bootstrap need not contain the point estimate; they are near it.
+        assert row["ci_low"] <= row["ci_high"] and row["ci_low"] - 30 < row["rating"] < row["ci_high"] + 30
+    assert rows[0]["model"] == "chatgpt-4o-latest" and rows[0]["rank"] == 1
+
+
+def test_a_small_file_gives_sorted_rows_with_elo(tmp_path):
+    path = write_lines(tmp_path / "b.jsonl", [
+        {"model_a": "x", "model_b": "y", "winner": "model_a", "tstamp": 2},
+        {"model_a": "y", "model_b": "x", "winner": "tie", "tstamp": 1},
+        {"model_a": "x", "model_b": "z", "winner": "model_b", "tstamp": 3},
+    ])
+    rows = run(str(path), "--rounds", "0")
+    assert [r["model"] for r in rows] == ["z", "x", "y"]
+    assert sum(r["elo"] for r in rows) == pytest.approx(3000.0)
+    assert all(r["ci_low"] == r["rating"] == r["ci_high"] for r in rows)  # no bootstrap rounds
+
+
+def test_a_json_list_works_too(tmp_path):
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps([{"model_a": "x", "model_b": "y", "winner": "model_a"}]))
+    assert {r["model"] for r in run(str(path), "--rounds", "5", "--seed", "3")} == {"x", "y"}
+
+
+@pytest.mark.parametrize("bad,reason", [
+    ("{not json", "invalid JSON"),
+    ('{"model_a": "x", "model_b": "y", "winner": "a landslide"}', "unknown winner"),
+    ('{"model_a": "x", "model_b": "x", "winner": "tie"}', "the same model"),
+    ('{"model_a": "x", "winner": "tie"}', "missing field 'model_b'"),
+])
+def test_a_malformed_line_is_an_error_naming_its_line(tmp_path, bad, reason):
+    good = {"model_a": "x", "model_b": "y", "winner": "model_a"}
+    path = write_lines(tmp_path / "bad.jsonl", [good, good, bad, good])
+    out = io.StringIO()
+    with pytest.raises(CommandError, match=f"line 3: .*{reason}"):
+        call_command("compute_ratings", str(path), stdout=out)
+    assert out.getvalue() == ""
+
+
+@pytest.mark.parametrize("anchor,message", [
+    ("mixtral", "--anchor must be MODEL=RATING"),
+    ("x=high", "--anchor must be MODEL=RATING"),
+    ("=1000", "--anchor must be MODEL=RATING"),
+    ("ghost=1000", "--anchor model 'ghost' has no battles"),
+])
+def test_a_bad_anchor_is_a_clear_error(tmp_path, anchor, message):
+    path = write_lines(tmp_path / "b.jsonl", [{"model_a": "x", "model_b": "y", "winner": "model_a"}])
+    with pytest.raises(CommandError, match=message):
+        run(str(path), "--anchor", anchor)
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="cannot read"):
+        run(str(tmp_path / "nope.jsonl"))
+
+
+def test_from_the_shell_a_bad_file_exits_non_zero_with_nothing_on_stdout(tmp_path):
+    path = write_lines(tmp_path / "bad.jsonl", [{"model_a": "x", "model_b": "y", "winner": "tie"}, "[1, 2]"])
+    result = subprocess.run(
+        [sys.executable, "manage.py", "compute_ratings", str(path)], cwd=REPO, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert "line 2" in result.stderr and "expected a JSON object" in result.stderr
