@@ -214,3 +214,19 @@ def lora_adapter_dir(tmp_path_factory) -> str:
     subprocess.run([settings.ENGINE_PYTHON, "-c", script, model_dir, str(out)], check=True, capture_output=True,
                    env={**os.environ, "HF_HUB_OFFLINE": "1"})
     return str(out)
+
+
+@pytest.fixture
+def page(chromium_path):
+    """A headless Chromium page (Debian's chromium driven by Playwright; it cannot download browsers here)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        yield page
+        browser.close()

@@ -65,21 +65,6 @@ def cast_votes(models, count: int, rng: random.Random) -> None:
         )
 
 
-@pytest.fixture
-def page(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium_path, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        yield page
-        browser.close()
-
-
 def test_a_reader_sees_the_board_its_plots_and_its_updates(asgi_server, page, settings):
     from playwright.sync_api import expect
 

@@ -14,6 +14,8 @@ from arena.models import Battle, RatingSnapshot, Vote
 from arena.ratings import PairCounts, elo_update
 from tests.factories import make_finished_battle, make_model
 
+pytestmark = pytest.mark.usefixtures("quick_leaderboard")
+
 _clock = itertools.count()
 
 
@@ -31,15 +33,6 @@ def cast(model_a, model_b, winner="model_a", *, mode="anony", identity_leak=Fals
     when = created_at or timezone.now() + dt.timedelta(microseconds=next(_clock))
     return Vote.objects.create(battle=battle, winner=winner, rater_id="rater", identity_leak=identity_leak,
                                side_error=side_error, style=style, created_at=when)
-
-
-@pytest.fixture(autouse=True)
-def quick(settings):
-    settings.ARENA_LEADERBOARD_ROUNDS = 20
-    settings.ARENA_LEADERBOARD_STYLE_ROUNDS = 3
-    settings.ARENA_LEADERBOARD_MIN_VOTES = 1
-    settings.ARENA_LEADERBOARD_CATEGORY_MIN_VOTES = 4
-    settings.ARENA_LEADERBOARD_ANCHOR = None
 
 
 @pytest.fixture

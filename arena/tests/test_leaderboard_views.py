@@ -12,14 +12,7 @@ from arena.models import Battle
 from arena.tests.test_leaderboard import cast
 from tests.factories import make_model
 
-
-@pytest.fixture(autouse=True)
-def quick(settings):
-    settings.ARENA_LEADERBOARD_ROUNDS = 20
-    settings.ARENA_LEADERBOARD_STYLE_ROUNDS = 3
-    settings.ARENA_LEADERBOARD_MIN_VOTES = 1
-    settings.ARENA_LEADERBOARD_CATEGORY_MIN_VOTES = 4
-    settings.ARENA_LEADERBOARD_ANCHOR = None
+pytestmark = pytest.mark.usefixtures("quick_leaderboard")
 
 
 @pytest.fixture
