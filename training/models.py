@@ -105,7 +105,8 @@ class Job(models.Model):
         return self.status in self.FINISHED
 
     def directory(self) -> Path:
-        return settings.TRAINING_JOBS_DIR / f"job-{self.pk}"
+        # The creation time keeps two databases (a test run, a dev server) from sharing job-1's folder.
+        return settings.TRAINING_JOBS_DIR / f"job-{self.pk}-{self.created_at:%Y%m%d-%H%M%S-%f}"
 
     def elapsed_s(self) -> float | None:
         if not self.started_at:
