@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import random
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import off_the_event_loop
 
 pytestmark = [pytest.mark.browser]
 
@@ -25,21 +26,6 @@ MODELS = [
     ("gemma-3-270m", "Google", "Gemma", 900),
     ("smollm2-135m-instruct", "Hugging Face", "Apache-2.0", 860),
 ]
-
-
-def off_the_event_loop(fn):
-    """Run ORM work in a thread of its own: Playwright's sync API runs an event loop in this
-    one, where Django refuses database calls."""
-    from django.db import connection
-
-    def work():
-        try:
-            return fn()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(work).result()
 
 
 def cast_votes(models, count: int, rng: random.Random) -> None:

@@ -63,8 +63,9 @@ class JobAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["base_model", "method", "dataset", "preset", "overrides", "init_checkpoint"]
-        return ["base_model", "method", "dataset", "preset", "init_checkpoint", "status", "config", "error",
-                "created_by", "created_at", "started_at", "finished_at", "worker"]
+        # Status, progress and errors are in the live panel above the form; only fixed facts here.
+        return ["base_model", "method", "dataset", "preset", "init_checkpoint", "config", "created_by", "created_at",
+                "worker"]
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.get_fields(request, obj)
@@ -112,6 +113,10 @@ class JobAdmin(admin.ModelAdmin):
         job = services.job_cancel(get_object_or_404(Job, pk=job_id))
         self.message_user(request, f"Job {job.pk}: cancel requested ({job.get_status_display()}).")
         return HttpResponseRedirect(reverse("admin:training_job_change", args=[job.pk]))
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # After Launch, show the job's live page rather than the list.
+        return HttpResponseRedirect(reverse("admin:training_job_change", args=[obj.pk]))
 
     def add_view(self, request, form_url="", extra_context=None):
         extra_context = {**(extra_context or {}), "title": "Launch a fine-tune", "launch_form": True}
