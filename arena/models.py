@@ -56,9 +56,6 @@ class Battle(models.Model):
     def is_locked(self) -> bool:
         return self.status != self.Status.OPEN
 
-    def turn_count(self) -> int:
-        return sum(1 for message in self.conversation_a if message["role"] == "user")
-
     def conversation(self, side: str) -> list[dict]:
         return self.conversation_a if side == "a" else self.conversation_b
 

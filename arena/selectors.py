@@ -49,7 +49,7 @@ def battle_public_state(battle: Battle) -> dict:
     state = {
         "battle_id": str(battle.public_id),
         "status": battle.status,
-        "turns": battle.turn_count(),
+        "turns": battle.turn_total,
         "conversation_a": battle.conversation_a,
         "conversation_b": battle.conversation_b,
     }

@@ -101,7 +101,7 @@ def battle_turn_begin(*, battle_id, rater_id: str, text) -> TurnPlan:
         raise ArenaError("battle_closed", "This battle has been voted on; start a new round.")
     if Response.objects.filter(turn__battle=battle, state=Response.State.PENDING).exists():
         raise ArenaError("busy", "Wait for both answers before sending another prompt.")
-    turn_index = battle.turn_count()
+    turn_index = battle.turn_total
     if turn_index >= settings.ARENA_MAX_TURNS:
         raise ArenaError("too_many_turns", f"This battle has reached its {settings.ARENA_MAX_TURNS} turns; vote now.")
 

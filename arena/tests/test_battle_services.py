@@ -103,7 +103,7 @@ class TestBattleTurnBegin:
         self.battle.refresh_from_db()
         assert [m["role"] for m in self.battle.conversation_a] == ["user", "assistant", "user", "assistant"]
         assert self.battle.conversation_b[3] == {"role": "assistant", "content": "b:two"}
-        assert self.battle.turn_count() == 2
+        assert self.battle.turn_total == 2
 
 
 @pytest.mark.django_db
