@@ -265,10 +265,11 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
     cancel_sent_at = None
+    recorded = -1
     while True:
         returncode = process.poll()
         events = progress.read_events(events_path)
-        _job_record_progress(job, events, log_path)
+        recorded = _job_record_progress(job, events, log_path, recorded)
         if returncode is not None:
             break
         if cancel_sent_at is None and Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
@@ -280,16 +281,20 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
     return _job_finish(job, returncode, progress.read_events(events_path), log_path)
 
 
-def _job_record_progress(job: Job, events: list[dict], log_path: Path) -> None:
-    logs = [e for e in events if e.get("event") == "log"]
-    start = next((e for e in events if e.get("event") == "start"), None)
-    fields = {"heartbeat_at": timezone.now(), "log_tail": _tail(log_path)}
-    if start:
-        fields["total_steps"] = int(start.get("total_steps") or 0)
-    if logs:
-        fields["step"] = int(logs[-1].get("step") or 0)
-        fields["metrics"] = [{k: e[k] for k in _METRIC_KEYS if k in e} for e in logs]
+def _job_record_progress(job: Job, events: list[dict], log_path: Path, recorded: int) -> int:
+    """Heartbeat every poll; progress and metrics only when new events arrived. Returns the events recorded."""
+    fields: dict = {"heartbeat_at": timezone.now()}
+    if len(events) != recorded:
+        logs = [e for e in events if e.get("event") == "log"]
+        start = next((e for e in events if e.get("event") == "start"), None)
+        fields["log_tail"] = _tail(log_path)
+        if start:
+            fields["total_steps"] = int(start.get("total_steps") or 0)
+        if logs:
+            fields["step"] = int(logs[-1].get("step") or 0)
+            fields["metrics"] = [{k: e[k] for k in _METRIC_KEYS if k in e} for e in logs]
     Job.objects.filter(pk=job.pk).update(**fields)
+    return len(events)
 
 
 def _job_finish(job: Job, returncode: int, events: list[dict], log_path: Path) -> Job:
