@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,18 +14,13 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from arena.ratings import WINNERS
+from tests.helpers import shared_data_file
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO.parent / "shared" / "data" / "arena_battles"
 
 
 def shared_file(name: str) -> Path:
-    path = DATA / name
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared data file missing: {path}")
-        pytest.skip(f"shared data file missing: {path}")
-    return path
+    return shared_data_file(f"arena_battles/{name}")
 
 
 def run(*args: str) -> list[dict]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +27,8 @@ from arena.ratings import (
     rank_upper_bound,
     style_features,
 )
+from tests.helpers import shared_data_file
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = REPO.parent / "shared" / "data" / "arena_battles"
 MIRROR = {"model_a": "model_b", "model_b": "model_a", "tie": "tie", "tie (bothbad)": "tie (bothbad)"}
 POINTS_2_TO_1 = 400 * math.log10(2)  # 120.412 points: odds 2:1 on the Elo scale
 
@@ -40,13 +38,7 @@ def pc(*rows: tuple[str, str, str, int]) -> PairCounts:
 
 
 def shared_file(name: str) -> Path:
-    path = DATA / name
-    if not path.exists():
-        # CI has ../shared beside the clone: there a missing file is a failure, not a skip.
-        if os.environ.get("CI"):
-            pytest.fail(f"shared data file missing: {path}")
-        pytest.skip(f"shared data file missing: {path}")
-    return path
+    return shared_data_file(f"arena_battles/{name}")
 
 
 # -- published board ---------------------------------------------------------------------------
