@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "serving",
     "arena",
     "training",
+    "config",  # project-level commands that wire the three apps together: bootstrap, run_all
 ]
 
 MIDDLEWARE = [
