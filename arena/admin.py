@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from arena.models import Battle, RatingSnapshot, Response, Turn, Vote
+from arena.models import Battle, Contestant, RatingSnapshot, Response, Turn, Vote
+
+
+@admin.register(Contestant)
+class ContestantAdmin(admin.ModelAdmin):
+    list_display = ["served_model", "sampling_weight", "boost_weight", "boost_votes_left"]
+    list_editable = ["sampling_weight"]
+    search_fields = ["served_model__public_name"]
 
 
 class TurnInline(admin.TabularInline):

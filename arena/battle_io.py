@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from arena.battle_files import BattleFileError, parse_battles
 from arena.leaderboard import LANGUAGE_NAMES
-from arena.models import Battle, Vote
+from arena.models import Battle, Contestant, Vote
 from arena.style import STYLE_FEATURES, approx_tokens
 from serving.models import Endpoint, ServedModel
 
@@ -305,9 +305,10 @@ def battles_import(battles: list[ImportedBattle], *, batch_size: int = 2000) -> 
         endpoint, _ = Endpoint.objects.get_or_create(name=spec.pop("name"), defaults=spec)
         for name in missing:
             models[name] = ServedModel.objects.create(
-                public_name=name, endpoint=endpoint, engine_model_id=name, active=False, sampling_weight=0.0,
+                public_name=name, endpoint=endpoint, engine_model_id=name, active=False,
                 description="Imported from a battle file; not served here.",
             )
+            Contestant.objects.create(served_model=models[name], sampling_weight=0.0)
         report.models_created = missing
     now = timezone.now()
     for start in range(0, len(battles), batch_size):

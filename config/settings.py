@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "serving",
     "arena",
     "training",
+    "config",  # project-level commands that wire the three apps together: bootstrap, run_all
 ]
 
 MIDDLEWARE = [
@@ -295,8 +296,8 @@ ENGINE_DEVICE = env_str("ARENA_ENGINE_DEVICE", "cpu")
 if ENGINE_DEVICE not in {"cpu", "cuda"}:
     raise ImproperlyConfigured(f"ARENA_ENGINE_DEVICE must be cpu or cuda, got {ENGINE_DEVICE!r}")
 # Which of serving.local_models.LOCAL_MODELS `make run` converts and serves on this machine.
-ARENA_LOCAL_MODELS = env_list("ARENA_LOCAL_MODELS", ["smollm2", "gemma3"])
-_unknown_local = set(ARENA_LOCAL_MODELS) - {"smollm2", "gemma3"}
+SERVING_LOCAL_MODELS = env_list("ARENA_LOCAL_MODELS", ["smollm2", "gemma3"])
+_unknown_local = set(SERVING_LOCAL_MODELS) - {"smollm2", "gemma3"}
 if _unknown_local:
     raise ImproperlyConfigured(f"ARENA_LOCAL_MODELS: unknown model(s) {sorted(_unknown_local)}; choose from smollm2, gemma3")
 VLLM_MAX_LORA_RANK = env_int("ARENA_VLLM_MAX_LORA_RANK", 16, minimum=1)

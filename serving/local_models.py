@@ -49,4 +49,4 @@ LOCAL_MODELS = {
 
 
 def enabled_local_models() -> list[LocalModel]:
-    return [LOCAL_MODELS[key] for key in settings.ARENA_LOCAL_MODELS]
+    return [LOCAL_MODELS[key] for key in settings.SERVING_LOCAL_MODELS]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from arena.models import Battle, Response, Turn
+from arena.models import Battle, Contestant, Response, Turn
 from serving.models import Endpoint, ServedModel
 
 _counter = itertools.count(1)
@@ -17,13 +17,21 @@ def make_endpoint(**overrides) -> Endpoint:
     return Endpoint.objects.create(**values)
 
 
+CONTESTANT_FIELDS = ("sampling_weight", "boost_weight", "boost_votes_left")
+
+
 def make_model(**overrides) -> ServedModel:
+    """A served model; any of CONTESTANT_FIELDS given also makes its arena.Contestant row."""
     n = next(_counter)
     if "endpoint" not in overrides:
         overrides["endpoint"] = make_endpoint()
+    contestant = {name: overrides.pop(name) for name in CONTESTANT_FIELDS if name in overrides}
     values = {"public_name": f"model-{n}", "engine_model_id": f"engine-model-{n}", "organization": f"Org {n}"}
     values.update(overrides)
-    return ServedModel.objects.create(**values)
+    model = ServedModel.objects.create(**values)
+    if contestant:
+        Contestant.objects.create(served_model=model, **contestant)
+    return model
 
 
 def make_finished_battle(*, rater_id: str = "rater-1", answers=("Answer A", "Answer B"), states=("done", "done"),

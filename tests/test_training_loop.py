@@ -12,6 +12,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 
+from arena.contestants import contestant_of
 from arena.models import Vote
 from config.asgi import application
 from serving.errors import EngineError
@@ -64,8 +65,8 @@ def test_an_sft_job_trains_is_served_and_battles(base_model, celery_worker_proce
     assert (Path(checkpoint.adapter_path) / "adapter_config.json").exists()
     contestant = checkpoint.served_model
     assert contestant.public_name == f"smollm2-135m-instruct-sft-j{job.pk}"
-    assert contestant.kind == "lora" and contestant.active and contestant.boost_votes_left > 0
-    assert contestant.effective_weight() > base_model.effective_weight()
+    assert contestant.kind == "lora" and contestant.active and contestant_of(contestant).boost_votes_left > 0
+    assert contestant_of(contestant).effective_weight() > contestant_of(base_model).effective_weight()
     served = {m["id"] for m in httpx.get(f"{vllm_url}/v1/models").json()["data"]}
     assert contestant.engine_model_id in served
 

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from arena.contestants import contestant_enter
 from serving.errors import EngineError
 from serving.models import ServedModel
 from serving.services import served_model_register_adapter
@@ -334,6 +335,7 @@ def job_register_checkpoint(job: Job, done: dict) -> Checkpoint:
     description = f"{job.get_method_display()} of {job.base_model} on {job.dataset} (job {job.pk}, preset {job.preset or 'custom'})"
     model = served_model_register_adapter(parent=job.base_model, name=job.contestant_name(),
                                           adapter_path=checkpoint.adapter_path, description=description)
+    contestant_enter(model)  # the arena boosts a new contestant for its first votes
     checkpoint.served_model = model
     checkpoint.save(update_fields=["served_model"])
     return checkpoint

@@ -12,6 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from arena import battle_io, leaderboard
+from arena.contestants import contestant_of, contestants_battle_ready
 from arena.models import Battle, Vote
 from arena.tests.test_leaderboard import cast
 from serving.models import Endpoint, ServedModel
@@ -103,7 +104,8 @@ class TestImport:
         assert ghost.endpoint.kind == Endpoint.Kind.OPENAI_COMPATIBLE
         assert ghost.endpoint.base_url == "http://imported.invalid/v1"
         assert ServedModel.objects.get(pk=served.pk).active
-        assert ghost not in ServedModel.objects.battle_ready()
+        assert ghost not in [model for model, _ in contestants_battle_ready()]
+        assert contestant_of(ghost).effective_weight() == 0.0
         # Stored in time order, dated by tstamp.
         votes = list(Vote.objects.order_by("pk"))
         assert [v.winner for v in votes] == ["tie", "model_b"]
