@@ -36,7 +36,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from arena.battle_files import BattleFileError, parse_battles
-from arena.leaderboard import LANGUAGE_NAMES
+from arena.languages import LANGUAGE_NAMES
+from arena.leaderboard.services import ratings_refresh_soon
 from arena.models import Battle, Vote
 from arena.style import STYLE_FEATURES, approx_tokens
 from serving.models import Endpoint, ServedModel
@@ -329,10 +330,5 @@ def battles_import(battles: list[ImportedBattle], *, batch_size: int = 2000) -> 
         ])
         report.battles += len(chunk)
 
-    def refresh() -> None:
-        from arena.tasks import ratings_refresh_soon
-
-        ratings_refresh_soon()
-
-    transaction.on_commit(refresh)
+    transaction.on_commit(ratings_refresh_soon)
     return report
