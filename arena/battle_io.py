@@ -1,4 +1,6 @@
-"""Votes to and from battle files in FastChat's cleaned-battle schema (JSON Lines).
+"""Battle files and the database: votes exported to, and battles imported from, FastChat's
+cleaned-battle schema (JSON Lines). The Django side; parsing and validating a file is the pure
+:mod:`arena.battle_files`.
 
 Export (:func:`battles_export`) writes one object per vote, oldest first::
 
