@@ -1,4 +1,6 @@
-"""Votes to and from battle files in FastChat's cleaned-battle schema (JSON Lines).
+"""Battle files and the database: votes exported to, and battles imported from, FastChat's
+cleaned-battle schema (JSON Lines). The Django side; parsing and validating a file is the pure
+:mod:`arena.battle_files`.
 
 Export (:func:`battles_export`) writes one object per vote, oldest first::
 
@@ -36,7 +38,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from arena.battle_files import BattleFileError, parse_battles
-from arena.leaderboard import LANGUAGE_NAMES
+from arena.languages import LANGUAGE_NAMES
+from arena.leaderboard.services import ratings_refresh_soon
 from arena.models import Battle, Contestant, Vote
 from arena.style import STYLE_FEATURES, approx_tokens
 from serving.models import Endpoint, ServedModel
@@ -330,10 +333,5 @@ def battles_import(battles: list[ImportedBattle], *, batch_size: int = 2000) -> 
         ])
         report.battles += len(chunk)
 
-    def refresh() -> None:
-        from arena.tasks import ratings_refresh_soon
-
-        ratings_refresh_soon()
-
-    transaction.on_commit(refresh)
+    transaction.on_commit(ratings_refresh_soon)
     return report

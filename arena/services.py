@@ -217,6 +217,6 @@ def _style_of(responses: list[Response]) -> dict:
 
 
 def _after_vote() -> None:
-    from arena.tasks import ratings_refresh_soon
+    from arena.leaderboard.services import ratings_refresh_soon
 
     ratings_refresh_soon()

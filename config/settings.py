@@ -254,7 +254,7 @@ ARENA_PROMPTS_DIR = Path(env_str("ARENA_PROMPTS_DIR", str(BASE_DIR.parent / "sha
 ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 5.0, minimum=1.0)
 ARENA_NEW_MODEL_BOOST_VOTES = env_int("ARENA_NEW_MODEL_BOOST_VOTES", 50, minimum=0)
 
-# --- Leaderboard (arena/leaderboard.py) ---
+# --- Leaderboard (arena/leaderboard/) ---
 # Votes a category needs before its board shows numbers: the overall board from the first
 # vote (its intervals say how little one vote means), every other category (multi-turn, long
 # prompts, no ties, style control, each language) from a sample worth comparing.

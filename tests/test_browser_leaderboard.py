@@ -54,7 +54,8 @@ def cast_votes(models, count: int, rng: random.Random) -> None:
 def test_a_reader_sees_the_board_its_plots_and_its_updates(asgi_server, page, settings):
     from playwright.sync_api import expect
 
-    from arena import leaderboard, tasks
+    from arena import tasks
+    from arena.leaderboard import services as leaderboard_services
     from tests.factories import make_model
 
     settings.ARENA_LEADERBOARD_CATEGORY_MIN_VOTES = 30
@@ -62,7 +63,7 @@ def test_a_reader_sees_the_board_its_plots_and_its_updates(asgi_server, page, se
     def seed():
         models = [make_model(public_name=name, organization=org, license=lic) for name, org, lic, _ in MODELS]
         cast_votes(models, 400, random.Random(7))
-        leaderboard.snapshot_create()
+        leaderboard_services.snapshot_create()
         return models
 
     models = off_the_event_loop(seed)
@@ -101,7 +102,7 @@ def test_a_reader_sees_the_board_its_plots_and_its_updates(asgi_server, page, se
     def newcomer_arrives():
         newcomer = make_model(public_name="arena-dpo-j1", organization="This arena", license="Apache-2.0")
         cast_votes([newcomer, *models[:3]], 40, random.Random(8))
-        tasks.ratings_refresh()
+        tasks.ratings_refresh_task()
 
     off_the_event_loop(newcomer_arrives)
     expect(page.locator("#model-arena-dpo-j1")).to_contain_text("This arena", timeout=40_000)

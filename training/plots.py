@@ -5,23 +5,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-
-def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    if not math.isfinite(low) or not math.isfinite(high):
-        return []
-    if high == low:
-        return [low]
-    step = 10 ** math.floor(math.log10((high - low) / count))
-    for multiple in (1, 2, 5, 10):
-        if (high - low) / (step * multiple) <= count:
-            step *= multiple
-            break
-    first = math.ceil(low / step) * step
-    ticks, value = [], first
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
+from config.chart_ticks import nice_ticks
 
 
 def line_chart(series: dict[str, list[tuple[float, float]]], *, title: str, x_label: str = "step",
@@ -50,11 +34,11 @@ def line_chart(series: dict[str, list[tuple[float, float]]], *, title: str, x_la
     def sy(y: float) -> float:
         return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
 
-    for tick in _nice_ticks(y0, y1):
+    for tick in nice_ticks(y0, y1):
         svg.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#eef0f4"/>'
                    f'<text x="{left - 6}" y="{sy(tick) + 4:.1f}" text-anchor="end" font-size="10" fill="#667085">'
                    f"{tick:.4g}</text>")
-    x_ticks = _nice_ticks(x0, x1)
+    x_ticks = nice_ticks(x0, x1)
     if all(float(x).is_integer() for x in xs):
         x_ticks = [t for t in x_ticks if float(t).is_integer()]  # steps are whole numbers
     for tick in x_ticks:

@@ -11,8 +11,10 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from arena import battle_io, leaderboard
+from arena import battle_io
 from arena.contestants import contestant_of, contestants_battle_ready
+from arena.leaderboard import selectors as leaderboard_selectors
+from arena.leaderboard import services as leaderboard_services
 from arena.models import Battle, Vote
 from arena.tests.test_leaderboard import cast
 from serving.models import Endpoint, ServedModel
@@ -110,8 +112,8 @@ class TestImport:
         votes = list(Vote.objects.order_by("pk"))
         assert [v.winner for v in votes] == ["tie", "model_b"]
         assert votes[0].created_at.timestamp() == pytest.approx(1.0)
-        snapshot = leaderboard.snapshot_create()
-        rows = leaderboard.board_get(snapshot.data, "overall")["board"]["rows"]
+        snapshot = leaderboard_services.snapshot_create()
+        rows = leaderboard_selectors.board_get(snapshot.data, "overall")["board"]["rows"]
         assert [r["model"] for r in rows] == ["ghost-7b", "served"]
 
     def test_fastchat_files_with_conv_metadata_and_language_names_import(self, db, tmp_path):

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from arena import leaderboard
+from arena.leaderboard import services as leaderboard_services
 from arena.models import Battle
 from arena.tests.test_leaderboard import cast
 from tests.factories import make_model
@@ -25,7 +25,7 @@ def board(db):
         cast(ant, cat, "model_a", language="de")
         cast(cat, ant, "tie")
     cast(cat, ant, "model_a", identity_leak=True)
-    return leaderboard.snapshot_create()
+    return leaderboard_services.snapshot_create()
 
 
 @pytest.mark.django_db
@@ -86,7 +86,7 @@ class TestLeaderboardCsv:
     def test_formula_like_names_are_defused(self, client, db):
         evil, good = make_model(public_name="=HYPERLINK(1)"), make_model(public_name="good")
         cast(evil, good)
-        leaderboard.snapshot_create()
+        leaderboard_services.snapshot_create()
         text = client.get("/leaderboard.csv").content.decode()
         assert "'=HYPERLINK(1)" in text and "\n=HYPERLINK" not in text
 
@@ -104,7 +104,7 @@ class TestLeaderboardPage:
 
     def test_it_queues_the_first_computation_when_votes_wait(self, client, db, monkeypatch):
         queued = []
-        monkeypatch.setattr("arena.tasks.ratings_refresh_soon", lambda: queued.append(1))
+        monkeypatch.setattr("arena.leaderboard.services.ratings_refresh_soon", lambda: queued.append(1))
         cast(make_model(), make_model())
         response = client.get("/leaderboard/")
         assert b"the first ones are being computed" in response.content and queued == [1]
@@ -128,14 +128,14 @@ class TestLeaderboardPage:
         a, b, c, d = (make_model(public_name=n) for n in ("a", "b", "c", "d"))
         cast(a, b)
         cast(c, d)
-        leaderboard.snapshot_create()
+        leaderboard_services.snapshot_create()
         html = client.get("/leaderboard/").content.decode()
         assert 'id="disconnected"' in html and "2 separate groups" in html
         assert html.count('<table class="board">') == 2
 
     def test_model_names_are_escaped(self, client, db):
         cast(make_model(public_name="<script>x</script>"), make_model(public_name="plain"))
-        leaderboard.snapshot_create()
+        leaderboard_services.snapshot_create()
         html = client.get("/leaderboard/").content.decode()
         assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
 
@@ -145,6 +145,6 @@ class TestLeaderboardPage:
 
     def test_named_votes_count_as_excluded_on_the_page(self, client, board):
         cast(*(make_model(), make_model()), mode=Battle.Mode.NAMED)
-        leaderboard.snapshot_create()
+        leaderboard_services.snapshot_create()
         html = client.get("/leaderboard/").content.decode()
         assert 'id="excluded-named-mode">1<' in html and 'id="excluded-total">2<' in html
