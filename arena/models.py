@@ -71,7 +71,7 @@ class Battle(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Battle {self.public_id}"
+        return f"Battle {str(self.public_id)[:8]}"
 
     def is_locked(self) -> bool:
         return self.status != self.Status.OPEN

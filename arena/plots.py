@@ -298,3 +298,41 @@ def win_rate_bars(
         )
     body.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="{MUTED}"/>')
     return _svg(WIDTH, height, title, body, "plot-winrate")
+
+
+def rating_history_chart(points: Sequence[Mapping[str, Any]], *, title: str = "Rating over time") -> str:
+    """The model's rating at each stored snapshot, with its 95% interval as a band (oldest left).
+
+    ``points``: mappings with ``rating``, ``ci_low``, ``ci_high`` and ``battles``, oldest first.
+    """
+    if not points:
+        return _empty(title, "plot-history")
+    height, left, right, top, bottom = 260, 56, 16, 36, 36
+    plot_w, plot_h = WIDTH - left - right, height - top - bottom
+    lo = min(float(p["ci_low"]) for p in points)
+    hi = max(float(p["ci_high"]) for p in points)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 10, hi + 10
+    last = max(len(points) - 1, 1)
+
+    def x(k: int) -> float:
+        return left + k / last * plot_w if len(points) > 1 else left + plot_w / 2
+
+    def y(v: float) -> float:
+        return top + (hi - v) / (hi - lo) * plot_h
+
+    body = [f'<text x="8" y="18" fill="{INK}" font-size="14" font-weight="600">{_e(title)}</text>']
+    for tick in nice_ticks(lo, hi, 5):
+        body.append(f'<line x1="{left}" y1="{y(tick):.1f}" x2="{left + plot_w}" y2="{y(tick):.1f}" stroke="{GRID}"/>'
+                    f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" fill="{MUTED}">{tick:g}</text>')
+    band = [f"{x(k):.1f},{y(float(p['ci_high'])):.1f}" for k, p in enumerate(points)]
+    band += [f"{x(k):.1f},{y(float(p['ci_low'])):.1f}" for k, p in reversed(list(enumerate(points)))]
+    body.append(f'<polygon points="{" ".join(band)}" fill="{ACCENT}" fill-opacity="0.15"/>')
+    line = " ".join(f"{'M' if k == 0 else 'L'}{x(k):.1f},{y(float(p['rating'])):.1f}" for k, p in enumerate(points))
+    body.append(f'<path d="{line}" fill="none" stroke="{ACCENT}" stroke-width="2"/>')
+    final = points[-1]
+    body.append(f'<circle cx="{x(len(points) - 1):.1f}" cy="{y(float(final["rating"])):.1f}" r="4" fill="{ACCENT}">'
+                f'<title>{float(final["rating"]):.1f} after {int(final["battles"])} votes</title></circle>')
+    body.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" text-anchor="middle" fill="{MUTED}">'
+                f"snapshots ({len(points)}), oldest left; band: 95% interval</text>")
+    return _svg(WIDTH, height, title, body, "plot-history")

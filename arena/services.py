@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -77,14 +78,29 @@ class TurnPlan:
     targets: dict[str, ModelTarget]
 
 
-def _detect_language(text: str) -> str:
-    from langdetect import DetectorFactory, LangDetectException, detect
+#: Below these, langdetect's answer is noise ("hi" -> Swahili, "Write a haiku about autumn" -> Estonian),
+#: and the leaderboard's language tabs depend on the label: short prompts stay unlabelled.
+LANGUAGE_MIN_WORDS = 4
+LANGUAGE_MIN_LETTERS = 15
+LANGUAGE_MIN_CJK_CHARS = 8
+LANGUAGE_MIN_PROBABILITY = 0.90
 
+
+def _detect_language(text: str) -> str:
+    """The prompt's langdetect code, or "" when the text is too short or the guess is not confident."""
+    from langdetect import DetectorFactory, LangDetectException, detect_langs
+
+    letters = sum(ch.isalpha() for ch in text)
+    words = len(re.findall(r"\w+", text))
+    cjk = sum("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" for ch in text)
+    if cjk < LANGUAGE_MIN_CJK_CHARS and (words < LANGUAGE_MIN_WORDS or letters < LANGUAGE_MIN_LETTERS):
+        return ""
     DetectorFactory.seed = 0  # langdetect is random unless seeded
     try:
-        return detect(text)
-    except LangDetectException:
+        best = detect_langs(text)[0]
+    except (LangDetectException, IndexError):
         return ""
+    return best.lang if best.prob >= LANGUAGE_MIN_PROBABILITY else ""
 
 
 @transaction.atomic

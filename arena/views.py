@@ -7,11 +7,13 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from arena import selectors
+from arena import model_card, selectors
 from arena.leaderboard import presentation as leaderboard_presentation
 from arena.leaderboard import selectors as leaderboard_selectors
 from arena.leaderboard import services as leaderboard_services
 from arena.models import Battle
+from arena.plots import rating_history_chart
+from serving.models import ServedModel
 
 
 @require_GET
@@ -42,6 +44,16 @@ def battle_detail_api(request, battle_id: uuid.UUID):
 @require_GET
 def suggestions_api(request):
     return JsonResponse({"prompts": selectors.prompt_suggestions(3)})
+
+
+@require_GET
+def model_page(request, public_name: str):
+    """One contestant's page: rating history, lineage, record per opponent, example battles."""
+    try:
+        card = model_card.model_card(public_name)
+    except ServedModel.DoesNotExist:
+        raise Http404("There is no model of that name.") from None
+    return render(request, "arena/model.html", {**card, "history_chart": rating_history_chart(card["history"])})
 
 
 class BadQuery(ValueError):

@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
@@ -9,7 +10,7 @@ from django.views.decorators.http import require_POST
 from training import services
 from training.forms import DatasetImportForm, JobLaunchForm
 from training.models import Checkpoint, Dataset, Job
-from training.plots import job_charts
+from training.plots import compare_chart, job_charts
 
 
 def _with_user(form_class, user):
@@ -18,6 +19,10 @@ def _with_user(form_class, user):
             super().__init__(*args, user=user, **kwargs)
 
     return BoundForm
+
+
+def _run_label(job: Job) -> str:
+    return f"job {job.pk} · {job.get_method_display()} · {job.dataset}"
 
 
 @admin.register(Dataset)
@@ -52,7 +57,7 @@ class DatasetAdmin(admin.ModelAdmin):
 class JobAdmin(admin.ModelAdmin):
     list_display = ["id", "method", "base_model", "dataset", "preset", "status", "progress", "created_by", "created_at"]
     list_filter = ["status", "method"]
-    actions = ["cancel_jobs"]
+    actions = ["cancel_jobs", "compare_runs"]
     change_form_template = "admin/training/job/change_form.html"
 
     def get_form(self, request, obj=None, **kwargs):
@@ -64,8 +69,7 @@ class JobAdmin(admin.ModelAdmin):
         if obj is None:
             return ["base_model", "method", "dataset", "preset", "overrides", "init_checkpoint"]
         # Status, progress and errors are in the live panel above the form; only fixed facts here.
-        return ["base_model", "method", "dataset", "preset", "init_checkpoint", "config", "created_by", "created_at",
-                "worker"]
+        return ["base_model", "method", "dataset", "preset", "init_checkpoint", "config", "created_by", "created_at"]
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.get_fields(request, obj)
@@ -87,6 +91,14 @@ class JobAdmin(admin.ModelAdmin):
             services.job_cancel(job)
         self.message_user(request, f"Cancel requested for {queryset.count()} job(s).")
 
+    @admin.action(description="Compare the loss curves of selected jobs")
+    def compare_runs(self, request, queryset):
+        jobs = list(queryset.select_related("dataset", "base_model").order_by("created_at")[:8])
+        return TemplateResponse(request, "admin/training/job/compare.html", {
+            **self.admin_site.each_context(request), "title": "Compare runs", "opts": self.model._meta,
+            "jobs": jobs, "chart": compare_chart({_run_label(job): job.metrics or [] for job in jobs}),
+        })
+
     def get_urls(self):
         return [
             path("<int:job_id>/progress/", self.admin_site.admin_view(self.progress_view), name="training_job_progress"),
@@ -97,9 +109,11 @@ class JobAdmin(admin.ModelAdmin):
 
     def _panel(self, job: Job) -> str:
         checkpoint = getattr(job, "checkpoint", None) if job.status == Job.Status.SUCCEEDED else None
+        others = list(Job.objects.comparable_to(job))
+        comparison = compare_chart({_run_label(run): run.metrics or [] for run in [job, *others]}) if others else ""
         return render_to_string("admin/training/job/progress_panel.html", {
             "job": job, "charts": job_charts(job.metrics or [], job.method), "checkpoint": checkpoint,
-            "last": (job.metrics or [{}])[-1],
+            "last": (job.metrics or [{}])[-1], "others": others, "comparison": comparison,
         })
 
     def progress_view(self, request, job_id: int):
@@ -124,7 +138,10 @@ class JobAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job = get_object_or_404(Job, pk=object_id)
-        extra_context = {**(extra_context or {}), "progress_panel": self._panel(job), "job": job}
+        # One heading: the job's own description (the admin would add "View job" above its name).
+        title = f"Job {job.pk}: {job.get_method_display()} of {job.base_model} on {job.dataset}"
+        extra_context = {**(extra_context or {}), "progress_panel": self._panel(job), "job": job, "title": title,
+                         "subtitle": None}
         return super().change_view(request, object_id, form_url, extra_context)
 
 

@@ -11,7 +11,7 @@ from config.chart_ticks import nice_ticks
 def line_chart(series: dict[str, list[tuple[float, float]]], *, title: str, x_label: str = "step",
                width: int = 560, height: int = 240) -> str:
     """An SVG chart of one or more (x, y) series; points with a missing y are skipped."""
-    colors = ["#3457d5", "#d9480f", "#13795b", "#7048e8"]
+    colors = ["#3457d5", "#d9480f", "#13795b", "#7048e8", "#b42318", "#0e7490", "#a16207", "#667085"]
     points = {name: [(x, y) for x, y in pts if y is not None and math.isfinite(y)] for name, pts in series.items()}
     all_points = [p for pts in points.values() for p in pts]
     left, right, top, bottom = 56, 12, 28, 34
@@ -70,3 +70,9 @@ def job_charts(metrics: list[dict], method: str) -> list[str]:
         charts.append(line_chart({"margin": series("rewards/margins")}, title="Reward margin (chosen − rejected)"))
         charts.append(line_chart({"accuracy": series("rewards/accuracies")}, title="Reward accuracy"))
     return charts
+
+
+def compare_chart(runs: dict[str, list[dict]], *, key: str = "loss", title: str = "Training loss, run by run") -> str:
+    """One chart with a curve per run (label -> that run's metrics), to compare runs of one dataset or base."""
+    return line_chart({label: [(m["step"], m.get(key)) for m in metrics if "step" in m]
+                       for label, metrics in runs.items()}, title=title)
