@@ -6,7 +6,6 @@ from django.db import connection
 
 from arena import services
 from arena.models import Battle, Response, Vote
-from serving.models import ServedModel
 from tests.factories import make_finished_battle, make_model
 
 
@@ -177,7 +176,8 @@ class TestBattleVote:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_votes_record_exactly_one():
-    battle = make_finished_battle(rater_id="me")
+    boosted = make_model(boost_weight=5.0, boost_votes_left=2)
+    battle = make_finished_battle(rater_id="me", model_a=boosted)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
@@ -198,4 +198,5 @@ def test_two_concurrent_votes_record_exactly_one():
         t.join()
     assert sorted(outcomes) == ["already_voted", "ok"]
     assert Vote.objects.filter(battle=battle).count() == 1
-    assert ServedModel.objects.count() == 2
+    boosted.refresh_from_db()
+    assert boosted.boost_votes_left == 1  # the refused vote used up nothing
