@@ -90,7 +90,7 @@ class TestRatingsRefresh:
         assert tasks.ratings_refresh() is None
         assert tasks.ratings_refresh(force=True) > first
 
-    def test_it_clears_the_pending_flag_so_later_votes_queue_again(self, broker_queue):
+    def test_a_refresh_clears_the_pending_flag_so_later_votes_queue_again(self, broker_queue):
         tasks.ratings_refresh_soon()
         tasks.ratings_refresh()
         tasks.ratings_refresh_soon()

@@ -36,7 +36,7 @@ class TestImportDataset:
 
 @pytest.mark.django_db
 class TestLaunchTraining:
-    def test_it_queues_like_the_admin(self, tmp_path, broker_queue, django_capture_on_commit_callbacks):
+    def test_launch_training_queues_like_the_admin(self, tmp_path, broker_queue, django_capture_on_commit_callbacks):
         base = make_model(public_name="base-model", endpoint=make_endpoint(model_dir="/m"))
         path = tmp_path / "d.jsonl"
         path.write_text("{}")

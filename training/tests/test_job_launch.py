@@ -19,8 +19,8 @@ class TestJobLaunch:
     def setup_method(self):
         self.base = make_model(endpoint=make_endpoint(model_dir="/models/base"))
 
-    def test_it_queues_a_job_with_the_full_recipe_config(self, tmp_path, django_capture_on_commit_callbacks,
-                                                         broker_queue):
+    def test_a_launch_queues_the_job_with_its_full_recipe_config(self, tmp_path, broker_queue,
+                                                                 django_capture_on_commit_callbacks):
         dataset = make_dataset("sft", "sft-data", tmp_path)
         with django_capture_on_commit_callbacks(execute=True):
             job = services.job_launch(base_model=self.base, method="sft", dataset=dataset, preset_name="cpu-smoke",
