@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import shared_data_dir, shared_data_file
 from training import formats
-from training.builtin import BUILTIN_DATASETS, SHARED_DATA_DIR, get_builtin
+from training.builtin import BUILTIN_DATASETS, get_builtin
 from training.formats import (
     MAX_REPORTED_ERRORS,
     RowError,
@@ -22,9 +22,6 @@ from training.formats import (
     sniff_format,
     write_jsonl,
 )
-
-DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"shared data not found at {DATA_DIR}")
 
 
 def jl(*rows) -> bytes:
@@ -546,7 +543,6 @@ def test_sniff_format():
 # ---------------------------------------------------------------------- real files
 
 
-@needs_data
 @pytest.mark.parametrize(
     "rel, fmt, rows",
     [
@@ -558,7 +554,7 @@ def test_sniff_format():
     ],
 )
 def test_real_files_parse_completely(rel, fmt, rows):
-    r = parse_dataset(DATA_DIR / rel, fmt)
+    r = parse_dataset(shared_data_file(rel), fmt)
     assert r.ok, r.error_lines()
     assert len(r.rows) == rows
     for row in r.rows:
@@ -569,9 +565,8 @@ def test_real_files_parse_completely(rel, fmt, rows):
             assert [m["role"] for m in row["prompt"]][::2] == ["user"] * ((len(row["prompt"]) + 1) // 2)
 
 
-@needs_data
 def test_real_hh_rlhf_quirks_are_counted():
-    helpful = parse_dataset(DATA_DIR / "hh_rlhf/helpful-base_test.jsonl.gz", "hh-rlhf")
+    helpful = parse_dataset(shared_data_file("hh_rlhf/helpful-base_test.jsonl.gz"), "hh-rlhf")
     assert helpful.notes == [
         "dropped empty turns before the final reply in 1 rows",
         "merged consecutive same-speaker turns in 16 rows",
@@ -584,9 +579,8 @@ def test_real_hh_rlhf_quirks_are_counted():
     assert first["rejected"][0]["content"].startswith("I know that the American Indians")
 
 
-@needs_data
 def test_real_ultrachat_rows_end_on_user_turn():
-    path = DATA_DIR / "sft_chat/ultrachat_200k_test_gen_5rows.jsonl"
+    path = shared_data_file("sft_chat/ultrachat_200k_test_gen_5rows.jsonl")
     strict = parse_dataset(path, "messages", trailing_user="error")
     assert strict.error_count == 5
     assert {e.reason for e in strict.errors} == {
@@ -596,18 +590,16 @@ def test_real_ultrachat_rows_end_on_user_turn():
     assert [len(row["messages"]) for row in r.rows] == [4, 2, 2, 6, 2]
 
 
-@needs_data
 def test_real_lima_multi_turn_history():
-    r = parse_dataset(DATA_DIR / "sft_chat/lima_train.json.gz", "alpaca")
+    r = parse_dataset(shared_data_file("sft_chat/lima_train.json.gz"), "alpaca")
     lengths = [len(row["messages"]) for row in r.rows]
     assert lengths.count(2) == 806 and max(lengths) == 20  # one row has 9 history pairs
 
 
-@needs_data
 def test_builtin_registry_matches_files():
-    assert SHARED_DATA_DIR == DATA_DIR
+    data_dir = shared_data_dir()  # where the app looks too: settings.SHARED_DATA_DIR
     for ds in BUILTIN_DATASETS:
-        path = ds.resolve()
+        path = ds.resolve(data_dir)
         assert path.is_file(), path
         r = parse_dataset(path, ds.format)
         assert r.ok and r.kind == ds.kind

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import missing_part, shared_data_dir, shared_data_file
 from training.formats import parse_dataset, write_jsonl
 from training.recipes import progress
 from training.recipes.config import adapter_servability_problems, apply_overrides, preset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 ENGINE_PYTHON = Path(os.environ.get("ARENA_ENGINE_PYTHON", REPO_ROOT / ".venv-engine" / "bin" / "python"))
 BASE_MODEL = Path(
     os.environ.get("ARENA_TEST_BASE_MODEL", REPO_ROOT / "var" / "models" / "smollm2-135m-instruct")
@@ -32,24 +32,14 @@ RUN_TIMEOUT_S = 900  # a hang guard only; nothing asserts on time
 pytestmark = pytest.mark.training
 
 
-def _missing() -> str | None:
-    if not ENGINE_PYTHON.is_file():
-        return f"engine python not found at {ENGINE_PYTHON}"
-    if not (BASE_MODEL / "config.json").is_file():
-        return f"base model not found at {BASE_MODEL} (no config.json)"
-    if not DATA_DIR.is_dir():
-        return f"shared data not found at {DATA_DIR}"
-    return None
-
-
 @pytest.fixture(autouse=True)
 def _real_parts():
     """Skip without the engine env / model / data -- or fail under ARENA_REQUIRE_REAL_PARTS=1 (CI)."""
-    reason = _missing()
-    if reason:
-        if os.environ.get("ARENA_REQUIRE_REAL_PARTS") == "1":
-            pytest.fail(f"required real part missing: {reason}")
-        pytest.skip(reason)
+    if not ENGINE_PYTHON.is_file():
+        missing_part(f"engine python not found at {ENGINE_PYTHON}")
+    if not (BASE_MODEL / "config.json").is_file():
+        missing_part(f"base model not found at {BASE_MODEL} (no config.json)")
+    shared_data_dir()
 
 
 # cpu-smoke, shrunk further: 2 optimizer steps of 2 rows, 128 tokens
@@ -154,14 +144,14 @@ def assert_progress(events: list[dict], method: str, total_steps: int) -> dict:
 
 @pytest.fixture(scope="module")
 def sft_rows() -> list[dict]:
-    result = parse_dataset(DATA_DIR / "sft_chat/oasst_en_messages.jsonl", "messages")
+    result = parse_dataset(shared_data_file("sft_chat/oasst_en_messages.jsonl"), "messages")
     assert result.ok
     return result.rows[:8]
 
 
 @pytest.fixture(scope="module")
 def dpo_rows() -> list[dict]:
-    result = parse_dataset(DATA_DIR / "hh_rlhf/helpful-base_test.jsonl.gz", "hh-rlhf")
+    result = parse_dataset(shared_data_file("hh_rlhf/helpful-base_test.jsonl.gz"), "hh-rlhf")
     assert result.ok
     # short single-turn rows, so nothing is truncated away at 128 tokens
     short = [r for r in result.rows if len(r["prompt"]) == 1 and len(json.dumps(r)) < 600]
