@@ -27,11 +27,15 @@ from training import formats
 from training.builtin import BUILTIN_DATASETS, get_builtin
 from training.models import Checkpoint, Dataset, Job
 from training.recipes import progress
-from training.recipes.config import RecipeConfigError, apply_overrides, config_from_dict, preset
+from training.recipes.config import (
+    RecipeConfigError,
+    apply_overrides,
+    config_class,
+    config_from_dict,
+    preset,
+)
 
 logger = logging.getLogger(__name__)
-
-METHOD_KIND = {Job.Method.SFT: Dataset.Kind.SFT, Job.Method.DPO: Dataset.Kind.PREFERENCE}
 
 
 class TrainingError(Exception):
@@ -166,8 +170,9 @@ def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset
     """Validate and queue a fine-tune on the training queue; the same path for the admin, CLI and starter jobs."""
     if method not in Job.Method.values:
         raise TrainingError(f"Unknown method {method!r}; choose sft or dpo.")
-    if dataset.kind != METHOD_KIND[method]:
-        raise TrainingError(f"{method.upper()} needs a {METHOD_KIND[method]} dataset; {dataset.name} is {dataset.kind}.")
+    kind = config_class(method).dataset_kind
+    if dataset.kind != kind:
+        raise TrainingError(f"{method.upper()} needs a {kind} dataset; {dataset.name} is {dataset.kind}.")
     if base_model.kind != ServedModel.Kind.BASE:
         raise TrainingError("Pick a base model; to continue an adapter, pass its checkpoint as init_checkpoint.")
     if not base_model.endpoint.model_dir:
