@@ -3,6 +3,9 @@
 The web and Celery processes never import torch: ``job_execute`` runs the recipe
 (``training.recipes.run``) in a subprocess of the engine environment and follows
 it through the job directory protocol of ``training.recipes.progress``.
+
+Services send Celery tasks by their registered name (``JOB_RUN_TASK``) on commit; the thin
+task wrappers in ``training.tasks`` import this module, never the other way round.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -36,6 +40,9 @@ from training.recipes.config import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: The registered name of ``training.tasks.job_run_task`` (routed to the training queue in settings).
+JOB_RUN_TASK = "training.tasks.job_run"
 
 
 class TrainingError(Exception):
@@ -187,12 +194,10 @@ def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset
 
 
 def _enqueue(job_id: int) -> None:
-    """Send the job to the training queue. A broker failure is logged, not raised: the job stays
-    queued without a task id, and ``jobs_dispatch_unsent`` (periodic) sends it again."""
-    from training.tasks import job_run
-
+    """Send ``job_run_task`` to the training queue. A broker failure is logged, not raised: the job
+    stays queued without a task id, and ``jobs_dispatch_unsent`` (periodic) sends it again."""
     try:
-        result = job_run.delay(job_id)
+        result = current_app.send_task(JOB_RUN_TASK, args=[job_id])
     except Exception:  # noqa: BLE001 - any broker error; the periodic dispatcher retries
         logger.exception("could not send job %s to the training queue; it will be retried", job_id)
         return

@@ -20,14 +20,6 @@ def admin_client(client, db):
     return client
 
 
-@pytest.fixture
-def no_queue(monkeypatch):
-    """The Celery queue is replaced here only: these tests are about the admin, the worker has its own tests."""
-    sent = []
-    monkeypatch.setattr("training.tasks.job_run.delay", lambda job_id: sent.append(job_id) or type("R", (), {"id": "t"})())
-    return sent
-
-
 @pytest.mark.django_db
 class TestDatasetAdmin:
     def test_an_upload_is_validated_and_stored(self, admin_client, settings, tmp_path):
@@ -66,7 +58,7 @@ class TestJobAdmin:
         path.write_text(json.dumps(GOOD_SFT) + "\n")
         return Dataset.objects.create(name="d", kind="sft", format="messages", source="upload", file=str(path))
 
-    def test_launch_records_who_launched_and_queues_the_job(self, admin_client, no_queue, tmp_path,
+    def test_launch_records_who_launched_and_queues_the_job(self, admin_client, fake_training_queue, tmp_path,
                                                            django_capture_on_commit_callbacks):
         dataset = self.make_dataset(tmp_path)
         with django_capture_on_commit_callbacks(execute=True):
@@ -77,9 +69,9 @@ class TestJobAdmin:
         assert response.status_code == 302, response.content[:3000]
         job = Job.objects.get()
         assert job.created_by == admin_client.user and job.config["max_steps"] == 3
-        assert no_queue == [job.pk]
+        assert fake_training_queue.sent == [job.pk]
 
-    def test_a_bad_launch_shows_the_reasons(self, admin_client, no_queue, tmp_path):
+    def test_a_bad_launch_shows_the_reasons(self, admin_client, fake_training_queue, tmp_path):
         dataset = self.make_dataset(tmp_path)
         response = admin_client.post(reverse("admin:training_job_add"), {
             "base_model": self.base.pk, "method": "dpo", "dataset": dataset.pk, "preset": "cpu-smoke",
@@ -89,7 +81,7 @@ class TestJobAdmin:
             "base_model": self.base.pk, "method": "sft", "dataset": dataset.pk, "overrides": "lora_r=512",
         })
         assert response.status_code == 200 and "lora_r" in response.content.decode()
-        assert not Job.objects.exists() and no_queue == []
+        assert not Job.objects.exists() and fake_training_queue.sent == []
 
     def test_the_job_page_shows_progress_plots_and_cancel(self, admin_client, tmp_path):
         job = Job.objects.create(base_model=self.base, method="dpo", dataset=self.make_dataset(tmp_path), config={},

@@ -36,8 +36,7 @@ class TestImportDataset:
 
 @pytest.mark.django_db
 class TestLaunchTraining:
-    def test_it_queues_like_the_admin(self, tmp_path, monkeypatch):
-        monkeypatch.setattr("training.tasks.job_run.delay", lambda job_id: type("R", (), {"id": "t"})())
+    def test_it_queues_like_the_admin(self, tmp_path, fake_training_queue):
         base = make_model(public_name="base-model", endpoint=make_endpoint(model_dir="/m"))
         path = tmp_path / "d.jsonl"
         path.write_text("{}")

@@ -18,14 +18,14 @@ class TestJobLaunch:
     def setup_method(self):
         self.base = make_model(endpoint=make_endpoint(model_dir="/models/base"))
 
-    def test_it_queues_a_job_with_the_full_recipe_config(self, tmp_path, django_capture_on_commit_callbacks, monkeypatch):
-        sent = []
-        monkeypatch.setattr("training.tasks.job_run.delay", lambda job_id: sent.append(job_id) or type("R", (), {"id": "t1"})())
+    def test_it_queues_a_job_with_the_full_recipe_config(self, tmp_path, django_capture_on_commit_callbacks,
+                                                          fake_training_queue):
+        fake_training_queue.task_id = "t1"
         dataset = make_dataset("sft", "sft-data", tmp_path)
         with django_capture_on_commit_callbacks(execute=True):
             job = services.job_launch(base_model=self.base, method="sft", dataset=dataset, preset_name="cpu-smoke",
                                       overrides=["learning_rate=1e-4"])
-        assert job.status == "queued" and sent == [job.pk]
+        assert job.status == "queued" and fake_training_queue.sent == [job.pk]
         assert job.config["learning_rate"] == 1e-4 and job.config["max_steps"] > 0
         assert Job.objects.get().celery_task_id == "t1"
 
@@ -52,8 +52,7 @@ class TestJobLaunch:
         with pytest.raises(services.TrainingError):
             services.job_launch(base_model=self.base, method="sft", dataset=dataset, preset_name="nope")
 
-    def test_queued_jobs_cancel_at_once_and_running_ones_on_request(self, tmp_path, monkeypatch):
-        monkeypatch.setattr("training.tasks.job_run.delay", lambda job_id: type("R", (), {"id": "t"})())
+    def test_queued_jobs_cancel_at_once_and_running_ones_on_request(self, tmp_path, fake_training_queue):
         dataset = make_dataset("sft", "sft-data", tmp_path)
         queued = services.job_launch(base_model=self.base, method="sft", dataset=dataset, preset_name="cpu-smoke")
         assert services.job_cancel(queued).status == "cancelled"
@@ -64,22 +63,18 @@ class TestJobLaunch:
 
 
 @pytest.mark.django_db
-def test_a_job_whose_message_never_reached_the_broker_is_sent_again(tmp_path, monkeypatch,
+def test_a_job_whose_message_never_reached_the_broker_is_sent_again(tmp_path, fake_training_queue,
                                                                      django_capture_on_commit_callbacks):
     base = make_model(endpoint=make_endpoint(model_dir="/models/base"))
     dataset = make_dataset("sft", "sft-data", tmp_path)
-
-    def broker_down(job_id):
-        raise ConnectionError("broker unreachable")
-
-    monkeypatch.setattr("training.tasks.job_run.delay", broker_down)
+    fake_training_queue.down = True
     with django_capture_on_commit_callbacks(execute=True):
         job = services.job_launch(base_model=base, method="sft", dataset=dataset, preset_name="cpu-smoke")
     job.refresh_from_db()
     assert job.status == "queued" and job.celery_task_id == ""
-    sent = []
-    monkeypatch.setattr("training.tasks.job_run.delay", lambda job_id: sent.append(job_id) or type("R", (), {"id": "t2"})())
-    assert services.jobs_dispatch_unsent(min_age_s=0) == [job.pk] and sent == [job.pk]
+    assert fake_training_queue.sent == []
+    fake_training_queue.down, fake_training_queue.task_id = False, "t2"
+    assert services.jobs_dispatch_unsent(min_age_s=0) == [job.pk] and fake_training_queue.sent == [job.pk]
     job.refresh_from_db()
     assert job.celery_task_id == "t2"
     assert services.jobs_dispatch_unsent(min_age_s=0) == []
