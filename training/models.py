@@ -48,11 +48,6 @@ class Dataset(models.Model):
         return Path(self.file)
 
 
-class JobQuerySet(models.QuerySet):
-    def active(self) -> JobQuerySet:
-        return self.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
-
-
 class Job(models.Model):
     class Method(models.TextChoices):
         SFT = "sft", "SFT"
@@ -92,8 +87,6 @@ class Job(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-
-    objects = JobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

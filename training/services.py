@@ -28,7 +28,7 @@ from serving.errors import EngineError
 from serving.models import ServedModel
 from serving.services import served_model_register_adapter
 from training import formats
-from training.builtin import BUILTIN_DATASETS, get_builtin
+from training.builtin import get_builtin
 from training.models import Checkpoint, Dataset, Job
 from training.recipes import progress
 from training.recipes.config import (
@@ -381,7 +381,3 @@ def starter_jobs_queue() -> list[Job]:
             continue
         jobs.append(job_launch(base_model=base, method=method, dataset=dataset, preset_name="cpu-smoke"))
     return jobs
-
-
-def builtin_dataset_keys() -> list[str]:
-    return [b.name for b in BUILTIN_DATASETS]

@@ -213,10 +213,6 @@ class RecipeConfig:
         if problems:
             raise RecipeConfigError(problems)
 
-    @property
-    def effective_batch_size(self) -> int:
-        return self.per_device_train_batch_size * self.gradient_accumulation_steps
-
 
 @dataclass
 class SFTRecipeConfig(RecipeConfig):
