@@ -6,6 +6,7 @@ validates, and a TrainingError is shown on the form with the user's input kept.
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -58,8 +59,9 @@ class _AddThroughService:
             "adminform": admin_form,
             "object_id": None,
             "original": None,
-            "is_popup": False,
-            "to_field": None,
+            # as on the admin's own add page, a popup stays a popup
+            "is_popup": IS_POPUP_VAR in request.POST or IS_POPUP_VAR in request.GET,
+            "to_field": request.POST.get(TO_FIELD_VAR, request.GET.get(TO_FIELD_VAR)),
             "media": self.media + admin_form.media,
             "inline_admin_formsets": [],
             "errors": helpers.AdminErrorList(form, []),
