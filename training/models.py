@@ -44,9 +44,6 @@ class Dataset(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def path(self) -> Path:
-        return Path(self.file)
-
 
 class Job(models.Model):
     class Method(models.TextChoices):
