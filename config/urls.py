@@ -4,6 +4,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("serving.urls")),
-    path("", include("training.urls")),
     path("", include("arena.urls")),
 ]

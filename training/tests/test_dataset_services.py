@@ -1,5 +1,6 @@
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,7 @@ class TestDatasetImport:
         settings.DATA_DIR = tmp_path
         dataset = services.dataset_import(name="tiny", data=gzip.compress(jsonl(GOOD_SFT, GOOD_SFT)), fmt="messages")
         assert dataset.kind == "sft" and dataset.row_count == 2
-        stored = [json.loads(line) for line in dataset.path().read_text().splitlines()]
+        stored = [json.loads(line) for line in Path(dataset.file).read_text().splitlines()]
         assert stored[0]["messages"][-1] == {"role": "assistant", "content": "Hello!"}
 
     def test_bad_rows_are_reported_by_line_and_nothing_is_stored(self, settings, tmp_path):
@@ -87,7 +88,7 @@ class TestDatasetSources:
         make_vote(a, b, "model_a", identity_leak=True)
         make_vote(a, b, "model_a", side_error=True)
         dataset = services.dataset_from_arena_votes(name="from-votes")
-        rows = [json.loads(line) for line in dataset.path().read_text().splitlines()]
+        rows = [json.loads(line) for line in Path(dataset.file).read_text().splitlines()]
         assert rows == [{"prompt": [{"role": "user", "content": "Q1"}],
                          "chosen": [{"role": "assistant", "content": "Bad answer"}],
                          "rejected": [{"role": "assistant", "content": "Good answer"}]}]

@@ -17,9 +17,7 @@ from training.formats import (
     RowInvalid,
     UnknownFormatError,
     load_normalised,
-    normalise_row,
     parse_dataset,
-    sniff_format,
     write_jsonl,
 )
 
@@ -27,6 +25,14 @@ from training.formats import (
 def jl(*rows) -> bytes:
     """JSON Lines bytes; str items are written verbatim (for broken lines)."""
     return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows).encode()
+
+
+def normalise(row, fmt: str) -> dict:
+    """One row through ``parse_dataset``; raises RowInvalid with the reason the parser gives."""
+    result = parse_dataset(jl(row), fmt)
+    if not result.ok:
+        raise RowInvalid(result.errors[0].reason)
+    return result.rows[0]
 
 
 def u(text):
@@ -292,10 +298,10 @@ def test_alpaca_input_history_system():
         "history": [["hi", "hey"]],
         "system": "You translate.",
     }
-    assert normalise_row(row, "alpaca") == {
+    assert normalise(row, "alpaca") == {
         "messages": [s("You translate."), u("hi"), a("hey"), u("Translate\n\nbonjour"), a("hello")]
     }
-    assert normalise_row({"instruction": "x", "input": "", "output": "y", "history": None}, "alpaca") == {
+    assert normalise({"instruction": "x", "input": "", "output": "y", "history": None}, "alpaca") == {
         "messages": [u("x"), a("y")]
     }
 
@@ -318,7 +324,7 @@ def test_alpaca_input_history_system():
 )
 def test_alpaca_bad_rows(row, reason):
     with pytest.raises(RowInvalid) as exc:
-        normalise_row(row, "alpaca")
+        normalise(row, "alpaca")
     assert str(exc.value) == reason
 
 
@@ -459,7 +465,7 @@ def test_preference_explicit_prompt_forms():
 
 def test_preference_implicit_prompt():
     row = {"chosen": [u("Q"), a("A"), u("Q2"), a("good")], "rejected": [u("Q"), a("A"), u("Q2"), a("bad")]}
-    assert normalise_row(row, "preference") == {
+    assert normalise(row, "preference") == {
         "prompt": [u("Q"), a("A"), u("Q2")],
         "chosen": [a("good")],
         "rejected": [a("bad")],
@@ -529,15 +535,6 @@ def test_normalised_rows_reparse_unchanged(tmp_path):
     bad.write_bytes(jl({"messages": [u("q"), a("a"), u("unanswered")]}))
     with pytest.raises(ValueError, match="line 1: messages ends with a user turn"):
         load_normalised(bad, "sft")
-
-
-def test_sniff_format():
-    assert sniff_format(GOOD) == "messages"
-    assert sniff_format({"prompt": "a", "completion": "b"}) == "prompt-completion"
-    assert sniff_format({"instruction": "a", "input": "", "output": "b"}) == "alpaca"
-    assert sniff_format({"chosen": hh(("Human", "Q"), ("Assistant", "A")), "rejected": "x"}) == "hh-rlhf"
-    assert sniff_format({"prompt": "a", "chosen": "b", "rejected": "c"}) == "preference"
-    assert sniff_format({"text": "x"}) is None and sniff_format([1]) is None
 
 
 # ---------------------------------------------------------------------- real files
