@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from training import formats
-from training.builtin import BUILTIN_DATASETS, SHARED_DATA_DIR, get_builtin
+from training.builtin import BUILTIN_DATASETS, get_builtin
 from training.formats import (
     MAX_REPORTED_ERRORS,
     RowError,
@@ -23,8 +23,7 @@ from training.formats import (
     write_jsonl,
 )
 
-DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"shared data not found at {DATA_DIR}")
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"  # shipped with the repository
 
 
 def jl(*rows) -> bytes:
@@ -546,7 +545,6 @@ def test_sniff_format():
 # ---------------------------------------------------------------------- real files
 
 
-@needs_data
 @pytest.mark.parametrize(
     "rel, fmt, rows",
     [
@@ -554,7 +552,7 @@ def test_sniff_format():
         ("hh_rlhf/harmless-base_test.jsonl.gz", "hh-rlhf", 2312),
         ("sft_chat/oasst_en_messages.jsonl", "messages", 80),
         ("sft_chat/ultrachat_200k_test_gen_5rows.jsonl", "messages", 5),
-        ("sft_chat/lima_train.json.gz", "alpaca", 829),
+        ("non_commercial/lima_train.json.gz", "alpaca", 829),
     ],
 )
 def test_real_files_parse_completely(rel, fmt, rows):
@@ -569,7 +567,6 @@ def test_real_files_parse_completely(rel, fmt, rows):
             assert [m["role"] for m in row["prompt"]][::2] == ["user"] * ((len(row["prompt"]) + 1) // 2)
 
 
-@needs_data
 def test_real_hh_rlhf_quirks_are_counted():
     helpful = parse_dataset(DATA_DIR / "hh_rlhf/helpful-base_test.jsonl.gz", "hh-rlhf")
     assert helpful.notes == [
@@ -584,7 +581,6 @@ def test_real_hh_rlhf_quirks_are_counted():
     assert first["rejected"][0]["content"].startswith("I know that the American Indians")
 
 
-@needs_data
 def test_real_ultrachat_rows_end_on_user_turn():
     path = DATA_DIR / "sft_chat/ultrachat_200k_test_gen_5rows.jsonl"
     strict = parse_dataset(path, "messages", trailing_user="error")
@@ -596,18 +592,15 @@ def test_real_ultrachat_rows_end_on_user_turn():
     assert [len(row["messages"]) for row in r.rows] == [4, 2, 2, 6, 2]
 
 
-@needs_data
 def test_real_lima_multi_turn_history():
-    r = parse_dataset(DATA_DIR / "sft_chat/lima_train.json.gz", "alpaca")
+    r = parse_dataset(DATA_DIR / "non_commercial/lima_train.json.gz", "alpaca")
     lengths = [len(row["messages"]) for row in r.rows]
     assert lengths.count(2) == 806 and max(lengths) == 20  # one row has 9 history pairs
 
 
-@needs_data
 def test_builtin_registry_matches_files():
-    assert SHARED_DATA_DIR == DATA_DIR
     for ds in BUILTIN_DATASETS:
-        path = ds.resolve()
+        path = ds.resolve(DATA_DIR)
         assert path.is_file(), path
         r = parse_dataset(path, ds.format)
         assert r.ok and r.kind == ds.kind
