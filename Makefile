@@ -3,13 +3,18 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 ENGINE_VENV := .venv-engine
 PY := $(VENV)/bin/python
+SHELL := /bin/bash
+# pip -q still prints errors; the grep drops the "Location 'file:///…' is ignored" warnings this
+# machine's pip configuration causes (scripts/engine_venv.sh filters the same line).
+PIP_INSTALL = PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/pip install -q --progress-bar off
+QUIET_PIP = 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
 .PHONY: run test venv engine models lint bench browser clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(PIP_INSTALL) --upgrade pip $(QUIET_PIP)
+	$(PIP_INSTALL) -e '.[dev]' $(QUIET_PIP)
 	touch $@
 
 venv: $(VENV)/.stamp
