@@ -20,7 +20,7 @@ def _as_validation_error(exc: services.TrainingError) -> ValidationError:
 class DatasetImportForm(forms.ModelForm):
     SOURCES = [
         ("upload", "Upload a JSON Lines file (gzip accepted)"),
-        ("builtin", "Built-in real dataset (shared data)"),
+        ("builtin", "Built-in real dataset (shipped in data/)"),
         ("path", "A file on the server"),
         ("hub", "Hugging Face hub dataset id"),
         ("arena", "This arena's votes (preference pairs)"),
