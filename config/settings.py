@@ -339,6 +339,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("ARENA_LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
 }
+if CELERY_BROKER_URL == "filesystem://":
+    # kombu warns "No hostname was supplied" for every filesystem:// connection: it has none to supply.
+    LOGGING["loggers"]["kombu.connection"] = {"level": "ERROR"}
 
 # Every folder the arena writes, created now: before any database, log or broker folder is opened.
 _sqlite_name = DATABASES["default"]["NAME"] if DATABASES["default"]["ENGINE"].endswith("sqlite3") else ""

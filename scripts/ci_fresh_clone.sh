@@ -11,13 +11,14 @@
 #    plays one battle over the WebSocket API;
 # 4. checks that the two starter fine-tunes (SFT and DPO) were queued and none failed;
 # 5. sends SIGINT to the group (Ctrl-C) and checks that no process of the clone is left.
-# Bounded: FRESH_CLONE_TIMEOUT_S (default 1200) for steps 2-3, 90 s for the stop.
+# Bounded: FRESH_CLONE_TIMEOUT_S (default 1500) for steps 2-3, 90 s for the stop. Building the two
+# environments dominates: about 15 minutes to the page on a 2-core machine under heavy load.
 # FRESH_CLONE_KEEP=1 keeps the folder for a look afterwards.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="$REPO/.venv/bin/python"
-TIMEOUT_S="${FRESH_CLONE_TIMEOUT_S:-1200}"
+TIMEOUT_S="${FRESH_CLONE_TIMEOUT_S:-1500}"
 log() { echo "fresh-clone: [$(date +%H:%M:%S)] $*"; }
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/arena-fresh.XXXXXX")"
@@ -91,10 +92,10 @@ RESULT="$("$PY" "$REPO/scripts/fresh_clone_battle.py" --url "http://127.0.0.1:$W
     --timeout "$TIMEOUT_S" --pid "$MAKE_PID")"
 log "battle played, $((SECONDS - T0)) s after make run started: $RESULT"
 
-JOBS="$(cd "$CLONE" && timeout 120 "${RUN_ENV[@]}" .venv/bin/python manage.py shell -c '
+JOBS="$(cd "$CLONE" && timeout 120 "${RUN_ENV[@]}" .venv/bin/python manage.py shell -v 0 -c '
 import json
 from training.models import Job
-print(json.dumps([[j.method, j.dataset.name, j.status] for j in Job.objects.order_by("pk")]))')"
+print(json.dumps([[j.method, j.dataset.name, j.status] for j in Job.objects.order_by("pk")]))' | tail -n 1)"
 log "jobs: $JOBS"
 "$PY" - "$JOBS" <<'EOF'
 import json, sys
