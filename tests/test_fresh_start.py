@@ -104,3 +104,10 @@ def test_favicon_is_linked_and_answered(client):
     icon = client.get(redirect["Location"])
     assert icon.status_code == 200
     assert b"<svg" in b"".join(icon.streaming_content if icon.streaming else [icon.content])
+
+
+def test_local_engines_listen_on_consecutive_ports_from_the_setting(settings):
+    from serving.local_models import LOCAL_MODELS
+
+    settings.ENGINE_BASE_PORT = 31000
+    assert [LOCAL_MODELS[key].engine_spec().port for key in ("smollm2", "gemma3")] == [31000, 31001]
