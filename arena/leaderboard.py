@@ -66,7 +66,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from arena import plots
+from arena.leaderboard_settings import board_options, board_settings
 from arena.models import Battle, RatingSnapshot, Vote
+from arena.provisional import ProvisionalRule, mark_provisional
 from arena.ratings import (
     ABOUT_INTERVALS,
     STYLE_FEATURE_NAMES,
@@ -79,6 +81,7 @@ from arena.ratings import (
     predicted_win_rate,
     rank_upper_bound,
 )
+from arena.ratings_robust import ABOUT_REWEIGHTED, ABOUT_SANDWICH, DEFAULT_MIN_PAIR_COUNT
 from serving.models import ServedModel
 
 logger = logging.getLogger(__name__)
@@ -267,19 +270,28 @@ def board_build(
     seed: int = 0,
     elo: Mapping[str, float] | None = None,
     info: Mapping[str, tuple[str, str]] | None = None,
+    ci: str = "bootstrap",
+    reweighted: bool = False,
+    min_pair_count: int = DEFAULT_MIN_PAIR_COUNT,
+    provisional: ProvisionalRule | None = None,
 ) -> dict[str, Any]:
     """A board from aggregated counts: the code path of the page, the API and ``compute_ratings``.
 
-    Returns ``{"rows", "components", "is_connected", "anchor", "n_battles", "rounds",
-    "heatmaps"}``; rows as :func:`board_rows`; ``anchor`` is the one applied (None when not
-    asked or the model is not on this board); ``heatmaps`` covers the best models of the largest
-    group (``{"models", "win_fraction", "battle_count"}``, decisive battles only, as FastChat).
+    Returns ``{"rows", "components", "is_connected", "anchor", "n_battles", "rounds", "ci",
+    "reweighted", "heatmaps"}``; rows as :func:`board_rows`, each with ``provisional`` (see
+    :mod:`arena.provisional`; provisional rows come after the others of their group); ``anchor``
+    is the one applied (None when not asked or the model is not on this board); ``ci``,
+    ``reweighted``: as :func:`arena.ratings.compute_board`; ``heatmaps`` covers the best
+    models of the largest group (``{"models", "win_fraction", "battle_count"}``, decisive
+    battles only, as FastChat).
     """
-    board = compute_board(counts, anchor=anchor, rounds=rounds, seed=seed)
-    rows = board_rows(
+    board = compute_board(
+        counts, anchor=anchor, rounds=rounds, seed=seed, ci=ci, reweighted=reweighted, min_pair_count=min_pair_count,
+    )
+    rows = mark_provisional(board_rows(
         board.models, board.rating, board.ci_low, board.ci_high, board.rank, board.battles,
         board.components, elo=elo, info=info,
-    )
+    ), provisional or ProvisionalRule(min_votes=0, max_width=math.inf))
     largest = [row["model"] for row in rows if row["group"] == 0]
     return {
         "rows": rows,
@@ -288,8 +300,19 @@ def board_build(
         "anchor": _anchor_dict(board.anchor),
         "n_battles": board.n_battles,
         "rounds": rounds,
+        "ci": ci,
+        "reweighted": reweighted,
+        "min_pair_count": min_pair_count,
         "heatmaps": _heatmaps(board, largest),
     }
+
+
+def about_intervals(board: Mapping[str, Any]) -> str:
+    """How this board's intervals were computed (bootstrap or sandwich, reweighted or not)."""
+    text = ABOUT_SANDWICH if board.get("ci") == "sandwich" else ABOUT_INTERVALS
+    if board.get("reweighted"):
+        text += ABOUT_REWEIGHTED.format(floor=board.get("min_pair_count", DEFAULT_MIN_PAIR_COUNT))
+    return text
 
 
 def style_board_build(
@@ -487,6 +510,7 @@ def _settings_key() -> dict[str, Any]:
         "category_min_votes": settings.ARENA_LEADERBOARD_CATEGORY_MIN_VOTES,
         "rounds": settings.ARENA_LEADERBOARD_ROUNDS,
         "style_rounds": settings.ARENA_LEADERBOARD_STYLE_ROUNDS,
+        **board_settings(),
     }
 
 
@@ -657,7 +681,7 @@ def snapshot_create() -> RatingSnapshot:
         if entry["enough_votes"]:
             entry["board"] = board_build(
                 PairCounts.from_grouped(rows), anchor=anchor, rounds=rounds, seed=0,
-                elo=elo_state["ratings"].get(spec.key, {}), info=info,
+                elo=elo_state["ratings"].get(spec.key, {}), info=info, **board_options(),
             )
         categories.append(entry)
 
@@ -883,6 +907,8 @@ def page_context(snapshot: RatingSnapshot | None, category: str = "overall", sty
     )
     if not board:
         return context
+    context["about_intervals"] = about_intervals(board)
+    context["provisional_rule"] = data.get("settings", board_settings())
     rows = [_display_row(r) for r in board["rows"]]
     groups = [[r for r in rows if r["group"] == g] for g in range(len(board["components"]))]
     context["groups"] = groups
