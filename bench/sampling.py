@@ -165,6 +165,10 @@ def run(mode: str, seed: int, names: list[str], true: np.ndarray, new: int, args
     return result
 
 
+def median_votes(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] if r[key] is not None else np.inf for r in runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=4)
@@ -185,14 +189,13 @@ def main() -> None:
     for mode in ("uniform", "weighted", "active"):
         started = time.perf_counter()
         runs = [run(mode, 1000 + s, names, true, new, args, tie_rate) for s in range(args.seeds)]
-        def med(key: str) -> float:
-            return statistics.median(r[key] if r[key] is not None else np.inf for r in runs)
-        medians[mode] = med("new")
+        medians[mode] = median_votes(runs, "new")
         coverage = sum(r["covered"] for r in runs) / sum(r["intervals"] for r in runs)
         stops = [r["new_covered_at_stop"] for r in runs if r["new_covered_at_stop"] is not None]
+
         def show(x: float) -> str:
             return f">{args.horizon:,}" if x == np.inf else f"{x:,.0f}"
-        print(f"{mode:10} {show(med('new')):>20} {show(med('top10')):>22} {coverage:9.3f} "
+        print(f"{mode:10} {show(medians[mode]):>20} {show(median_votes(runs, 'top10')):>22} {coverage:9.3f} "
               f"{(f'{sum(stops)}/{len(stops)}' if stops else '-'):>20} {time.perf_counter() - started:5.0f}s")
     print(f"weighted / active, votes for the new model's ±20 interval: {medians['weighted'] / medians['active']:.1f}x")
 
