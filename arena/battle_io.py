@@ -3,13 +3,17 @@
 Export (:func:`battles_export`) writes one object per vote, oldest first::
 
     {"model_a", "model_b", "winner", "tstamp", "judge", "turn", "anony", "language",
-     "conversation_a", "conversation_b", "style", "identity_leak", "side_error"}
+     "conversation_a", "conversation_b", "style", "conv_metadata", "identity_leak", "side_error"}
 
 ``judge`` is a salted hash of the rater id (HMAC-SHA256 with ``ARENA_IP_SALT``, 32 hex digits):
 votes of one rater can be grouped, the rater cannot be found; neither the IP address nor the
 session id ever leaves. ``language`` is the English name of the detected language ("English",
 as FastChat writes it; "unknown" when none was detected). ``style`` holds the style counts
-style control uses; ``identity_leak``/``side_error`` are the reasons a vote is not counted
+style control uses, and ``conv_metadata`` the same counts under FastChat's names
+(``sum_assistant_a_tokens``, ``header_count_a``, ``list_count_a``, ``bold_count_a``, and ``_b``;
+the arena keeps totals, so each count dict holds one ``"total"`` entry, which FastChat's style
+control sums like any other), so that FastChat's tools read the file whole; a vote without
+style counts has neither. ``identity_leak``/``side_error`` are the reasons a vote is not counted
 (flagged votes are exported only on request).
 
 Import (:func:`battles_file_read` then :func:`battles_import`) reads such a file, or a file
@@ -21,12 +25,10 @@ rows on the "imported" endpoint: they appear on the leaderboard and never battle
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -35,7 +37,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from arena.battle_files import BattleFileError, parse_battles
+from arena.battle_files import BattleFileError, file_bytes, iter_records, parse_battles
 from arena.leaderboard import LANGUAGE_NAMES
 from arena.models import Battle, Vote
 from arena.style import STYLE_FEATURES, approx_tokens
@@ -85,6 +87,7 @@ def battle_record(vote: Vote) -> dict[str, Any]:
         "conversation_a": battle.conversation_a,
         "conversation_b": battle.conversation_b,
         "style": vote.style,
+        **({"conv_metadata": _style_to_fastchat(vote.style)} if _style_reason(vote.style) is None and vote.style else {}),
         "identity_leak": vote.identity_leak,
         "side_error": vote.side_error,
     }
@@ -150,6 +153,18 @@ def _style_reason(style: Any) -> str | None:
         ):
             return f"style counts must be non-negative integers for {', '.join(STYLE_FEATURES)}"
     return None
+
+
+def _style_to_fastchat(style: dict) -> dict[str, Any]:
+    """Style counts (``{"a": {...}, "b": {...}}``) as FastChat's ``conv_metadata`` (see the module docstring)."""
+    meta: dict[str, Any] = {}
+    for side in ("a", "b"):
+        counts = style[side]
+        meta[f"sum_assistant_{side}_tokens"] = counts["tokens"]
+        meta[f"header_count_{side}"] = {"total": counts["headers"]}
+        meta[f"list_count_{side}"] = {"total": counts["lists"]}
+        meta[f"bold_count_{side}"] = {"total": counts["bold"]}
+    return meta
 
 
 def _style_from_fastchat(meta: Any) -> dict:
@@ -237,18 +252,6 @@ def _convert(record: dict[str, Any]) -> ImportedBattle | str:
     )
 
 
-def _located(text: str) -> Iterator[tuple[dict[str, Any], int | None, int | None]]:
-    """Records with their line (JSON Lines) or index (JSON list), in file order; the text is
-    known to be valid (parse_battles has read it)."""
-    if text.lstrip().startswith("["):
-        for index, record in enumerate(json.loads(text)):
-            yield record, None, index
-    else:
-        for number, raw in enumerate(text.splitlines(), start=1):
-            if raw.strip():
-                yield json.loads(raw), number, None
-
-
 def battles_file_read(path: str | os.PathLike[str]) -> list[ImportedBattle]:
     """Read and validate a whole battle file (JSON Lines or JSON list, gzip accepted).
 
@@ -257,17 +260,10 @@ def battles_file_read(path: str | os.PathLike[str]) -> list[ImportedBattle]:
     ``OSError`` for an unreadable file.
     """
     source = os.fspath(path)
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    try:
-        text = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise BattleFileError("not valid UTF-8", source=source, line=raw[: exc.start].count(b"\n") + 1) from None
-    parse_battles(text, source=source)  # the schema's own checks first, with their messages
+    raw = file_bytes(path)
+    parse_battles(raw, source=source)  # the schema's own checks first, with their messages
     battles: list[ImportedBattle] = []
-    for record, line, index in _located(text):
+    for record, line, index in iter_records(raw, source=source):
         result = _convert(record)
         if isinstance(result, str):
             raise BattleFileError(result, source=source, line=line, index=index)
