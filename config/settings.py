@@ -252,6 +252,15 @@ ARENA_PROMPTS_DIR = Path(env_str("ARENA_PROMPTS_DIR", str(BASE_DIR.parent / "sha
 # Chatbot Arena boosts a new model's sampling weight so it collects votes quickly.
 ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 5.0, minimum=1.0)
 ARENA_NEW_MODEL_BOOST_VOTES = env_int("ARENA_NEW_MODEL_BOOST_VOTES", 50, minimum=0)
+# How pairs are chosen (arena/pairing_mode.py): "weighted" (by sampling weight, as Chatbot Arena)
+# or "active" (where a vote reduces the rating uncertainty most; the weights and the boost then
+# say whose uncertainty matters, and ARENA_PAIRING_FLOOR of the pairs stay uniformly random).
+ARENA_PAIRING = env_str("ARENA_PAIRING", "weighted").strip() or "weighted"
+if ARENA_PAIRING not in ("weighted", "active"):
+    raise ImproperlyConfigured(f"ARENA_PAIRING={ARENA_PAIRING!r} must be weighted or active")
+ARENA_PAIRING_FLOOR = env_float("ARENA_PAIRING_FLOOR", 0.1, minimum=0.0)
+if ARENA_PAIRING_FLOOR > 1.0:
+    raise ImproperlyConfigured(f"ARENA_PAIRING_FLOOR={ARENA_PAIRING_FLOOR} must be between 0 and 1")
 
 # --- Leaderboard (arena/leaderboard.py) ---
 # Votes a category needs before its board shows numbers: the overall board from the first
