@@ -26,11 +26,13 @@ time stamp per battle (not a dict), which is what ``manage.py compute_ratings`` 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import math
 import os
 import re
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +47,9 @@ __all__ = [
     "iter_records",
     "parse_battles",
     "read_battle_arrays",
+    "arrays_votes_hash",
     "read_battles",
+    "votes_hash",
 ]
 
 #: Allowed ``winner`` values (the same as ``arena.ratings.WINNERS``).
@@ -251,3 +255,27 @@ def read_battle_arrays(path: str | os.PathLike[str]) -> BattleArrays:
     def column(values: array) -> np.ndarray:
         return np.frombuffer(values, dtype=values.typecode).astype(np.int64)[order] if len(values) else np.zeros(0, np.int64)
     return BattleArrays(names, renumber[column(a)], renumber[column(b)], column(code))
+
+
+def votes_hash(rows: Iterable[tuple[str, str, str, float]]) -> str:
+    """SHA-256 of a vote set: of its sorted ``(model_a, model_b, winner, count)`` table.
+
+    ``rows`` may repeat a triple (counts add up) and be in any order, so the same votes give the
+    same digest whether they come from the database's GROUP BY or from a battle file (one row per
+    battle, count 1). Which model was shown as A is part of a vote; its time and rater are not.
+    """
+    table: dict[tuple[str, str, str], float] = {}
+    for model_a, model_b, winner, count in rows:
+        table[(model_a, model_b, winner)] = table.get((model_a, model_b, winner), 0) + count
+    canonical = sorted([*key, int(n)] for key, n in table.items() if n)
+    return hashlib.sha256(json.dumps(canonical, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+
+
+def arrays_votes_hash(battles: BattleArrays) -> str:
+    """:func:`votes_hash` of the battles read by :func:`read_battle_arrays`."""
+    n = len(battles.models)
+    cells, counts = np.unique((battles.model_a * n + battles.model_b) * 4 + battles.outcome, return_counts=True)
+    return votes_hash(
+        (battles.models[k // 4 // n], battles.models[k // 4 % n], WINNERS[k % 4], int(c))
+        for k, c in zip(cells.tolist(), counts.tolist(), strict=True)
+    )

@@ -93,15 +93,19 @@ def battle_record(vote: Vote) -> dict[str, Any]:
     }
 
 
-def battles_export(out: TextIO, *, include_flagged: bool = False) -> int:
+def battles_export(out: TextIO, *, include_flagged: bool = False, counted_up_to: int | None = None) -> int:
     """Write every vote (oldest first) as JSON Lines to ``out``; returns how many.
 
     By default votes flagged for an identity leak or a failed side are left out, as FastChat's
     cleaned files leave them out; ``include_flagged`` writes them too, with their flags.
     Named-mode votes are always written (``"anony": false``), as in FastChat's files.
+    ``counted_up_to`` (a snapshot's ``last_vote_id``): exactly the votes that snapshot's boards
+    counted instead, so that ``compute_ratings`` on the file reproduces its overall board.
     """
     votes = Vote.objects.select_related("battle__model_a", "battle__model_b").order_by("created_at", "pk")
-    if not include_flagged:
+    if counted_up_to is not None:
+        votes = votes.filter(pk__in=Vote.objects.counted().filter(pk__lte=counted_up_to).values("pk"))
+    elif not include_flagged:
         votes = votes.filter(identity_leak=False, side_error=False)
     written = 0
     for vote in votes.iterator(chunk_size=2000):

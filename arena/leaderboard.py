@@ -66,7 +66,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from arena import plots
-from arena.leaderboard_settings import board_options, board_settings
+from arena.battle_files import votes_hash
+from arena.leaderboard_settings import board_options, board_settings, code_version
 from arena.models import Battle, RatingSnapshot, Vote
 from arena.provisional import ProvisionalRule, mark_provisional
 from arena.ratings import (
@@ -703,6 +704,8 @@ def snapshot_create() -> RatingSnapshot:
         "anchor": _anchor_dict(anchor),
         "categories": categories,
         "style_control": style_entry,
+        "settings": board_settings(),
+        "reproduce": snapshot_reproduce_info(groups, names, anchor, rounds),
     }
     data["totals"]["excluded"] = data["totals"]["votes"] - counted
     with transaction.atomic():
@@ -730,6 +733,24 @@ def snapshot_create() -> RatingSnapshot:
 # kB of JSON that need not be re-read and re-parsed while the latest has not changed. Keyed by
 # id and time together: an id alone can come back after a rolled-back insert (SQLite).
 _latest_cache: tuple[tuple[int, datetime], RatingSnapshot] | None = None
+
+
+def snapshot_reproduce_info(
+    groups: Sequence[tuple], names: Mapping[int, str], anchor: tuple[str, float] | None, rounds: int,
+) -> dict[str, Any]:
+    """What reproduces the overall board: the vote set's hash (:func:`arena.battle_files.votes_hash`
+    of the counted votes), the code version and the ``compute_ratings`` arguments, so that
+    ``export_battles --snapshot ID`` then ``compute_ratings`` with them gives the same rows."""
+    argv = ["--rounds", str(rounds), "--seed", "0", "--ci", settings.ARENA_LEADERBOARD_CI,
+            "--reweighted" if settings.ARENA_LEADERBOARD_REWEIGHTED else "--no-reweighted",
+            "--min-pair-count", str(settings.ARENA_LEADERBOARD_MIN_PAIR_COUNT)]
+    if anchor:
+        argv += ["--anchor", f"{anchor[0]}={anchor[1]!r}"]
+    return {
+        "votes_sha256": votes_hash((names[a], names[b], winner, n) for a, b, winner, n, *_ in groups),
+        "code_version": code_version(),
+        "compute_ratings_args": argv,
+    }
 
 
 def snapshot_latest() -> RatingSnapshot | None:
@@ -781,6 +802,8 @@ def _snapshot_meta(snapshot: RatingSnapshot) -> dict[str, Any]:
         "created_at": snapshot.created_at.isoformat(),
         "last_vote_id": snapshot.last_vote_id,
         "compute_ms": round(snapshot.compute_ms, 1),
+        "settings": snapshot.data.get("settings"),
+        "reproduce": snapshot.data.get("reproduce"),
     }
 
 

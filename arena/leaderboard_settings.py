@@ -2,18 +2,39 @@
 
 :func:`board_options` gives the keyword arguments of :func:`arena.leaderboard.board_build`
 (interval method, reweighting, provisional rule); :func:`board_settings` the same as plain JSON
-values, stored with each snapshot and part of its fingerprint.
+values, stored with each snapshot and part of its fingerprint; :func:`code_version` names the
+code that computed a snapshot.
 """
 
 from __future__ import annotations
 
+import subprocess
+import tomllib
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 
 from arena.provisional import ProvisionalRule
 
-__all__ = ["board_options", "board_settings"]
+__all__ = ["board_options", "board_settings", "code_version"]
+
+
+@cache
+def code_version() -> str:
+    """``VERSION+COMMIT`` of the running code: the project version and the git commit when the
+    code runs from a git checkout (``+unknown`` otherwise, e.g. in an image without ``.git``)."""
+    try:
+        base = tomllib.loads((settings.BASE_DIR / "pyproject.toml").read_text())["project"]["version"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        base = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{base}+{commit or 'unknown'}"
 
 
 def board_settings() -> dict[str, Any]:
