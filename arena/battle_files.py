@@ -31,7 +31,6 @@ import json
 import math
 import os
 import re
-from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -214,47 +213,47 @@ def read_battle_arrays(path: str | os.PathLike[str]) -> BattleArrays:
     ratings need (same errors, same order, far less memory and time: no dict is kept).
 
     Fast path: a record whose models are already known and whose winner and ``tstamp`` are of
-    the expected kinds is taken as is; anything else goes through the full check first.
+    the expected kinds becomes one int (``a << 32 | b << 2 | outcome``) in a list; anything else
+    goes through the full check first. (About 1 µs per battle on top of orjson's parse.)
     """
     source = os.fspath(path)
     index: dict[str, int] = {}
-    a, b, code = array("l"), array("l"), array("b")
-    stamps = array("d")
+    cells: list[int] = []
+    stamps: list[float] = []
+    add_cell, add_stamp, code_of, nan = cells.append, stamps.append, _CODE, math.nan
     first_unstamped: tuple[int | None, int | None] | None = None
     for record, line, where in iter_records(file_bytes(path), source=source):
         try:
-            ia, ib, oc = index[record["model_a"]], index[record["model_b"]], _CODE[record["winner"]]
+            ia, ib = index[record["model_a"]], index[record["model_b"]]
+            cell = ia << 32 | ib << 2 | code_of[record["winner"]]
             ts = record.get("tstamp")
-            fast = ia != ib and (ts is None or type(ts) is float or type(ts) is int)
+            if ia == ib or not (ts is None or type(ts) is float or type(ts) is int):
+                raise TypeError
         except (KeyError, TypeError, AttributeError):
-            fast = False
-        if not fast:
             reason = _check(record)
             if reason:
-                raise BattleFileError(reason, source=source, line=line, index=where)
+                raise BattleFileError(reason, source=source, line=line, index=where) from None
             ia = index.setdefault(record["model_a"], len(index))
             ib = index.setdefault(record["model_b"], len(index))
-            oc, ts = _CODE[record["winner"]], record.get("tstamp")
-        a.append(ia)
-        b.append(ib)
-        code.append(oc)
+            cell, ts = ia << 32 | ib << 2 | code_of[record["winner"]], record.get("tstamp")
+        add_cell(cell)
         if ts is None:
             first_unstamped = first_unstamped or (line, where)
-            stamps.append(math.nan)
+            add_stamp(nan)
         else:
-            stamps.append(ts)
-    t = np.frombuffer(stamps, dtype=np.float64) if len(stamps) else np.zeros(0)
+            add_stamp(ts)
+    t = np.array(stamps, dtype=np.float64)
     stamped = ~np.isnan(t)
     if stamped.any() and first_unstamped is not None:
         raise _time_order_error(source, *first_unstamped)
-    order = np.argsort(t, kind="stable") if stamped.any() else np.arange(len(t))
+    packed = np.array(cells, dtype=np.int64)
+    if stamped.any():
+        packed = packed[np.argsort(t, kind="stable")]
     # Renumber models in sorted-name order, as PairCounts.from_battles does.
     names = sorted(index)
     renumber = np.empty(len(index), dtype=np.int64)
     renumber[[index[m] for m in names]] = np.arange(len(names))
-    def column(values: array) -> np.ndarray:
-        return np.frombuffer(values, dtype=values.typecode).astype(np.int64)[order] if len(values) else np.zeros(0, np.int64)
-    return BattleArrays(names, renumber[column(a)], renumber[column(b)], column(code))
+    return BattleArrays(names, renumber[packed >> 32], renumber[(packed >> 2) & 0x3FFFFFFF], packed & 3)
 
 
 def votes_hash(rows: Iterable[tuple[str, str, str, float]]) -> str:
