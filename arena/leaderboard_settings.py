@@ -1,6 +1,6 @@
 """The leaderboard settings a board is computed with, read from Django settings in one place.
 
-:func:`board_options` gives the keyword arguments of :func:`arena.leaderboard.board_build`
+:func:`board_options` gives the keyword arguments of :func:`arena.leaderboard.boards.board_build`
 (interval method, reweighting, provisional rule); :func:`board_settings` the same as plain JSON
 values, stored with each snapshot and part of its fingerprint; :func:`code_version` names the
 code that computed a snapshot.

@@ -22,7 +22,7 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Count
 
-from arena.leaderboard import snapshot_latest
+from arena.leaderboard.selectors import snapshot_latest
 from arena.models import Battle
 from arena.pairing import PairingError, sample_pair
 from arena.ratings import POINTS_PER_LOGIT

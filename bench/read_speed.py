@@ -52,7 +52,7 @@ import django  # noqa: E402
 django.setup()
 
 from arena.battle_files import _check, file_bytes, read_battle_arrays  # noqa: E402
-from arena.leaderboard import board_build  # noqa: E402
+from arena.leaderboard.boards import board_build  # noqa: E402
 from arena.ratings import INITIAL_RATING, WINNERS, PairCounts, elo_from_arrays, elo_update  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "arena_battles" / "lmsys_clean_battle_20240814_pair_counts.json"

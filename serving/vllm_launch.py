@@ -26,7 +26,7 @@ Facts this relies on (measured, see docs/engine.md):
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["build_vllm_command", "cpu_thread_env", "venv_of", "DEFAULT_OMP_THREADS"]
@@ -158,10 +158,3 @@ def build_vllm_command(
 def _prepend_preload(lib: str, current: str) -> str:
     parts = [p for p in current.replace(":", " ").split() if p and p != lib]
     return " ".join([lib, *parts]) if parts else lib
-
-
-def merged_env(env_add: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``base`` (default ``os.environ``) overlaid with ``env_add``."""
-    out = dict(os.environ if base is None else base)
-    out.update(env_add)
-    return out

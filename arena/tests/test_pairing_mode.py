@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
-from arena import leaderboard, pairing_mode, services
+from arena import pairing_mode, services
+from arena.leaderboard import services as leaderboard_services
 from arena.models import Battle
-from arena.tests.test_leaderboard import cast
-from tests.factories import make_model
+from tests.factories import make_model, make_vote
 
 
 @pytest.fixture
@@ -19,8 +19,8 @@ def arena_with_a_newcomer(db):
     for k in range(40):
         a, b = old[k % 4], old[(k + 1 + k // 4) % 4]
         if a != b:
-            cast(a, b, "model_a" if k % 3 else "tie")
-    leaderboard.snapshot_create()
+            make_vote(a, b, "model_a" if k % 3 else "tie")
+    leaderboard_services.snapshot_create()
     new = make_model(public_name="newcomer")
     pairing_mode._state["at"] = float("-inf")  # another test's counts must not leak in
     return old, new

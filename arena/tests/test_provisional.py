@@ -7,10 +7,9 @@ import io
 
 import pytest
 
-from arena import leaderboard
+from arena.leaderboard import services as leaderboard_services
 from arena.provisional import ProvisionalRule, is_provisional, mark_provisional
-from arena.tests.test_leaderboard import cast
-from tests.factories import make_model
+from tests.factories import make_model, make_vote
 
 
 def row(model, rating, battles, width=10.0, group=0):
@@ -36,12 +35,12 @@ def test_the_board_page_api_and_csv_mark_a_provisional_model(client, settings):
     settings.ARENA_LEADERBOARD_PROVISIONAL_WIDTH = 10_000.0
     ant, bee, cat, star = (make_model(public_name=n) for n in ("ant", "bee", "cat", "star"))
     for _ in range(8):
-        cast(ant, bee, "model_a")
-        cast(bee, cat, "model_a")
-        cast(ant, cat, "tie")
+        make_vote(ant, bee, "model_a")
+        make_vote(bee, cat, "model_a")
+        make_vote(ant, cat, "tie")
     for _ in range(3):
-        cast(star, ant, "model_a")  # the best record, but 3 votes
-    leaderboard.snapshot_create()
+        make_vote(star, ant, "model_a")  # the best record, but 3 votes
+    leaderboard_services.snapshot_create()
     rows = client.get("/api/leaderboard").json()["rows"]
     assert [(r["model"], r["provisional"]) for r in rows] == [
         ("ant", False), ("bee", False), ("cat", False), ("star", True)]

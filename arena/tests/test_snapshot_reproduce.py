@@ -9,10 +9,11 @@ import random
 import pytest
 from django.core.management import call_command
 
-from arena import leaderboard
 from arena.battle_files import arrays_votes_hash, read_battle_arrays, votes_hash
-from arena.tests.test_leaderboard import cast
-from tests.factories import make_model
+from arena.leaderboard import presentation as leaderboard_presentation
+from arena.leaderboard import selectors as leaderboard_selectors
+from arena.leaderboard import services as leaderboard_services
+from tests.factories import make_model, make_vote
 
 
 def test_votes_hash_is_the_vote_multiset():
@@ -35,10 +36,10 @@ def test_compute_ratings_on_a_snapshots_exported_votes_reproduces_its_board(db, 
     rng = random.Random(4)
     for k in range(90):
         a, b = rng.sample(models, 2)
-        cast(a, b, rng.choice(["model_a", "model_a", "model_b", "tie", "tie (bothbad)"]),
+        make_vote(a, b, rng.choice(["model_a", "model_a", "model_b", "tie", "tie (bothbad)"]),
              mode="named" if k % 17 == 0 else "anony", identity_leak=k % 23 == 0)
-    snapshot = leaderboard.snapshot_create()
-    cast(models[0], models[1], "model_a")  # after the snapshot: not part of it
+    snapshot = leaderboard_services.snapshot_create()
+    make_vote(models[0], models[1], "model_a")  # after the snapshot: not part of it
     recorded = snapshot.data["reproduce"]
     assert recorded["code_version"] and snapshot.data["settings"]["ci"] == settings.ARENA_LEADERBOARD_CI
     path = tmp_path / "snapshot.jsonl"
@@ -47,12 +48,12 @@ def test_compute_ratings_on_a_snapshots_exported_votes_reproduces_its_board(db, 
     out = io.StringIO()
     call_command("compute_ratings", str(path), *recorded["compute_ratings_args"], stdout=out)
     mine = {row["model"]: row for row in json.loads(out.getvalue())}
-    board = leaderboard.board_get(snapshot.data, "overall")["board"]
+    board = leaderboard_selectors.board_get(snapshot.data, "overall")["board"]
     assert len(mine) == len(board["rows"]) == 4
     for row in board["rows"]:
         got = mine[row["model"]]
         assert [got[k] for k in ("rating", "ci_low", "ci_high", "rank", "battles")] == [
             row[k] for k in ("rating", "ci_low", "ci_high", "rank", "battles")]  # exactly
         assert got["elo"] == pytest.approx(row["elo"], abs=1e-9)
-    payload = leaderboard.board_payload(snapshot)
+    payload = leaderboard_presentation.board_payload(snapshot)
     assert payload["snapshot"]["reproduce"] == recorded

@@ -2,8 +2,8 @@
 
 Reads FastChat's cleaned-battle schema (a JSON list or JSON Lines, gzip accepted) with
 :func:`arena.battle_files.read_battle_arrays` (validated, aggregated while reading) and runs
-the same code as the leaderboard page (:func:`arena.leaderboard.board_build`). Prints a list
-sorted by rating (by group, then rating, when the battles form separate groups), each row
+the same code as the leaderboard page (:func:`arena.leaderboard.boards.board_build`). Prints a
+list sorted by rating (by group, then rating, when the battles form separate groups), each row
 ``{"model", "rating", "ci_low", "ci_high", "rank", "battles", "elo"}``. ``--ci`` picks
 bootstrap (default) or sandwich intervals, ``--reweighted`` weights battles by inverse pair
 frequency (``--min-pair-count`` floor); both default to the leaderboard settings. On any
@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from arena.battle_files import BattleFileError, read_battle_arrays
-from arena.leaderboard import CLI_ROW_KEYS, board_build
+from arena.leaderboard.boards import CLI_ROW_KEYS, board_build
 from arena.ratings import INITIAL_RATING, PairCounts, elo_from_arrays
 from arena.ratings_robust import CI_METHODS
 
