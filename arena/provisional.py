@@ -1,4 +1,4 @@
-"""Provisional models on a board (pure: standard library only).
+"""Provisional and retired models on a board (pure: standard library only).
 
 A model's score is *provisional* while it has fewer than ``min_votes`` votes or its 95% interval
 is wider than ``max_width`` points (``ci_high - ci_low``). Its row stays on the board with its
@@ -7,15 +7,19 @@ Singh et al. 2025, asks), but it is marked ``provisional`` and listed *after* th
 models of its group: a place in the order is not claimed before the votes support one. It is
 not ranked separately: its rank is still 1 + the number of models whose interval lies entirely
 above its own, over every model, so that a rank means the same thing in both lists.
+
+A *retired* model (an admin decision, logged with who and why) keeps its votes in the fit, so
+the other ratings do not move when it leaves, and its row stays on the board marked
+``retired`` (:func:`mark_retired`); the page shows it in a separate "Retired" section.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ProvisionalRule", "is_provisional", "mark_provisional"]
+__all__ = ["ProvisionalRule", "is_provisional", "mark_provisional", "mark_retired"]
 
 
 @dataclass(frozen=True)
@@ -39,3 +43,8 @@ def mark_provisional(rows: Iterable[Mapping[str, Any]], rule: ProvisionalRule) -
     for row in marked:
         groups.setdefault(row.get("group", 0), []).append(row)
     return [row for members in groups.values() for flag in (False, True) for row in members if row["provisional"] is flag]
+
+
+def mark_retired(rows: Iterable[Mapping[str, Any]], retired: Collection[str]) -> list[dict[str, Any]]:
+    """Rows with ``retired`` set (the model's name is in ``retired``), order unchanged."""
+    return [{**row, "retired": row["model"] in retired} for row in rows]

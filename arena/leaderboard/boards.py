@@ -7,12 +7,12 @@ The one code path from aggregated counts to a board, shared by the snapshot serv
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from arena.provisional import ProvisionalRule, mark_provisional
+from arena.provisional import ProvisionalRule, mark_provisional, mark_retired
 from arena.ratings import (
     Board,
     PairCounts,
@@ -108,13 +108,14 @@ def board_build(
     reweighted: bool = False,
     min_pair_count: int = DEFAULT_MIN_PAIR_COUNT,
     provisional: ProvisionalRule | None = None,
+    retired: Collection[str] = (),
 ) -> dict[str, Any]:
     """A board from aggregated counts: the code path of the page, the API and ``compute_ratings``.
 
     Returns ``{"rows", "components", "is_connected", "anchor", "n_battles", "rounds", "ci",
     "reweighted", "min_pair_count", "heatmaps"}``; rows as :func:`board_rows`, each with
     ``provisional`` (see :mod:`arena.provisional`; provisional rows come after the others of
-    their group); ``anchor`` is the one applied (None when not asked or the model is not on this
+    their group) and ``retired`` (the model is in ``retired``); ``anchor`` is the one applied (None when not asked or the model is not on this
     board); ``ci``, ``reweighted``, ``min_pair_count``: as :func:`arena.ratings.compute_board`;
     ``heatmaps`` covers the best models of the largest group (``{"models", "win_fraction",
     "battle_count"}``, decisive battles only, as FastChat).
@@ -122,10 +123,10 @@ def board_build(
     board = compute_board(
         counts, anchor=anchor, rounds=rounds, seed=seed, ci=ci, reweighted=reweighted, min_pair_count=min_pair_count,
     )
-    rows = mark_provisional(board_rows(
+    rows = mark_retired(mark_provisional(board_rows(
         board.models, board.rating, board.ci_low, board.ci_high, board.rank, board.battles,
         board.components, elo=elo, info=info,
-    ), provisional or ProvisionalRule(min_votes=0, max_width=math.inf))
+    ), provisional or ProvisionalRule(min_votes=0, max_width=math.inf)), retired)
     largest = [row["model"] for row in rows if row["group"] == 0]
     return {
         "rows": rows,

@@ -48,6 +48,7 @@ from arena.leaderboard.selectors import (
     counted_vote_groups,
     language_vote_groups,
     model_info,
+    retired_names,
     settings_key,
     snapshot_fingerprint,
     snapshot_is_current,
@@ -120,7 +121,8 @@ def _category_entries(
     info: Mapping[str, tuple[str, str]],
 ) -> list[dict[str, Any]]:
     """One entry per fixed category, then per detected language (most votes first), each with
-    its board once it has enough votes."""
+    its board once it has enough votes (retired models marked)."""
+    retired = retired_names()
     languages = sorted((k for k in per_category if k.startswith("lang-")),
                        key=lambda k: -sum(r[3] for r in per_category[k]))
     specs = [*FIXED_CATEGORIES, *(language_spec(k.removeprefix("lang-")) for k in languages)]
@@ -135,7 +137,7 @@ def _category_entries(
             entry["board"] = board_build(
                 PairCounts.from_grouped(rows), anchor=settings.ARENA_LEADERBOARD_ANCHOR,
                 rounds=settings.ARENA_LEADERBOARD_ROUNDS, seed=0, elo=elo.get(spec.key, {}), info=info,
-                **board_options(),
+                retired=retired, **board_options(),
             )
         categories.append(entry)
     return categories
