@@ -154,12 +154,15 @@ def style_board_build(
     rounds: int = 10,
     seed: int = 0,
     info: Mapping[str, tuple[str, str]] | None = None,
+    provisional: ProvisionalRule | None = None,
+    retired: Collection[str] = (),
 ) -> dict[str, Any]:
     """The style-controlled board of per-battle arrays (as :func:`arena.ratings.fit_style_control`).
 
-    Same shape as :func:`board_build`, plus ``coefficients`` (feature → log-odds change per
-    standard deviation, positive when voters prefer more of it). Rows have no Elo (Elo cannot
-    control for style); ranks and groups as the plain board of the same battles.
+    Same shape as :func:`board_build` (bootstrap intervals; ``provisional`` and ``retired`` rows
+    marked the same way), plus ``coefficients`` (feature → log-odds change per standard
+    deviation, positive when voters prefer more of it). Rows have no Elo (Elo cannot control
+    for style); ranks and groups as the plain board of the same battles.
     """
     fit = fit_style_control(
         models, model_a, model_b, outcome, style_a, style_b, anchor=anchor, rounds=rounds, seed=seed
@@ -172,10 +175,10 @@ def style_board_build(
     for group, members in enumerate(plain.components):
         labels[[index[m] for m in members]] = group
     rank = rank_upper_bound(fit.ci_low, fit.ci_high, labels)
-    rows = board_rows(
+    rows = mark_retired(mark_provisional(board_rows(
         models, fit.rating, fit.ci_low, fit.ci_high, rank, counts.battles_per_model().round().astype(np.int64),
         plain.components, info=info,
-    )
+    ), provisional or ProvisionalRule(min_votes=0, max_width=math.inf)), retired)
     largest = [row["model"] for row in rows if row["group"] == 0]
     return {
         "rows": rows,

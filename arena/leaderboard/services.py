@@ -108,6 +108,7 @@ def _style_entry(
         entry["board"] = style_board_build(
             models, *arrays, anchor=settings.ARENA_LEADERBOARD_ANCHOR,
             rounds=settings.ARENA_LEADERBOARD_STYLE_ROUNDS, seed=0, info=info,
+            provisional=board_options()["provisional"], retired=retired_names(),
         )
     entry.update(
         without_style=without_style, last_vote_id=last_vote_id, computed_at=timezone.now().isoformat(),

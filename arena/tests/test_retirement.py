@@ -27,8 +27,9 @@ def overall(snapshot) -> dict[str, dict]:
     return {r["model"]: r for r in leaderboard_selectors.board_get(snapshot.data, "overall")["board"]["rows"]}
 
 
-def test_a_retired_model_stops_battling_keeps_its_votes_and_moves_to_the_retired_section(arena, client):
+def test_a_retired_model_stops_battling_keeps_its_votes_and_moves_to_the_retired_section(arena, client, settings):
     ant, bee, cat = arena
+    settings.ARENA_LEADERBOARD_CATEGORY_MIN_VOTES = 5  # so the style-control board exists too
     before = overall(leaderboard_services.snapshot_create())
     with pytest.raises(RetirementError, match="reason is required"):
         model_retire(cat, actor="alice", reason="  ")
@@ -41,6 +42,8 @@ def test_a_retired_model_stops_battling_keeps_its_votes_and_moves_to_the_retired
     after = overall(leaderboard_services.snapshot_create())
     assert {m: r["rating"] for m, r in after.items()} == {m: r["rating"] for m, r in before.items()}  # votes kept
     assert [m for m, r in after.items() if r["retired"]] == ["cat"]
+    style_rows = leaderboard_selectors.board_get(leaderboard_selectors.snapshot_latest().data, "overall", True)
+    assert [r["model"] for r in style_rows["board"]["rows"] if r["retired"]] == ["cat"]
     api = client.get("/api/leaderboard").json()
     assert [(r["model"], r["retired"]) for r in api["rows"]] == [("ant", False), ("bee", False), ("cat", True)]
     assert api["changelog"][0] == {**api["changelog"][0], "kind": "retired", "model": "cat",
