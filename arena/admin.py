@@ -1,13 +1,68 @@
 from django.contrib import admin
+from django.db import transaction
+from django.template.response import TemplateResponse
 
-from arena.models import Battle, Contestant, RatingSnapshot, Response, Turn, Vote
+from arena.models import Battle, BoardChange, Contestant, RatingSnapshot, Response, Turn, Vote
+from arena.retirement import RetirementError, model_reinstate, model_retire, votes_reinclude
+
+
+def _with_reason(request, queryset, *, action: str, question: str, submit: str, apply) -> TemplateResponse | None:
+    """An admin action that asks for a reason first (it goes to the public change log), then runs
+    ``apply(queryset, actor=, reason=)`` all or nothing; a refusal is shown on the form."""
+    reason, error = request.POST.get("reason", ""), None
+    if request.POST.get("apply"):
+        try:
+            with transaction.atomic():
+                apply(queryset, actor=request.user.get_username(), reason=reason)
+        except RetirementError as exc:
+            error = str(exc)
+        else:
+            return None
+    return TemplateResponse(request, "admin/arena/reason_form.html", {
+        "title": submit, "question": question, "items": list(queryset[:50]), "count": queryset.count(),
+        "selected": list(queryset.values_list("pk", flat=True)), "action": action, "submit": submit,
+        "reason": reason, "error": error,
+    })
 
 
 @admin.register(Contestant)
 class ContestantAdmin(admin.ModelAdmin):
-    list_display = ["served_model", "sampling_weight", "boost_weight", "boost_votes_left"]
+    list_display = ["served_model", "sampling_weight", "boost_weight", "boost_votes_left", "retired_at"]
     list_editable = ["sampling_weight"]
+    list_filter = [("retired_at", admin.EmptyFieldListFilter)]
     search_fields = ["served_model__public_name"]
+    readonly_fields = ["retired_at", "retired_by", "retired_reason"]
+    actions = ["retire", "reinstate"]
+
+    @admin.action(description="Retire the selected models (asks why)")
+    def retire(self, request, queryset):
+        return _with_reason(request, queryset, action="retire", submit="Retire",
+                            question="Retire these models? They stop battling and move to the board's Retired section.",
+                            apply=lambda qs, **kw: [model_retire(c.served_model, **kw) for c in qs])
+
+    @admin.action(description="Reinstate the selected retired models (asks why)")
+    def reinstate(self, request, queryset):
+        return _with_reason(request, queryset, action="reinstate", submit="Reinstate",
+                            question="Bring these models back into battles and the main board?",
+                            apply=lambda qs, **kw: [model_reinstate(c.served_model, **kw) for c in qs])
+
+
+@admin.register(BoardChange)
+class BoardChangeAdmin(admin.ModelAdmin):
+    """The change log is written by the retirement services only: read here, never edited."""
+
+    list_display = ["created_at", "kind", "model_name", "votes", "actor"]
+    list_filter = ["kind"]
+    readonly_fields = [f.name for f in BoardChange._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class TurnInline(admin.TabularInline):
@@ -78,6 +133,14 @@ class VoteAdmin(RecordAdmin):
     list_display = ["battle", "winner", "identity_leak", "side_error", "created_at"]
     list_filter = ["winner", "identity_leak", "side_error"]
     readonly_fields = [f.name for f in Vote._meta.fields]
+    actions = ["count_again"]
+
+    @admin.action(description="Count the selected excluded votes again (asks why)")
+    def count_again(self, request, queryset):
+        # One change for the whole selection: the log records how many votes came back.
+        return _with_reason(request, queryset, action="count_again", submit="Count again",
+                            question="Count these votes again (clear their identity-leak and failed-side flags)?",
+                            apply=votes_reinclude)
 
 
 @admin.register(RatingSnapshot)

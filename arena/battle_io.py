@@ -5,13 +5,17 @@ cleaned-battle schema (JSON Lines). The Django side; parsing and validating a fi
 Export (:func:`battles_export`) writes one object per vote, oldest first::
 
     {"model_a", "model_b", "winner", "tstamp", "judge", "turn", "anony", "language",
-     "conversation_a", "conversation_b", "style", "identity_leak", "side_error"}
+     "conversation_a", "conversation_b", "style", "conv_metadata", "identity_leak", "side_error"}
 
 ``judge`` is a salted hash of the rater id (HMAC-SHA256 with ``ARENA_IP_SALT``, 32 hex digits):
 votes of one rater can be grouped, the rater cannot be found; neither the IP address nor the
 session id ever leaves. ``language`` is the English name of the detected language ("English",
 as FastChat writes it; "unknown" when none was detected). ``style`` holds the style counts
-style control uses; ``identity_leak``/``side_error`` are the reasons a vote is not counted
+style control uses, and ``conv_metadata`` the same counts under FastChat's names
+(``sum_assistant_a_tokens``, ``header_count_a``, ``list_count_a``, ``bold_count_a``, and ``_b``;
+the arena keeps totals, so each count dict holds one ``"total"`` entry, which FastChat's style
+control sums like any other), so that FastChat's tools read the file whole; a vote without
+style counts has neither. ``identity_leak``/``side_error`` are the reasons a vote is not counted
 (flagged votes are exported only on request).
 
 Import (:func:`battles_file_read` then :func:`battles_import`) reads such a file, or a file
@@ -23,12 +27,10 @@ rows on the "imported" endpoint: they appear on the leaderboard and never battle
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -37,7 +39,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from arena.battle_files import BattleFileError, parse_battles
+from arena.battle_files import BattleFileError, file_bytes, iter_records, parse_battles
 from arena.languages import LANGUAGE_NAMES
 from arena.leaderboard.services import ratings_refresh_soon
 from arena.models import Battle, Contestant, Vote
@@ -88,20 +90,25 @@ def battle_record(vote: Vote) -> dict[str, Any]:
         "conversation_a": battle.conversation_a,
         "conversation_b": battle.conversation_b,
         "style": vote.style,
+        **({"conv_metadata": _style_to_fastchat(vote.style)} if _style_reason(vote.style) is None and vote.style else {}),
         "identity_leak": vote.identity_leak,
         "side_error": vote.side_error,
     }
 
 
-def battles_export(out: TextIO, *, include_flagged: bool = False) -> int:
+def battles_export(out: TextIO, *, include_flagged: bool = False, counted_up_to: int | None = None) -> int:
     """Write every vote (oldest first) as JSON Lines to ``out``; returns how many.
 
     By default votes flagged for an identity leak or a failed side are left out, as FastChat's
     cleaned files leave them out; ``include_flagged`` writes them too, with their flags.
     Named-mode votes are always written (``"anony": false``), as in FastChat's files.
+    ``counted_up_to`` (a snapshot's ``last_vote_id``): exactly the votes that snapshot's boards
+    counted instead, so that ``compute_ratings`` on the file reproduces its overall board.
     """
     votes = Vote.objects.select_related("battle__model_a", "battle__model_b").order_by("created_at", "pk")
-    if not include_flagged:
+    if counted_up_to is not None:
+        votes = votes.filter(pk__in=Vote.objects.counted().filter(pk__lte=counted_up_to).values("pk"))
+    elif not include_flagged:
         votes = votes.filter(identity_leak=False, side_error=False)
     written = 0
     for vote in votes.iterator(chunk_size=2000):
@@ -153,6 +160,18 @@ def _style_reason(style: Any) -> str | None:
         ):
             return f"style counts must be non-negative integers for {', '.join(STYLE_FEATURES)}"
     return None
+
+
+def _style_to_fastchat(style: dict) -> dict[str, Any]:
+    """Style counts (``{"a": {...}, "b": {...}}``) as FastChat's ``conv_metadata`` (see the module docstring)."""
+    meta: dict[str, Any] = {}
+    for side in ("a", "b"):
+        counts = style[side]
+        meta[f"sum_assistant_{side}_tokens"] = counts["tokens"]
+        meta[f"header_count_{side}"] = {"total": counts["headers"]}
+        meta[f"list_count_{side}"] = {"total": counts["lists"]}
+        meta[f"bold_count_{side}"] = {"total": counts["bold"]}
+    return meta
 
 
 def _style_from_fastchat(meta: Any) -> dict:
@@ -240,18 +259,6 @@ def _convert(record: dict[str, Any]) -> ImportedBattle | str:
     )
 
 
-def _located(text: str) -> Iterator[tuple[dict[str, Any], int | None, int | None]]:
-    """Records with their line (JSON Lines) or index (JSON list), in file order; the text is
-    known to be valid (parse_battles has read it)."""
-    if text.lstrip().startswith("["):
-        for index, record in enumerate(json.loads(text)):
-            yield record, None, index
-    else:
-        for number, raw in enumerate(text.splitlines(), start=1):
-            if raw.strip():
-                yield json.loads(raw), number, None
-
-
 def battles_file_read(path: str | os.PathLike[str]) -> list[ImportedBattle]:
     """Read and validate a whole battle file (JSON Lines or JSON list, gzip accepted).
 
@@ -260,17 +267,10 @@ def battles_file_read(path: str | os.PathLike[str]) -> list[ImportedBattle]:
     ``OSError`` for an unreadable file.
     """
     source = os.fspath(path)
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    try:
-        text = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise BattleFileError("not valid UTF-8", source=source, line=raw[: exc.start].count(b"\n") + 1) from None
-    parse_battles(text, source=source)  # the schema's own checks first, with their messages
+    raw = file_bytes(path)
+    parse_battles(raw, source=source)  # the schema's own checks first, with their messages
     battles: list[ImportedBattle] = []
-    for record, line, index in _located(text):
+    for record, line, index in iter_records(raw, source=source):
         result = _convert(record)
         if isinstance(result, str):
             raise BattleFileError(result, source=source, line=line, index=index)

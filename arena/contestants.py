@@ -23,8 +23,9 @@ def contestant_of(model: ServedModel) -> Contestant:
 
 
 def contestants_battle_ready() -> list[tuple[ServedModel, float]]:
-    """Every healthy served model with its effective sampling weight (0: drawn only when no other can be)."""
-    models = ServedModel.objects.healthy().select_related("contestant")
+    """Every healthy served model that is not retired, with its effective sampling weight (0: drawn
+    only when no other can be)."""
+    models = ServedModel.objects.healthy().filter(contestant__retired_at__isnull=True).select_related("contestant")
     return [(model, contestant_of(model).effective_weight()) for model in models]
 
 

@@ -23,6 +23,11 @@ class Contestant(models.Model):
     sampling_weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
     boost_weight = models.FloatField(default=1.0, validators=[MinValueValidator(1.0)])
     boost_votes_left = models.PositiveIntegerField(default=0)
+    # Retired (arena.retirement): never drawn into battles again; its votes stay in the fit and it
+    # is shown in the board's "Retired" section. Who and why are logged as a BoardChange.
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_by = models.CharField(max_length=150, blank=True)
+    retired_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["served_model__public_name"]
@@ -172,3 +177,28 @@ class RatingSnapshot(models.Model):
     class Meta:
         ordering = ["-created_at"]
         get_latest_by = "created_at"
+
+
+class BoardChange(models.Model):
+    """The public change log of the leaderboard: retirements, reinstatements, votes counted again.
+
+    ``actor`` (the staff user) is kept for the admin; the public log shows the rest.
+    """
+
+    class Kind(models.TextChoices):
+        RETIRED = "retired", "Model retired"
+        REINSTATED = "reinstated", "Model reinstated"
+        VOTES_REINCLUDED = "votes_reincluded", "Excluded votes counted again"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    model_name = models.CharField(max_length=200, blank=True)
+    votes = models.PositiveIntegerField(default=0)
+    actor = models.CharField(max_length=150)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.model_name or f'{self.votes} votes'}"

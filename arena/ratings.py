@@ -30,6 +30,8 @@ from scipy.linalg import cho_solve
 from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
 
+from arena.ratings_robust import CI_METHODS, DEFAULT_MIN_PAIR_COUNT, pair_weights, sandwich_half_widths
+
 __all__ = [
     "ABOUT_INTERVALS",
     "A_WINS",
@@ -689,10 +691,12 @@ def _bootstrap_betas(
     lam: float,
     rounds: int,
     seed: int,
+    weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """BT refits on ``rounds`` multinomial resamples of the counts, shape ``(rounds, n)``, logits.
 
-    The resample keeps the number of battles and spreads it over (pair, outcome) cells in
+    ``weight``: per-pair weight of each battle (reweighting), fixed from the full data as in
+    arena-rank; None for unweighted. The resample keeps the number of battles and spreads it over (pair, outcome) cells in
     proportion to the observed counts; both tie kinds are one cell, which leaves the
     distribution of everything BT uses unchanged and saves a quarter of the draws.
 
@@ -723,6 +727,9 @@ def _bootstrap_betas(
     wins = draws[:, 2, :] * 0.5
     wins += draws[:, 0, :]
     del draws
+    if weight is not None:
+        total *= weight[:, None]
+        wins *= weight[:, None]
 
     ones = np.ones(npairs)
     rows = np.arange(npairs)
@@ -800,7 +807,7 @@ class Board:
     ``models``. Every number is finite (safe for JSON and the database).
 
     ``rating``: BT point estimate (Elo scale, mean 1000 plus the anchor's shift).
-    ``ci_low``/``ci_high``: bootstrap 95% interval (equal to ``rating`` when ``rounds == 0``).
+    ``ci_low``/``ci_high``: 95% interval, bootstrap (equal to ``rating`` when ``rounds == 0``) or sandwich.
     ``rank``: public-board rank (see :func:`rank_upper_bound`), within the model's component.
     ``battles``: battles per model, ties included.
     ``win_fraction[i, j]``: share of i's decisive battles against j that i won (ties excluded,
@@ -814,6 +821,8 @@ class Board:
     should say so (``is_connected`` is False).
     ``excluded``: models dropped for having fewer than ``min_battles`` battles.
     ``anchor``: the anchor applied, or None (none asked, or the model is not on the board).
+    ``ci``: the interval method (:data:`arena.ratings_robust.CI_METHODS`); ``reweighted``:
+    whether battles were weighted by inverse pair frequency.
     """
 
     models: list[str]
@@ -833,6 +842,8 @@ class Board:
     rounds: int
     seed: int
     reg: float = field(default=DEFAULT_REG)
+    ci: str = "bootstrap"
+    reweighted: bool = False
 
     @property
     def is_connected(self) -> bool:
@@ -872,6 +883,9 @@ def compute_board(
     seed: int = 0,
     min_battles: int = 0,
     reg: float = DEFAULT_REG,
+    ci: str = "bootstrap",
+    reweighted: bool = False,
+    min_pair_count: int = DEFAULT_MIN_PAIR_COUNT,
 ) -> Board:
     """The whole leaderboard from aggregated counts.
 
@@ -881,6 +895,12 @@ def compute_board(
     3. ``rounds`` bootstrap refits (:data:`ABOUT_INTERVALS`), seeded by ``seed`` so the same
        counts and seed give the same intervals; each replicate is centred at mean 1000 and
        shifted by the *point estimate's* anchor offset only.
+       With ``ci="sandwich"`` the intervals are sandwich intervals instead
+       (:mod:`arena.ratings_robust`; ``rounds`` and ``seed`` are then unused).
+       ``reweighted``: weight every battle by the inverse of its pair's battle count, floored
+       at ``min_pair_count`` (:func:`arena.ratings_robust.pair_weights`), in the fit and
+       the intervals; the ridge is scaled by the mean weight so that it keeps its strength
+       relative to the data.
     4. Ranks, pair matrices and predicted win rates.
 
     Works for an empty board (every array empty) and a single model (rating 1000 or the
@@ -888,6 +908,8 @@ def compute_board(
     """
     if rounds < 0:
         raise ValueError("rounds must be >= 0")
+    if ci not in CI_METHODS:
+        raise ValueError(f"ci must be one of {', '.join(CI_METHODS)}, got {ci!r}")
     per_model = counts.battles_per_model()
     keep = [m for m, nb in zip(counts.models, per_model, strict=True) if nb >= min_battles]
     excluded = [m for m, nb in zip(counts.models, per_model, strict=True) if nb < min_battles]
@@ -897,6 +919,10 @@ def compute_board(
     i, j, wins, total = _bt_inputs(counts)
     _, labels = _components(n, i, j)
     lam = _reg_logit(reg)
+    weight = pair_weights(total, min_pair_count) if reweighted else None
+    if weight is not None:
+        lam *= float(weight @ total) / max(float(total.sum()), 1.0)
+        wins, total = wins * weight, total * weight
 
     beta, hess = _newton(i, j, wins, total, n, lam, labels)
     rating = _to_points(beta)
@@ -905,8 +931,11 @@ def compute_board(
     applied = (anchor[0], float(anchor[1])) if anchor is not None and anchor[0] in counts.models else None
 
     n_battles = int(round(counts.n_battles))
-    if rounds > 0 and n > 1 and n_battles > 0:
-        boot = _to_points(_bootstrap_betas(counts, beta, hess, labels, lam, rounds, seed)) + offset
+    if ci == "sandwich" and n > 1 and n_battles > 0:
+        half = POINTS_PER_LOGIT * sandwich_half_widths(i, j, counts.counts, beta, weight=weight, lam=lam)
+        ci_low, ci_high = rating - half, rating + half
+    elif ci == "bootstrap" and rounds > 0 and n > 1 and n_battles > 0:
+        boot = _to_points(_bootstrap_betas(counts, beta, hess, labels, lam, rounds, seed, weight)) + offset
         ci_low, ci_high = np.percentile(boot, [2.5, 97.5], axis=0)
     else:
         ci_low, ci_high = rating.copy(), rating.copy()
@@ -946,6 +975,8 @@ def compute_board(
         rounds=rounds,
         seed=seed,
         reg=reg,
+        ci=ci,
+        reweighted=reweighted,
     )
 
 

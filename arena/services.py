@@ -20,7 +20,8 @@ from django.utils import timezone
 from arena.contestants import contestants_battle_ready, contestants_count_vote
 from arena.identity import find_identity_words
 from arena.models import Battle, Response, Turn, Vote
-from arena.pairing import PairingError, sample_pair
+from arena.pairing import PairingError
+from arena.pairing_mode import pair_for
 from arena.style import approx_tokens, style_counts
 from serving.models import ServedModel
 from serving.streaming import ModelTarget
@@ -44,7 +45,7 @@ def battle_create(*, rater_id: str, ip_hash: str = "", rng: random.Random | None
     """Start a battle between two distinct battle-ready models chosen by sampling weight."""
     ready = contestants_battle_ready()
     try:
-        a_id, b_id = sample_pair([m.pk for m, _ in ready], [weight for _, weight in ready], rng)
+        a_id, b_id = pair_for([m.pk for m, _ in ready], [weight for _, weight in ready], rng)
     except PairingError:
         raise ArenaError("no_models", "Fewer than two models are available right now; try again shortly.") from None
     by_id = {m.pk: m for m, _ in ready}

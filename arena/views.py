@@ -113,9 +113,10 @@ def leaderboard_csv(request):
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = re.sub(r"[^A-Za-z0-9_-]", "_", category)[:40] + ("-style-control" if style else "")
     response["Content-Disposition"] = f'attachment; filename="leaderboard-{name}.csv"'
-    columns = ["rank", "model", "rating", "ci_low", "ci_high", "battles", "elo", "organization", "license", "group"]
+    columns = ["rank", "model", "rating", "ci_low", "ci_high", "battles", "elo", "organization", "license", "group",
+               "provisional"]
     writer = csv.writer(response)
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_csv_cell(row[c]) for c in columns])
+        writer.writerow([_csv_cell(row.get(c, False)) for c in columns])  # snapshots before "provisional": False
     return response

@@ -257,6 +257,15 @@ ARENA_PROMPTS_DIR = Path(env_str("ARENA_PROMPTS_DIR", str(BASE_DIR / "data" / "a
 # Chatbot Arena boosts a new model's sampling weight so it collects votes quickly.
 ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 5.0, minimum=1.0)
 ARENA_NEW_MODEL_BOOST_VOTES = env_int("ARENA_NEW_MODEL_BOOST_VOTES", 50, minimum=0)
+# How pairs are chosen (arena/pairing_mode.py): "weighted" (by sampling weight, as Chatbot Arena)
+# or "active" (where a vote reduces the rating uncertainty most; the weights and the boost then
+# say whose uncertainty matters, and ARENA_PAIRING_FLOOR of the pairs stay uniformly random).
+ARENA_PAIRING = env_str("ARENA_PAIRING", "weighted").strip() or "weighted"
+if ARENA_PAIRING not in ("weighted", "active"):
+    raise ImproperlyConfigured(f"ARENA_PAIRING={ARENA_PAIRING!r} must be weighted or active")
+ARENA_PAIRING_FLOOR = env_float("ARENA_PAIRING_FLOOR", 0.1, minimum=0.0)
+if ARENA_PAIRING_FLOOR > 1.0:
+    raise ImproperlyConfigured(f"ARENA_PAIRING_FLOOR={ARENA_PAIRING_FLOOR} must be between 0 and 1")
 
 # --- Leaderboard (arena/leaderboard/) ---
 # Votes a category needs before its board shows numbers: the overall board from the first
@@ -285,6 +294,17 @@ if _anchor_raw:
             f"ARENA_LEADERBOARD_ANCHOR={_anchor_raw!r} must be MODEL=RATING, e.g. mixtral-8x7b-instruct-v0.1=1114"
         )
     ARENA_LEADERBOARD_ANCHOR = (_anchor_model.strip(), _anchor_value)
+# Intervals and weighting (arena/ratings_robust.py): "bootstrap" or "sandwich" (LMArena's default);
+# reweighting by inverse pair frequency, each pair's weight floored at MIN_PAIR_COUNT battles.
+ARENA_LEADERBOARD_CI = env_str("ARENA_LEADERBOARD_CI", "bootstrap").strip() or "bootstrap"
+if ARENA_LEADERBOARD_CI not in ("bootstrap", "sandwich"):
+    raise ImproperlyConfigured(f"ARENA_LEADERBOARD_CI={ARENA_LEADERBOARD_CI!r} must be bootstrap or sandwich")
+ARENA_LEADERBOARD_REWEIGHTED = env_bool("ARENA_LEADERBOARD_REWEIGHTED", False)
+ARENA_LEADERBOARD_MIN_PAIR_COUNT = env_int("ARENA_LEADERBOARD_MIN_PAIR_COUNT", 50, minimum=1)
+# A model is shown as provisional (ranked after the others) below this many votes or above this
+# interval width (ci_high - ci_low, points).
+ARENA_LEADERBOARD_PROVISIONAL_VOTES = env_int("ARENA_LEADERBOARD_PROVISIONAL_VOTES", 300, minimum=0)
+ARENA_LEADERBOARD_PROVISIONAL_WIDTH = env_float("ARENA_LEADERBOARD_PROVISIONAL_WIDTH", 100.0, minimum=0.0)
 
 # The admin account `make run` creates on first start (DEBUG only falls back to admin/admin).
 ARENA_ADMIN_USER = env_str("ARENA_ADMIN_USER", "admin")

@@ -7,11 +7,12 @@ The one code path from aggregated counts to a board, shared by the snapshot serv
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from arena.provisional import ProvisionalRule, mark_provisional, mark_retired
 from arena.ratings import (
     Board,
     PairCounts,
@@ -20,6 +21,7 @@ from arena.ratings import (
     predicted_win_rate,
     rank_upper_bound,
 )
+from arena.ratings_robust import DEFAULT_MIN_PAIR_COUNT
 
 #: Heatmaps show the best models of the largest group: more cells than this are unreadable.
 HEATMAP_MODELS = 15
@@ -102,19 +104,29 @@ def board_build(
     seed: int = 0,
     elo: Mapping[str, float] | None = None,
     info: Mapping[str, tuple[str, str]] | None = None,
+    ci: str = "bootstrap",
+    reweighted: bool = False,
+    min_pair_count: int = DEFAULT_MIN_PAIR_COUNT,
+    provisional: ProvisionalRule | None = None,
+    retired: Collection[str] = (),
 ) -> dict[str, Any]:
     """A board from aggregated counts: the code path of the page, the API and ``compute_ratings``.
 
-    Returns ``{"rows", "components", "is_connected", "anchor", "n_battles", "rounds",
-    "heatmaps"}``; rows as :func:`board_rows`; ``anchor`` is the one applied (None when not
-    asked or the model is not on this board); ``heatmaps`` covers the best models of the largest
-    group (``{"models", "win_fraction", "battle_count"}``, decisive battles only, as FastChat).
+    Returns ``{"rows", "components", "is_connected", "anchor", "n_battles", "rounds", "ci",
+    "reweighted", "min_pair_count", "heatmaps"}``; rows as :func:`board_rows`, each with
+    ``provisional`` (see :mod:`arena.provisional`; provisional rows come after the others of
+    their group) and ``retired`` (the model is in ``retired``); ``anchor`` is the one applied (None when not asked or the model is not on this
+    board); ``ci``, ``reweighted``, ``min_pair_count``: as :func:`arena.ratings.compute_board`;
+    ``heatmaps`` covers the best models of the largest group (``{"models", "win_fraction",
+    "battle_count"}``, decisive battles only, as FastChat).
     """
-    board = compute_board(counts, anchor=anchor, rounds=rounds, seed=seed)
-    rows = board_rows(
+    board = compute_board(
+        counts, anchor=anchor, rounds=rounds, seed=seed, ci=ci, reweighted=reweighted, min_pair_count=min_pair_count,
+    )
+    rows = mark_retired(mark_provisional(board_rows(
         board.models, board.rating, board.ci_low, board.ci_high, board.rank, board.battles,
         board.components, elo=elo, info=info,
-    )
+    ), provisional or ProvisionalRule(min_votes=0, max_width=math.inf)), retired)
     largest = [row["model"] for row in rows if row["group"] == 0]
     return {
         "rows": rows,
@@ -123,6 +135,9 @@ def board_build(
         "anchor": anchor_dict(board.anchor),
         "n_battles": board.n_battles,
         "rounds": rounds,
+        "ci": ci,
+        "reweighted": reweighted,
+        "min_pair_count": min_pair_count,
         "heatmaps": _heatmaps(board, largest),
     }
 
@@ -139,12 +154,15 @@ def style_board_build(
     rounds: int = 10,
     seed: int = 0,
     info: Mapping[str, tuple[str, str]] | None = None,
+    provisional: ProvisionalRule | None = None,
+    retired: Collection[str] = (),
 ) -> dict[str, Any]:
     """The style-controlled board of per-battle arrays (as :func:`arena.ratings.fit_style_control`).
 
-    Same shape as :func:`board_build`, plus ``coefficients`` (feature → log-odds change per
-    standard deviation, positive when voters prefer more of it). Rows have no Elo (Elo cannot
-    control for style); ranks and groups as the plain board of the same battles.
+    Same shape as :func:`board_build` (bootstrap intervals; ``provisional`` and ``retired`` rows
+    marked the same way), plus ``coefficients`` (feature → log-odds change per standard
+    deviation, positive when voters prefer more of it). Rows have no Elo (Elo cannot control
+    for style); ranks and groups as the plain board of the same battles.
     """
     fit = fit_style_control(
         models, model_a, model_b, outcome, style_a, style_b, anchor=anchor, rounds=rounds, seed=seed
@@ -157,10 +175,10 @@ def style_board_build(
     for group, members in enumerate(plain.components):
         labels[[index[m] for m in members]] = group
     rank = rank_upper_bound(fit.ci_low, fit.ci_high, labels)
-    rows = board_rows(
+    rows = mark_retired(mark_provisional(board_rows(
         models, fit.rating, fit.ci_low, fit.ci_high, rank, counts.battles_per_model().round().astype(np.int64),
         plain.components, info=info,
-    )
+    ), provisional or ProvisionalRule(min_votes=0, max_width=math.inf)), retired)
     largest = [row["model"] for row in rows if row["group"] == 0]
     return {
         "rows": rows,

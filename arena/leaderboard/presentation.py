@@ -16,8 +16,9 @@ from django.urls import reverse
 
 from arena import plots
 from arena.leaderboard.categories import LONG_PROMPT_TOKENS, MULTI_TURN_MIN
-from arena.leaderboard.selectors import board_get, categories_list, counted_votes_exist
-from arena.leaderboard.text import ABOUT_ELO, ABOUT_EXCLUDED, ABOUT_STYLE
+from arena.leaderboard.selectors import board_get, categories_list, changelog, counted_votes_exist
+from arena.leaderboard.text import ABOUT_ELO, ABOUT_EXCLUDED, ABOUT_STYLE, about_intervals
+from arena.leaderboard_settings import board_settings
 from arena.models import RatingSnapshot
 from arena.ratings import ABOUT_INTERVALS
 
@@ -28,6 +29,8 @@ def _snapshot_meta(snapshot: RatingSnapshot) -> dict[str, Any]:
         "created_at": snapshot.created_at.isoformat(),
         "last_vote_id": snapshot.last_vote_id,
         "compute_ms": round(snapshot.compute_ms, 1),
+        "settings": snapshot.data.get("settings"),
+        "reproduce": snapshot.data.get("reproduce"),
     }
 
 
@@ -46,9 +49,11 @@ def board_payload(snapshot: RatingSnapshot, category: str = "overall", style: bo
     "description", "style_control", "votes", "min_votes", "enough_votes"}, "categories": [{"key",
     "label", "votes", "enough_votes"}], "totals": {"models", "votes", "all_votes", "counted_votes",
     "excluded_votes"}, "excluded": {"identity_leak", "named_mode", "side_error"}, "anchor",
-    "connectivity": {"is_connected", "components"}, "rows": [...], "message"}``; rows as
-    :func:`arena.leaderboard.boards.board_rows`, sorted by rating within each group; ``message``
-    says why there are no rows (below the category's threshold), else None.
+    "connectivity": {"is_connected", "components"}, "rows": [...], "message", "changelog"}``; rows
+    as :func:`arena.leaderboard.boards.board_build` gives them (``provisional`` and ``retired``
+    flags; established rows first within each group); ``message`` says why there are no rows
+    (below the category's threshold), else None; ``changelog``: the public log of retirements
+    and re-included votes (:func:`~arena.leaderboard.selectors.changelog`), newest first.
     """
     data = snapshot.data
     entry = board_get(data, category, style)
@@ -76,6 +81,7 @@ def board_payload(snapshot: RatingSnapshot, category: str = "overall", style: bo
         },
         "rows": rows,
         "message": None if board else _below_threshold_message(entry),
+        "changelog": changelog(),
     }
 
 
@@ -171,7 +177,12 @@ def page_context(snapshot: RatingSnapshot | None, category: str = "overall", sty
     )
     if not board:
         return context
+    context["about_intervals"] = about_intervals(board)
+    context["provisional_rule"] = data.get("settings") or board_settings()
     rows = [_display_row(r) for r in board["rows"]]
+    context["retired_rows"] = [r for r in rows if r.get("retired")]
+    context["changelog"] = changelog()
+    rows = [r for r in rows if not r.get("retired")]
     groups = [[r for r in rows if r["group"] == g] for g in range(len(board["components"]))]
     context["groups"] = groups
     context["models_total"] = len(rows)

@@ -41,7 +41,8 @@ from arena.leaderboard.categories import (
     MULTI_TURN_MIN,
     SNAPSHOT_VERSION,
 )
-from arena.models import RatingSnapshot, Vote
+from arena.leaderboard_settings import board_settings
+from arena.models import BoardChange, Contestant, RatingSnapshot, Vote
 from arena.ratings import STYLE_FEATURE_NAMES, WINNERS
 from serving.models import ServedModel
 
@@ -178,6 +179,8 @@ def settings_key() -> dict[str, Any]:
         "category_min_votes": settings.ARENA_LEADERBOARD_CATEGORY_MIN_VOTES,
         "rounds": settings.ARENA_LEADERBOARD_ROUNDS,
         "style_rounds": settings.ARENA_LEADERBOARD_STYLE_ROUNDS,
+        **board_settings(),
+        "retired": sorted(retired_names()),  # not a setting, but a retirement must refit the board
     }
 
 
@@ -245,3 +248,18 @@ def board_get(data: Mapping[str, Any], category: str, style: bool = False) -> di
             return entry
     known = ", ".join(c["key"] for c in categories_list(data))
     raise UnknownCategory(f"Unknown category {category!r}; this leaderboard has: {known}.")
+
+
+def retired_names() -> set[str]:
+    """Public names of the retired models (see :mod:`arena.retirement`)."""
+    return set(Contestant.objects.filter(retired_at__isnull=False).values_list("served_model__public_name", flat=True))
+
+
+def changelog(limit: int = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` board changes, public: ``{"at", "kind", "label", "model", "votes", "reason"}``
+    (no actor: staff names stay in the admin)."""
+    return [
+        {"at": c.created_at.isoformat(), "kind": c.kind, "label": c.get_kind_display(), "model": c.model_name,
+         "votes": c.votes, "reason": c.reason}
+        for c in BoardChange.objects.all()[:limit]
+    ]

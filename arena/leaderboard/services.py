@@ -43,16 +43,19 @@ from arena.leaderboard.categories import (
     language_spec,
 )
 from arena.leaderboard.elo import elo_state_advance
+from arena.leaderboard.reproduce import reproduce_info
 from arena.leaderboard.selectors import (
     category_groups,
     counted_vote_groups,
     language_vote_groups,
     model_info,
+    retired_names,
     settings_key,
     snapshot_fingerprint,
     snapshot_is_current,
     style_vote_arrays,
 )
+from arena.leaderboard_settings import board_options, board_settings
 from arena.models import Battle, RatingSnapshot, Vote
 from arena.ratings import PairCounts
 
@@ -110,6 +113,7 @@ def _style_entry(
         entry["board"] = style_board_build(
             models, *arrays, anchor=settings.ARENA_LEADERBOARD_ANCHOR,
             rounds=settings.ARENA_LEADERBOARD_STYLE_ROUNDS, seed=0, info=info,
+            provisional=board_options()["provisional"], retired=retired_names(),
         )
     entry.update(
         without_style=without_style, last_vote_id=last_vote_id, computed_at=timezone.now().isoformat(),
@@ -123,7 +127,8 @@ def _category_entries(
     info: Mapping[str, tuple[str, str]],
 ) -> list[dict[str, Any]]:
     """One entry per fixed category, then per detected language (most votes first), each with
-    its board once it has enough votes."""
+    its board once it has enough votes (retired models marked)."""
+    retired = retired_names()
     languages = sorted((k for k in per_category if k.startswith("lang-")),
                        key=lambda k: -sum(r[3] for r in per_category[k]))
     specs = [*FIXED_CATEGORIES, *(language_spec(k.removeprefix("lang-")) for k in languages)]
@@ -138,6 +143,7 @@ def _category_entries(
             entry["board"] = board_build(
                 PairCounts.from_grouped(rows), anchor=settings.ARENA_LEADERBOARD_ANCHOR,
                 rounds=settings.ARENA_LEADERBOARD_ROUNDS, seed=0, elo=elo.get(spec.key, {}), info=info,
+                retired=retired, **board_options(),
             )
         categories.append(entry)
     return categories
@@ -167,7 +173,9 @@ def snapshot_create() -> RatingSnapshot:
 
     ``data`` layout (``SNAPSHOT_VERSION`` 1): ``{"version", "created_at", "last_vote_id",
     "totals": {"votes", "counted", "excluded"}, "excluded": {"identity_leak", "named_mode",
-    "side_error"}, "anchor", "categories": [entry...], "style_control": entry}``; an entry is
+    "side_error"}, "anchor", "categories": [entry...], "style_control": entry, "settings",
+    "reproduce"}`` (``settings``: :func:`arena.leaderboard_settings.board_settings`;
+    ``reproduce``: :func:`arena.leaderboard.reproduce.reproduce_info`); an entry is
     ``{"key", "label", "description", "style_control", "votes", "min_votes", "enough_votes",
     "board"}`` with ``board`` as :func:`arena.leaderboard.boards.board_build` (None below the
     threshold).
@@ -195,6 +203,8 @@ def snapshot_create() -> RatingSnapshot:
         "anchor": anchor_dict(settings.ARENA_LEADERBOARD_ANCHOR),
         "categories": categories,
         "style_control": style_entry,
+        "settings": board_settings(),
+        "reproduce": reproduce_info(groups, names),
     }
     with transaction.atomic():
         snapshot = RatingSnapshot.objects.create(

@@ -1,6 +1,15 @@
-"""The leaderboard page's prose: what the intervals, exclusions, Elo column and style control mean."""
+"""The leaderboard page's prose: what the intervals, exclusions, Elo column and style control mean.
+
+The intervals' text depends on the board (bootstrap or sandwich, reweighted or not):
+:func:`about_intervals`."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from arena.ratings import ABOUT_INTERVALS
+from arena.ratings_robust import ABOUT_REWEIGHTED, ABOUT_SANDWICH, DEFAULT_MIN_PAIR_COUNT
 
 ABOUT_EXCLUDED = (
     "Only anonymous battles count: a vote is left out when either answer named a model or its "
@@ -21,3 +30,11 @@ ABOUT_STYLE = (
     "intervals come from fewer bootstrap rounds than the main board's, because each round "
     "refits the whole model."
 )
+
+
+def about_intervals(board: Mapping[str, Any]) -> str:
+    """How this board's intervals were computed (bootstrap or sandwich, reweighted or not)."""
+    text = ABOUT_SANDWICH if board.get("ci") == "sandwich" else ABOUT_INTERVALS
+    if board.get("reweighted"):
+        text += ABOUT_REWEIGHTED.format(floor=board.get("min_pair_count", DEFAULT_MIN_PAIR_COUNT))
+    return text

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from arena import ratings
-from arena.battle_files import WINNERS, BattleFileError, parse_battles, read_battles
+from arena.battle_files import WINNERS, BattleFileError, parse_battles, read_battle_arrays, read_battles
 
 
 def jsonl(*records: object) -> str:
@@ -63,10 +63,8 @@ def test_json_list_without_tstamp_keeps_file_order() -> None:
             '{"model_a": "m1", "model_b": "m2", "winner": "tie", "tstamp": true}',
             "tstamp must be a finite number",
         ),
-        (
-            '{"model_a": "m1", "model_b": "m2", "winner": "tie", "tstamp": NaN}',
-            "tstamp must be a finite number",
-        ),
+        # NaN is not JSON (the standard library's json accepts it; orjson, like the RFC, does not).
+        ('{"model_a": "m1", "model_b": "m2", "winner": "tie", "tstamp": NaN}', "invalid JSON"),
     ],
 )
 def test_each_bad_jsonl_line_is_reported_with_its_line_number(line: str, reason: str) -> None:
@@ -128,3 +126,38 @@ def test_battles_feed_pair_counts() -> None:
     counts = ratings.PairCounts.from_battles((b["model_a"], b["model_b"], b["winner"]) for b in battles)
     assert counts.counts.tolist() == [[2, 0, 0, 0]]
     assert WINNERS == ratings.WINNERS
+
+
+def test_battle_arrays_match_the_dicts_in_time_order(tmp_path: Path) -> None:
+    records = [battle("m2", "m3", "tie", tstamp=5), battle(tstamp=1), battle("m3", "m1", "tie (bothbad)", tstamp=5),
+               battle("m1", "m3", "model_b", tstamp=2.5, conv_metadata={"x": 1})]
+    path = tmp_path / "b.jsonl"
+    path.write_text(jsonl(records[0], "", *records[1:]))
+    arrays = read_battle_arrays(path)
+    expected = read_battles(path)
+    assert arrays.n == 4 and arrays.models == ["m1", "m2", "m3"]
+    assert [(arrays.models[a], arrays.models[b], WINNERS[o]) for a, b, o in
+            zip(arrays.model_a, arrays.model_b, arrays.outcome, strict=True)] == [
+        (r["model_a"], r["model_b"], r["winner"]) for r in expected]
+    path.write_text(json.dumps([battle("b", "a"), battle("a", "c", "tie")]))  # a JSON list, no tstamps: file order
+    arrays = read_battle_arrays(path)
+    assert arrays.models == ["a", "b", "c"] and arrays.model_a.tolist() == [1, 0] and arrays.outcome.tolist() == [0, 2]
+    path.write_text("")
+    assert read_battle_arrays(path).n == 0
+
+
+@pytest.mark.parametrize(("lines", "line", "reason"), [
+    ([battle(), battle(), battle("m2", "m2")], 3, "the same model"),
+    ([battle(), {"model_a": "m1", "model_b": ["m2"], "winner": "tie"}], 2, "model_b must be a string"),
+    ([battle(), battle(winner=["tie"])], 2, "unknown winner"),
+    ([battle(), battle(tstamp=True)], 2, "tstamp must be a finite number"),
+    ([battle(), "[1]"], 2, "expected a JSON object, got list"),
+    ([battle(tstamp=1), battle()], 2, "missing tstamp"),
+])
+def test_battle_arrays_check_every_record_as_read_battles_does(tmp_path: Path, lines, line, reason) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(jsonl(*lines))
+    for reader in (read_battles, read_battle_arrays):
+        with pytest.raises(BattleFileError, match=reason) as info:
+            reader(path)
+        assert info.value.line == line

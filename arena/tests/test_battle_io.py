@@ -90,6 +90,25 @@ class TestImport:
         assert (battle.language, battle.turn_total, battle.status) == ("zh-cn", 2, Battle.Status.VOTED)
         assert Battle.objects.filter(mode=Battle.Mode.NAMED).count() == 1
 
+    def test_style_round_trips_through_fastchat_conv_metadata_alone(self, arena_votes, tmp_path):
+        exported = export()
+        first, second = exported
+        meta = first["conv_metadata"]
+        # FastChat's style control reads these four names per side and sums each count dict.
+        fastchat_a = (meta["sum_assistant_a_tokens"], sum(meta["header_count_a"].values()),
+                      sum(meta["list_count_a"].values()), sum(meta["bold_count_a"].values()))
+        assert fastchat_a == (50, 0, 1, 0)
+        assert sum(meta["bold_count_b"].values()) == 2 and meta["sum_assistant_b_tokens"] == 80
+        assert "conv_metadata" not in second  # no style counts: nothing to write
+        # A file with only FastChat's names (our own "style" key removed) imports to the same counts.
+        path = tmp_path / "fastchat.jsonl"
+        path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "style"}) + "\n" for r in exported))
+        Vote.objects.all().delete()
+        Battle.objects.all().delete()
+        call_command("import_battles", str(path), stdout=io.StringIO())
+        assert [v.style for v in Vote.objects.order_by("created_at")] == [first["style"], {}]
+        assert export()[0]["conv_metadata"] == meta
+
     def test_unknown_models_become_placeholders_that_rank_but_never_battle(self, db, tmp_path):
         served = make_model(public_name="served")
         path = tmp_path / "b.jsonl"

@@ -88,6 +88,21 @@ def test_a_small_file_gives_sorted_rows_with_elo(tmp_path):
     assert all(r["ci_low"] == r["rating"] == r["ci_high"] for r in rows)  # no bootstrap rounds
 
 
+def test_sandwich_and_reweighted_flags(tmp_path):
+    records = ([{"model_a": "x", "model_b": "y", "winner": "model_a"}] * 30 + [{"model_a": "y", "model_b": "x", "winner": "model_a"}] * 20
+               + [{"model_a": "y", "model_b": "z", "winner": "tie"}] * 10 + [{"model_a": "z", "model_b": "x", "winner": "model_b"}] * 5)
+    path = write_lines(tmp_path / "b.jsonl", records)
+    sandwich = run(str(path), "--ci", "sandwich")
+    for row in sandwich:  # symmetric intervals, with width
+        assert row["ci_high"] - row["rating"] == pytest.approx(row["rating"] - row["ci_low"]) and row["ci_high"] > row["rating"]
+    weighted = {r["model"]: r for r in run(str(path), "--ci", "sandwich", "--reweighted", "--min-pair-count", "1")}
+    plain = {r["model"]: r for r in sandwich}
+    assert weighted["x"]["rating"] != pytest.approx(plain["x"]["rating"], abs=0.5)  # every pair now weighs the same
+    assert {r["model"] for r in run(str(path), "--no-reweighted", "--rounds", "3")} == {"x", "y", "z"}
+    with pytest.raises(CommandError, match="--min-pair-count must be 1 or more"):
+        run(str(path), "--reweighted", "--min-pair-count", "0")
+
+
 def test_a_json_list_works_too(tmp_path):
     path = tmp_path / "b.json"
     path.write_text(json.dumps([{"model_a": "x", "model_b": "y", "winner": "model_a"}]))

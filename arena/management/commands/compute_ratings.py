@@ -1,22 +1,28 @@
 """manage.py compute_ratings FILE: the leaderboard of a battle file, as JSON on stdout.
 
 Reads FastChat's cleaned-battle schema (a JSON list or JSON Lines, gzip accepted) with
-:func:`arena.battle_files.read_battles` and runs the same code as the leaderboard page
-(:func:`arena.leaderboard.boards.board_build`). Prints a list sorted by rating (by group, then rating,
-when the battles form separate groups), each row ``{"model", "rating", "ci_low", "ci_high",
-"rank", "battles", "elo"}``. On any error nothing is printed on stdout and the exit status is 1.
+:func:`arena.battle_files.read_battle_arrays` (validated, aggregated while reading) and runs
+the same code as the leaderboard page (:func:`arena.leaderboard.boards.board_build`). Prints a
+list sorted by rating (by group, then rating, when the battles form separate groups), each row
+``{"model", "rating", "ci_low", "ci_high", "rank", "battles", "elo"}``. ``--ci`` picks
+bootstrap (default) or sandwich intervals, ``--reweighted`` weights battles by inverse pair
+frequency (``--min-pair-count`` floor); both default to the leaderboard settings. On any
+error nothing is printed on stdout and the exit status is 1.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from arena.battle_files import BattleFileError, read_battles
+from arena.battle_files import BattleFileError, read_battle_arrays
 from arena.leaderboard.boards import CLI_ROW_KEYS, board_build
-from arena.ratings import PairCounts, elo_update
+from arena.ratings import INITIAL_RATING, PairCounts, elo_from_arrays
+from arena.ratings_robust import CI_METHODS
 
 
 def parse_anchor(raw: str) -> tuple[str, float]:
@@ -39,22 +45,38 @@ class Command(BaseCommand):
         parser.add_argument("--anchor", help="MODEL=RATING: shift the scale so that MODEL has RATING")
         parser.add_argument("--rounds", type=int, default=100, help="bootstrap rounds for the intervals (0: none)")
         parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+        parser.add_argument("--ci", choices=CI_METHODS, default=None,
+                            help="interval method (default: ARENA_LEADERBOARD_CI)")
+        parser.add_argument("--reweighted", action=argparse.BooleanOptionalAction, default=None,
+                            help="weight battles by inverse pair frequency (default: ARENA_LEADERBOARD_REWEIGHTED)")
+        parser.add_argument("--min-pair-count", type=int, default=None,
+                            help="floor on the pair count in the weights (default: ARENA_LEADERBOARD_MIN_PAIR_COUNT)")
 
-    def handle(self, *args, file: str, anchor: str | None, rounds: int, seed: int, **options) -> None:
+    def handle(self, *args, file: str, anchor: str | None, rounds: int, seed: int, ci: str | None,
+               reweighted: bool | None, min_pair_count: int | None, **options) -> None:
         if rounds < 0:
             raise CommandError("--rounds must be 0 or more")
+        if min_pair_count is not None and min_pair_count < 1:
+            raise CommandError("--min-pair-count must be 1 or more")
         anchor_pair = parse_anchor(anchor) if anchor is not None else None
         try:
-            battles = read_battles(file)
+            battles = read_battle_arrays(file)
         except BattleFileError as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror or exc}") from None
-        triples = [(b["model_a"], b["model_b"], b["winner"]) for b in battles]
-        counts = PairCounts.from_battles(triples)
+        counts = PairCounts.from_arrays(battles.models, battles.model_a, battles.model_b, battles.outcome)
         if anchor_pair is not None and anchor_pair[0] not in counts.models:
             raise CommandError(f"--anchor model {anchor_pair[0]!r} has no battles in {file}")
-        # read_battles returns battles in time order when they carry tstamps, as online Elo needs.
-        board = board_build(counts, anchor=anchor_pair, rounds=rounds, seed=seed, elo=elo_update({}, triples))
+        # The arrays are in time order when the battles carry tstamps, as online Elo needs.
+        start = [INITIAL_RATING] * len(battles.models)
+        elo = dict(zip(battles.models, elo_from_arrays(battles.model_a, battles.model_b, battles.outcome, start).tolist(),
+                       strict=True))
+        board = board_build(
+            counts, anchor=anchor_pair, rounds=rounds, seed=seed, elo=elo,
+            ci=ci or settings.ARENA_LEADERBOARD_CI,
+            reweighted=settings.ARENA_LEADERBOARD_REWEIGHTED if reweighted is None else reweighted,
+            min_pair_count=min_pair_count or settings.ARENA_LEADERBOARD_MIN_PAIR_COUNT,
+        )
         rows = [{key: row[key] for key in CLI_ROW_KEYS} for row in board["rows"]]
         self.stdout.write(json.dumps(rows, indent=1))
