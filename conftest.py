@@ -125,6 +125,25 @@ def asgi_server(transactional_db):
     process.wait(10)
 
 
+#: The abuse protections (arena/limits.py, arena/quality.py) are off in tests unless a test turns
+#: one on: most tests play many quick battles from one address. Their own tests set them.
+PROTECTIONS_OFF = {
+    "ARENA_LIMIT_BATTLES_PER_MINUTE": 0, "ARENA_LIMIT_CONCURRENT_GENERATIONS": 0, "ARENA_LIMIT_VOTES_PER_HOUR": 0,
+    "ARENA_LIMIT_VOTES_PER_DAY": 0, "ARENA_MIN_VOTE_SECONDS": 0, "ARENA_PROMPT_REPEAT_CAP": 0, "ARENA_OUTLIER_Z": 0,
+}
+
+
+@pytest.fixture(autouse=True)
+def _abuse_protections_off(request, monkeypatch):
+    """Settings (and the environment, for servers started in a subprocess) with the protections off."""
+    for name, value in PROTECTIONS_OFF.items():
+        monkeypatch.setenv(name, str(value))
+    if request.config.pluginmanager.hasplugin("django"):
+        settings = request.getfixturevalue("settings")
+        for name, value in PROTECTIONS_OFF.items():
+            setattr(settings, name, value)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_stray_db_sessions(request):
     """Channels runs ORM calls in worker threads whose connections outlive the tests; end them

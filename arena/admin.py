@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.urls import path
 
-from arena.models import Battle, RatingSnapshot, Response, Turn, Vote
+from arena import audit
+from arena.models import Battle, RaterDecision, RatingSnapshot, Response, Turn, Vote
 
 
 class TurnInline(admin.TabularInline):
@@ -28,9 +30,28 @@ class ResponseAdmin(admin.ModelAdmin):
 
 @admin.register(Vote)
 class VoteAdmin(admin.ModelAdmin):
-    list_display = ["battle", "winner", "identity_leak", "side_error", "created_at"]
-    list_filter = ["winner", "identity_leak", "side_error"]
+    list_display = ["battle", "winner", "exclusion", "identity_leak", "side_error", "rater_id", "created_at"]
+    list_filter = ["winner", "exclusion", "identity_leak", "side_error"]
+    search_fields = ["rater_id", "ip_hash"]
     readonly_fields = [f.name for f in Vote._meta.fields]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(lambda request: audit.audit_view(request, self.admin_site))
+        return [path("audit/", view, name="arena_vote_audit"), *super().get_urls()]
+
+
+@admin.register(RaterDecision)
+class RaterDecisionAdmin(admin.ModelAdmin):
+    """The log of staff decisions; new ones are made on the Vote audit page (they must be applied)."""
+
+    list_display = ["created_at", "made_by", "rater_key", "action", "note"]
+    readonly_fields = [f.name for f in RaterDecision._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(RatingSnapshot)

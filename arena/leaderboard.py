@@ -65,7 +65,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
-from arena import plots
+from arena import plots, quality
 from arena.models import Battle, RatingSnapshot, Vote
 from arena.ratings import (
     ABOUT_INTERVALS,
@@ -141,7 +141,11 @@ ABOUT_EXCLUDED = (
     "Only anonymous battles count: a vote is left out when either answer named a model or its "
     "maker (an identity leak: the voter may have known who was who), when a side failed to "
     "answer (the voter judged an error, not a model), or when the battle was in named mode "
-    "(the voter chose the models). Such votes are stored but never enter the ratings. A vote "
+    "(the voter chose the models). Vote quality rules leave out a vote when a side was stopped "
+    "or empty, when moderation flagged a prompt or an answer, when it was cast faster than a "
+    "reader could compare the answers, when its prompt was already voted on more often than a "
+    "cap (scripted repeats), or when its rater's votes are outliers against the board or staff "
+    "excluded the rater. Such votes are stored but never enter the ratings. A vote "
     "can be left out for more than one reason, so the reasons can add up to more than the total."
 )
 ABOUT_ELO = (
@@ -668,6 +672,7 @@ def snapshot_create() -> RatingSnapshot:
         named_mode=Count("pk", filter=~Q(battle__mode=Battle.Mode.ANONYMOUS)),
         side_error=Count("pk", filter=Q(side_error=True)),
     )
+    excluded.update(quality.excluded_counts(last_vote_id))  # side_incomplete, too_fast, … (arena/quality.py)
     counted = int(sum(g[3] for g in groups))
     now = timezone.now()
     data = {

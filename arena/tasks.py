@@ -19,7 +19,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import caches
 
-from arena import leaderboard
+from arena import leaderboard, quality
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def ratings_refresh(force: bool = False) -> int | None:
         _pending_cache().delete(PENDING_KEY)
     except Exception:  # noqa: BLE001 - the flag is an optimisation; the refit still runs
         logger.warning("could not clear the leaderboard refresh flag", exc_info=True)
+    quality.outliers_refresh()  # may change which votes count, and so the snapshot's fingerprint
     if not force and leaderboard.snapshot_is_current():
         return None
     snapshot = leaderboard.snapshot_create()

@@ -93,8 +93,7 @@
           } else {
             div.innerHTML = msg.html; // sanitized on the server (arena/markdown.py)
             if (msg.state === "cancelled") addMeta(div, "stopped");
-            else if (msg.ttft_ms != null) addMeta(div, `first token ${Math.round(msg.ttft_ms)} ms` +
-              (msg.tokens_per_s ? ` · ${msg.tokens_per_s.toFixed(1)} tokens/s` : ""));
+            else if (msg.finish_reason === "length") addMeta(div, "cut at the length limit");
           }
         }
         delete state.pending[msg.side];
@@ -109,8 +108,13 @@
         break;
       case "revealed":
         state.voted = true;
-        $("reveal-a").textContent = "· " + msg.model_a.name;
-        $("reveal-b").textContent = "· " + msg.model_b.name;
+        // Speeds are shown only now: before the vote they would tell the two sides apart.
+        ["a", "b"].forEach((side) => {
+          const model = msg["model_" + side];
+          $("reveal-" + side).textContent = "· " + model.name + (model.ttft_ms != null ?
+            ` · first token ${Math.round(model.ttft_ms)} ms` +
+            (model.tokens_per_s ? ` · ${model.tokens_per_s.toFixed(1)} tokens/s` : "") : "");
+        });
         if (msg.winner === "model_a") $("side-a").classList.add("winner");
         if (msg.winner === "model_b") $("side-b").classList.add("winner");
         setStatus("Thanks for voting! " + (msg.flagged ? "(An answer named a model, so this vote won't count in the ratings.) " : "") +
