@@ -205,7 +205,7 @@ class TestOutliersRefresh:
         strong, weak = make_model(), make_model()
         for n in range(40):
             self.cast(strong, weak, "model_a", f"honest-{n}")
-        for n in range(20):
+        for _ in range(20):
             self.cast(strong, weak, "model_b", "script")
         quality.outliers_refresh()
         assert Vote.objects.filter(exclusion=Vote.Exclusion.OUTLIER_RATER).count() == 20
