@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 
@@ -47,7 +47,7 @@ def audit_context() -> dict:
     )
     per_model = []
     for side in ("a", "b"):
-        rows = Vote.objects.values(name=f"battle__model_{side}__public_name").annotate(
+        rows = Vote.objects.values(name=F(f"battle__model_{side}__public_name")).annotate(
             votes=Count("pk"), excluded=Count("pk", filter=EXCLUDED))
         per_model.extend(rows)
     merged: dict[str, dict] = {}

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from arena import outliers, quality, services
 from arena.identity import find_identity_words
-from arena.models import Battle, RaterDecision, Response, Vote
+from arena.models import Battle, RaterDecision, RatingSnapshot, Response, Vote
 from serving.local_models import LOCAL_MODELS
 from tests.factories import make_finished_battle, make_model
 
@@ -180,19 +180,21 @@ class TestOutlierMaths:
         assert hits.size == 0
 
 
+def cast(a, b, winner, rater, ip=""):
+    battle = make_finished_battle(model_a=a, model_b=b, rater_id=rater)
+    Battle.objects.filter(pk=battle.pk).update(ip_hash=ip)
+    return vote_on(battle, winner, ip)
+
+
 class TestOutliersRefresh:
-    def cast(self, a, b, winner, rater, ip=""):
-        battle = make_finished_battle(model_a=a, model_b=b, rater_id=rater)
-        Battle.objects.filter(pk=battle.pk).update(ip_hash=ip)
-        return vote_on(battle, winner, ip)
 
     def test_the_outlier_raters_votes_are_marked_and_staff_can_re_include_them(self, settings):
         settings.ARENA_OUTLIER_Z, settings.ARENA_OUTLIER_MIN_VOTES = 3.0, 15
         strong, weak = make_model(), make_model()
         for n in range(60):  # honest raters: the strong model wins 5 in 6
-            self.cast(strong, weak, "model_b" if n % 6 == 0 else "model_a", f"honest-{n % 10}")
+            cast(strong, weak, "model_b" if n % 6 == 0 else "model_a", f"honest-{n % 10}")
         for n in range(20):  # one address, a new rater id each time, always for the weak model
-            self.cast(strong, weak, "model_b", f"script-{n}", ip="attacker")
+            cast(strong, weak, "model_b", f"script-{n}", ip="attacker")
         assert quality.outliers_refresh() == 20
         marked = Vote.objects.filter(exclusion=Vote.Exclusion.OUTLIER_RATER)
         assert set(marked.values_list("ip_hash", flat=True)) == {"attacker"}
@@ -204,11 +206,25 @@ class TestOutliersRefresh:
         settings.ARENA_OUTLIER_Z, settings.ARENA_OUTLIER_MIN_VOTES = 3.0, 15
         strong, weak = make_model(), make_model()
         for n in range(40):
-            self.cast(strong, weak, "model_a", f"honest-{n}")
+            cast(strong, weak, "model_a", f"honest-{n}")
         for _ in range(20):
-            self.cast(strong, weak, "model_b", "script")
+            cast(strong, weak, "model_b", "script")
         quality.outliers_refresh()
         assert Vote.objects.filter(exclusion=Vote.Exclusion.OUTLIER_RATER).count() == 20
         settings.ARENA_OUTLIER_Z = 0
         quality.outliers_refresh()
         assert Vote.objects.counted().count() == 60
+
+
+def test_the_ratings_refresh_marks_outliers_before_the_snapshot(settings):
+    from arena.tasks import ratings_refresh
+
+    settings.ARENA_OUTLIER_Z, settings.ARENA_OUTLIER_MIN_VOTES = 3.0, 15
+    settings.ARENA_LEADERBOARD_ROUNDS = settings.ARENA_LEADERBOARD_STYLE_ROUNDS = 2
+    strong, weak = make_model(), make_model()
+    for n in range(40):
+        cast(strong, weak, "model_a", f"honest-{n}")
+    for _ in range(20):
+        cast(strong, weak, "model_b", "script")
+    ratings_refresh(force=True)
+    assert RatingSnapshot.objects.latest().data["excluded"]["outlier_rater"] == 20
