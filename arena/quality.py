@@ -135,7 +135,7 @@ def vote_checks(
 
 
 def _refit_soon() -> None:
-    from arena.tasks import ratings_refresh_soon
+    from arena.leaderboard.services import ratings_refresh_soon  # it imports this module
 
     transaction.on_commit(ratings_refresh_soon)
 

@@ -118,11 +118,11 @@ def adapter_unload(endpoint: Endpoint, *, name: str) -> None:
 
 
 @transaction.atomic
-def served_model_register_adapter(
-    *, parent: ServedModel, name: str, adapter_path: str, description: str = "",
-    boost_weight: float | None = None, boost_votes: int | None = None,
-) -> ServedModel:
-    """Load an adapter into the parent's endpoint and create its contestant. Raises EngineError, creating nothing."""
+def served_model_register_adapter(*, parent: ServedModel, name: str, adapter_path: str, description: str = "") -> ServedModel:
+    """Load an adapter into the parent's endpoint and create its served model. Raises EngineError, creating nothing.
+
+    Whether (and how often) it battles is the arena's to decide: see ``arena.contestants.contestant_enter``.
+    """
     adapter_load(parent.endpoint, name=name, path=adapter_path)
     return ServedModel.objects.create(
         public_name=name,
@@ -135,19 +135,16 @@ def served_model_register_adapter(
         license=parent.license,
         description=description,
         generation=dict(parent.generation or {}),
-        sampling_weight=parent.sampling_weight or 1.0,
-        boost_weight=boost_weight if boost_weight is not None else settings.ARENA_NEW_MODEL_BOOST,
-        boost_votes_left=boost_votes if boost_votes is not None else settings.ARENA_NEW_MODEL_BOOST_VOTES,
     )
 
 
 def adapters_reconcile(endpoint: Endpoint) -> dict[str, list[str]]:
-    """Re-load every active adapter a restarted vLLM forgot; take unloadable ones out of battles."""
+    """Re-load every active adapter a restarted vLLM forgot; deactivate unloadable ones (no longer healthy)."""
     report: dict[str, list[str]] = {"reloaded": [], "deactivated": [], "present": []}
     try:
         loaded = {entry.get("id") for entry in endpoint_list_models(endpoint)}
     except EngineError:
-        return report  # the endpoint is down: health checking takes it out of battles already
+        return report  # the endpoint is down: health checking marks it unhealthy already
     for model in ServedModel.objects.filter(endpoint=endpoint, kind=ServedModel.Kind.LORA, active=True):
         if model.engine_model_id in loaded:
             report["present"].append(model.public_name)
@@ -163,7 +160,7 @@ def adapters_reconcile(endpoint: Endpoint) -> dict[str, list[str]]:
 
 
 def local_models_register() -> list[ServedModel]:
-    """Create (or refresh) the endpoint and contestant rows of the models `make run` serves locally."""
+    """Create (or refresh) the endpoint and served-model rows of the models `make run` serves locally."""
     from serving.local_models import enabled_local_models
 
     models = []

@@ -21,12 +21,11 @@ def served_ids(vllm_url: str) -> set[str]:
     return {m["id"] for m in httpx.get(f"{vllm_url}/v1/models").json()["data"]}
 
 
-def test_an_adapter_is_hot_loaded_as_a_boosted_contestant(base, vllm_url, lora_adapter_dir, settings):
+def test_an_adapter_is_hot_loaded_as_a_served_model(base, vllm_url, lora_adapter_dir):
     model = services.served_model_register_adapter(parent=base, name="smollm2-test-lora-v1", adapter_path=lora_adapter_dir)
     assert "smollm2-test-lora-v1" in served_ids(vllm_url)
-    assert model.kind == "lora" and model.parent == base
-    assert model.boost_votes_left == settings.ARENA_NEW_MODEL_BOOST_VOTES
-    assert model.effective_weight() == settings.ARENA_NEW_MODEL_BOOST
+    assert model.kind == "lora" and model.parent == base and model.generation == base.generation
+    assert set(ServedModel.objects.healthy()) == {base, model}
     services.adapter_unload(base.endpoint, name="smollm2-test-lora-v1")
 
 
@@ -52,14 +51,14 @@ def test_reconciliation_reloads_forgotten_adapters_and_retires_unloadable_ones(b
     services.adapter_unload(base.endpoint, name="smollm2-test-lora-v2")
 
 
-def test_health_checks_take_a_dead_endpoint_out_of_battles(base):
+def test_health_checks_take_a_dead_endpoint_out_of_the_healthy_models(base):
     dead = Endpoint.objects.create(name="dead", base_url="http://127.0.0.1:9/v1", healthy=True)
     ServedModel.objects.create(public_name="on-dead", endpoint=dead, engine_model_id="x")
     assert services.endpoint_check_health(base.endpoint)
     assert not services.endpoint_check_health(dead)
     dead.refresh_from_db()
     assert not dead.healthy and "/health failed" in dead.last_error
-    assert list(ServedModel.objects.battle_ready().values_list("public_name", flat=True)) == ["smollm2-135m-instruct"]
+    assert list(ServedModel.objects.healthy().values_list("public_name", flat=True)) == ["smollm2-135m-instruct"]
 
 
 def test_register_models_adds_what_the_server_reports(vllm_url):

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('arena', '0002_rating_snapshot_elo_state'),
+        ('arena', '0003_contestant'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
