@@ -177,9 +177,12 @@ def _abuse_protections_off(request, monkeypatch):
     for name, value in PROTECTIONS_OFF.items():
         monkeypatch.setenv(name, str(value))
     if request.config.pluginmanager.hasplugin("django"):
-        settings = request.getfixturevalue("settings")
+        # Not pytest-django's ``settings`` fixture: requesting it here would change the teardown
+        # order of every test's own fixtures (a test's settings would be restored after them).
+        from django.conf import settings
+
         for name, value in PROTECTIONS_OFF.items():
-            setattr(settings, name, value)
+            monkeypatch.setattr(settings, name, value)
 
 
 @pytest.fixture(scope="session", autouse=True)

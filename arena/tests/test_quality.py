@@ -217,7 +217,7 @@ class TestOutliersRefresh:
 
 
 def test_the_ratings_refresh_marks_outliers_before_the_snapshot(settings):
-    from arena.tasks import ratings_refresh
+    from arena.leaderboard.services import ratings_refresh
 
     settings.ARENA_OUTLIER_Z, settings.ARENA_OUTLIER_MIN_VOTES = 3.0, 15
     settings.ARENA_LEADERBOARD_ROUNDS = settings.ARENA_LEADERBOARD_STYLE_ROUNDS = 2
