@@ -18,4 +18,5 @@ COPY scripts scripts
 RUN bash scripts/engine_venv.sh /opt/engine
 COPY . .
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+# config.web is daphne with an access log of hashed addresses (README "Abuse, anonymity and privacy").
+CMD ["python", "-m", "config.web", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]

@@ -144,7 +144,7 @@ def asgi_server(transactional_db):
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            [sys.executable, "-m", "config.web", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -161,6 +161,28 @@ def asgi_server(transactional_db):
     yield url
     process.terminate()
     process.wait(10)
+
+
+#: The abuse protections (arena/limits.py, arena/quality.py) are off in tests unless a test turns
+#: one on: most tests play many quick battles from one address. Their own tests set them.
+PROTECTIONS_OFF = {
+    "ARENA_LIMIT_BATTLES_PER_MINUTE": 0, "ARENA_LIMIT_CONCURRENT_GENERATIONS": 0, "ARENA_LIMIT_VOTES_PER_HOUR": 0,
+    "ARENA_LIMIT_VOTES_PER_DAY": 0, "ARENA_MIN_VOTE_SECONDS": 0, "ARENA_PROMPT_REPEAT_CAP": 0, "ARENA_OUTLIER_Z": 0,
+}
+
+
+@pytest.fixture(autouse=True)
+def _abuse_protections_off(request, monkeypatch):
+    """Settings (and the environment, for servers started in a subprocess) with the protections off."""
+    for name, value in PROTECTIONS_OFF.items():
+        monkeypatch.setenv(name, str(value))
+    if request.config.pluginmanager.hasplugin("django"):
+        # Not pytest-django's ``settings`` fixture: requesting it here would change the teardown
+        # order of every test's own fixtures (a test's settings would be restored after them).
+        from django.conf import settings
+
+        for name, value in PROTECTIONS_OFF.items():
+            monkeypatch.setattr(settings, name, value)
 
 
 @pytest.fixture(scope="session", autouse=True)

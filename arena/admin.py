@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.db import transaction
 from django.template.response import TemplateResponse
+from django.urls import path
 
-from arena.models import Battle, BoardChange, Contestant, RatingSnapshot, Response, Turn, Vote
+from arena import audit
+from arena.models import Battle, BoardChange, Contestant, RaterDecision, RatingSnapshot, Response, Turn, Vote
 from arena.retirement import RetirementError, model_reinstate, model_retire, votes_reinclude
 
 
@@ -130,8 +132,9 @@ class ResponseAdmin(RecordAdmin):
 
 @admin.register(Vote)
 class VoteAdmin(RecordAdmin):
-    list_display = ["battle", "winner", "identity_leak", "side_error", "created_at"]
-    list_filter = ["winner", "identity_leak", "side_error"]
+    list_display = ["battle", "winner", "exclusion", "identity_leak", "side_error", "created_at"]
+    list_filter = ["winner", "exclusion", "identity_leak", "side_error"]
+    search_fields = ["rater_id", "ip_hash"]
     readonly_fields = [f.name for f in Vote._meta.fields]
     actions = ["count_again"]
 
@@ -141,6 +144,21 @@ class VoteAdmin(RecordAdmin):
         return _with_reason(request, queryset, action="count_again", submit="Count again",
                             question="Count these votes again (clear their identity-leak and failed-side flags)?",
                             apply=votes_reinclude)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(lambda request: audit.audit_view(request, self.admin_site))
+        return [path("audit/", view, name="arena_vote_audit"), *super().get_urls()]
+
+
+@admin.register(RaterDecision)
+class RaterDecisionAdmin(RecordAdmin):
+    """The log of staff decisions; new ones are made on the Vote audit page (they must be applied)."""
+
+    list_display = ["created_at", "made_by", "rater_key", "action", "note"]
+    readonly_fields = [f.name for f in RaterDecision._meta.fields]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(RatingSnapshot)

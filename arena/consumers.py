@@ -19,7 +19,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from arena import services
+from arena import clientip, services
 from arena.markdown import render_markdown
 from arena.models import Response
 from serving.streaming import stream_chat
@@ -27,6 +27,8 @@ from serving.streaming import stream_chat
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
+# The only finish reasons a rater sees before the vote.
+PUBLIC_FINISH = {"stop": "done", "length": "length", "cancelled": "stopped"}
 
 
 def _side_error_message(exc: BaseException) -> str:
@@ -36,21 +38,27 @@ def _side_error_message(exc: BaseException) -> str:
     if isinstance(exc, openai.APIConnectionError):
         return "This model could not be reached."
     if isinstance(exc, openai.APIStatusError):
-        return f"This model's server answered with an error (HTTP {exc.status_code})."
+        return "This model's server answered with an error."  # no status: a 404 would say "a LoRA adapter"
     return "This model failed to answer."
 
 
 class BattleConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.rater_id = await database_sync_to_async(self._rater_id)()
-        client = self.scope.get("client") or (None, None)
-        self.ip_hash = services.ip_hash(client[0])
+        self.ip_hash = clientip.ip_hash(clientip.scope_client_ip(self.scope))
         self.generation: asyncio.Task | None = None
         await self.accept()
+        if self.rater_id is None:
+            await self._error("login_required", "Sign in to rate models.")
+            await self.close(code=4401)
 
-    def _rater_id(self) -> str:
-        # The arena page stores an anonymous id in the session; scripts without a
-        # session cookie get one per connection.
+    def _rater_id(self) -> str | None:
+        # With ARENA_REQUIRE_LOGIN the account is the rater (None: not signed in). Otherwise the
+        # arena page stores an anonymous id in the session; scripts without a session cookie get
+        # one per connection (limits also follow the IP hash, so reconnecting gains nothing).
+        if settings.ARENA_REQUIRE_LOGIN:
+            user = self.scope.get("user")
+            return services.account_rater_id(user) if user is not None and user.is_authenticated else None
         session = self.scope.get("session")
         if session is not None and session.get("arena_rater"):
             return session["arena_rater"]
@@ -60,6 +68,8 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
         await self._cancel_generation()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if self.rater_id is None:
+            return
         if bytes_data is not None or text_data is None:
             await self._error("bad_frame", "Send JSON text frames.")
             return
@@ -86,10 +96,10 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
         try:
             await handler(content)
         except services.ArenaError as exc:
-            await self._error(exc.code, exc.message)
+            await self._error(exc.code, exc.message, **exc.details)
 
-    async def _error(self, code: str, message: str) -> None:
-        await self.send_json({"type": "error", "code": code, "message": message})
+    async def _error(self, code: str, message: str, **details) -> None:
+        await self.send_json({"type": "error", "code": code, "message": message, **details})
 
     async def _on_new_battle(self, content: dict) -> None:
         await self._cancel_generation()
@@ -175,10 +185,12 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
             )
         )
         try:
+            # Before the vote a side shows only its text and how it ended: no speed, token count or
+            # engine finish reason (they tell models apart); the speeds come with the reveal.
             await self.send_json(
                 {"type": "side_done", "side": side, "state": str(outcome["state"]),
-                 "finish_reason": outcome.get("finish_reason", ""), "error": public_error,
-                 "html": render_markdown(content), "ttft_ms": ttft_ms, "tokens_per_s": tps}
+                 "finish_reason": PUBLIC_FINISH.get(outcome.get("finish_reason", ""), ""), "error": public_error,
+                 "html": render_markdown(content)}
             )
         except Exception:  # noqa: BLE001 - the socket may be gone after a disconnect
             pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -64,7 +65,7 @@ class Battle(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0, help_text="Approximate tokens of the longest user prompt")
     # Who rated, without saying who: the session's anonymous id and a salted hash of the IP.
     rater_id = models.CharField(max_length=64, db_index=True)
-    ip_hash = models.CharField(max_length=64, blank=True)
+    ip_hash = models.CharField(max_length=64, blank=True, db_index=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -129,8 +130,9 @@ class Response(models.Model):
 
 class VoteQuerySet(models.QuerySet):
     def counted(self) -> VoteQuerySet:
-        """Votes that enter the ratings: anonymous battles, no identity leak, no errored side."""
-        return self.filter(battle__mode=Battle.Mode.ANONYMOUS, identity_leak=False, side_error=False)
+        """Votes that enter the ratings: anonymous battles, no identity leak, no errored side, and
+        no quality exclusion (see arena/quality.py)."""
+        return self.filter(battle__mode=Battle.Mode.ANONYMOUS, identity_leak=False, side_error=False, exclusion="")
 
 
 class Vote(models.Model):
@@ -143,8 +145,23 @@ class Vote(models.Model):
     # One vote per battle, enforced by the database (OneToOne is a unique constraint).
     battle = models.OneToOneField(Battle, on_delete=models.CASCADE, related_name="vote")
     winner = models.CharField(max_length=16, choices=Winner.choices)
+    class Exclusion(models.TextChoices):
+        """Why a stored vote is left out of the ratings ("" = counted); see arena/quality.py."""
+
+        COUNTED = "", "Counted"
+        SIDE_INCOMPLETE = "side_incomplete", "A side was stopped or empty"
+        TOO_FAST = "too_fast", "Cast too fast after the answers"
+        REPEATED_PROMPT = "repeated_prompt", "Prompt repeated beyond the cap"
+        MODERATION = "moderation", "Flagged by moderation"
+        OUTLIER_RATER = "outlier_rater", "Rater's votes are outliers"
+        STAFF_EXCLUDED = "staff_excluded", "Rater excluded by staff"
+
     rater_id = models.CharField(max_length=64, db_index=True)
-    ip_hash = models.CharField(max_length=64, blank=True)
+    ip_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    exclusion = models.CharField(max_length=20, choices=Exclusion.choices, blank=True, default="", db_index=True)
+    # Seconds from the last answer's end to the vote; a digest of the first prompt (repeat cap).
+    decision_s = models.FloatField(null=True, blank=True)
+    prompt_hash = models.CharField(max_length=32, blank=True, db_index=True)
     identity_leak = models.BooleanField(default=False)
     identity_words = models.JSONField(default=list, blank=True)
     side_error = models.BooleanField(default=False)
@@ -202,3 +219,23 @@ class BoardChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.model_name or f'{self.votes} votes'}"
+
+
+class RaterDecision(models.Model):
+    """A staff decision about one rater (a rater id or an IP hash), newest wins; the log of who did what."""
+
+    class Action(models.TextChoices):
+        EXCLUDE = "exclude", "Exclude the rater's votes"
+        INCLUDE = "include", "Re-include the rater's votes (never an outlier)"
+
+    rater_key = models.CharField(max_length=64, db_index=True, help_text="A rater id or an IP hash")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    note = models.CharField(max_length=300, blank=True)
+    made_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.rater_key[:12]}"

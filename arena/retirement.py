@@ -74,17 +74,18 @@ def model_reinstate(model: ServedModel, *, actor: str, reason: str) -> BoardChan
 
 @transaction.atomic
 def votes_reinclude(votes: QuerySet[Vote], *, actor: str, reason: str) -> BoardChange:
-    """Count the given votes again (clear their identity-leak and failed-side flags).
+    """Count the given votes again (clear their identity-leak and failed-side flags and any
+    quality exclusion, see :mod:`arena.quality`).
 
-    Only flagged votes change; the log records how many. Named-mode votes stay out: the voter
+    Only excluded votes change; the log records how many. Named-mode votes stay out: the voter
     chose the models, which no review can undo.
     """
     actor, reason = _clean(actor, reason)
-    flagged = votes.filter(Q(identity_leak=True) | Q(side_error=True))
+    flagged = votes.filter(Q(identity_leak=True) | Q(side_error=True) | ~Q(exclusion=""))
     changed = Vote.objects.filter(pk__in=list(flagged.values_list("pk", flat=True))).update(
-        identity_leak=False, side_error=False)
+        identity_leak=False, side_error=False, exclusion="")
     if not changed:
-        raise RetirementError("None of these votes is excluded for an identity leak or a failed side.")
+        raise RetirementError("None of these votes is excluded.")
     change = BoardChange.objects.create(kind=BoardChange.Kind.VOTES_REINCLUDED, votes=changed, actor=actor,
                                         reason=reason)
     transaction.on_commit(ratings_refresh_soon)

@@ -6,8 +6,6 @@ message safe to show to the rater; on error nothing is changed.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import random
 import re
 import uuid
@@ -15,34 +13,28 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Avg
 from django.utils import timezone
 
+from arena import limits, quality
 from arena.contestants import contestants_battle_ready, contestants_count_vote
+from arena.errors import ArenaError
 from arena.identity import find_identity_words
 from arena.models import Battle, Response, Turn, Vote
 from arena.pairing import PairingError
 from arena.pairing_mode import pair_for
 from arena.style import approx_tokens, style_counts
-from serving.models import ServedModel
 from serving.streaming import ModelTarget
 
 
-class ArenaError(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def ip_hash(ip: str | None) -> str:
-    """A salted hash of the rater's IP: lets later work count per-rater votes without storing the address."""
-    if not ip:
-        return ""
-    return hmac.new(settings.ARENA_IP_SALT.encode(), ip.encode(), hashlib.sha256).hexdigest()
+def account_rater_id(user) -> str:
+    """The rater id of a signed-in account (ARENA_REQUIRE_LOGIN): stable, and not the username."""
+    return f"user-{user.pk}"
 
 
 def battle_create(*, rater_id: str, ip_hash: str = "", rng: random.Random | None = None) -> Battle:
     """Start a battle between two distinct battle-ready models chosen by sampling weight."""
+    limits.check_battle(rater_id, ip_hash)
     ready = contestants_battle_ready()
     try:
         a_id, b_id = pair_for([m.pk for m, _ in ready], [weight for _, weight in ready], rng)
@@ -118,6 +110,7 @@ def battle_turn_begin(*, battle_id, rater_id: str, text) -> TurnPlan:
         raise ArenaError("battle_closed", "This battle has been voted on; start a new round.")
     if Response.objects.filter(turn__battle=battle, state=Response.State.PENDING).exists():
         raise ArenaError("busy", "Wait for both answers before sending another prompt.")
+    limits.check_generation(battle.rater_id, battle.ip_hash)
     turn_index = battle.turn_total
     if turn_index >= settings.ARENA_MAX_TURNS:
         raise ArenaError("too_many_turns", f"This battle has reached its {settings.ARENA_MAX_TURNS} turns; vote now.")
@@ -183,16 +176,22 @@ def battle_reveal(battle: Battle) -> dict:
     """The names shown after the vote. Never call before the battle is voted."""
     assert battle.is_locked(), "models are revealed only after the vote"
 
-    def describe(model: ServedModel) -> dict:
-        return {"name": model.public_name, "organization": model.organization, "license": model.license}
+    def describe(side: str) -> dict:
+        model = battle.model(side)
+        # Speeds go here, not in the pre-vote frames: they would tell a small model from a large one.
+        speed = Response.objects.filter(turn__battle=battle, side=side, state=Response.State.DONE).aggregate(
+            ttft_ms=Avg("ttft_ms"), tokens_per_s=Avg("tokens_per_s"))
+        return {"name": model.public_name, "organization": model.organization, "license": model.license, **speed}
 
-    return {"model_a": describe(battle.model_a), "model_b": describe(battle.model_b)}
+    return {"model_a": describe("a"), "model_b": describe("b")}
 
 
 def battle_vote(*, battle_id, rater_id: str, winner, ip_hash: str = "") -> Vote:
     """Record the one vote of a battle, flag identity leaks, lock the battle."""
     if not isinstance(winner, str) or winner not in VOTE_CHOICES:
         raise ArenaError("bad_vote", f"winner must be one of {sorted(VOTE_CHOICES)}")
+    # Before the transaction: moderation may call an HTTP endpoint.
+    moderated = quality.battle_moderated(battle_id)
     try:
         with transaction.atomic():
             battle = _locked_battle(battle_id, rater_id)
@@ -203,12 +202,15 @@ def battle_vote(*, battle_id, rater_id: str, winner, ip_hash: str = "") -> Vote:
                 raise ArenaError("nothing_to_vote", "Send a prompt and read both answers before voting.")
             if any(r.state == Response.State.PENDING for r in responses):
                 raise ArenaError("not_finished", "Wait until both answers have finished.")
+            limits.check_vote(rater_id, ip_hash)
             answers = [r.content for r in responses]
-            leaks = find_identity_words(answers, settings.ARENA_IDENTITY_WORDS)
+            leaks = find_identity_words(answers, quality.identity_words())
+            checks = quality.vote_checks(battle=battle, responses=responses, rater_id=rater_id, ip_hash=ip_hash,
+                                         moderated=moderated, now=timezone.now())
             vote = Vote.objects.create(
                 battle=battle, winner=winner, rater_id=rater_id, ip_hash=ip_hash,
                 identity_leak=bool(leaks), identity_words=leaks, style=_style_of(responses),
-                side_error=any(r.state == Response.State.ERROR for r in responses),
+                side_error=any(r.state == Response.State.ERROR for r in responses), **checks,
             )
             battle.status = Battle.Status.VOTED
             battle.save(update_fields=["status", "updated_at"])

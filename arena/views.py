@@ -3,8 +3,10 @@ import re
 import uuid
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from arena import model_card, selectors
@@ -18,6 +20,8 @@ from serving.models import ServedModel
 
 @require_GET
 def battle_page(request):
+    if settings.ARENA_REQUIRE_LOGIN and not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path(), reverse("login"))
     # An anonymous, stable id for this browser's votes; the session is the only place it lives.
     if not request.session.get("arena_rater"):
         request.session["arena_rater"] = uuid.uuid4().hex

@@ -126,6 +126,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "arena.clientip.TrustedProxyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -187,6 +188,7 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 LOGIN_URL = "/admin/login/"
+LOGIN_REDIRECT_URL = "/"
 
 # --- Redis: channel layer and Celery broker when set, embedded fallbacks when not ---
 REDIS_URL = env_url("REDIS_URL", "", {"redis", "rediss", "unix"})
@@ -240,7 +242,11 @@ ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5, minimum=1, maximum=50)
 ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 4000, minimum=1)
 ARENA_MAX_OUTPUT_TOKENS = env_int("ARENA_MAX_OUTPUT_TOKENS", 256, minimum=1, maximum=32768)
 ARENA_GENERATION_TIMEOUT_S = env_float("ARENA_GENERATION_TIMEOUT_S", 120.0, minimum=1.0)
-ARENA_IP_SALT = env_secret("ARENA_IP_SALT") or SECRET_KEY
+ARENA_IP_SALT = env_secret("ARENA_IP_SALT")
+if not DEBUG and (not ARENA_IP_SALT or ARENA_IP_SALT == SECRET_KEY):
+    raise ImproperlyConfigured("ARENA_IP_SALT (or ARENA_IP_SALT_FILE) must be set, and differ from DJANGO_SECRET_KEY, "
+                               "when DJANGO_DEBUG is false")
+ARENA_IP_SALT = ARENA_IP_SALT or "dev-insecure-arena-ip-salt"
 # Model and organization names whose mention in a model's answer flags the vote
 # (FastChat's list, lower-case, matched as whole words).
 ARENA_IDENTITY_WORDS = env_list(
@@ -266,6 +272,26 @@ if ARENA_PAIRING not in ("weighted", "active"):
 ARENA_PAIRING_FLOOR = env_float("ARENA_PAIRING_FLOOR", 0.1, minimum=0.0)
 if ARENA_PAIRING_FLOOR > 1.0:
     raise ImproperlyConfigured(f"ARENA_PAIRING_FLOOR={ARENA_PAIRING_FLOOR} must be between 0 and 1")
+
+# --- Abuse, anonymity and privacy (arena/limits.py, arena/quality.py, arena/clientip.py; README) ---
+# Who may rate: anonymous raters (a session id) unless an account is required.
+ARENA_REQUIRE_LOGIN = env_bool("ARENA_REQUIRE_LOGIN", default=False)
+# Reverse proxies whose X-Forwarded-For is believed: a hop count ("1") or CIDRs ("10.0.0.0/8,::1/128").
+ARENA_TRUSTED_PROXIES = env_str("ARENA_TRUSTED_PROXIES", "").strip()
+# Limits, each applied per rater and per IP hash; 0 turns one off.
+ARENA_LIMIT_BATTLES_PER_MINUTE = env_int("ARENA_LIMIT_BATTLES_PER_MINUTE", 6, minimum=0)
+ARENA_LIMIT_CONCURRENT_GENERATIONS = env_int("ARENA_LIMIT_CONCURRENT_GENERATIONS", 2, minimum=0)
+ARENA_LIMIT_VOTES_PER_HOUR = env_int("ARENA_LIMIT_VOTES_PER_HOUR", 60, minimum=0)
+ARENA_LIMIT_VOTES_PER_DAY = env_int("ARENA_LIMIT_VOTES_PER_DAY", 300, minimum=0)
+# Vote quality: such votes are stored but left out of the ratings with a reason (0 turns a check off).
+ARENA_MIN_VOTE_SECONDS = env_float("ARENA_MIN_VOTE_SECONDS", 3.0, minimum=0.0)
+ARENA_PROMPT_REPEAT_CAP = env_int("ARENA_PROMPT_REPEAT_CAP", 20, minimum=0)
+ARENA_OUTLIER_Z = env_float("ARENA_OUTLIER_Z", 4.0, minimum=0.0)
+ARENA_OUTLIER_MIN_VOTES = env_int("ARENA_OUTLIER_MIN_VOTES", 20, minimum=1)
+ARENA_MODERATION_URL = env_url("ARENA_MODERATION_URL", "", {"http", "https"})
+ARENA_MODERATION_MODEL = env_str("ARENA_MODERATION_MODEL", "omni-moderation-latest")
+ARENA_MODERATION_API_KEY = env_secret("ARENA_MODERATION_API_KEY")
+ARENA_MODERATION_WORDS = env_list("ARENA_MODERATION_WORDS", [])
 
 # --- Leaderboard (arena/leaderboard/) ---
 # Votes a category needs before its board shows numbers: the overall board from the first

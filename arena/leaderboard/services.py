@@ -34,6 +34,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from arena import quality
 from arena.leaderboard.boards import anchor_dict, board_build, style_board_build
 from arena.leaderboard.categories import (
     FIXED_CATEGORIES,
@@ -158,6 +159,7 @@ def _vote_totals(last_vote_id: int, counted: int) -> tuple[dict[str, int], dict[
         named_mode=Count("pk", filter=~Q(battle__mode=Battle.Mode.ANONYMOUS)),
         side_error=Count("pk", filter=Q(side_error=True)),
     )
+    excluded.update(quality.excluded_counts(last_vote_id))  # side_incomplete, too_fast, … (arena/quality.py)
     votes = excluded.pop("votes")
     return {"votes": votes, "counted": counted, "excluded": votes - counted}, excluded
 
@@ -248,6 +250,7 @@ def ratings_refresh(force: bool = False) -> int | None:
         _pending_cache().delete(PENDING_KEY)
     except Exception:  # noqa: BLE001 - the flag is an optimisation; the refit still runs
         logger.warning("could not clear the leaderboard refresh flag", exc_info=True)
+    quality.outliers_refresh()  # may change which votes count, and so the snapshot's fingerprint
     if not force and snapshot_is_current():
         return None
     snapshot = snapshot_create()

@@ -15,7 +15,11 @@ ABOUT_EXCLUDED = (
     "Only anonymous battles count: a vote is left out when either answer named a model or its "
     "maker (an identity leak: the voter may have known who was who), when a side failed to "
     "answer (the voter judged an error, not a model), or when the battle was in named mode "
-    "(the voter chose the models). Such votes are stored but never enter the ratings. A vote "
+    "(the voter chose the models). Vote quality rules leave out a vote when a side was stopped "
+    "or empty, when moderation flagged a prompt or an answer, when it was cast faster than a "
+    "reader could compare the answers, when its prompt was already voted on more often than a "
+    "cap (scripted repeats), or when its rater's votes are outliers against the board or staff "
+    "excluded the rater. Such votes are stored but never enter the ratings. A vote "
     "can be left out for more than one reason, so the reasons can add up to more than the total."
 )
 ABOUT_ELO = (

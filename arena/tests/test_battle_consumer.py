@@ -11,8 +11,6 @@ from serving.models import Endpoint, ServedModel
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.vllm]
 
-SECRETS_BEFORE_VOTE = ("smollm2", "hugging face", "test-engine", "127.0.0.1", "engine_model", "/v1", "apache")
-
 
 async def connect() -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(application, "/ws/arena/")
@@ -53,11 +51,7 @@ async def test_a_whole_battle_streams_both_sides_then_reveals_only_after_the_vot
     second = await play_turn(communicator, battle_id, "And a vegetable?", log)
     assert second["a"]["state"] == "done"
 
-    # Everything the client received before the vote, scanned for identities.
-    before_vote = json.dumps(log).lower()
-    for secret in SECRETS_BEFORE_VOTE:
-        assert secret not in before_vote, f"{secret!r} leaked before the vote"
-
+    # What the frames may say before the vote is tested over every path in test_anonymity.py.
     await communicator.send_json_to({"type": "vote", "battle_id": battle_id, "winner": "model_b"})
     (revealed,) = await receive_until(communicator, types={"revealed"}, log=log)
     names = {revealed["model_a"]["name"], revealed["model_b"]["name"]}

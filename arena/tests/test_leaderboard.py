@@ -118,9 +118,13 @@ class TestSnapshotCreate:
         make_vote(ant, cat, "model_a", side_error=True)
         make_vote(ant, cat, "model_a", identity_leak=True, side_error=True)
         make_vote(cat, ant, "model_a", mode=Battle.Mode.NAMED)
+        too_fast = make_vote(bee, cat, "model_b")
+        Vote.objects.filter(pk=too_fast.pk).update(exclusion=Vote.Exclusion.TOO_FAST)
         snapshot = leaderboard_services.snapshot_create()
-        assert snapshot.data["totals"] == {"votes": 5, "counted": 1, "excluded": 4}
-        assert snapshot.data["excluded"] == {"identity_leak": 2, "named_mode": 1, "side_error": 2}
+        assert snapshot.data["totals"] == {"votes": 6, "counted": 1, "excluded": 5}
+        quality_reasons = {"side_incomplete": 0, "too_fast": 1, "repeated_prompt": 0, "moderation": 0,
+                           "outlier_rater": 0, "staff_excluded": 0}
+        assert snapshot.data["excluded"] == {"identity_leak": 2, "named_mode": 1, "side_error": 2, **quality_reasons}
         assert set(ratings(snapshot)) == {"ant", "bee"}  # cat only ever had excluded votes
         assert snapshot.data["style_control"]["votes"] == 1
 

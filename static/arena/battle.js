@@ -135,7 +135,10 @@
 
   function revealSide(side, model, winner) {
     $("reveal-" + side).textContent = "· " + model.name;
-    $("facts-" + side).textContent = [model.organization, model.license].filter(Boolean).join(" · ");
+    // Speeds are shown only now: before the vote they would tell the two sides apart.
+    const speed = model.ttft_ms != null ? `first token ${Math.round(model.ttft_ms)} ms` +
+      (model.tokens_per_s ? `, ${model.tokens_per_s.toFixed(1)} tokens/s` : "") : "";
+    $("facts-" + side).textContent = [model.organization, model.license, speed].filter(Boolean).join(" · ");
     const verdict = $("verdict-" + side);
     const [text, kind] = winner === "model_" + side ? ["Winner", "win"] : (VERDICTS[winner] || ["", ""]);
     verdict.textContent = text;

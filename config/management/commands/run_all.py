@@ -37,7 +37,7 @@ class Command(BaseCommand):
         logs = settings.DATA_DIR / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         python = sys.executable
-        self._spawn("web", [python, "-m", "daphne", "-b", settings.ARENA_HOST, "-p", str(settings.ARENA_PORT),
+        self._spawn("web", [python, "-m", "config.web", "-b", settings.ARENA_HOST, "-p", str(settings.ARENA_PORT),
                             "config.asgi:application"], logs / "web.log")
         self._spawn("worker", [python, "-m", "celery", "-A", "config", "worker", "-B", "-Q", "default", "-c", "2",
                                "-n", "default@%h", "-s", str(settings.DATA_DIR / "celerybeat-schedule"),
