@@ -70,7 +70,7 @@ def test_a_rater_sees_cut_answers_marked_and_a_full_reveal(size, battle_models, 
     page.click('#votes button[data-winner="tie"]')
     for side in "ab":
         expect(page.locator(f"#reveal-{side}")).to_contain_text("smollm2-test", timeout=20_000)
-        expect(page.locator(f"#facts-{side}")).to_have_text("Hugging Face · Apache-2.0")
+        expect(page.locator(f"#facts-{side}")).to_contain_text("Hugging Face · Apache-2.0 · first token")
         expect(page.locator(f"#verdict-{side}")).to_have_text("Tie")
     shoot(page, f"battle-{size}-revealed")
 
