@@ -38,6 +38,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from arena.battle_files import BattleFileError, parse_battles
+from arena.costs import battles_usage
 from arena.languages import LANGUAGE_NAMES
 from arena.leaderboard.services import ratings_refresh_soon
 from arena.models import Battle, Contestant, Vote
@@ -93,20 +94,26 @@ def battle_record(vote: Vote) -> dict[str, Any]:
     }
 
 
-def battles_export(out: TextIO, *, include_flagged: bool = False) -> int:
+def battles_export(out: TextIO, *, include_flagged: bool = False, include_usage: bool = False) -> int:
     """Write every vote (oldest first) as JSON Lines to ``out``; returns how many.
 
     By default votes flagged for an identity leak or a failed side are left out, as FastChat's
     cleaned files leave them out; ``include_flagged`` writes them too, with their flags.
     Named-mode votes are always written (``"anony": false``), as in FastChat's files.
+    ``include_usage`` adds ``"usage": {side: {prompt_tokens, completion_tokens, estimated, cost_usd}}``
+    (``arena.costs.battles_usage``; admin exports only, never a public file).
     """
     votes = Vote.objects.select_related("battle__model_a", "battle__model_b").order_by("created_at", "pk")
     if not include_flagged:
         votes = votes.filter(identity_leak=False, side_error=False)
+    usage = battles_usage(votes.values("battle_id")) if include_usage else None
     written = 0
     for vote in votes.iterator(chunk_size=2000):
+        record = battle_record(vote)
+        if usage is not None:
+            record["usage"] = usage.get(vote.battle_id, {})
         # One write per line: Django's command stdout appends a newline to writes lacking one.
-        out.write(json.dumps(battle_record(vote), ensure_ascii=False) + "\n")
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
         written += 1
     return written
 

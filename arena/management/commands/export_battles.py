@@ -1,4 +1,4 @@
-"""manage.py export_battles [FILE] [--include-flagged]: votes as FastChat battles, JSON Lines."""
+"""manage.py export_battles [FILE] [--include-flagged] [--usage]: votes as FastChat battles, JSON Lines."""
 
 from __future__ import annotations
 
@@ -17,15 +17,17 @@ class Command(BaseCommand):
         parser.add_argument("file", nargs="?", default="-", help="output file ('-' or nothing: stdout)")
         parser.add_argument("--include-flagged", action="store_true",
                             help="also votes with an identity leak or a failed side (with their flags)")
+        parser.add_argument("--usage", action="store_true",
+                            help="add each side's tokens and cost (admin data: never publish it)")
 
-    def handle(self, *args, file: str, include_flagged: bool, **options) -> None:
+    def handle(self, *args, file: str, include_flagged: bool, usage: bool = False, **options) -> None:
         if file == "-":
-            count = battles_export(self.stdout, include_flagged=include_flagged)
+            count = battles_export(self.stdout, include_flagged=include_flagged, include_usage=usage)
             self.stdout.flush()
         else:
             try:
                 with open(file, "w", encoding="utf-8") as out:
-                    count = battles_export(out, include_flagged=include_flagged)
+                    count = battles_export(out, include_flagged=include_flagged, include_usage=usage)
             except OSError as exc:
                 raise CommandError(f"cannot write {file}: {exc.strerror or exc}") from None
         # The count goes to stderr: stdout may be the data itself.
