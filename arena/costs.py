@@ -4,20 +4,22 @@ A response's tokens are the API's usage when the stream reported it, else
 estimates (``arena.style.approx_tokens`` over the messages sent and the answer),
 flagged ``usage_estimated``. Its cost is ``prompt × input price + completion ×
 output price`` (prices per million tokens on the served model); a model without
-prices costs nothing. Days are UTC days. Admin-only figures: nothing here is on a
+prices costs nothing. Each cost is also added to the model's ``DailySpend`` of the (UTC) day,
+which budgets are checked against. Admin-only figures: nothing here is on a
 public page.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
-from arena.models import Battle, Response, Vote
+from arena.models import Battle, DailySpend, Response, Vote
 from arena.style import approx_tokens
 from serving.models import Endpoint, ServedModel
 
@@ -72,6 +74,8 @@ def response_account(response: Response, messages: list[dict], *, prompt_tokens:
     response.prompt_tokens, response.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     response.usage_estimated = usage.estimated
     response.cost_usd = response_cost(usage, response.model)
+    if response.cost_usd:
+        spend_record(response.model_id, response.cost_usd)
 
 
 def day_start(now: datetime | None = None) -> datetime:
@@ -80,12 +84,25 @@ def day_start(now: datetime | None = None) -> datetime:
     return datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
 
 
+def spend_record(model_id: int, cost: Decimal, *, day: date | None = None) -> None:
+    """Add ``cost`` to the model's spend of ``day`` (today, UTC). Safe under concurrent finishes."""
+    day = day or day_start().date()
+    if DailySpend.objects.filter(day=day, served_model_id=model_id).update(cost_usd=F("cost_usd") + cost):
+        return
+    try:
+        with transaction.atomic():
+            DailySpend.objects.create(day=day, served_model_id=model_id, cost_usd=cost)
+    except IntegrityError:  # a concurrent finish created the row first
+        DailySpend.objects.filter(day=day, served_model_id=model_id).update(cost_usd=F("cost_usd") + cost)
+
+
 def spend_today() -> tuple[dict[int, Decimal], dict[int, Decimal]]:
-    """Today's spend ``({model id: USD}, {endpoint id: USD})`` from recorded responses (one query)."""
-    rows = Response.objects.filter(started_at__gte=day_start(), cost_usd__isnull=False)
+    """Today's spend ``({model id: USD}, {endpoint id: USD})`` from the daily tallies (one small query)."""
+    rows = DailySpend.objects.filter(day=day_start().date()).values_list(
+        "served_model_id", "served_model__endpoint_id", "cost_usd")
     by_model: dict[int, Decimal] = {}
     by_endpoint: dict[int, Decimal] = {}
-    for model_id, endpoint_id, spent in rows.values_list("model_id", "model__endpoint_id").annotate(spent=Sum("cost_usd")):
+    for model_id, endpoint_id, spent in rows:
         by_model[model_id] = _usd(spent)
         by_endpoint[endpoint_id] = by_endpoint.get(endpoint_id, Decimal(0)) + by_model[model_id]
     return by_model, by_endpoint

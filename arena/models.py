@@ -129,6 +129,19 @@ class Response(models.Model):
         indexes = [models.Index(fields=["model", "started_at"], name="response_model_started")]
 
 
+class DailySpend(models.Model):
+    """A served model's spend on one UTC day, added to as responses finish (``arena.costs.spend_record``):
+    what daily budgets are checked against on every new battle, without summing responses."""
+
+    day = models.DateField()
+    served_model = models.ForeignKey(ServedModel, on_delete=models.CASCADE, related_name="daily_spend")
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [models.UniqueConstraint(fields=["day", "served_model"], name="unique_daily_spend")]
+
+
 class VoteQuerySet(models.QuerySet):
     def counted(self) -> VoteQuerySet:
         """Votes that enter the ratings: anonymous battles, no identity leak, no errored side."""

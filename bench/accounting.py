@@ -10,8 +10,8 @@ and off in alternating order:
 - vote path: ``battle_vote``.
 
 The database holds ``--models`` priced models (a third with daily budgets, one engine with
-adapters and ``--max-loras``) and ``--history`` responses from today, so the budget and
-error-rate sums have rows to add up. Prints the medians and the on/off ratio of each path.
+adapters and ``--max-loras``) and ``--history`` responses spread over the last 24 hours, so
+the error-rate window and the daily tallies have rows. Prints the medians and the on/off ratio of each path.
 
     .venv/bin/python bench/accounting.py [--rounds 200] [--models 20] [--history 5000]
 """
@@ -39,8 +39,13 @@ def setup_database(models: int, history: int):
 
     logging.disable(logging.WARNING)
     call_command("migrate", verbosity=0)
+    from datetime import timedelta
     from decimal import Decimal
 
+    from django.db.models import Sum
+    from django.utils import timezone
+
+    from arena.costs import spend_record
     from arena.models import Battle, Response, Turn
     from serving.models import Endpoint, ServedModel
 
@@ -63,12 +68,16 @@ def setup_database(models: int, history: int):
         for i in range(history // 2)
     ])
     turns = Turn.objects.bulk_create([Turn(battle=b, index=0, prompt="p") for b in battles])
+    # Spread over the last 24 hours, as a day of battles would be (the error-rate window sees its share).
+    now, step = timezone.now(), timedelta(days=1) / max(1, len(turns))
     Response.objects.bulk_create([
         Response(turn=t, side=side, model=t.battle.model(side), state="error" if i % 17 == 0 else "done",
                  content="x", prompt_tokens=20, completion_tokens=50, cost_usd=Decimal("0.0000850"),
-                 ttft_ms=90.0, tokens_per_s=30.0)
+                 ttft_ms=90.0, tokens_per_s=30.0, started_at=now - step * i)
         for i, t in enumerate(turns) for side in ("a", "b")
     ])
+    for model_id, spent in Response.objects.values_list("model_id").annotate(spent=Sum("cost_usd")):
+        spend_record(model_id, spent)
 
 
 def one_round(accounting: bool, n: int) -> tuple[float, float]:
@@ -109,7 +118,7 @@ def main() -> None:
             battle_s, vote_s = one_round(accounting, n)
             times[accounting][0].append(battle_s)
             times[accounting][1].append(vote_s)
-    print(f"SQLite, {args.models} models, {args.history} earlier responses today, {args.rounds} rounds each")
+    print(f"SQLite, {args.models} models, {args.history} responses over the last 24 h, {args.rounds} rounds each")
     for index, path in enumerate(("battle path", "vote path")):
         on, off = statistics.median(times[True][index]), statistics.median(times[False][index])
         print(f"{path:12s} median on {on * 1000:7.2f} ms   off {off * 1000:7.2f} ms   ratio on/off {on / off:.2f}")

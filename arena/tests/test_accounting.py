@@ -11,8 +11,8 @@ from django.utils import timezone
 from arena import services
 from arena.battle_io import battles_export
 from arena.contestants import contestants_battle_ready
-from arena.costs import battle_costs, model_usage
-from arena.models import Battle, Response, Vote
+from arena.costs import battle_costs, day_start, model_usage, spend_record
+from arena.models import Battle, DailySpend, Response, Vote
 from arena.pairing_holds import pairing_holds
 from arena.serving_stats import model_serving_stats
 from serving.models import ServedModel
@@ -34,9 +34,11 @@ def ready_names() -> set[str]:
 
 
 def spend(model, usd: str, *, when=None, state="done"):
+    """A finished battle whose side A cost ``usd``, tallied as ``battle_side_finish`` tallies it."""
+    when = when or timezone.now()
     battle = make_finished_battle(model_a=model, states=(state, "done"))
-    Response.objects.filter(turn__battle=battle, side="a").update(
-        cost_usd=Decimal(usd), started_at=when or timezone.now())
+    Response.objects.filter(turn__battle=battle, side="a").update(cost_usd=Decimal(usd), started_at=when)
+    spend_record(model.pk, Decimal(usd), day=day_start(when).date())
     return battle
 
 
@@ -53,6 +55,7 @@ def test_a_side_with_api_usage_is_billed_at_its_models_prices():
     # No usage from the server: estimated from the text, marked so; no prices: no cost.
     assert b.usage_estimated and b.prompt_tokens > 0 and b.completion_tokens == 4 and b.cost_usd is None  # 3 words, 1 mark
     assert battle_costs(battle) == {"a": Decimal("0.00009"), "b": None}
+    assert DailySpend.objects.get(served_model=priced).cost_usd == Decimal("0.00009")
 
 
 def test_a_side_that_failed_before_answering_is_not_billed():
