@@ -15,13 +15,11 @@ class EndpointForm(forms.ModelForm):
                                help_text="Fills base URL, key variable, kind and request terms where left blank; "
                                          "creates the preset's models, inactive until you set prices.")
 
+    base_url = forms.URLField(required=False, assume_scheme="https", help_text=Endpoint.base_url.field.help_text)
+
     class Meta:
         model = Endpoint
         fields = "__all__"
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["base_url"].required = False
 
     def clean(self):
         data = super().clean()
