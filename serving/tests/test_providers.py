@@ -31,26 +31,20 @@ def keyed_vllm_url():
     """One extra vLLM CPU server requiring ``--api-key``, for this module only."""
     from django.conf import settings
 
-    from serving.engines import EngineProcess
+    from serving.engines import running_engine
     from serving.errors import EngineError
     from serving.local_models import LOCAL_MODELS
 
     spec = LOCAL_MODELS["smollm2"].engine_spec()
     if not Path(spec.python).exists() or not (Path(spec.model_dir) / "config.json").exists():
         missing_part(f"engine python {spec.python} or model {spec.model_dir} missing: run `make models`")
-    spec.port = free_port()
-    spec.name = "test-keyed-provider"
+    spec.port, spec.name, spec.extra_args = free_port(), "test-keyed-provider", ["--api-key", KEY]
     spec.log_path = settings.DATA_DIR / "logs" / "test-keyed-provider.log"
-    spec.extra_args = ["--api-key", KEY]
-    engine = EngineProcess(spec)
-    engine.start()
     try:
-        engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
+        with running_engine(spec, settings.ENGINE_START_TIMEOUT_S):
+            yield spec.root_url
     except EngineError as exc:
-        engine.stop()
         pytest.fail(str(exc))
-    yield spec.root_url
-    engine.stop()
 
 
 def _add_from_preset(admin_client, url: str):
