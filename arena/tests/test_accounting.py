@@ -12,11 +12,11 @@ from arena import services
 from arena.battle_io import battles_export
 from arena.contestants import contestants_battle_ready
 from arena.costs import battle_costs, day_start, model_usage, spend_record
-from arena.models import Battle, DailySpend, Response, Vote
+from arena.models import Battle, DailySpend, Response
 from arena.pairing_holds import pairing_holds
 from arena.serving_stats import model_serving_stats
 from serving.models import ServedModel
-from tests.factories import make_endpoint, make_finished_battle, make_model
+from tests.factories import make_endpoint, make_finished_battle, make_model, make_vote
 
 pytestmark = pytest.mark.django_db
 
@@ -128,10 +128,9 @@ def test_adapters_beyond_an_engines_slots_wait_for_a_free_slot():
 
 def test_usage_per_model_per_1000_votes_stats_and_the_usage_export():
     model, other = make_model(**PRICES), make_model()
-    battle = spend(model, "0.002")
-    Response.objects.filter(turn__battle=battle, side="a").update(prompt_tokens=100, completion_tokens=20,
-                                                                  ttft_ms=80.0, tokens_per_s=12.0)
-    Vote.objects.create(battle=battle, winner="tie", rater_id="r1")
+    vote = make_vote(model, other, winner="tie")
+    Response.objects.filter(turn__battle=vote.battle, side="a").update(
+        prompt_tokens=100, completion_tokens=20, cost_usd=Decimal("0.002"), ttft_ms=80.0, tokens_per_s=12.0)
     make_finished_battle(model_a=model, model_b=other, states=("error", "done"))
     usage = model_usage(model, days=1)
     assert (usage["responses"], usage["votes"], usage["cost"], usage["cost_per_1000_votes"]) == (
