@@ -40,6 +40,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from arena.battle_files import BattleFileError, file_bytes, iter_records, parse_battles
+from arena.costs import battles_usage
 from arena.languages import LANGUAGE_NAMES
 from arena.leaderboard.services import ratings_refresh_soon
 from arena.models import Battle, Contestant, Vote
@@ -96,24 +97,31 @@ def battle_record(vote: Vote) -> dict[str, Any]:
     }
 
 
-def battles_export(out: TextIO, *, include_flagged: bool = False, counted_up_to: int | None = None) -> int:
+def battles_export(out: TextIO, *, include_flagged: bool = False, counted_up_to: int | None = None,
+                   include_usage: bool = False) -> int:
     """Write every vote (oldest first) as JSON Lines to ``out``; returns how many.
 
-    By default votes flagged for an identity leak or a failed side are left out, as FastChat's
+    By default votes flagged for an identity leak, a failed side or a quality exclusion are left out, as FastChat's
     cleaned files leave them out; ``include_flagged`` writes them too, with their flags.
     Named-mode votes are always written (``"anony": false``), as in FastChat's files.
     ``counted_up_to`` (a snapshot's ``last_vote_id``): exactly the votes that snapshot's boards
     counted instead, so that ``compute_ratings`` on the file reproduces its overall board.
+    ``include_usage`` adds ``"usage": {side: {prompt_tokens, completion_tokens, estimated, cost_usd}}``
+    (``arena.costs.battles_usage``; admin exports only, never a public file).
     """
     votes = Vote.objects.select_related("battle__model_a", "battle__model_b").order_by("created_at", "pk")
     if counted_up_to is not None:
         votes = votes.filter(pk__in=Vote.objects.counted().filter(pk__lte=counted_up_to).values("pk"))
     elif not include_flagged:
-        votes = votes.filter(identity_leak=False, side_error=False)
+        votes = votes.filter(identity_leak=False, side_error=False, exclusion="")
+    usage = battles_usage(votes.values("battle_id")) if include_usage else None
     written = 0
     for vote in votes.iterator(chunk_size=2000):
+        record = battle_record(vote)
+        if usage is not None:
+            record["usage"] = usage.get(vote.battle_id, {})
         # One write per line: Django's command stdout appends a newline to writes lacking one.
-        out.write(json.dumps(battle_record(vote), ensure_ascii=False) + "\n")
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
         written += 1
     return written
 

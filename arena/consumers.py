@@ -165,7 +165,8 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
                         parts.append(event.text)
                         await self.send_json({"type": "delta", "side": side, "text": event.text})
                     if event.finish_reason:
-                        outcome.update(finish_reason=event.finish_reason, completion_tokens=event.completion_tokens)
+                        outcome.update(finish_reason=event.finish_reason, completion_tokens=event.completion_tokens,
+                                       prompt_tokens=event.prompt_tokens)
         except asyncio.CancelledError:
             outcome = {"state": Response.State.CANCELLED, "finish_reason": "cancelled"}
         except Exception as exc:  # noqa: BLE001 - one side's failure must not break the other

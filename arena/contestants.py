@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db.models import F
 
 from arena.models import Contestant
+from arena.pairing_holds import pairing_holds
 from serving.models import ServedModel
 
 
@@ -23,10 +24,12 @@ def contestant_of(model: ServedModel) -> Contestant:
 
 
 def contestants_battle_ready() -> list[tuple[ServedModel, float]]:
-    """Every healthy served model that is not retired, with its effective sampling weight (0: drawn
-    only when no other can be)."""
-    models = ServedModel.objects.healthy().filter(contestant__retired_at__isnull=True).select_related("contestant")
-    return [(model, contestant_of(model).effective_weight()) for model in models]
+    """Every healthy served model that is not retired nor on hold (``arena.pairing_holds``), with its
+    effective sampling weight (0: drawn only when no other can be)."""
+    models = list(ServedModel.objects.healthy().filter(contestant__retired_at__isnull=True)
+                  .select_related("contestant"))
+    holds = pairing_holds(models)
+    return [(model, contestant_of(model).effective_weight()) for model in models if model.pk not in holds]
 
 
 def contestant_enter(model: ServedModel, *, boost: bool = True) -> Contestant:

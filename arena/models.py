@@ -120,12 +120,32 @@ class Response(models.Model):
     ttft_ms = models.FloatField(null=True, blank=True)
     tokens_per_s = models.FloatField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Usage and cost (arena/costs.py): the API's counts, or estimates marked ``usage_estimated``.
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    usage_estimated = models.BooleanField(default=False)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
+    # Which adapter weights answered: the served model's verified directory hash at the time.
+    adapter_sha256 = models.CharField(max_length=64, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["turn", "side"]
         constraints = [models.UniqueConstraint(fields=["turn", "side"], name="unique_response_side")]
+        indexes = [models.Index(fields=["model", "started_at"], name="response_model_started")]
+
+
+class DailySpend(models.Model):
+    """A served model's spend on one UTC day, added to as responses finish (``arena.costs.spend_record``):
+    what daily budgets are checked against on every new battle, without summing responses."""
+
+    day = models.DateField()
+    served_model = models.ForeignKey(ServedModel, on_delete=models.CASCADE, related_name="daily_spend")
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [models.UniqueConstraint(fields=["day", "served_model"], name="unique_daily_spend")]
 
 
 class VoteQuerySet(models.QuerySet):

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from arena import limits, quality
 from arena.contestants import contestants_battle_ready, contestants_count_vote
+from arena.costs import response_account
 from arena.errors import ArenaError
 from arena.identity import find_identity_words
 from arena.models import Battle, Response, Turn, Vote
@@ -129,7 +130,8 @@ def battle_turn_begin(*, battle_id, rater_id: str, text) -> TurnPlan:
     }
     response_ids = {
         side: Response.objects.create(
-            turn=turn, side=side, model=battle.model(side), generation=targets[side].params
+            turn=turn, side=side, model=battle.model(side), generation=targets[side].params,
+            adapter_sha256=battle.model(side).adapter_sha256,
         ).pk
         for side in ("a", "b")
     }
@@ -146,9 +148,10 @@ def battle_turn_begin(*, battle_id, rater_id: str, text) -> TurnPlan:
 def battle_side_finish(
     *, response_id: int, state: str, content: str, finish_reason: str = "", error: str = "",
     ttft_ms: float | None = None, tokens_per_s: float | None = None, completion_tokens: int | None = None,
+    prompt_tokens: int | None = None,
 ) -> Response:
-    """Record one side's answer and append it to that side's conversation."""
-    response = Response.objects.select_related("turn").get(pk=response_id)
+    """Record one side's answer (with its usage and cost, ``arena.costs``) and append it to that side's conversation."""
+    response = Response.objects.select_related("turn", "model").get(pk=response_id)
     battle = Battle.objects.select_for_update().get(pk=response.turn.battle_id)
     if response.state != Response.State.PENDING:
         return response
@@ -157,6 +160,8 @@ def battle_side_finish(
     response.finish_reason = finish_reason
     response.error = error[:4000]
     response.ttft_ms, response.tokens_per_s, response.completion_tokens = ttft_ms, tokens_per_s, completion_tokens
+    if settings.ARENA_ACCOUNTING:
+        response_account(response, battle.conversation(response.side), prompt_tokens=prompt_tokens)
     response.finished_at = timezone.now()
     response.save()
     # The assistant turn is kept even when empty, so the next user turn alternates roles correctly.
@@ -229,7 +234,8 @@ def _style_of(responses: list[Response]) -> dict:
     for side in ("a", "b"):
         mine = [r for r in responses if r.side == side]
         text = "\n\n".join(r.content for r in mine)
-        tokens = sum(r.completion_tokens for r in mine) if all(r.completion_tokens for r in mine) else None
+        real = all(r.completion_tokens and not r.usage_estimated for r in mine)
+        tokens = sum(r.completion_tokens for r in mine) if real else None
         counts = style_counts(text, tokens=tokens)
         style[side] = {"tokens": counts.tokens, "headers": counts.headers, "lists": counts.lists, "bold": counts.bold}
     return style

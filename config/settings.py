@@ -293,6 +293,17 @@ ARENA_MODERATION_MODEL = env_str("ARENA_MODERATION_MODEL", "omni-moderation-late
 ARENA_MODERATION_API_KEY = env_secret("ARENA_MODERATION_API_KEY")
 ARENA_MODERATION_WORDS = env_list("ARENA_MODERATION_WORDS", [])
 
+# --- Serving accounting and pairing holds (arena/costs.py, arena/serving_stats.py, arena/pairing_holds.py) ---
+# Usage and cost per response, and the holds that take a model out of pairing: daily budget spent,
+# error rate over the window at or above the threshold (with enough responses to judge), all of an
+# engine's --max-loras slots busy. Off: none of it (measured by bench/accounting.py).
+ARENA_ACCOUNTING = env_bool("ARENA_ACCOUNTING", default=True)
+ARENA_PAIRING_MAX_ERROR_RATE = env_float("ARENA_PAIRING_MAX_ERROR_RATE", 0.5, minimum=0.0)
+ARENA_PAIRING_ERROR_WINDOW_S = env_float("ARENA_PAIRING_ERROR_WINDOW_S", 900.0, minimum=10.0)
+ARENA_PAIRING_ERROR_MIN_RESPONSES = env_int("ARENA_PAIRING_ERROR_MIN_RESPONSES", 5, minimum=1)
+# An open battle touched this recently holds its adapters' slots on their engine.
+ARENA_LORA_BUSY_WINDOW_S = env_float("ARENA_LORA_BUSY_WINDOW_S", 600.0, minimum=1.0)
+
 # --- Leaderboard (arena/leaderboard/) ---
 # Votes a category needs before its board shows numbers: the overall board from the first
 # vote (its intervals say how little one vote means), every other category (multi-turn, long

@@ -1,21 +1,68 @@
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 
-from serving import services
+from serving import adapters, presets, services
 from serving.errors import EngineError
 from serving.models import Endpoint, ServedModel
 
 
+class EndpointForm(forms.ModelForm):
+    """The endpoint form, with a preset that fills the fields left blank (serving/presets.py)."""
+
+    preset = forms.ChoiceField(required=False, choices=[("", "— none —"), *presets.preset_choices()],
+                               help_text="Fills base URL, key variable, kind and request terms where left blank; "
+                                         "creates the preset's models, inactive until you set prices.")
+
+    base_url = forms.URLField(required=False, assume_scheme="https", help_text=Endpoint.base_url.field.help_text)
+
+    class Meta:
+        model = Endpoint
+        fields = "__all__"
+
+    def clean(self):
+        data = super().clean()
+        if data.get("preset") and self.instance.pk is None:
+            # Fields the admin left untouched or empty take the preset's values.
+            untouched = {name for name, value in data.items() if name not in self.changed_data or value in ("", None)}
+            defaults = presets.PRESETS[data["preset"]].endpoint_defaults()
+            data.update({name: value for name, value in defaults.items() if name in untouched})
+        url = data.get("base_url") or ""
+        if not url:
+            self.add_error("base_url", "Give the base URL (up to /v1), or choose a preset.")
+        elif "<" in url:
+            self.add_error("base_url", f"Fill in the part in <...> of {url}.")
+        else:
+            try:
+                URLValidator()(url)
+            except ValidationError as exc:
+                self.add_error("base_url", exc)
+        return data
+
+
 @admin.register(Endpoint)
 class EndpointAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "base_url", "managed", "healthy", "last_checked_at"]
+    form = EndpointForm
+    list_display = ["name", "kind", "preset", "base_url", "healthy", "last_checked_at"]
     list_filter = ["kind", "healthy", "managed"]
     readonly_fields = ["healthy", "last_checked_at", "last_error", "created_at"]
     actions = ["check_health", "register_models", "reconcile_adapters"]
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change:
+            return
+        created = presets.preset_create_models(obj)
+        if created:
+            self.message_user(request, f"{obj}: created {', '.join(m.public_name for m in created)} (inactive: "
+                                       "set their prices, then activate them)")
+        self.check_health(request, [obj])
+
     @admin.action(description="Check health now")
     def check_health(self, request, queryset):
         for endpoint in queryset:
-            ok = services.endpoint_check_health(endpoint)
+            ok = services.endpoint_check_health(endpoint, force=True)
             self.message_user(request, f"{endpoint}: {'healthy' if ok else endpoint.last_error}",
                               messages.SUCCESS if ok else messages.WARNING)
 
@@ -28,10 +75,14 @@ class EndpointAdmin(admin.ModelAdmin):
             except EngineError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
 
-    @admin.action(description="Re-load forgotten LoRA adapters")
+    @admin.action(description="Re-load forgotten LoRA adapters, verify them, unload paused ones")
     def reconcile_adapters(self, request, queryset):
         for endpoint in queryset:
-            self.message_user(request, f"{endpoint}: {services.adapters_reconcile(endpoint)}")
+            report = services.adapters_reconcile(endpoint)
+            verified = adapters.adapters_verify(endpoint)
+            unloaded = adapters.adapters_unload_inactive(endpoint)
+            self.message_user(request, f"{endpoint}: {report}; verified {verified}; unloaded {unloaded}",
+                              messages.WARNING if verified["failed"] else messages.SUCCESS)
 
 
 @admin.register(ServedModel)

@@ -11,6 +11,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,3 +103,15 @@ class EngineProcess:
             self.process.wait(5)
         except ProcessLookupError:
             pass
+
+
+@contextmanager
+def running_engine(spec: EngineSpec, timeout: float) -> Iterator[EngineProcess]:
+    """Start an engine, wait until it is ready, and stop it on leaving. Raises EngineError (stopped)."""
+    engine = EngineProcess(spec)
+    engine.start()
+    try:
+        engine.wait_ready(timeout)
+        yield engine
+    finally:
+        engine.stop()

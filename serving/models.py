@@ -7,7 +7,7 @@ contestants, and how often they battle, is the arena's (``arena.Contestant``).
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -19,6 +19,7 @@ class Endpoint(models.Model):
 
     class Kind(models.TextChoices):
         VLLM = "vllm", "vLLM (OpenAI-compatible, supports runtime LoRA)"
+        TGI = "tgi", "TGI / Hugging Face Inference Endpoint (Messages API)"
         OPENAI_COMPATIBLE = "openai", "Other OpenAI-compatible provider"
 
     name = models.SlugField(unique=True)
@@ -32,6 +33,24 @@ class Endpoint(models.Model):
     served_name = models.CharField(max_length=200, blank=True, help_text="--served-model-name of a managed engine")
     chat_template = models.CharField(max_length=500, blank=True)
     extra_args = models.JSONField(default=list, blank=True)
+
+    # How requests to it are made (serving/presets.py fills these for common providers).
+    preset = models.CharField(max_length=32, blank=True, help_text="The preset it was made from, if any")
+    max_concurrency = models.PositiveIntegerField(
+        default=16, help_text="Streams open at once per web process; more wait for a slot (0: no limit)")
+    timeout_s = models.FloatField(default=120.0, validators=[MinValueValidator(1.0)],
+                                  help_text="Per request: connecting, and waiting between two chunks")
+    retry_max = models.PositiveSmallIntegerField(
+        default=2, help_text="Retries of a request answered 429/5xx or not reached, before any token came")
+    retry_backoff_s = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)],
+                                        help_text="First retry delay; doubles each retry (Retry-After wins if longer)")
+    extra_body = models.JSONField(default=dict, blank=True, help_text="Extra fields sent in every request body")
+    health_every_s = models.PositiveIntegerField(
+        default=0, help_text="Probe at most this often (providers bill or rate-limit /v1/models); 0: every check")
+    max_loras = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="vLLM --max-loras: adapters it holds at once (empty: read from extra_args)")
+    daily_budget_usd = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True,
+                                           help_text="Spend per UTC day across its models; when spent they pause")
 
     healthy = models.BooleanField(default=False)
     last_checked_at = models.DateTimeField(null=True, blank=True)
@@ -60,6 +79,25 @@ class Endpoint(models.Model):
 
     def supports_lora(self) -> bool:
         return self.kind == self.Kind.VLLM
+
+    def lora_slots(self) -> int | None:
+        """How many adapters the engine holds at once (``max_loras``, else ``--max-loras`` in extra_args)."""
+        if self.max_loras:
+            return self.max_loras
+        args = [str(arg) for arg in self.extra_args or []]
+        for index, arg in enumerate(args):
+            if arg.startswith("--max-loras="):
+                return int(arg.split("=", 1)[1])
+            if arg == "--max-loras" and index + 1 < len(args) and args[index + 1].isdigit():
+                return int(args[index + 1])
+        return None
+
+    def clean(self) -> None:
+        if not isinstance(self.extra_body, dict):
+            raise ValidationError({"extra_body": "Extra request fields must be a JSON object."})
+        reserved = {"model", "messages", "stream", "stream_options"} & set(self.extra_body)
+        if reserved:
+            raise ValidationError({"extra_body": f"These fields are set by the arena: {', '.join(sorted(reserved))}"})
 
 
 class ServedModelQuerySet(models.QuerySet):
@@ -118,6 +156,16 @@ class ServedModel(models.Model):
     license = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
     generation = models.JSONField(default=default_generation, blank=True, validators=[validate_generation])
+
+    context_length = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens of context it accepts")
+    price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True,
+                                               help_text="USD per million prompt tokens (empty: not billed)")
+    price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True,
+                                                help_text="USD per million completion tokens (empty: not billed)")
+    daily_budget_usd = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True,
+                                           help_text="Spend per UTC day; when spent it pauses until the next day")
+    adapter_sha256 = models.CharField(max_length=64, blank=True,
+                                      help_text="Content hash of the adapter directory, verified after each load")
 
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from serving.adapter_hash import adapter_dir_sha256
 from serving.errors import EngineError
 from serving.models import Endpoint, ServedModel
 
@@ -28,20 +29,43 @@ def endpoint_list_models(endpoint: Endpoint, *, timeout: float | None = None) ->
     timeout = timeout or settings.SERVING_HEALTH_TIMEOUT_S
     try:
         response = httpx.get(f"{endpoint.base_url.rstrip('/')}/models", headers=_headers(endpoint), timeout=timeout)
+        if response.status_code in (401, 403):
+            raise EngineError(_key_refused(endpoint, response.status_code))
         response.raise_for_status()
         return list(response.json().get("data", []))
     except (httpx.HTTPError, ValueError) as exc:
         raise EngineError(f"{endpoint.name}: /v1/models failed: {exc}") from exc
 
 
-def endpoint_check_health(endpoint: Endpoint) -> bool:
-    """Probe the endpoint and store the result. vLLM has /health; other providers answer /v1/models."""
+def _key_refused(endpoint: Endpoint, status: int) -> str:
+    """The admin's explanation of a 401/403: which variable holds the key, and whether it is set."""
+    import os
+
+    if not endpoint.api_key_env:
+        return f"{endpoint.name}: the server requires an API key (HTTP {status}); name its variable in 'API key env'"
+    if not os.environ.get(endpoint.api_key_env):
+        return f"{endpoint.name}: the server requires an API key (HTTP {status}) and {endpoint.api_key_env} is not set"
+    return f"{endpoint.name}: the server rejected the API key in {endpoint.api_key_env} (HTTP {status}); check its value"
+
+
+def endpoint_check_health(endpoint: Endpoint, *, force: bool = False) -> bool:
+    """Probe the endpoint and store the result. vLLM and TGI have /health (plus /v1/models when a key is
+    configured, to check it); other providers answer /v1/models, at most every ``health_every_s`` seconds unless ``force`` (the cached answer is returned in between).
+    """
+    if (not force and endpoint.health_every_s and endpoint.last_checked_at
+            and (timezone.now() - endpoint.last_checked_at).total_seconds() < endpoint.health_every_s):
+        return endpoint.healthy
     error = ""
     try:
-        if endpoint.kind == Endpoint.Kind.VLLM:
-            response = httpx.get(f"{endpoint.root_url()}/health", timeout=settings.SERVING_HEALTH_TIMEOUT_S)
-            if response.status_code != 200:
+        if endpoint.kind in (Endpoint.Kind.VLLM, Endpoint.Kind.TGI):
+            response = httpx.get(f"{endpoint.root_url()}/health", headers=_headers(endpoint),
+                                 timeout=settings.SERVING_HEALTH_TIMEOUT_S)
+            if response.status_code in (401, 403):
+                error = _key_refused(endpoint, response.status_code)
+            elif response.status_code != 200:
                 error = f"/health answered {response.status_code}"
+            elif endpoint.api_key_env:
+                endpoint_list_models(endpoint)  # /health is open: check the key where the API needs it
         else:
             endpoint_list_models(endpoint)
     except httpx.HTTPError as exc:
@@ -125,7 +149,7 @@ def served_model_register_adapter(*, parent: ServedModel, name: str, adapter_pat
     """
     adapter_load(parent.endpoint, name=name, path=adapter_path)
     return ServedModel.objects.create(
-        public_name=name,
+        adapter_sha256=adapter_dir_sha256(adapter_path), public_name=name,
         endpoint=parent.endpoint,
         engine_model_id=name,
         kind=ServedModel.Kind.LORA,

@@ -212,7 +212,7 @@ class JobAdmin(_AddThroughService, admin.ModelAdmin):
 @admin.register(Checkpoint)
 class CheckpointAdmin(admin.ModelAdmin):
     list_display = ["__str__", "job", "lineage_text", "contestant", "created_at"]
-    readonly_fields = ["job", "adapter_path", "base_model", "parent", "final_metrics", "served_model", "created_at",
+    readonly_fields = ["job", "adapter_path", "adapter_sha256", "base_model", "parent", "final_metrics", "served_model", "created_at",
                        "lineage_text", "contestant"]
 
     def has_add_permission(self, request):

@@ -130,6 +130,7 @@ class Checkpoint(models.Model):
 
     job = models.OneToOneField(Job, on_delete=models.PROTECT, related_name="checkpoint")
     adapter_path = models.CharField(max_length=500)
+    adapter_sha256 = models.CharField(max_length=64, blank=True, help_text="Content hash of the adapter directory")
     base_model = models.ForeignKey(ServedModel, on_delete=models.PROTECT, related_name="checkpoints")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     final_metrics = models.JSONField(default=dict, blank=True)

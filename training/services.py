@@ -346,8 +346,8 @@ def job_register_checkpoint(job: Job, done: dict) -> Checkpoint:
     model = served_model_register_adapter(parent=job.base_model, name=job.contestant_name(),
                                           adapter_path=checkpoint.adapter_path, description=description)
     contestant_enter(model)  # the arena boosts a new contestant for its first votes
-    checkpoint.served_model = model
-    checkpoint.save(update_fields=["served_model"])
+    checkpoint.served_model, checkpoint.adapter_sha256 = model, model.adapter_sha256
+    checkpoint.save(update_fields=["served_model", "adapter_sha256"])
     return checkpoint
 
 

@@ -89,3 +89,15 @@ def test_the_admin_action_asks_why_then_retires(arena, admin_client):
     change = BoardChange.objects.get()
     assert (change.model_name, change.actor, change.reason) == ("cat", "admin", "End of evaluation.")
     assert admin_client.get("/admin/arena/boardchange/").status_code == 200
+
+
+def test_a_retired_fine_tune_is_paused_in_serving_so_its_adapter_slot_is_freed(arena):
+    from serving.models import ServedModel
+
+    base = arena[0]
+    tune = make_model(public_name="ant-dpo-j9", kind="lora", parent=base, endpoint=base.endpoint)
+    model_retire(tune, actor="boss", reason="superseded by j10")
+    assert not ServedModel.objects.get(pk=tune.pk).active  # reconciliation unloads inactive adapters
+    assert ServedModel.objects.get(pk=base.pk).active  # a base model is only taken out of pairing
+    model_reinstate(ServedModel.objects.get(pk=tune.pk), actor="boss", reason="needed for a comparison")
+    assert ServedModel.objects.get(pk=tune.pk).active

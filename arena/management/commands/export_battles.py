@@ -1,4 +1,4 @@
-"""manage.py export_battles [FILE] [--include-flagged | --snapshot ID]: votes as FastChat battles, JSON Lines.
+"""manage.py export_battles [FILE] [--include-flagged | --snapshot ID] [--usage]: votes as FastChat battles, JSON Lines.
 
 ``--snapshot ID`` (or ``latest``) writes exactly the votes that rating snapshot counted: with the
 arguments it recorded (``data["reproduce"]["compute_ratings_args"]``), ``compute_ratings`` on
@@ -24,8 +24,11 @@ class Command(BaseCommand):
         parser.add_argument("--include-flagged", action="store_true",
                             help="also votes with an identity leak or a failed side (with their flags)")
         parser.add_argument("--snapshot", help="ID or 'latest': exactly the votes this rating snapshot counted")
+        parser.add_argument("--usage", action="store_true",
+                            help="add each side's tokens and cost (admin data: never publish it)")
 
-    def handle(self, *args, file: str, include_flagged: bool, snapshot: str | None, **options) -> None:
+    def handle(self, *args, file: str, include_flagged: bool, snapshot: str | None, usage: bool = False,
+               **options) -> None:
         upto = None
         if snapshot is not None:
             if include_flagged:
@@ -36,12 +39,14 @@ class Command(BaseCommand):
                 raise CommandError(f"no rating snapshot {snapshot!r}")
             upto = found.last_vote_id
         if file == "-":
-            count = battles_export(self.stdout, include_flagged=include_flagged, counted_up_to=upto)
+            count = battles_export(self.stdout, include_flagged=include_flagged, counted_up_to=upto,
+                                   include_usage=usage)
             self.stdout.flush()
         else:
             try:
                 with open(file, "w", encoding="utf-8") as out:
-                    count = battles_export(out, include_flagged=include_flagged, counted_up_to=upto)
+                    count = battles_export(out, include_flagged=include_flagged, counted_up_to=upto,
+                                           include_usage=usage)
             except OSError as exc:
                 raise CommandError(f"cannot write {file}: {exc.strerror or exc}") from None
         # The count goes to stderr: stdout may be the data itself.
