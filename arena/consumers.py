@@ -18,6 +18,7 @@ import openai
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 
 from arena import services
 from arena.markdown import render_markdown
@@ -41,6 +42,10 @@ def _side_error_message(exc: BaseException) -> str:
 
 
 class BattleConsumer(AsyncJsonWebsocketConsumer):
+    # Battles never use the channel layer: without this, every socket also runs the layer's
+    # receive loop, and a Redis outage closes battle sockets with 1011 mid-stream.
+    channel_layer_alias = None
+
     async def connect(self) -> None:
         self.rater_id = await database_sync_to_async(self._rater_id)()
         client = self.scope.get("client") or (None, None)
@@ -87,6 +92,9 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
             await handler(content)
         except services.ArenaError as exc:
             await self._error(exc.code, exc.message)
+        except DatabaseError:
+            logger.exception("database error on %s", content["type"])
+            await self._error("unavailable", "The arena's database is unavailable right now; try again in a moment.")
 
     async def _error(self, code: str, message: str) -> None:
         await self.send_json({"type": "error", "code": code, "message": message})
@@ -169,11 +177,10 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
         tps = tokens / (finished - first_token_at) if tokens and first_token_at and finished > first_token_at else None
         public_error = outcome.pop("public_error", "")
         # Shielded: a cancelled side must still record what it had produced.
-        await asyncio.shield(
-            database_sync_to_async(services.battle_side_finish)(
-                response_id=plan.response_ids[side], content=content, ttft_ms=ttft_ms, tokens_per_s=tps, **outcome
-            )
-        )
+        if not await asyncio.shield(self._record_side(plan, side, content, ttft_ms=ttft_ms, tokens_per_s=tps,
+                                                      **outcome)):
+            outcome = {"state": Response.State.ERROR, "finish_reason": "error"}
+            public_error = "This answer could not be saved; start a new battle."
         try:
             await self.send_json(
                 {"type": "side_done", "side": side, "state": str(outcome["state"]),
@@ -182,6 +189,24 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
             )
         except Exception:  # noqa: BLE001 - the socket may be gone after a disconnect
             pass
+
+    async def _record_side(self, plan: services.TurnPlan, side: str, content: str, **outcome) -> bool:
+        """Record a finished side; on failure, try once to close it as an error, so the turn never stays
+        pending (what neither attempt records, ``arena.reaper`` closes after the generation timeout)."""
+        finish = database_sync_to_async(services.battle_side_finish)
+        response_id = plan.response_ids[side]
+        try:
+            await finish(response_id=response_id, content=content, **outcome)
+            return True
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the side must still end
+            logger.exception("battle %s side %s: recording the answer failed", plan.battle_id, side)
+            error = f"recording the answer failed: {exc.__class__.__name__}: {exc}"
+        try:
+            await finish(response_id=response_id, state=Response.State.ERROR, finish_reason="error",
+                         content=content.replace("\x00", ""), error=error)
+        except Exception:  # noqa: BLE001
+            logger.exception("battle %s side %s: closing the side as an error failed too", plan.battle_id, side)
+        return False
 
 
 class LeaderboardConsumer(AsyncJsonWebsocketConsumer):

@@ -96,3 +96,11 @@ def _publish(countdown: float) -> None:
     options = {**(app.conf.broker_transport_options or {}), "max_retries": 0}
     with app.connection_for_write(connect_timeout=1.0, transport_options=options) as connection:
         ratings_refresh.apply_async(countdown=countdown, retry=False, connection=connection)
+
+
+@shared_task(ignore_result=True)
+def responses_reap_stale() -> list[int]:
+    """Close answers left pending by a web process that died (see arena.reaper)."""
+    from arena import reaper
+
+    return reaper.responses_reap_stale()

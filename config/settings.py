@@ -236,6 +236,9 @@ ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5, minimum=1, maximum=50)
 ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 4000, minimum=1)
 ARENA_MAX_OUTPUT_TOKENS = env_int("ARENA_MAX_OUTPUT_TOKENS", 256, minimum=1, maximum=32768)
 ARENA_GENERATION_TIMEOUT_S = env_float("ARENA_GENERATION_TIMEOUT_S", 120.0, minimum=1.0)
+# A response still pending this long after the generation timeout lost its web process: arena.reaper closes it.
+ARENA_REAP_GRACE_S = env_float("ARENA_REAP_GRACE_S", 30.0, minimum=0.0)
+ARENA_REAP_EVERY_S = env_float("ARENA_REAP_EVERY_S", 60.0, minimum=1.0)
 ARENA_IP_SALT = env_secret("ARENA_IP_SALT") or SECRET_KEY
 # Model and organization names whose mention in a model's answer flags the vote
 # (FastChat's list, lower-case, matched as whole words).
@@ -317,6 +320,7 @@ SHARED_DATA_DIR = Path(env_str("ARENA_SHARED_DATA_DIR", str(BASE_DIR.parent / "s
 CELERY_BEAT_SCHEDULE = {
     "endpoints-check-health": {"task": "serving.tasks.endpoints_check_health", "schedule": 30.0},
     "jobs-reap-stale": {"task": "training.tasks.jobs_reap_stale", "schedule": 60.0},
+    "responses-reap-stale": {"task": "arena.tasks.responses_reap_stale", "schedule": ARENA_REAP_EVERY_S},
     "jobs-dispatch-unsent": {"task": "training.tasks.jobs_dispatch_unsent", "schedule": 60.0},
     # A safety net: votes trigger their own refit; this one catches a lost message or an admin edit.
     "ratings-refresh": {"task": "arena.tasks.ratings_refresh", "schedule": ARENA_LEADERBOARD_REFRESH_EVERY_S},

@@ -120,6 +120,7 @@ class ServedModel(models.Model):
     boost_weight = models.FloatField(default=1.0, validators=[MinValueValidator(1.0)])
     boost_votes_left = models.PositiveIntegerField(default=0)
     active = models.BooleanField(default=True)
+    last_error = models.TextField(blank=True, help_text="Why the arena took this model out of battles, if it did")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ServedModelQuerySet.as_manager()

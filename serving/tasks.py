@@ -6,11 +6,8 @@ from serving.models import Endpoint
 
 @shared_task(ignore_result=True)
 def endpoints_check_health() -> dict:
-    """Probe every endpoint; on healthy vLLM endpoints re-load adapters a restart made it forget."""
+    """Probe every endpoint; a vLLM endpoint re-enters battles only once its adapters are re-loaded."""
     report = {}
     for endpoint in Endpoint.objects.all():
-        healthy = services.endpoint_check_health(endpoint)
-        report[endpoint.name] = {"healthy": healthy}
-        if healthy and endpoint.supports_lora():
-            report[endpoint.name]["adapters"] = services.adapters_reconcile(endpoint)
+        report[endpoint.name] = services.endpoint_refresh(endpoint)
     return report

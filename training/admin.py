@@ -31,6 +31,14 @@ class DatasetAdmin(admin.ModelAdmin):
             return _with_user(DatasetImportForm, request.user)
         return super().get_form(request, obj, **kwargs)
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if object_id is None:
+            # No request-wide transaction for an import: a hub download or a large upload takes up to
+            # minutes, and in the embedded mode (SQLite) a transaction holds the one write lock that
+            # every vote needs. The import service writes its one row in a short transaction of its own.
+            return self._changeform_view(request, object_id, form_url, extra_context)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return [(None, {"fields": ["import_from", "name", "data_format", "upload", "builtin", "server_path",

@@ -51,30 +51,29 @@ class DatasetImportForm(forms.ModelForm):
         source, name, fmt = data["import_from"], data.get("name") or "", data.get("data_format") or ""
         common = {"created_by": self.user}
         try:
-            with transaction.atomic():
-                if source == "builtin":
-                    if not data.get("builtin"):
-                        raise ValidationError("Pick a built-in dataset.")
-                    self.instance = services.dataset_from_builtin(data["builtin"], name=name or None, **common)
-                elif source == "arena":
-                    self.instance = services.dataset_from_arena_votes(name=name or "arena-votes", **common)
+            if source == "builtin":
+                if not data.get("builtin"):
+                    raise ValidationError("Pick a built-in dataset.")
+                self.instance = services.dataset_from_builtin(data["builtin"], name=name or None, **common)
+            elif source == "arena":
+                self.instance = services.dataset_from_arena_votes(name=name or "arena-votes", **common)
+            else:
+                if not name:
+                    raise ValidationError("Give the dataset a name.")
+                if not fmt:
+                    raise ValidationError("Say which format the rows are in.")
+                extra = {"license": data.get("license", ""), "description": data.get("description", "")}
+                if source == "upload":
+                    upload = data.get("upload")
+                    if not upload:
+                        raise ValidationError("Choose a file to upload.")
+                    self.instance = services.dataset_import(name=name, data=upload.read(), fmt=fmt,
+                                                            source_ref=upload.name, **extra, **common)
+                elif source == "path":
+                    self.instance = services.dataset_from_path(data.get("server_path", ""), name=name, fmt=fmt,
+                                                               **extra, **common)
                 else:
-                    if not name:
-                        raise ValidationError("Give the dataset a name.")
-                    if not fmt:
-                        raise ValidationError("Say which format the rows are in.")
-                    extra = {"license": data.get("license", ""), "description": data.get("description", "")}
-                    if source == "upload":
-                        upload = data.get("upload")
-                        if not upload:
-                            raise ValidationError("Choose a file to upload.")
-                        self.instance = services.dataset_import(name=name, data=upload.read(), fmt=fmt,
-                                                                source_ref=upload.name, **extra, **common)
-                    elif source == "path":
-                        self.instance = services.dataset_from_path(data.get("server_path", ""), name=name, fmt=fmt,
-                                                                   **extra, **common)
-                    else:
-                        self.instance = services.dataset_from_hub(data.get("hub_id", ""), name=name, fmt=fmt, **common)
+                    self.instance = services.dataset_from_hub(data.get("hub_id", ""), name=name, fmt=fmt, **common)
         except services.TrainingError as exc:
             raise _as_validation_error(exc) from None
         return data
