@@ -94,32 +94,15 @@ def chromium_path() -> str:
 @pytest.fixture
 def asgi_server(transactional_db):
     """The real ASGI app (HTTP + WebSockets) served by daphne from a subprocess, on the test database."""
-    import subprocess
-    import sys
-    import time
-
-    import httpx
+    from tests.faults import start_daphne
 
     port = free_port()
     env = {**os.environ, "DATABASE_URL": _database_url_for_subprocess()}
-    log_path = REPO / "var" / "logs" / "test-daphne.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+    try:
+        process = start_daphne(REPO, port, env, REPO / "var" / "logs" / "test-daphne.log")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{url}/healthz", timeout=1.0)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail(f"daphne did not start; see {log_path}")
     yield url
     process.terminate()
     process.wait(10)
