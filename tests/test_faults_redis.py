@@ -8,6 +8,8 @@ pushes reach leaderboard sockets again without restarting anything.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -40,17 +42,17 @@ def own_redis(tmp_path, settings):
 
 async def leaderboard_push_arrives(snapshot_id: int) -> bool:
     communicator = WebsocketCommunicator(application, "/ws/leaderboard/")
+    arrived = False
     try:
         connected, _ = await communicator.connect(timeout=5)
-        if not connected:
-            return False
-        await database_sync_to_async(leaderboard_broadcast)(snapshot_id)
-        frame = await communicator.receive_json_from(timeout=5)
-        return frame == {"type": "leaderboard", "snapshot_id": snapshot_id}
-    except Exception:  # noqa: BLE001 - with Redis down the socket fails in one of several ways
-        return False
-    finally:
+        if connected:
+            await database_sync_to_async(leaderboard_broadcast)(snapshot_id)
+            frame = await communicator.receive_json_from(timeout=5)
+            arrived = frame == {"type": "leaderboard", "snapshot_id": snapshot_id}
         await communicator.disconnect()
+    except Exception:  # noqa: BLE001 - with Redis down the socket fails in one of several ways
+        pass
+    return arrived
 
 
 async def battle(on_first_delta=None) -> dict:
@@ -86,4 +88,11 @@ async def test_battles_outlive_a_redis_outage_and_pushes_resume_when_it_returns(
     assert response.status_code == 200 and "snapshot" in response.json()
 
     own_redis.start()  # same port: nothing is restarted on the app's side
-    assert await leaderboard_push_arrives(3)
+    # A page's socket reconnects with backoff; the first attempts may still meet a dropped pool connection.
+    recovered = False
+    for attempt in range(10):
+        if await leaderboard_push_arrives(3 + attempt):
+            recovered = True
+            break
+        await asyncio.sleep(1.0)
+    assert recovered, "leaderboard pushes did not resume after Redis came back"

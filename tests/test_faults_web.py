@@ -101,6 +101,7 @@ async def test_a_side_whose_answer_cannot_be_recorded_still_ends(battle_models, 
         # Nothing could be recorded: the vote waits, and the reaper closes the answer after the timeout.
         await communicator.send_json_to({"type": "vote", "battle_id": battle_id, "winner": "model_b"})
         assert (await communicator.receive_json_from(timeout=30))["code"] == "not_finished"
+        monkeypatch.setattr(services, "battle_side_finish", real_finish)  # the database is back
         settings.ARENA_GENERATION_TIMEOUT_S = 1
         settings.ARENA_REAP_GRACE_S = 0
         await asyncio.sleep(1.5)
