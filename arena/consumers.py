@@ -13,9 +13,10 @@ import json
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import openai
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
@@ -28,6 +29,16 @@ from serving.streaming import stream_chat
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
+
+#: The battle sockets' ORM calls run in this pool of threads (each with its own connection), not in
+#: Channels' default one shared thread: there every socket's every call queued behind all the others,
+#: and under load new sockets waited past daphne's connect timeout (HTTP 403).
+_DB_POOL = ThreadPoolExecutor(max_workers=settings.ARENA_DB_THREADS, thread_name_prefix="arena-db")
+
+
+def db(func):
+    """``func`` as a coroutine run in ``_DB_POOL``, closing stale connections before and after (as Channels does)."""
+    return DatabaseSyncToAsync(func, thread_sensitive=False, executor=_DB_POOL)
 
 
 def _side_error_message(exc: BaseException) -> str:
@@ -47,7 +58,7 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
     channel_layer_alias = None
 
     async def connect(self) -> None:
-        self.rater_id = await database_sync_to_async(self._rater_id)()
+        self.rater_id = await db(self._rater_id)()
         client = self.scope.get("client") or (None, None)
         self.ip_hash = services.ip_hash(client[0])
         self.generation: asyncio.Task | None = None
@@ -101,7 +112,7 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
 
     async def _on_new_battle(self, content: dict) -> None:
         await self._cancel_generation()
-        battle = await database_sync_to_async(services.battle_create)(rater_id=self.rater_id, ip_hash=self.ip_hash)
+        battle = await db(services.battle_create)(rater_id=self.rater_id, ip_hash=self.ip_hash)
         await self.send_json(
             {
                 "type": "battle",
@@ -114,7 +125,7 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
     async def _on_prompt(self, content: dict) -> None:
         if self.generation and not self.generation.done():
             raise services.ArenaError("busy", "Wait for both answers before sending another prompt.")
-        plan = await database_sync_to_async(services.battle_turn_begin)(
+        plan = await db(services.battle_turn_begin)(
             battle_id=content.get("battle_id"), rater_id=self.rater_id, text=content.get("text")
         )
         await self.send_json({"type": "turn_started", "battle_id": plan.battle_id, "turn": plan.turn_index + 1})
@@ -126,11 +137,11 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
     async def _on_vote(self, content: dict) -> None:
         if self.generation and not self.generation.done():
             raise services.ArenaError("not_finished", "Wait until both answers have finished.")
-        vote = await database_sync_to_async(services.battle_vote)(
+        vote = await db(services.battle_vote)(
             battle_id=content.get("battle_id"), rater_id=self.rater_id, winner=content.get("winner"),
             ip_hash=self.ip_hash,
         )
-        reveal = await database_sync_to_async(services.battle_reveal)(vote.battle)
+        reveal = await db(services.battle_reveal)(vote.battle)
         await self.send_json(
             {"type": "revealed", "battle_id": str(vote.battle.public_id), "winner": vote.winner,
              "flagged": vote.identity_leak, **reveal}
@@ -193,7 +204,7 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
     async def _record_side(self, plan: services.TurnPlan, side: str, content: str, **outcome) -> bool:
         """Record a finished side; on failure, try once to close it as an error, so the turn never stays
         pending (what neither attempt records, ``arena.reaper`` closes after the generation timeout)."""
-        finish = database_sync_to_async(services.battle_side_finish)
+        finish = db(services.battle_side_finish)
         response_id = plan.response_ids[side]
         try:
             await finish(response_id=response_id, content=content, **outcome)

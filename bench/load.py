@@ -124,7 +124,9 @@ async def rater(url: str, stats: Stats, step: int, deadline: float, think_s: flo
                 stats.held -= 1
     except websockets.ConnectionClosed as exc:
         stats.count(stats.dropped, f"closed {exc.rcvd.code if exc.rcvd else 'without a close frame'}")
-    except (OSError, TimeoutError) as exc:
+    except websockets.InvalidStatus as exc:
+        stats.count(stats.dropped, f"handshake refused: HTTP {exc.response.status_code}")
+    except (websockets.WebSocketException, OSError, TimeoutError) as exc:
         stats.count(stats.dropped, exc.__class__.__name__)
 
 

@@ -152,7 +152,10 @@ TEMPLATES = [
 DATABASE_URL = env_url(
     "DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}", {"sqlite", "postgres", "postgresql", "pgsql"}
 )
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# Seconds a connection is kept for the next request or battle call (0: a new one per call). Each web
+# thread keeps its own; health checks replace one the server dropped (a PostgreSQL restart).
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("ARENA_DB_CONN_MAX_AGE", 60, minimum=0),
+                                              conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker) share the file: wait for locks instead of failing.
     # IMMEDIATE takes the write lock when a transaction starts: two concurrent votes then wait
@@ -239,6 +242,8 @@ ARENA_GENERATION_TIMEOUT_S = env_float("ARENA_GENERATION_TIMEOUT_S", 120.0, mini
 # A response still pending this long after the generation timeout lost its web process: arena.reaper closes it.
 ARENA_REAP_GRACE_S = env_float("ARENA_REAP_GRACE_S", 30.0, minimum=0.0)
 ARENA_REAP_EVERY_S = env_float("ARENA_REAP_EVERY_S", 60.0, minimum=1.0)
+# Threads (and so database connections) per web process for the battle sockets' database calls.
+ARENA_DB_THREADS = env_int("ARENA_DB_THREADS", 8, minimum=1, maximum=64)
 ARENA_IP_SALT = env_secret("ARENA_IP_SALT") or SECRET_KEY
 # Model and organization names whose mention in a model's answer flags the vote
 # (FastChat's list, lower-case, matched as whole words).
