@@ -69,3 +69,55 @@ def start_daphne(repo: Path, port: int, env: dict, log_path: Path, timeout: floa
             time.sleep(0.3)
     process.kill()
     raise RuntimeError(f"daphne did not start; see {log_path}")
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of its own (initdb in a temp dir of its own, run as the ``postgres`` user when
+    this process is root, since PostgreSQL refuses root), on a free port; a test may restart it."""
+
+    def __init__(self, port: int):
+        import tempfile
+
+        self.directory, self.port = Path(tempfile.mkdtemp(prefix="arena-pg-")), port
+        self.data = self.directory / "data"
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/arena"
+
+    def _run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        import os
+
+        binary = shutil.which(argv[0]) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{argv[0]}"))), None)
+        if binary is None:
+            raise RuntimeError(f"{argv[0]} (PostgreSQL server binaries) is not installed")
+        command = [str(binary), *argv[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, check=check, timeout=120)
+
+    def start(self) -> None:
+        import os
+
+        if not self.data.exists():
+            if os.geteuid() == 0:
+                shutil.chown(self.directory, "postgres")
+            self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.directory / "log"), "-w", "-o",
+                  f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+
+    def restart(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.directory / "log"), "-m", "fast", "-w", "restart")
+
+    def stop(self, remove: bool = True) -> None:
+        if self.data.exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop", check=False)
+        if remove:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def sql(self, statement: str, database: str = "arena") -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/{database}", autocommit=True) as conn:
+            cursor = conn.execute(statement)
+            return cursor.fetchall() if cursor.description else []
