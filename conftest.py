@@ -31,16 +31,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def vllm_url():
-    """Root URL of a real vLLM CPU server serving SmolLM2-135M-Instruct for the whole session.
-
-    ARENA_TEST_VLLM_URL reuses a server that is already running (handy while developing).
-    """
-    existing = os.environ.get("ARENA_TEST_VLLM_URL")
-    if existing:
-        yield existing.rstrip("/")
-        return
+def start_smollm2_engine(log_name: str):
+    """A real SmolLM2 vLLM CPU engine on a free port, ready (an EngineProcess: stop() it), or the test fails."""
     from django.conf import settings
 
     from serving.engines import EngineProcess
@@ -51,7 +43,7 @@ def vllm_url():
     if not Path(spec.python).exists() or not (Path(spec.model_dir) / "config.json").exists():
         missing_part(f"engine python {spec.python} or model {spec.model_dir} missing: run `make models`")
     spec.port = free_port()
-    spec.log_path = settings.DATA_DIR / "logs" / "test-engine.log"
+    spec.log_path = settings.DATA_DIR / "logs" / log_name
     engine = EngineProcess(spec)
     engine.start()
     try:
@@ -59,6 +51,21 @@ def vllm_url():
     except EngineError as exc:
         engine.stop()
         pytest.fail(str(exc))
+    return engine
+
+
+@pytest.fixture(scope="session")
+def vllm_url():
+    """Root URL of a real vLLM CPU server serving SmolLM2-135M-Instruct for the whole session.
+
+    ARENA_TEST_VLLM_URL reuses a server that is already running (handy while developing).
+    """
+    existing = os.environ.get("ARENA_TEST_VLLM_URL")
+    if existing:
+        yield existing.rstrip("/")
+        return
+    engine = start_smollm2_engine("test-engine.log")
+    spec = engine.spec
     yield spec.root_url
     engine.stop()
 

@@ -21,8 +21,8 @@ worker runs: leaderboard refits queue up in Redis unserved, which the web side d
     # A: the web stack alone, 200 raters, 3 minutes
     .venv/bin/python bench/load.py --fake --raters 200 --duration 180 \\
         --database-url postgres://postgres@127.0.0.1:5432/loadfaults --redis-url redis://127.0.0.1:6379/7
-    # B: the CPU engine, raters rising until it saturates
-    .venv/bin/python bench/load.py --engine-url http://127.0.0.1:8101 --steps 1,2,4,8,16 --step-s 60 ...
+    # B: a CPU engine of its own, raters rising until it saturates
+    .venv/bin/python bench/load.py --start-engine --tokens 256 --steps 1,2,4,8,16,32 --step-s 45 ...
     # C: two web processes
     .venv/bin/python bench/load.py --fake --webs 2 --raters 200 --duration 180 ...
 """
@@ -169,6 +169,23 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def start_engine(args):
+    from django.conf import settings
+
+    from serving.engines import EngineProcess
+    from serving.local_models import LOCAL_MODELS
+
+    spec = LOCAL_MODELS["smollm2"].engine_spec()
+    spec.port = free_port()
+    spec.log_path = settings.DATA_DIR / "logs" / "load-engine.log"
+    engine = EngineProcess(spec)
+    engine.start()
+    print(f"starting vLLM on {spec.root_url} (log {spec.log_path}) ...", flush=True)
+    engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
+    args.engine_url = spec.root_url
+    return engine
+
+
 def start_stack(args, env: dict) -> tuple[list[subprocess.Popen], list[str], list[Path]]:
     logs = REPO / "var" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -201,8 +218,8 @@ def start_stack(args, env: dict) -> tuple[list[subprocess.Popen], list[str], lis
 
 
 def server_errors(logs: list[Path]) -> int:
-    return sum(log.read_text(errors="replace").count("Exception inside application") +
-               log.read_text(errors="replace").count("Traceback") for log in logs)
+    """ERROR lines of the web logs (daphne's "Exception inside application" is one of them)."""
+    return sum(line.split(" ", 3)[2:3] == ["ERROR"] for log in logs for line in log.read_text(errors="replace").splitlines())
 
 
 def report(args, stats: Stats, steps: list[int], stored: list[str], memory: dict, errors: int) -> None:
@@ -243,6 +260,7 @@ def main() -> None:
     parser.add_argument("--webs", type=int, default=1, help="daphne web processes; raters are split between them")
     parser.add_argument("--fake", action="store_true", help="contestants on bench/fake_openai.py (a FAKE engine)")
     parser.add_argument("--engine-url", default="", help="a running vLLM server's root URL")
+    parser.add_argument("--start-engine", action="store_true", help="start a SmolLM2 vLLM CPU engine of its own")
     parser.add_argument("--engine-model", default="smollm2-135m-instruct")
     parser.add_argument("--tokens", type=int, default=8, help="max_tokens of both contestants")
     parser.add_argument("--think", type=float, default=2.0, help="a rater pauses 0..THINK s between battles")
@@ -251,8 +269,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
     args = parser.parse_args()
-    if not args.fake and not args.engine_url:
-        parser.error("give --engine-url (a running vLLM) or --fake")
+    if not (args.fake or args.engine_url or args.start_engine):
+        parser.error("give --engine-url (a running vLLM), --start-engine or --fake")
     steps = [int(s) for s in args.steps.split(",")] if args.steps else [args.raters]
     args.step_s = args.step_s or args.duration
 
@@ -267,9 +285,11 @@ def main() -> None:
     import django
 
     django.setup()
-    processes, urls, web_logs = start_stack(args, env)
-    webs = processes[-args.webs:]
+    engine, processes = None, []
     try:
+        engine = start_engine(args) if args.start_engine else None
+        processes, urls, web_logs = start_stack(args, env)
+        webs = processes[-args.webs:]
         memory = {p.pid: [rss_mb(p.pid), 0.0] for p in webs}
         stats = asyncio.run(drive(urls, steps, args.step_s, args.think, args.timeout))
         for p in webs:
@@ -279,6 +299,8 @@ def main() -> None:
             process.terminate()
         for process in processes:
             process.wait(20)
+        if engine:
+            engine.stop()
     from arena.models import Vote
 
     stored = [str(v) for v in Vote.objects.values_list("battle__public_id", flat=True)]

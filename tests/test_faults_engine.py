@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +15,7 @@ from channels.testing import WebsocketCommunicator
 
 from arena.models import Battle, Response
 from config.asgi import application
-from conftest import free_port, missing_part
+from conftest import start_smollm2_engine
 from serving import services
 from serving.engines import EngineProcess, group_members, pid_alive
 from serving.models import Endpoint, ServedModel
@@ -25,22 +24,11 @@ pytestmark = [pytest.mark.faults, pytest.mark.vllm, pytest.mark.django_db(transa
 
 
 @pytest.fixture
-def own_engine(settings):
+def own_engine():
     """A SmolLM2 engine started for this test alone, on a free port; stopped (whole group) at the end."""
-    from serving.local_models import LOCAL_MODELS
-
-    spec = LOCAL_MODELS["smollm2"].engine_spec()
-    if not Path(spec.python).exists() or not (Path(spec.model_dir) / "config.json").exists():
-        missing_part(f"engine python {spec.python} or model {spec.model_dir} missing: run `make models`")
-    spec.port = free_port()
-    spec.log_path = settings.DATA_DIR / "logs" / "test-fault-engine.log"
-    engine = EngineProcess(spec)
-    engine.start()
-    try:
-        engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
-        yield engine
-    finally:
-        engine.stop()
+    engine = start_smollm2_engine("test-fault-engine.log")
+    yield engine
+    engine.stop()
 
 
 async def battle_killing_at_first_token(engine: EngineProcess, victim_id: int) -> dict:

@@ -19,7 +19,6 @@ from arena import services as arena_services
 from serving.engines import pid_alive
 from serving.models import ServedModel
 from tests.test_training_loop import SMOKE, recipe_pid, wait_for, wait_until
-from tests.test_training_loop import base_model as _base_model_fixture  # noqa: F401 - the fixture, by its name
 from training import services
 from training.models import Job
 

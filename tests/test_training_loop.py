@@ -24,20 +24,6 @@ from training.models import Checkpoint, Job
 pytestmark = [pytest.mark.vllm, pytest.mark.training, pytest.mark.celery]
 
 
-@pytest.fixture
-def base_model(transactional_db, vllm_url, settings, tmp_path):
-    from serving.local_models import LOCAL_MODELS
-
-    spec = LOCAL_MODELS["smollm2"].engine_spec()
-    if not Path(settings.ENGINE_PYTHON).exists():
-        pytest.skip("engine environment missing")
-    endpoint = Endpoint.objects.create(name="test-local", base_url=f"{vllm_url}/v1", healthy=True,
-                                       model_dir=spec.model_dir)
-    return ServedModel.objects.create(public_name="smollm2-135m-instruct", endpoint=endpoint,
-                                      engine_model_id="smollm2-135m-instruct", organization="Hugging Face",
-                                      license="Apache-2.0", generation={"temperature": 0.0, "max_tokens": 8})
-
-
 def wait_for(job: Job, statuses: set[str], timeout: float = 600, condition=None) -> Job:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
