@@ -1,4 +1,7 @@
-"""Read battle files in FastChat's cleaned-battle schema (pure: standard library only).
+"""The pure battle-file parser: FastChat's cleaned-battle schema in, validated dicts out.
+
+Standard library only (no Django, no database); storing and exporting votes is
+:mod:`arena.battle_io`, the database side.
 
 A file is either a JSON list of battle objects (``clean_battle_YYYYMMDD.json``) or JSON Lines
 (one object per line; blank lines are skipped); gzip-compressed files are recognised by their

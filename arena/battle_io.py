@@ -1,4 +1,6 @@
-"""Votes to and from battle files in FastChat's cleaned-battle schema (JSON Lines).
+"""Battle files and the database: votes exported to, and battles imported from, FastChat's
+cleaned-battle schema (JSON Lines). The Django side; parsing and validating a file is the pure
+:mod:`arena.battle_files`.
 
 Export (:func:`battles_export`) writes one object per vote, oldest first::
 
@@ -36,8 +38,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from arena.battle_files import BattleFileError, parse_battles
-from arena.leaderboard import LANGUAGE_NAMES
-from arena.models import Battle, Vote
+from arena.languages import LANGUAGE_NAMES
+from arena.leaderboard.services import ratings_refresh_soon
+from arena.models import Battle, Contestant, Vote
 from arena.style import STYLE_FEATURES, approx_tokens
 from serving.models import Endpoint, ServedModel
 
@@ -305,9 +308,10 @@ def battles_import(battles: list[ImportedBattle], *, batch_size: int = 2000) -> 
         endpoint, _ = Endpoint.objects.get_or_create(name=spec.pop("name"), defaults=spec)
         for name in missing:
             models[name] = ServedModel.objects.create(
-                public_name=name, endpoint=endpoint, engine_model_id=name, active=False, sampling_weight=0.0,
+                public_name=name, endpoint=endpoint, engine_model_id=name, active=False,
                 description="Imported from a battle file; not served here.",
             )
+            Contestant.objects.create(served_model=models[name], sampling_weight=0.0)
         report.models_created = missing
     now = timezone.now()
     for start in range(0, len(battles), batch_size):
@@ -329,10 +333,5 @@ def battles_import(battles: list[ImportedBattle], *, batch_size: int = 2000) -> 
         ])
         report.battles += len(chunk)
 
-    def refresh() -> None:
-        from arena.tasks import ratings_refresh_soon
-
-        ratings_refresh_soon()
-
-    transaction.on_commit(refresh)
+    transaction.on_commit(ratings_refresh_soon)
     return report

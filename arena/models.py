@@ -1,18 +1,39 @@
-"""Battles, their turns and per-side responses, votes, and leaderboard snapshots."""
+"""Contestants, battles, their turns and per-side responses, votes, and leaderboard snapshots."""
 
 from __future__ import annotations
 
 import uuid
 
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 from serving.models import ServedModel
 
 
-class BattleQuerySet(models.QuerySet):
-    def open(self) -> BattleQuerySet:
-        return self.filter(status=Battle.Status.OPEN)
+class Contestant(models.Model):
+    """The arena's terms for a served model: how often it is drawn into battles, and its new-model boost.
+
+    A healthy served model without a row battles on the defaults (weight 1, no boost);
+    ``arena.contestants.contestant_enter`` creates rows; a weight of 0 draws a model only when no other can be.
+    """
+
+    served_model = models.OneToOneField(ServedModel, on_delete=models.CASCADE, primary_key=True,
+                                        related_name="contestant")
+    sampling_weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
+    boost_weight = models.FloatField(default=1.0, validators=[MinValueValidator(1.0)])
+    boost_votes_left = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["served_model__public_name"]
+
+    def __str__(self) -> str:
+        return str(self.served_model)
+
+    def effective_weight(self) -> float:
+        """Sampling weight, boosted while a new model still needs votes."""
+        boost = self.boost_weight if self.boost_votes_left > 0 else 1.0
+        return max(0.0, float(self.sampling_weight)) * boost
 
 
 class Battle(models.Model):
@@ -42,7 +63,6 @@ class Battle(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = BattleQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -51,7 +71,7 @@ class Battle(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Battle {self.public_id}"
+        return f"Battle {str(self.public_id)[:8]}"
 
     def is_locked(self) -> bool:
         return self.status != self.Status.OPEN

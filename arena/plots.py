@@ -12,10 +12,11 @@ view marks it safe). Long names are shortened on the axis; the full name is in a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
+
+from config.chart_ticks import nice_ticks
 
 __all__ = ["ci_chart", "heatmap", "win_rate_bars"]
 
@@ -42,18 +43,6 @@ def _label_width(names: Sequence[str], font: float = FONT) -> float:
     """Room for the longest (shortened) label: ~0.6 em per character of a proportional font."""
     longest = max((len(_short(n)) for n in names), default=4)
     return min(0.6 * font * longest + 10, 0.45 * WIDTH)
-
-
-def _nice_step(span: float, target: int = 6) -> float:
-    """A round tick step (1, 2 or 5 × 10^k) giving about ``target`` ticks over ``span``."""
-    if span <= 0 or not math.isfinite(span):
-        return 1.0
-    raw = span / target
-    power = 10 ** math.floor(math.log10(raw))
-    for mult in (1, 2, 5, 10):
-        if raw <= mult * power:
-            return mult * power
-    return 10 * power
 
 
 def _svg(width: float, height: float, title: str, body: list[str], css_class: str) -> str:
@@ -94,7 +83,6 @@ def ci_chart(rows: Sequence[Mapping[str, Any]], *, title: str = "Rating with 95%
         lo, hi = lo - 10, hi + 10
     pad = 0.05 * (hi - lo)
     lo, hi = lo - pad, hi + pad
-    step = _nice_step(hi - lo)
 
     def x(v: float) -> float:
         return left + (v - lo) / (hi - lo) * plot_w
@@ -106,13 +94,11 @@ def ci_chart(rows: Sequence[Mapping[str, Any]], *, title: str = "Rating with 95%
         f'<line x1="{WIDTH - 130}" y1="12" x2="{WIDTH - 106}" y2="12" stroke="{ACCENT}" stroke-width="2"/>'
         f'<text x="{WIDTH - 100}" y="16">95% interval</text></g>',
     ]
-    tick = math.ceil(lo / step) * step
     axis_y = top + ROW * len(rows)
-    while tick <= hi:
+    for tick in nice_ticks(lo, hi, 6):
         tx = x(tick)
         body.append(f'<line x1="{tx:.1f}" y1="{top - 4}" x2="{tx:.1f}" y2="{axis_y}" stroke="{GRID}"/>')
         body.append(f'<text x="{tx:.1f}" y="{axis_y + 15}" text-anchor="middle" fill="{MUTED}">{tick:g}</text>')
-        tick += step
     body.append(
         f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" fill="{MUTED}">'
         "arena score (Elo scale)</text>"
@@ -170,6 +156,55 @@ def _fmt_count(n: float) -> str:
     return f"{n:.0f}"
 
 
+def _heatmap_cell(
+    pair: tuple[str, str], value: float, empty: str | None, is_frac: bool, peak: float, small: bool,
+    box: tuple[float, float, float],
+) -> str:
+    """One square of :func:`heatmap` at ``box`` = (x, y, side): ``pair`` is (row model, column
+    model). ``empty`` is None for a cell with battles, else its tooltip (the diagonal, or a pair
+    without battles): such a cell is grey and unlabelled."""
+    x0, cy, cell = box
+    if empty is not None:
+        fill, label, tip = NO_DATA, "", empty
+        rgb: Sequence[float] = (242, 244, 247)
+    else:
+        rgb = _mix(DIVERGING, value) if is_frac else _mix(SEQUENTIAL, value / peak)
+        fill = _hex(rgb)
+        label = (f"{value:.2f}" if not small else f"{value * 100:.0f}") if is_frac else _fmt_count(value)
+        tip = (f"{pair[0]} won {value:.0%} of its decisive battles against {pair[1]}" if is_frac
+               else f"{pair[0]} vs {pair[1]}: {value:.0f} decisive battles")
+    text_fill = "#fff" if _luminance(rgb) < 0.55 else INK
+    return (
+        f'<g><title>{_e(tip)}</title><rect x="{x0:.1f}" y="{cy:.1f}" width="{cell:.1f}" height="{cell:.1f}" '
+        f'fill="{fill}" stroke="#fff"/>'
+        + (f'<text x="{x0 + cell / 2:.1f}" y="{cy + cell / 2 + 3.5:.1f}" text-anchor="middle" '
+           f'font-size="{9 if small else 11}" fill="{text_fill}">{_e(label)}</text>' if label else "")
+        + "</g>"
+    )
+
+
+def _heatmap_legend(kind: str, peak: float, small: bool, lx: float, ly: float, lw: float) -> list[str]:
+    """The colour legend of :func:`heatmap` at (``lx``, ``ly``), ``lw`` wide: a gradient bar with its scale."""
+    is_frac = kind == "win_fraction"
+    stops = DIVERGING if is_frac else SEQUENTIAL
+    grad_id = f"grad-{kind}"
+    body = [
+        f'<defs><linearGradient id="{grad_id}">'
+        + "".join(f'<stop offset="{p:.2f}" stop-color="{_hex(c)}"/>' for p, c in stops)
+        + "</linearGradient></defs>"
+        f'<rect x="{lx:.1f}" y="{ly:.1f}" width="{lw:.1f}" height="10" fill="url(#{grad_id})" stroke="{GRID}"/>'
+    ]
+    ticks = [(0.0, "0"), (0.5, "0.5"), (1.0, "1")] if is_frac else [(0.0, "0"), (1.0, _fmt_count(peak))]
+    for p, text in ticks:
+        body.append(f'<text x="{lx + lw * p:.1f}" y="{ly + 24:.1f}" text-anchor="middle" font-size="11" '
+                    f'fill="{MUTED}">{_e(text)}</text>')
+    caption = ("share of the row model's decisive battles it won" + (" (in %)" if small else "")
+               if is_frac else "decisive battles between the two")
+    body.append(f'<text x="{lx:.1f}" y="{ly + 42:.1f}" font-size="11" fill="{MUTED}">{_e(caption)}; '
+                "grey: no battles</text>")
+    return body
+
+
 def heatmap(
     models: Sequence[str],
     matrix: Sequence[Sequence[float]],
@@ -223,43 +258,10 @@ def heatmap(
         for j in range(n):
             value = float(matrix[i][j])
             played = (float(counts[i][j]) > 0) if (is_frac and counts is not None) else (is_frac or value > 0)
-            if i == j or not played:
-                fill, label, tip = NO_DATA, "", "no battles" if i != j else "same model"
-                rgb: Sequence[float] = (242, 244, 247)
-            else:
-                rgb = _mix(DIVERGING, value) if is_frac else _mix(SEQUENTIAL, value / peak)
-                fill = _hex(rgb)
-                label = (f"{value:.2f}" if not small else f"{value * 100:.0f}") if is_frac else _fmt_count(value)
-                tip = (f"{names[i]} won {value:.0%} of its decisive battles against {names[j]}" if is_frac
-                       else f"{names[i]} vs {names[j]}: {value:.0f} decisive battles")
-            x0 = left + cell * j
-            text_fill = "#fff" if _luminance(rgb) < 0.55 else INK
-            body.append(
-                f'<g><title>{_e(tip)}</title><rect x="{x0:.1f}" y="{cy:.1f}" width="{cell:.1f}" height="{cell:.1f}" '
-                f'fill="{fill}" stroke="#fff"/>'
-                + (f'<text x="{x0 + cell / 2:.1f}" y="{cy + cell / 2 + 3.5:.1f}" text-anchor="middle" '
-                   f'font-size="{9 if small else 11}" fill="{text_fill}">{_e(label)}</text>' if label else "")
-                + "</g>"
-            )
-    # Colour legend: a gradient bar with its scale.
-    ly = top + cell * n + 14
-    lx, lw = left, min(260.0, cell * n)
-    stops = DIVERGING if is_frac else SEQUENTIAL
-    grad_id = f"grad-{kind}"
-    body.append(
-        f'<defs><linearGradient id="{grad_id}">'
-        + "".join(f'<stop offset="{p:.2f}" stop-color="{_hex(c)}"/>' for p, c in stops)
-        + "</linearGradient></defs>"
-        f'<rect x="{lx:.1f}" y="{ly:.1f}" width="{lw:.1f}" height="10" fill="url(#{grad_id})" stroke="{GRID}"/>'
-    )
-    ticks = [(0.0, "0"), (0.5, "0.5"), (1.0, "1")] if is_frac else [(0.0, "0"), (1.0, _fmt_count(peak))]
-    for p, text in ticks:
-        body.append(f'<text x="{lx + lw * p:.1f}" y="{ly + 24:.1f}" text-anchor="middle" font-size="11" '
-                    f'fill="{MUTED}">{_e(text)}</text>')
-    caption = ("share of the row model's decisive battles it won" + (" (in %)" if small else "")
-               if is_frac else "decisive battles between the two")
-    body.append(f'<text x="{lx:.1f}" y="{ly + 42:.1f}" font-size="11" fill="{MUTED}">{_e(caption)}; '
-                "grey: no battles</text>")
+            empty = "same model" if i == j else None if played else "no battles"
+            box = (left + cell * j, cy, cell)
+            body.append(_heatmap_cell((names[i], names[j]), value, empty, is_frac, peak, small, box))
+    body.extend(_heatmap_legend(kind, peak, small, left, top + cell * n + 14, min(260.0, cell * n)))
     return _svg(width, height, title, body, css_class)
 
 
@@ -296,3 +298,41 @@ def win_rate_bars(
         )
     body.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="{MUTED}"/>')
     return _svg(WIDTH, height, title, body, "plot-winrate")
+
+
+def rating_history_chart(points: Sequence[Mapping[str, Any]], *, title: str = "Rating over time") -> str:
+    """The model's rating at each stored snapshot, with its 95% interval as a band (oldest left).
+
+    ``points``: mappings with ``rating``, ``ci_low``, ``ci_high`` and ``battles``, oldest first.
+    """
+    if not points:
+        return _empty(title, "plot-history")
+    height, left, right, top, bottom = 260, 56, 16, 36, 36
+    plot_w, plot_h = WIDTH - left - right, height - top - bottom
+    lo = min(float(p["ci_low"]) for p in points)
+    hi = max(float(p["ci_high"]) for p in points)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 10, hi + 10
+    last = max(len(points) - 1, 1)
+
+    def x(k: int) -> float:
+        return left + k / last * plot_w if len(points) > 1 else left + plot_w / 2
+
+    def y(v: float) -> float:
+        return top + (hi - v) / (hi - lo) * plot_h
+
+    body = [f'<text x="8" y="18" fill="{INK}" font-size="14" font-weight="600">{_e(title)}</text>']
+    for tick in nice_ticks(lo, hi, 5):
+        body.append(f'<line x1="{left}" y1="{y(tick):.1f}" x2="{left + plot_w}" y2="{y(tick):.1f}" stroke="{GRID}"/>'
+                    f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" fill="{MUTED}">{tick:g}</text>')
+    band = [f"{x(k):.1f},{y(float(p['ci_high'])):.1f}" for k, p in enumerate(points)]
+    band += [f"{x(k):.1f},{y(float(p['ci_low'])):.1f}" for k, p in reversed(list(enumerate(points)))]
+    body.append(f'<polygon points="{" ".join(band)}" fill="{ACCENT}" fill-opacity="0.15"/>')
+    line = " ".join(f"{'M' if k == 0 else 'L'}{x(k):.1f},{y(float(p['rating'])):.1f}" for k, p in enumerate(points))
+    body.append(f'<path d="{line}" fill="none" stroke="{ACCENT}" stroke-width="2"/>')
+    final = points[-1]
+    body.append(f'<circle cx="{x(len(points) - 1):.1f}" cy="{y(float(final["rating"])):.1f}" r="4" fill="{ACCENT}">'
+                f'<title>{float(final["rating"]):.1f} after {int(final["battles"])} votes</title></circle>')
+    body.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" text-anchor="middle" fill="{MUTED}">'
+                f"snapshots ({len(points)}), oldest left; band: 95% interval</text>")
+    return _svg(WIDTH, height, title, body, "plot-history")

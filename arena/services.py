@@ -9,14 +9,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+import re
 import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
+from arena.contestants import contestants_battle_ready, contestants_count_vote
 from arena.identity import find_identity_words
 from arena.models import Battle, Response, Turn, Vote
 from arena.pairing import PairingError, sample_pair
@@ -41,12 +42,12 @@ def ip_hash(ip: str | None) -> str:
 
 def battle_create(*, rater_id: str, ip_hash: str = "", rng: random.Random | None = None) -> Battle:
     """Start a battle between two distinct battle-ready models chosen by sampling weight."""
-    models = list(ServedModel.objects.battle_ready())
+    ready = contestants_battle_ready()
     try:
-        a_id, b_id = sample_pair([m.pk for m in models], [m.effective_weight() for m in models], rng)
+        a_id, b_id = sample_pair([m.pk for m, _ in ready], [weight for _, weight in ready], rng)
     except PairingError:
         raise ArenaError("no_models", "Fewer than two models are available right now; try again shortly.") from None
-    by_id = {m.pk: m for m in models}
+    by_id = {m.pk: m for m, _ in ready}
     return Battle.objects.create(model_a=by_id[a_id], model_b=by_id[b_id], rater_id=rater_id, ip_hash=ip_hash)
 
 
@@ -79,14 +80,29 @@ class TurnPlan:
     targets: dict[str, ModelTarget]
 
 
-def _detect_language(text: str) -> str:
-    from langdetect import DetectorFactory, LangDetectException, detect
+#: Below these, langdetect's answer is noise ("hi" -> Swahili, "Write a haiku about autumn" -> Estonian),
+#: and the leaderboard's language tabs depend on the label: short prompts stay unlabelled.
+LANGUAGE_MIN_WORDS = 4
+LANGUAGE_MIN_LETTERS = 15
+LANGUAGE_MIN_CJK_CHARS = 8
+LANGUAGE_MIN_PROBABILITY = 0.90
 
+
+def _detect_language(text: str) -> str:
+    """The prompt's langdetect code, or "" when the text is too short or the guess is not confident."""
+    from langdetect import DetectorFactory, LangDetectException, detect_langs
+
+    letters = sum(ch.isalpha() for ch in text)
+    words = len(re.findall(r"\w+", text))
+    cjk = sum("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" for ch in text)
+    if cjk < LANGUAGE_MIN_CJK_CHARS and (words < LANGUAGE_MIN_WORDS or letters < LANGUAGE_MIN_LETTERS):
+        return ""
     DetectorFactory.seed = 0  # langdetect is random unless seeded
     try:
-        return detect(text)
-    except LangDetectException:
+        best = detect_langs(text)[0]
+    except (LangDetectException, IndexError):
         return ""
+    return best.lang if best.prob >= LANGUAGE_MIN_PROBABILITY else ""
 
 
 @transaction.atomic
@@ -116,7 +132,9 @@ def battle_turn_begin(*, battle_id, rater_id: str, text) -> TurnPlan:
     battle.turn_total = turn_index + 1
     battle.prompt_tokens = max(battle.prompt_tokens, approx_tokens(text))
     battle.save(update_fields=["conversation_a", "conversation_b", "language", "turn_total", "prompt_tokens", "updated_at"])
-    targets = {side: ModelTarget.of(battle.model(side)) for side in ("a", "b")}
+    targets = {
+        side: ModelTarget.of(battle.model(side), max_tokens=settings.ARENA_MAX_OUTPUT_TOKENS) for side in ("a", "b")
+    }
     response_ids = {
         side: Response.objects.create(
             turn=turn, side=side, model=battle.model(side), generation=targets[side].params
@@ -195,9 +213,7 @@ def battle_vote(*, battle_id, rater_id: str, winner, ip_hash: str = "") -> Vote:
             )
             battle.status = Battle.Status.VOTED
             battle.save(update_fields=["status", "updated_at"])
-            ServedModel.objects.filter(pk__in=[battle.model_a_id, battle.model_b_id], boost_votes_left__gt=0).update(
-                boost_votes_left=F("boost_votes_left") - 1
-            )
+            contestants_count_vote([battle.model_a_id, battle.model_b_id])
             transaction.on_commit(_after_vote)
     except IntegrityError:
         # Two concurrent votes: the database's unique constraint let exactly one through.
@@ -219,6 +235,6 @@ def _style_of(responses: list[Response]) -> dict:
 
 
 def _after_vote() -> None:
-    from arena.tasks import ratings_refresh_soon
+    from arena.leaderboard.services import ratings_refresh_soon
 
     ratings_refresh_soon()

@@ -19,11 +19,11 @@ items (CommonMark allows both ``1.`` and ``1)``).
 from __future__ import annotations
 
 import re
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 
 __all__ = ["STYLE_FEATURES", "StyleCounts", "approx_tokens", "strip_code", "style_counts"]
 
-#: Order of the counts in :meth:`StyleCounts.as_tuple` (and of the ratings module's columns).
+#: Order of :class:`StyleCounts`' fields (and of the ratings module's columns).
 STYLE_FEATURES: tuple[str, str, str, str] = ("tokens", "headers", "lists", "bold")
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -44,11 +44,6 @@ class StyleCounts:
     headers: int
     lists: int
     bold: int
-
-    def as_tuple(self) -> tuple[int, int, int, int]:
-        """``(tokens, headers, lists, bold)``, the column order of :data:`STYLE_FEATURES`."""
-        return astuple(self)  # type: ignore[return-value]
-
 
 def strip_code(markdown: str) -> str:
     """The text with fenced code blocks and inline code spans removed.

@@ -7,8 +7,13 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from arena import leaderboard, selectors
+from arena import model_card, selectors
+from arena.leaderboard import presentation as leaderboard_presentation
+from arena.leaderboard import selectors as leaderboard_selectors
+from arena.leaderboard import services as leaderboard_services
 from arena.models import Battle
+from arena.plots import rating_history_chart
+from serving.models import ServedModel
 
 
 @require_GET
@@ -41,6 +46,16 @@ def suggestions_api(request):
     return JsonResponse({"prompts": selectors.prompt_suggestions(3)})
 
 
+@require_GET
+def model_page(request, public_name: str):
+    """One contestant's page: rating history, lineage, record per opponent, example battles."""
+    try:
+        card = model_card.model_card(public_name)
+    except ServedModel.DoesNotExist:
+        raise Http404("There is no model of that name.") from None
+    return render(request, "arena/model.html", {**card, "history_chart": rating_history_chart(card["history"])})
+
+
 class BadQuery(ValueError):
     pass
 
@@ -56,28 +71,26 @@ def _board_query(request) -> tuple[str, bool]:
 
 @require_GET
 def leaderboard_page(request):
-    snapshot = leaderboard.snapshot_latest()
+    snapshot = leaderboard_selectors.snapshot_latest()
     try:
         category, style = _board_query(request)
-        context = leaderboard.page_context(snapshot, category, style)
-    except (BadQuery, leaderboard.UnknownCategory) as exc:
+        context = leaderboard_presentation.page_context(snapshot, category, style)
+    except (BadQuery, leaderboard_selectors.UnknownCategory) as exc:
         return render(request, "arena/leaderboard.html", {"error": str(exc)}, status=400)
     if snapshot is None and context["pending"]:
-        from arena.tasks import ratings_refresh_soon
-
-        ratings_refresh_soon()  # coalesced: many readers of an empty board queue one refit
+        leaderboard_services.ratings_refresh_soon()  # coalesced: many readers of an empty board queue one refit
     return render(request, "arena/leaderboard.html", context)
 
 
 @require_GET
 def leaderboard_api(request):
-    snapshot = leaderboard.snapshot_latest()
+    snapshot = leaderboard_selectors.snapshot_latest()
     try:
         category, style = _board_query(request)
         if snapshot is None:
-            return JsonResponse(leaderboard.no_snapshot_payload())
-        return JsonResponse(leaderboard.board_payload(snapshot, category, style))
-    except (BadQuery, leaderboard.UnknownCategory) as exc:
+            return JsonResponse(leaderboard_presentation.no_snapshot_payload())
+        return JsonResponse(leaderboard_presentation.board_payload(snapshot, category, style))
+    except (BadQuery, leaderboard_selectors.UnknownCategory) as exc:
         return JsonResponse({"error": str(exc)}, status=400)
 
 
@@ -91,11 +104,11 @@ def _csv_cell(value) -> object:
 @require_GET
 def leaderboard_csv(request):
     """The board as CSV; header only before the first snapshot or below the category's threshold."""
-    snapshot = leaderboard.snapshot_latest()
+    snapshot = leaderboard_selectors.snapshot_latest()
     try:
         category, style = _board_query(request)
-        rows = leaderboard.board_payload(snapshot, category, style)["rows"] if snapshot else []
-    except (BadQuery, leaderboard.UnknownCategory) as exc:
+        rows = leaderboard_presentation.board_payload(snapshot, category, style)["rows"] if snapshot else []
+    except (BadQuery, leaderboard_selectors.UnknownCategory) as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = re.sub(r"[^A-Za-z0-9_-]", "_", category)[:40] + ("-style-control" if style else "")

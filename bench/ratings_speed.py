@@ -16,7 +16,7 @@ Generates battles among models with known ratings (seeded), then, in one process
 (f) the same battles as votes in PostgreSQL, in the arena's real tables (a scratch database
     ``arena_bench``, created, migrated, filled with COPY, dropped at the end): the snapshot's SQL
     GROUP BY, then compute_board on its result, against (d);
-(g) the whole ``arena.leaderboard.snapshot_create()``: every category, style control, Elo.
+(g) the whole ``arena.leaderboard_services.snapshot_create()``: every category, style control, Elo.
 Skipped with a message when PostgreSQL is not reachable.
 
 Then it prints how well the BT fit reproduces the published board from the real pair counts in
@@ -279,7 +279,8 @@ def database_benchmark(args: argparse.Namespace, a: np.ndarray, b: np.ndarray, o
         logging.getLogger("arena.leaderboard").setLevel(logging.WARNING)
         from django.db import connection
 
-        from arena import leaderboard
+        from arena.leaderboard import selectors as leaderboard_selectors
+        from arena.leaderboard import services as leaderboard_services
         from arena.models import Vote
         from serving.models import Endpoint, ServedModel
 
@@ -298,12 +299,12 @@ def database_benchmark(args: argparse.Namespace, a: np.ndarray, b: np.ndarray, o
 
         last = Vote.objects.order_by("-pk").values_list("pk", flat=True).first()
         names = dict(ServedModel.objects.values_list("pk", "public_name"))
-        t_sql, groups = timed(lambda: leaderboard.counted_vote_groups(last), args.repeat)
+        t_sql, groups = timed(lambda: leaderboard_selectors.counted_vote_groups(last), args.repeat)
         print(f"    SQL GROUP BY (pair, winner) with multi-turn and long-prompt counts {t_sql * 1e3:8.1f} ms   "
               f"({len(groups):,} rows for {sum(g[3] for g in groups):,} votes)")
 
         def overall_counts() -> PairCounts:
-            rows = leaderboard.counted_vote_groups(last)
+            rows = leaderboard_selectors.counted_vote_groups(last)
             return PairCounts.from_grouped((names[a], names[b], w, n) for a, b, w, n, _, _ in rows)
 
         _, t_load, t_board = time_counts_source(
@@ -313,16 +314,16 @@ def database_benchmark(args: argparse.Namespace, a: np.ndarray, b: np.ndarray, o
         ratio = f"  ->  {t_row_total / total:,.0f}x faster than (d)" if t_row_total else ""
         print(f"    database to board (SQL + PairCounts + compute_board): {total:.2f} s{ratio}")
 
-        t_lang, lang_groups = timed(lambda: leaderboard.language_vote_groups(last), 1)
+        t_lang, lang_groups = timed(lambda: leaderboard_selectors.language_vote_groups(last), 1)
         print(f"    SQL GROUP BY (pair, winner, language) {t_lang * 1e3:8.1f} ms   ({len(lang_groups):,} rows)")
-        t_style, (_, style_arrays, _) = timed(lambda: leaderboard.style_vote_arrays(last, names), 1)
+        t_style, (_, style_arrays, _) = timed(lambda: leaderboard_selectors.style_vote_arrays(last, names), 1)
         print(f"    style counts of every counted vote {t_style * 1e3:8.1f} ms   ({len(style_arrays[0]):,} votes)")
 
         t_first = time.perf_counter()
-        first = leaderboard.snapshot_create()
+        first = leaderboard_services.snapshot_create()
         t_first = time.perf_counter() - t_first
         t_next = time.perf_counter()
-        second = leaderboard.snapshot_create()
+        second = leaderboard_services.snapshot_create()
         t_next = time.perf_counter() - t_next
         boards = sum(1 for c in first.data["categories"] if c["board"])
         style = first.data["style_control"]

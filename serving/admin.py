@@ -36,9 +36,8 @@ class EndpointAdmin(admin.ModelAdmin):
 
 @admin.register(ServedModel)
 class ServedModelAdmin(admin.ModelAdmin):
-    list_display = ["public_name", "endpoint", "engine_model_id", "kind", "parent", "sampling_weight",
-                    "boost_votes_left", "active"]
+    list_display = ["public_name", "endpoint", "engine_model_id", "kind", "parent", "active"]
     list_filter = ["active", "kind", "endpoint"]
-    list_editable = ["sampling_weight", "active"]
+    list_editable = ["active"]
     search_fields = ["public_name", "engine_model_id", "organization"]
     readonly_fields = ["created_at", "last_error"]

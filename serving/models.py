@@ -1,10 +1,13 @@
-"""Endpoints (OpenAI-compatible servers) and the models they serve."""
+"""Endpoints (OpenAI-compatible servers) and the models they serve.
+
+Serving knows nothing of battles or training: which served models are
+contestants, and how often they battle, is the arena's (``arena.Contestant``).
+"""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -60,8 +63,8 @@ class Endpoint(models.Model):
 
 
 class ServedModelQuerySet(models.QuerySet):
-    def battle_ready(self) -> ServedModelQuerySet:
-        """Active models on a healthy endpoint: the only ones offered to battles."""
+    def healthy(self) -> ServedModelQuerySet:
+        """Active models on a healthy endpoint: the ones that can answer right now."""
         return self.filter(active=True, endpoint__healthy=True).select_related("endpoint")
 
 
@@ -98,7 +101,7 @@ def validate_generation(value: dict) -> None:
 
 
 class ServedModel(models.Model):
-    """A contestant: a model (or LoRA adapter) on an endpoint, under a public name revealed after the vote."""
+    """A model (or LoRA adapter) on an endpoint, under a public name (revealed after a battle's vote)."""
 
     class Kind(models.TextChoices):
         BASE = "base", "Base model"
@@ -116,9 +119,6 @@ class ServedModel(models.Model):
     description = models.TextField(blank=True)
     generation = models.JSONField(default=default_generation, blank=True, validators=[validate_generation])
 
-    sampling_weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
-    boost_weight = models.FloatField(default=1.0, validators=[MinValueValidator(1.0)])
-    boost_votes_left = models.PositiveIntegerField(default=0)
     active = models.BooleanField(default=True)
     last_error = models.TextField(blank=True, help_text="Why the arena took this model out of battles, if it did")
     created_at = models.DateTimeField(default=timezone.now)
@@ -134,13 +134,8 @@ class ServedModel(models.Model):
     def __str__(self) -> str:
         return self.public_name
 
-    def effective_weight(self) -> float:
-        """Sampling weight, boosted while a new model still needs votes."""
-        boost = self.boost_weight if self.boost_votes_left > 0 else 1.0
-        return max(0.0, float(self.sampling_weight)) * boost
-
-    def generation_params(self) -> dict:
+    def generation_params(self, *, max_tokens: int) -> dict:
+        """The model's sampling parameters, its ``max_tokens`` capped at the caller's ``max_tokens``."""
         params = dict(self.generation or {})
-        params["max_tokens"] = min(int(params.get("max_tokens", settings.ARENA_MAX_OUTPUT_TOKENS)),
-                                   settings.ARENA_MAX_OUTPUT_TOKENS)
+        params["max_tokens"] = min(int(params.get("max_tokens", max_tokens)), max_tokens)
         return params

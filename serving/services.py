@@ -145,12 +145,10 @@ def adapter_unload(endpoint: Endpoint, *, name: str) -> None:
         raise EngineError(f"{endpoint.name}: unload_lora_adapter answered {response.status_code}: {response.text[:500]}")
 
 
-def served_model_register_adapter(
-    *, parent: ServedModel, name: str, adapter_path: str, description: str = "",
-    boost_weight: float | None = None, boost_votes: int | None = None,
-) -> ServedModel:
-    """Load an adapter into the parent's endpoint and create its contestant. Raises EngineError, creating nothing.
+def served_model_register_adapter(*, parent: ServedModel, name: str, adapter_path: str, description: str = "") -> ServedModel:
+    """Load an adapter into the parent's endpoint and create its served model. Raises EngineError, creating nothing.
 
+    Whether (and how often) it battles is the arena's to decide: see ``arena.contestants.contestant_enter``.
     The HTTP call (up to minutes) runs outside any transaction: in the embedded mode (SQLite) a
     transaction holds the database's one write lock, and every battle would wait on it.
     """
@@ -167,15 +165,12 @@ def served_model_register_adapter(
             license=parent.license,
             description=description,
             generation=dict(parent.generation or {}),
-            sampling_weight=parent.sampling_weight or 1.0,
-            boost_weight=boost_weight if boost_weight is not None else settings.ARENA_NEW_MODEL_BOOST,
-            boost_votes_left=boost_votes if boost_votes is not None else settings.ARENA_NEW_MODEL_BOOST_VOTES,
         )
     except Exception:
         try:
             adapter_unload(parent.endpoint, name=name)
         except EngineError:
-            logger.warning("adapter %s stays loaded on %s although its contestant was not created", name,
+            logger.warning("adapter %s stays loaded on %s although its served model was not created", name,
                            parent.endpoint)
         raise
 
@@ -216,7 +211,7 @@ def adapters_reconcile(endpoint: Endpoint) -> dict:
 
 
 def local_models_register() -> list[ServedModel]:
-    """Create (or refresh) the endpoint and contestant rows of the models `make run` serves locally."""
+    """Create (or refresh) the endpoint and served-model rows of the models `make run` serves locally."""
     from serving.local_models import enabled_local_models
 
     models = []

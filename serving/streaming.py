@@ -34,8 +34,10 @@ class ModelTarget:
     params: dict
 
     @classmethod
-    def of(cls, model: ServedModel) -> ModelTarget:
-        return cls(model.endpoint.base_url, model.endpoint.api_key(), model.engine_model_id, model.generation_params())
+    def of(cls, model: ServedModel, *, max_tokens: int) -> ModelTarget:
+        """The model's target, answering at most ``max_tokens`` tokens (the caller's limit)."""
+        params = model.generation_params(max_tokens=max_tokens)
+        return cls(model.endpoint.base_url, model.endpoint.api_key(), model.engine_model_id, params)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from serving.models import Endpoint, ServedModel
+from tests.helpers import missing_part
 
 
 @pytest.fixture
@@ -13,7 +14,7 @@ def base_model(transactional_db, vllm_url, settings, tmp_path):
 
     spec = LOCAL_MODELS["smollm2"].engine_spec()
     if not Path(settings.ENGINE_PYTHON).exists():
-        pytest.skip("engine environment missing")
+        missing_part(f"engine environment missing: {settings.ENGINE_PYTHON} (make engine)")
     endpoint = Endpoint.objects.create(name="test-local", base_url=f"{vllm_url}/v1", healthy=True,
                                        model_dir=spec.model_dir)
     return ServedModel.objects.create(public_name="smollm2-135m-instruct", endpoint=endpoint,

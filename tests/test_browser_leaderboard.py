@@ -30,8 +30,7 @@ MODELS = [
 
 def cast_votes(models, count: int, rng: random.Random) -> None:
     """Votes drawn from the Bradley–Terry model of the true strengths, with realistic ties."""
-    from arena.models import Battle, Vote
-    from tests.factories import make_finished_battle
+    from tests.factories import make_vote
 
     strength = {m.public_name: s for m, (_, _, _, s) in zip(models, MODELS, strict=False)}
     for k in range(count):
@@ -39,13 +38,10 @@ def cast_votes(models, count: int, rng: random.Random) -> None:
         p = 1 / (1 + 10 ** ((strength.get(b.public_name, 1000) - strength.get(a.public_name, 1000)) / 400))
         u = rng.random()
         winner = "tie" if u < 0.12 else "tie (bothbad)" if u < 0.16 else ("model_a" if rng.random() < p else "model_b")
-        battle = make_finished_battle(model_a=a, model_b=b, rater_id=f"rater-{k % 37}")
-        language = "en" if k % 5 else "zh-cn"
-        Battle.objects.filter(pk=battle.pk).update(status="voted", language=language, turn_total=1 + (k % 4 == 0),
-                                                   prompt_tokens=600 if k % 7 == 0 else 40)
         tokens = (int(200 + 150 * math.sin(k)), int(200 + 150 * math.cos(k)))
-        Vote.objects.create(
-            battle=battle, winner=winner, rater_id=battle.rater_id, identity_leak=k % 53 == 0,
+        make_vote(
+            a, b, winner, rater_id=f"rater-{k % 37}", language="en" if k % 5 else "zh-cn", turns=1 + (k % 4 == 0),
+            prompt_tokens=600 if k % 7 == 0 else 40, identity_leak=k % 53 == 0,
             style={side: {"tokens": t, "headers": k % 3, "lists": (k + i) % 4, "bold": i}
                    for i, (side, t) in enumerate(zip("ab", tokens, strict=True))},
         )
@@ -54,7 +50,8 @@ def cast_votes(models, count: int, rng: random.Random) -> None:
 def test_a_reader_sees_the_board_its_plots_and_its_updates(asgi_server, page, settings):
     from playwright.sync_api import expect
 
-    from arena import leaderboard, tasks
+    from arena import tasks
+    from arena.leaderboard import services as leaderboard_services
     from tests.factories import make_model
 
     settings.ARENA_LEADERBOARD_CATEGORY_MIN_VOTES = 30
@@ -62,7 +59,7 @@ def test_a_reader_sees_the_board_its_plots_and_its_updates(asgi_server, page, se
     def seed():
         models = [make_model(public_name=name, organization=org, license=lic) for name, org, lic, _ in MODELS]
         cast_votes(models, 400, random.Random(7))
-        leaderboard.snapshot_create()
+        leaderboard_services.snapshot_create()
         return models
 
     models = off_the_event_loop(seed)
@@ -101,7 +98,7 @@ def test_a_reader_sees_the_board_its_plots_and_its_updates(asgi_server, page, se
     def newcomer_arrives():
         newcomer = make_model(public_name="arena-dpo-j1", organization="This arena", license="Apache-2.0")
         cast_votes([newcomer, *models[:3]], 40, random.Random(8))
-        tasks.ratings_refresh()
+        tasks.ratings_refresh_task()
 
     off_the_event_loop(newcomer_arrives)
     expect(page.locator("#model-arena-dpo-j1")).to_contain_text("This arena", timeout=40_000)

@@ -13,7 +13,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from arena.models import Battle, Response
+from arena.models import Battle, Contestant, Response
 from config.asgi import application
 from conftest import start_smollm2_engine
 from serving import services
@@ -65,7 +65,7 @@ def test_a_killed_engine_ends_both_sides_leaves_no_process_and_returns_with_its_
                                generation={"temperature": 0.0, "max_tokens": 8})
     adapter = services.served_model_register_adapter(parent=victim, name="victim-lora-v1",
                                                      adapter_path=lora_adapter_dir)
-    ServedModel.objects.filter(pk=adapter.pk).update(sampling_weight=0)  # battles pit victim against rival
+    Contestant.objects.create(served_model=adapter, sampling_weight=0)  # battles pit victim against rival
 
     old_pgid = own_engine.pgid
     result = async_to_sync(battle_killing_at_first_token)(own_engine, victim.pk)
@@ -79,7 +79,7 @@ def test_a_killed_engine_ends_both_sides_leaves_no_process_and_returns_with_its_
 
     # The next health check takes the engine, and its adapter, out of pairing.
     assert not services.endpoint_refresh(endpoint)["healthy"]
-    assert set(ServedModel.objects.battle_ready().values_list("public_name", flat=True)) == {"rival"}
+    assert set(ServedModel.objects.healthy().values_list("public_name", flat=True)) == {"rival"}
 
     # Restarted as run_all does: nothing of the old engine may survive (its EngineCore included).
     leftovers = group_members(old_pgid)
@@ -91,7 +91,7 @@ def test_a_killed_engine_ends_both_sides_leaves_no_process_and_returns_with_its_
     # Back only with its adapter re-loaded, which then generates.
     refresh = services.endpoint_refresh(endpoint)
     assert refresh["healthy"] and refresh["adapters"]["reloaded"] == ["victim-lora-v1"]
-    assert set(ServedModel.objects.battle_ready().values_list("public_name", flat=True)) == {
+    assert set(ServedModel.objects.healthy().values_list("public_name", flat=True)) == {
         "victim", "victim-lora-v1", "rival"}
     answer = httpx.post(f"{own_engine.spec.root_url}/v1/chat/completions", timeout=120, json={
         "model": "victim-lora-v1", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}).json()

@@ -15,8 +15,8 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
 
+from arena.leaderboard.services import leaderboard_broadcast
 from arena.models import Vote
-from arena.tasks import leaderboard_broadcast
 from config.asgi import application
 from conftest import free_port
 from tests.faults import ThrowawayRedis

@@ -12,12 +12,12 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 
-from arena.models import Vote
+from arena.contestants import contestant_of
 from config.asgi import application
 from serving.engines import pid_alive
 from serving.errors import EngineError
 from serving.models import Endpoint, ServedModel
-from tests.factories import make_finished_battle
+from tests.factories import make_vote
 from training import services
 from training.models import Checkpoint, Job
 
@@ -69,8 +69,8 @@ def test_an_sft_job_trains_is_served_and_battles(base_model, celery_worker_proce
     assert (Path(checkpoint.adapter_path) / "adapter_config.json").exists()
     contestant = checkpoint.served_model
     assert contestant.public_name == f"smollm2-135m-instruct-sft-j{job.pk}"
-    assert contestant.kind == "lora" and contestant.active and contestant.boost_votes_left > 0
-    assert contestant.effective_weight() > base_model.effective_weight()
+    assert contestant.kind == "lora" and contestant.active and contestant_of(contestant).boost_votes_left > 0
+    assert contestant_of(contestant).effective_weight() > contestant_of(base_model).effective_weight()
     served = {m["id"] for m in httpx.get(f"{vllm_url}/v1/models").json()["data"]}
     assert contestant.engine_model_id in served
 
@@ -103,9 +103,8 @@ def test_an_sft_job_trains_is_served_and_battles(base_model, celery_worker_proce
 def test_a_dpo_job_trains_on_the_arenas_own_votes_from_the_command_line(base_model, celery_worker_process, capfd):
     other = ServedModel.objects.create(public_name="rival", endpoint=base_model.endpoint, engine_model_id="rival")
     for index in range(4):
-        battle = make_finished_battle(model_a=base_model, model_b=other, prompt=f"Question {index}?",
-                                      answers=(f"A careful answer {index}.", f"meh {index}"))
-        Vote.objects.create(battle=battle, winner="model_a", rater_id="r")
+        make_vote(base_model, other, "model_a", prompt=f"Question {index}?",
+                  answers=(f"A careful answer {index}.", f"meh {index}"))
     dataset = services.dataset_from_arena_votes(name="arena-votes")
     assert dataset.row_count == 4
     celery_worker_process()

@@ -44,13 +44,14 @@ class Dataset(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def path(self) -> Path:
-        return Path(self.file)
-
 
 class JobQuerySet(models.QuerySet):
-    def active(self) -> JobQuerySet:
-        return self.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+    def comparable_to(self, job: Job, limit: int = 5) -> JobQuerySet:
+        """Other runs of the same method on the same dataset or base model, newest first, with logged steps."""
+        return (self.filter(models.Q(dataset_id=job.dataset_id) | models.Q(base_model_id=job.base_model_id),
+                            method=job.method)
+                .exclude(pk=job.pk).exclude(metrics=[]).select_related("dataset", "base_model")
+                .order_by("-created_at")[:limit])
 
 
 class Job(models.Model):

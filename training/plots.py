@@ -5,29 +5,13 @@ from __future__ import annotations
 import math
 from html import escape
 
-
-def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    if not math.isfinite(low) or not math.isfinite(high):
-        return []
-    if high == low:
-        return [low]
-    step = 10 ** math.floor(math.log10((high - low) / count))
-    for multiple in (1, 2, 5, 10):
-        if (high - low) / (step * multiple) <= count:
-            step *= multiple
-            break
-    first = math.ceil(low / step) * step
-    ticks, value = [], first
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
+from config.chart_ticks import nice_ticks
 
 
 def line_chart(series: dict[str, list[tuple[float, float]]], *, title: str, x_label: str = "step",
                width: int = 560, height: int = 240) -> str:
     """An SVG chart of one or more (x, y) series; points with a missing y are skipped."""
-    colors = ["#3457d5", "#d9480f", "#13795b", "#7048e8"]
+    colors = ["#3457d5", "#d9480f", "#13795b", "#7048e8", "#b42318", "#0e7490", "#a16207", "#667085"]
     points = {name: [(x, y) for x, y in pts if y is not None and math.isfinite(y)] for name, pts in series.items()}
     all_points = [p for pts in points.values() for p in pts]
     left, right, top, bottom = 56, 12, 28, 34
@@ -50,11 +34,11 @@ def line_chart(series: dict[str, list[tuple[float, float]]], *, title: str, x_la
     def sy(y: float) -> float:
         return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
 
-    for tick in _nice_ticks(y0, y1):
+    for tick in nice_ticks(y0, y1):
         svg.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#eef0f4"/>'
                    f'<text x="{left - 6}" y="{sy(tick) + 4:.1f}" text-anchor="end" font-size="10" fill="#667085">'
                    f"{tick:.4g}</text>")
-    x_ticks = _nice_ticks(x0, x1)
+    x_ticks = nice_ticks(x0, x1)
     if all(float(x).is_integer() for x in xs):
         x_ticks = [t for t in x_ticks if float(t).is_integer()]  # steps are whole numbers
     for tick in x_ticks:
@@ -86,3 +70,9 @@ def job_charts(metrics: list[dict], method: str) -> list[str]:
         charts.append(line_chart({"margin": series("rewards/margins")}, title="Reward margin (chosen − rejected)"))
         charts.append(line_chart({"accuracy": series("rewards/accuracies")}, title="Reward accuracy"))
     return charts
+
+
+def compare_chart(runs: dict[str, list[dict]], *, key: str = "loss", title: str = "Training loss, run by run") -> str:
+    """One chart with a curve per run (label -> that run's metrics), to compare runs of one dataset or base."""
+    return line_chart({label: [(m["step"], m.get(key)) for m in metrics if "step" in m]
+                       for label, metrics in runs.items()}, title=title)

@@ -11,11 +11,13 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from arena import battle_io, leaderboard
+from arena import battle_io
+from arena.contestants import contestant_of, contestants_battle_ready
+from arena.leaderboard import selectors as leaderboard_selectors
+from arena.leaderboard import services as leaderboard_services
 from arena.models import Battle, Vote
-from arena.tests.test_leaderboard import cast
 from serving.models import Endpoint, ServedModel
-from tests.factories import make_model
+from tests.factories import make_model, make_vote
 
 
 def export(*args: str) -> list[dict]:
@@ -31,11 +33,9 @@ def comparable(record: dict) -> dict:
 @pytest.fixture
 def arena_votes(db):
     ant, bee = make_model(public_name="ant"), make_model(public_name="bee")
-    first = cast(ant, bee, "model_a", language="en", turns=1)
-    Battle.objects.filter(pk=first.battle_id).update(rater_id="session-123", mode=Battle.Mode.NAMED)
-    Vote.objects.filter(pk=first.pk).update(rater_id="session-123")
-    cast(bee, ant, "tie (bothbad)", language="zh-cn", turns=2, style={})
-    cast(ant, bee, "model_b", identity_leak=True)
+    make_vote(ant, bee, "model_a", language="en", turns=1, rater_id="session-123", mode=Battle.Mode.NAMED)
+    make_vote(bee, ant, "tie (bothbad)", language="zh-cn", turns=2, style={})
+    make_vote(ant, bee, "model_b", identity_leak=True)
     return ant, bee
 
 
@@ -103,13 +103,14 @@ class TestImport:
         assert ghost.endpoint.kind == Endpoint.Kind.OPENAI_COMPATIBLE
         assert ghost.endpoint.base_url == "http://imported.invalid/v1"
         assert ServedModel.objects.get(pk=served.pk).active
-        assert ghost not in ServedModel.objects.battle_ready()
+        assert ghost not in [model for model, _ in contestants_battle_ready()]
+        assert contestant_of(ghost).effective_weight() == 0.0
         # Stored in time order, dated by tstamp.
         votes = list(Vote.objects.order_by("pk"))
         assert [v.winner for v in votes] == ["tie", "model_b"]
         assert votes[0].created_at.timestamp() == pytest.approx(1.0)
-        snapshot = leaderboard.snapshot_create()
-        rows = leaderboard.board_get(snapshot.data, "overall")["board"]["rows"]
+        snapshot = leaderboard_services.snapshot_create()
+        rows = leaderboard_selectors.board_get(snapshot.data, "overall")["board"]["rows"]
         assert [r["model"] for r in rows] == ["ghost-7b", "served"]
 
     def test_fastchat_files_with_conv_metadata_and_language_names_import(self, db, tmp_path):

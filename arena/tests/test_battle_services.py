@@ -5,7 +5,8 @@ import pytest
 from django.db import connection
 
 from arena import services
-from arena.models import Battle, Response, Vote
+from arena.contestants import contestant_of
+from arena.models import Battle, Contestant, Response, Vote
 from serving.models import ServedModel
 from tests.factories import make_finished_battle, make_model
 
@@ -169,15 +170,17 @@ class TestBattleVote:
     def test_votes_use_up_a_new_models_boost(self):
         boosted = make_model(boost_weight=5.0, boost_votes_left=2)
         battle = make_finished_battle(rater_id="me", model_a=boosted)
-        assert boosted.effective_weight() == 5.0
+        assert contestant_of(boosted).effective_weight() == 5.0
         services.battle_vote(battle_id=battle.public_id, rater_id="me", winner="model_a")
-        boosted.refresh_from_db()
-        assert boosted.boost_votes_left == 1
+        assert contestant_of(ServedModel.objects.get(pk=boosted.pk)).boost_votes_left == 1
+        # The other side has no contestant row (the defaults): the vote creates none.
+        assert not Contestant.objects.filter(served_model=battle.model_b).exists()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_votes_record_exactly_one():
-    battle = make_finished_battle(rater_id="me")
+    boosted = make_model(boost_weight=5.0, boost_votes_left=2)
+    battle = make_finished_battle(rater_id="me", model_a=boosted)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
@@ -198,4 +201,4 @@ def test_two_concurrent_votes_record_exactly_one():
         t.join()
     assert sorted(outcomes) == ["already_voted", "ok"]
     assert Vote.objects.filter(battle=battle).count() == 1
-    assert ServedModel.objects.count() == 2
+    assert contestant_of(ServedModel.objects.get(pk=boosted.pk)).boost_votes_left == 1  # the refused vote used nothing

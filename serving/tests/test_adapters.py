@@ -29,14 +29,13 @@ def complete(vllm_url: str, model: str) -> dict:
     return {"model": answer["model"], "text": answer["choices"][0]["message"]["content"]}
 
 
-def test_an_adapter_is_hot_loaded_as_a_boosted_contestant(base, vllm_url, lora_adapter_dir, settings):
+def test_an_adapter_is_hot_loaded_as_a_served_model(base, vllm_url, lora_adapter_dir):
     try:
         model = services.served_model_register_adapter(parent=base, name="smollm2-test-lora-v1",
                                                        adapter_path=lora_adapter_dir)
         assert "smollm2-test-lora-v1" in served_ids(vllm_url)
-        assert model.kind == "lora" and model.parent == base
-        assert model.boost_votes_left == settings.ARENA_NEW_MODEL_BOOST_VOTES
-        assert model.effective_weight() == settings.ARENA_NEW_MODEL_BOOST
+        assert model.kind == "lora" and model.parent == base and model.generation == base.generation
+        assert set(ServedModel.objects.healthy()) == {base, model}
         # It generates, through the adapter (a random LoRA answers otherwise than its base).
         through = complete(vllm_url, "smollm2-test-lora-v1")
         assert through["model"] == "smollm2-test-lora-v1" and through["text"]
@@ -82,7 +81,7 @@ def test_an_engine_that_is_down_deactivates_nothing_and_stays_out_of_battles(bas
     assert adapter.active and not adapter.last_error
     refreshed = services.endpoint_refresh(dead)
     assert not refreshed["healthy"]
-    assert set(ServedModel.objects.battle_ready().values_list("public_name", flat=True)) == {base.public_name}
+    assert set(ServedModel.objects.healthy().values_list("public_name", flat=True)) == {base.public_name}
 
 
 def test_a_restarted_engine_re_enters_battles_only_with_its_adapters_back(base, vllm_url, lora_adapter_dir):
@@ -94,20 +93,20 @@ def test_a_restarted_engine_re_enters_battles_only_with_its_adapters_back(base, 
         refreshed = services.endpoint_refresh(base.endpoint)
         assert refreshed["healthy"] and refreshed["adapters"]["reloaded"] == [adapter.public_name]
         assert "smollm2-test-lora-v3" in served_ids(vllm_url)
-        assert set(ServedModel.objects.battle_ready().values_list("public_name", flat=True)) == {
+        assert set(ServedModel.objects.healthy().values_list("public_name", flat=True)) == {
             base.public_name, adapter.public_name}
     finally:
         services.adapter_unload(base.endpoint, name="smollm2-test-lora-v3")
 
 
-def test_health_checks_take_a_dead_endpoint_out_of_battles(base):
+def test_health_checks_take_a_dead_endpoint_out_of_the_healthy_models(base):
     dead = Endpoint.objects.create(name="dead", base_url="http://127.0.0.1:9/v1", healthy=True)
     ServedModel.objects.create(public_name="on-dead", endpoint=dead, engine_model_id="x")
     assert services.endpoint_check_health(base.endpoint)
     assert not services.endpoint_check_health(dead)
     dead.refresh_from_db()
     assert not dead.healthy and "/health failed" in dead.last_error
-    assert list(ServedModel.objects.battle_ready().values_list("public_name", flat=True)) == ["smollm2-135m-instruct"]
+    assert list(ServedModel.objects.healthy().values_list("public_name", flat=True)) == ["smollm2-135m-instruct"]
 
 
 def test_register_models_adds_what_the_server_reports(vllm_url):

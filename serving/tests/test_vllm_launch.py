@@ -173,11 +173,6 @@ def test_env_is_additions_only():
     assert "PATH" not in env and len(env) < 20
 
 
-def test_merged_env():
-    merged = vllm_launch.merged_env({"A": "1"}, {"A": "0", "B": "2"})
-    assert merged == {"A": "1", "B": "2"}
-
-
 def test_venv_of():
     assert venv_of("/x/.venv-engine/bin/python") == Path("/x/.venv-engine")
 

@@ -38,8 +38,8 @@
   function resetBattle() {
     ["a", "b"].forEach((side) => {
       $("chat-" + side).replaceChildren();
-      $("reveal-" + side).textContent = "";
-      $("side-" + side).classList.remove("winner");
+      ["reveal-", "facts-", "verdict-"].forEach((id) => { $(id + side).textContent = ""; });
+      $("side-" + side).classList.remove("winner", "tied");
     });
     Object.assign(state, { battleId: null, pending: {}, turns: 0, generating: false, voted: false });
     refreshControls();
@@ -92,9 +92,9 @@
             div.textContent = msg.error || "This model failed to answer.";
           } else {
             div.innerHTML = msg.html; // sanitized on the server (arena/markdown.py)
-            if (msg.state === "cancelled") addMeta(div, "stopped");
-            else if (msg.ttft_ms != null) addMeta(div, `first token ${Math.round(msg.ttft_ms)} ms` +
-              (msg.tokens_per_s ? ` · ${msg.tokens_per_s.toFixed(1)} tokens/s` : ""));
+            // Before the vote a side says only how it ended: speed and token counts would tell the sides apart.
+            if (msg.state === "cancelled" || msg.finish_reason === "stopped") addMeta(div, "stopped");
+            else if (msg.finish_reason === "length") addMeta(div, "… cut off at the answer length limit", "truncated");
           }
         }
         delete state.pending[msg.side];
@@ -109,10 +109,7 @@
         break;
       case "revealed":
         state.voted = true;
-        $("reveal-a").textContent = "· " + msg.model_a.name;
-        $("reveal-b").textContent = "· " + msg.model_b.name;
-        if (msg.winner === "model_a") $("side-a").classList.add("winner");
-        if (msg.winner === "model_b") $("side-b").classList.add("winner");
+        ["a", "b"].forEach((side) => revealSide(side, msg["model_" + side], msg.winner));
         setStatus("Thanks for voting! " + (msg.flagged ? "(An answer named a model, so this vote won't count in the ratings.) " : "") +
                   "Press New round for a fresh pair.");
         break;
@@ -134,9 +131,22 @@
     refreshControls();
   }
 
-  function addMeta(div, text) {
+  const VERDICTS = { "tie": ["Tie", "tie"], "tie (bothbad)": ["Both bad", "bad"] };
+
+  function revealSide(side, model, winner) {
+    $("reveal-" + side).textContent = "· " + model.name;
+    $("facts-" + side).textContent = [model.organization, model.license].filter(Boolean).join(" · ");
+    const verdict = $("verdict-" + side);
+    const [text, kind] = winner === "model_" + side ? ["Winner", "win"] : (VERDICTS[winner] || ["", ""]);
+    verdict.textContent = text;
+    verdict.className = "verdict " + kind;
+    if (kind === "win") $("side-" + side).classList.add("winner");
+    if (kind === "tie" || kind === "bad") $("side-" + side).classList.add("tied");
+  }
+
+  function addMeta(div, text, kind) {
     const meta = document.createElement("div");
-    meta.className = "meta";
+    meta.className = kind ? "meta " + kind : "meta";
     meta.textContent = text;
     div.appendChild(meta);
   }

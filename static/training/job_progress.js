@@ -13,6 +13,8 @@
         if (data.finished) {
           const cancel = document.getElementById("cancel-job");
           if (cancel) cancel.closest("form").remove();
+          // "Job N queued on the training queue" was true at launch, not any more.
+          document.querySelectorAll("ul.messagelist li.info").forEach((li) => li.remove());
           return;
         }
       }

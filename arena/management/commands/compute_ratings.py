@@ -2,7 +2,7 @@
 
 Reads FastChat's cleaned-battle schema (a JSON list or JSON Lines, gzip accepted) with
 :func:`arena.battle_files.read_battles` and runs the same code as the leaderboard page
-(:func:`arena.leaderboard.board_build`). Prints a list sorted by rating (by group, then rating,
+(:func:`arena.leaderboard.boards.board_build`). Prints a list sorted by rating (by group, then rating,
 when the battles form separate groups), each row ``{"model", "rating", "ci_low", "ci_high",
 "rank", "battles", "elo"}``. On any error nothing is printed on stdout and the exit status is 1.
 """
@@ -15,7 +15,7 @@ import math
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from arena.battle_files import BattleFileError, read_battles
-from arena.leaderboard import CLI_ROW_KEYS, board_build
+from arena.leaderboard.boards import CLI_ROW_KEYS, board_build
 from arena.ratings import PairCounts, elo_update
 
 

@@ -1,12 +1,16 @@
+"""First-run set-up of the whole project: it wires serving, arena and training, so it lives here, not in one app."""
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from arena.contestants import contestant_enter
 from serving.services import local_models_register
+from training.services import jobs_dispatch_unsent, starter_jobs_queue
 
 
 class Command(BaseCommand):
-    help = "First-run set-up for `make run`: an admin account and the local models' rows (idempotent)."
+    help = "First-run set-up for `make run`: an admin account, the local models as contestants, starter jobs (idempotent)."
 
     def handle(self, *args, **options):
         User = get_user_model()
@@ -20,9 +24,8 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"Admin account exists: log in at /admin/ as {username}")
         for model in local_models_register():
+            contestant_enter(model, boost=False)
             self.stdout.write(f"Local model registered: {model.public_name} on {model.endpoint.base_url}")
-        from training.services import jobs_dispatch_unsent, starter_jobs_queue
-
         for job in starter_jobs_queue():
             self.stdout.write(f"Starter fine-tune queued: job {job.pk} ({job.method} on {job.dataset.name})")
         for job_id in jobs_dispatch_unsent(min_age_s=0):

@@ -1,0 +1,55 @@
+"""Which served models battle, and how often: the arena's side of a served model.
+
+Serving offers healthy models; the arena decides their sampling weight and the
+boost a new contestant gets for its first votes (``ARENA_NEW_MODEL_BOOST*``).
+A healthy served model without a ``Contestant`` row battles on the defaults.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import F
+
+from arena.models import Contestant
+from serving.models import ServedModel
+
+
+def contestant_of(model: ServedModel) -> Contestant:
+    """The model's contestant row, or an unsaved one holding the defaults when it has none."""
+    try:
+        return model.contestant
+    except Contestant.DoesNotExist:
+        return Contestant(served_model=model)
+
+
+def contestants_battle_ready() -> list[tuple[ServedModel, float]]:
+    """Every healthy served model with its effective sampling weight (0: drawn only when no other can be)."""
+    models = ServedModel.objects.healthy().select_related("contestant")
+    return [(model, contestant_of(model).effective_weight()) for model in models]
+
+
+def contestant_enter(model: ServedModel, *, boost: bool = True) -> Contestant:
+    """Make a served model a contestant (idempotent: an existing row is returned unchanged).
+
+    It inherits its parent's sampling weight (an adapter battles as often as its base);
+    with ``boost`` it is drawn ``ARENA_NEW_MODEL_BOOST`` times as often for its first
+    ``ARENA_NEW_MODEL_BOOST_VOTES`` votes.
+    """
+    weight = contestant_of(model.parent).sampling_weight if model.parent_id else 1.0
+    contestant, _ = Contestant.objects.get_or_create(
+        served_model=model,
+        defaults={
+            "sampling_weight": weight or 1.0,
+            "boost_weight": settings.ARENA_NEW_MODEL_BOOST if boost else 1.0,
+            "boost_votes_left": settings.ARENA_NEW_MODEL_BOOST_VOTES if boost else 0,
+        },
+    )
+    return contestant
+
+
+def contestants_count_vote(model_ids: list[int]) -> None:
+    """One vote spent of each boosted model's boost (call inside the vote's transaction)."""
+    # Rows locked in one order first: concurrent votes on the same pair then wait, never deadlock (PostgreSQL).
+    boosted = list(Contestant.objects.select_for_update().filter(served_model_id__in=model_ids, boost_votes_left__gt=0)
+                   .order_by("pk").values_list("pk", flat=True))
+    Contestant.objects.filter(pk__in=boosted).update(boost_votes_left=F("boost_votes_left") - 1)

@@ -1,0 +1,176 @@
+"""Turning counts into boards: rows, groups, heatmaps (no database).
+
+The one code path from aggregated counts to a board, shared by the snapshot service and
+``manage.py compute_ratings``; the maths itself is :mod:`arena.ratings`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from arena.ratings import (
+    Board,
+    PairCounts,
+    compute_board,
+    fit_style_control,
+    predicted_win_rate,
+    rank_upper_bound,
+)
+
+#: Heatmaps show the best models of the largest group: more cells than this are unreadable.
+HEATMAP_MODELS = 15
+#: The keys of a row printed by ``manage.py compute_ratings``.
+CLI_ROW_KEYS = ("model", "rating", "ci_low", "ci_high", "rank", "battles", "elo")
+
+
+def _finite(x: float) -> float:
+    return float(x) if math.isfinite(x) else 0.0
+
+
+def board_rows(
+    models: Sequence[str],
+    rating: Sequence[float],
+    ci_low: Sequence[float],
+    ci_high: Sequence[float],
+    rank: Sequence[int],
+    battles: Sequence[int],
+    components: Sequence[Sequence[str]],
+    *,
+    elo: Mapping[str, float] | None = None,
+    info: Mapping[str, tuple[str, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of a board: one per model, sorted by group (component, largest first) then rating.
+
+    Each row: ``model, rating, ci_low, ci_high, rank, battles, elo`` (None when ``elo`` lacks
+    the model), ``group`` (0-based component index), ``avg_win_rate`` (the predicted chance of
+    beating a uniformly drawn other model of the same group, ties aside; None alone in a group),
+    ``organization`` and ``license`` (from ``info``: name → (organization, license)).
+    """
+    index = {m: k for k, m in enumerate(models)}
+    rating_arr = np.asarray(rating, dtype=np.float64)
+    rows: list[dict[str, Any]] = []
+    for group, members in enumerate(components):
+        ks = sorted((index[m] for m in members), key=lambda k: (-rating_arr[k], models[k]))
+        win = predicted_win_rate(rating_arr[ks]) if ks else np.zeros((0, 0))
+        for pos, k in enumerate(ks):
+            name = models[k]
+            others = len(ks) - 1
+            avg = (float(win[pos].sum()) - 0.5) / others if others else None  # minus P(i beats i) = 0.5
+            org, lic = (info or {}).get(name, ("", ""))
+            rows.append({
+                "model": name,
+                "rating": _finite(rating_arr[k]),
+                "ci_low": _finite(float(ci_low[k])),
+                "ci_high": _finite(float(ci_high[k])),
+                "rank": int(rank[k]),
+                "battles": int(battles[k]),
+                "elo": float(elo[name]) if elo is not None and name in elo else None,
+                "group": group,
+                "avg_win_rate": avg,
+                "organization": org,
+                "license": lic,
+            })
+    return rows
+
+
+def _heatmaps(board: Board, order: Sequence[str]) -> dict[str, Any]:
+    """Observed win-fraction and battle-count matrices for the first :data:`HEATMAP_MODELS` of ``order``."""
+    position = {m: k for k, m in enumerate(board.models)}
+    top = list(order)[:HEATMAP_MODELS]
+    ks = [position[m] for m in top]
+    sub = np.ix_(ks, ks)
+    return {
+        "models": top,
+        "win_fraction": np.round(board.win_fraction[sub], 4).tolist(),
+        "battle_count": board.battle_count[sub].tolist(),
+    }
+
+
+def anchor_dict(anchor: tuple[str, float] | None) -> dict[str, Any] | None:
+    return {"model": anchor[0], "rating": float(anchor[1])} if anchor else None
+
+
+def board_build(
+    counts: PairCounts,
+    *,
+    anchor: tuple[str, float] | None = None,
+    rounds: int = 100,
+    seed: int = 0,
+    elo: Mapping[str, float] | None = None,
+    info: Mapping[str, tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """A board from aggregated counts: the code path of the page, the API and ``compute_ratings``.
+
+    Returns ``{"rows", "components", "is_connected", "anchor", "n_battles", "rounds",
+    "heatmaps"}``; rows as :func:`board_rows`; ``anchor`` is the one applied (None when not
+    asked or the model is not on this board); ``heatmaps`` covers the best models of the largest
+    group (``{"models", "win_fraction", "battle_count"}``, decisive battles only, as FastChat).
+    """
+    board = compute_board(counts, anchor=anchor, rounds=rounds, seed=seed)
+    rows = board_rows(
+        board.models, board.rating, board.ci_low, board.ci_high, board.rank, board.battles,
+        board.components, elo=elo, info=info,
+    )
+    largest = [row["model"] for row in rows if row["group"] == 0]
+    return {
+        "rows": rows,
+        "components": board.components,
+        "is_connected": board.is_connected,
+        "anchor": anchor_dict(board.anchor),
+        "n_battles": board.n_battles,
+        "rounds": rounds,
+        "heatmaps": _heatmaps(board, largest),
+    }
+
+
+def style_board_build(
+    models: Sequence[str],
+    model_a: np.ndarray,
+    model_b: np.ndarray,
+    outcome: np.ndarray,
+    style_a: np.ndarray,
+    style_b: np.ndarray,
+    *,
+    anchor: tuple[str, float] | None = None,
+    rounds: int = 10,
+    seed: int = 0,
+    info: Mapping[str, tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The style-controlled board of per-battle arrays (as :func:`arena.ratings.fit_style_control`).
+
+    Same shape as :func:`board_build`, plus ``coefficients`` (feature → log-odds change per
+    standard deviation, positive when voters prefer more of it). Rows have no Elo (Elo cannot
+    control for style); ranks and groups as the plain board of the same battles.
+    """
+    fit = fit_style_control(
+        models, model_a, model_b, outcome, style_a, style_b, anchor=anchor, rounds=rounds, seed=seed
+    )
+    # The plain board of the same battles gives the groups, battle counts and observed matrices.
+    counts = PairCounts.from_arrays(models, model_a, model_b, outcome)
+    plain = compute_board(counts, rounds=0)
+    labels = np.zeros(len(models), dtype=np.int64)
+    index = {m: k for k, m in enumerate(models)}
+    for group, members in enumerate(plain.components):
+        labels[[index[m] for m in members]] = group
+    rank = rank_upper_bound(fit.ci_low, fit.ci_high, labels)
+    rows = board_rows(
+        models, fit.rating, fit.ci_low, fit.ci_high, rank, counts.battles_per_model().round().astype(np.int64),
+        plain.components, info=info,
+    )
+    largest = [row["model"] for row in rows if row["group"] == 0]
+    return {
+        "rows": rows,
+        "components": [[row["model"] for row in rows if row["group"] == g] for g in range(len(plain.components))],
+        "is_connected": plain.is_connected,
+        "anchor": anchor_dict(fit.anchor),
+        "n_battles": int(len(model_a)),
+        "rounds": rounds,
+        "heatmaps": _heatmaps(plain, largest),
+        "coefficients": {
+            name: float(value) for name, value in zip(fit.feature_names, fit.coefficients, strict=True)
+        },
+    }
