@@ -33,6 +33,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_engine(log_name: str):
+    """A SmolLM2 vLLM CPU engine of the bench's own on a free port, ready (stop() it)."""
+    from django.conf import settings
+
+    from serving.engines import EngineProcess
+    from serving.local_models import LOCAL_MODELS
+
+    spec = LOCAL_MODELS["smollm2"].engine_spec()
+    spec.port = free_port()
+    spec.log_path = settings.DATA_DIR / "logs" / log_name
+    engine = EngineProcess(spec)
+    engine.start()
+    print(f"starting vLLM on {spec.root_url} (log {spec.log_path}) ...", flush=True)
+    engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
+    return engine
+
+
 async def direct_ttft(client, prompt: str) -> float:
     """Two concurrent streams straight to vLLM, as a battle makes: time to the first token of either."""
     start = time.perf_counter()
@@ -85,24 +102,15 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.conf import settings
     from django.core.management import call_command
 
-    from serving.engines import EngineProcess
-    from serving.local_models import LOCAL_MODELS
     from serving.models import Endpoint, ServedModel
 
     engine = None
     vllm_url = args.vllm_url.rstrip("/")
     if not vllm_url:
-        spec = LOCAL_MODELS["smollm2"].engine_spec()
-        spec.port = free_port()
-        spec.log_path = settings.DATA_DIR / "logs" / "bench-engine.log"
-        engine = EngineProcess(spec)
-        engine.start()
-        print(f"starting vLLM on {spec.root_url} (log {spec.log_path}) ...", flush=True)
-        engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
-        vllm_url = spec.root_url
+        engine = start_engine("bench-engine.log")
+        vllm_url = engine.spec.root_url
 
     call_command("migrate", verbosity=0)
     # Both sides greedy with 8 tokens: first-token latency is what is measured.

@@ -44,7 +44,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.battle_latency import free_port  # noqa: E402
+from bench.battle_latency import free_port, start_engine  # noqa: E402
 
 PROMPTS = ["Name three rivers.", "Say hello in one short sentence.", "What is 2 + 2?", "Give me a fruit name."]
 
@@ -169,23 +169,6 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_engine(args):
-    from django.conf import settings
-
-    from serving.engines import EngineProcess
-    from serving.local_models import LOCAL_MODELS
-
-    spec = LOCAL_MODELS["smollm2"].engine_spec()
-    spec.port = free_port()
-    spec.log_path = settings.DATA_DIR / "logs" / "load-engine.log"
-    engine = EngineProcess(spec)
-    engine.start()
-    print(f"starting vLLM on {spec.root_url} (log {spec.log_path}) ...", flush=True)
-    engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
-    args.engine_url = spec.root_url
-    return engine
-
-
 def start_stack(args, env: dict) -> tuple[list[subprocess.Popen], list[str], list[Path]]:
     logs = REPO / "var" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -287,7 +270,9 @@ def main() -> None:
     django.setup()
     engine, processes = None, []
     try:
-        engine = start_engine(args) if args.start_engine else None
+        if args.start_engine:
+            engine = start_engine("load-engine.log")
+            args.engine_url = engine.spec.root_url
         processes, urls, web_logs = start_stack(args, env)
         webs = processes[-args.webs:]
         memory = {p.pid: [rss_mb(p.pid), 0.0] for p in webs}
