@@ -69,16 +69,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def vllm_url():
-    """Root URL of a real vLLM CPU server serving SmolLM2-135M-Instruct for the whole session.
-
-    ARENA_TEST_VLLM_URL reuses a server that is already running (handy while developing).
-    """
-    existing = os.environ.get("ARENA_TEST_VLLM_URL")
-    if existing:
-        yield existing.rstrip("/")
-        return
+def start_smollm2_engine(log_name: str):
+    """A real SmolLM2 vLLM CPU engine on a free port, ready (an EngineProcess: stop() it), or the test fails."""
     from django.conf import settings
 
     from serving.engines import EngineProcess
@@ -89,7 +81,7 @@ def vllm_url():
     if not Path(spec.python).exists() or not (Path(spec.model_dir) / "config.json").exists():
         missing_part(f"engine python {spec.python} or model {spec.model_dir} missing: run `make models`")
     spec.port = free_port()
-    spec.log_path = settings.DATA_DIR / "logs" / "test-engine.log"
+    spec.log_path = settings.DATA_DIR / "logs" / log_name
     engine = EngineProcess(spec)
     engine.start()
     try:
@@ -97,6 +89,21 @@ def vllm_url():
     except EngineError as exc:
         engine.stop()
         pytest.fail(str(exc))
+    return engine
+
+
+@pytest.fixture(scope="session")
+def vllm_url():
+    """Root URL of a real vLLM CPU server serving SmolLM2-135M-Instruct for the whole session.
+
+    ARENA_TEST_VLLM_URL reuses a server that is already running (handy while developing).
+    """
+    existing = os.environ.get("ARENA_TEST_VLLM_URL")
+    if existing:
+        yield existing.rstrip("/")
+        return
+    engine = start_smollm2_engine("test-engine.log")
+    spec = engine.spec
     yield spec.root_url
     engine.stop()
 
@@ -132,32 +139,15 @@ def chromium_path() -> str:
 @pytest.fixture
 def asgi_server(transactional_db):
     """The real ASGI app (HTTP + WebSockets) served by daphne from a subprocess, on the test database."""
-    import subprocess
-    import sys
-    import time
-
-    import httpx
+    from tests.faults import start_daphne
 
     port = free_port()
     env = {**os.environ, "DATABASE_URL": _database_url_for_subprocess()}
-    log_path = REPO / "var" / "logs" / "test-daphne.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "config.web", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+    try:
+        process = start_daphne(REPO, port, env, REPO / "var" / "logs" / "test-daphne.log")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{url}/healthz", timeout=1.0)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail(f"daphne did not start; see {log_path}")
     yield url
     process.terminate()
     process.wait(10)

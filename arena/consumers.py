@@ -13,11 +13,13 @@ import json
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import openai
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 
 from arena import clientip, services
 from arena.markdown import render_markdown
@@ -29,6 +31,16 @@ logger = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 64 * 1024
 # The only finish reasons a rater sees before the vote.
 PUBLIC_FINISH = {"stop": "done", "length": "length", "cancelled": "stopped"}
+
+#: The battle sockets' ORM calls run in this pool of threads (each with its own connection), not in
+#: Channels' default one shared thread: there every socket's every call queued behind all the others,
+#: and under load new sockets waited past daphne's connect timeout (HTTP 403).
+_DB_POOL = ThreadPoolExecutor(max_workers=settings.ARENA_DB_THREADS, thread_name_prefix="arena-db")
+
+
+def db(func):
+    """``func`` as a coroutine run in ``_DB_POOL``, closing stale connections before and after (as Channels does)."""
+    return DatabaseSyncToAsync(func, thread_sensitive=False, executor=_DB_POOL)
 
 
 def _side_error_message(exc: BaseException) -> str:
@@ -43,8 +55,12 @@ def _side_error_message(exc: BaseException) -> str:
 
 
 class BattleConsumer(AsyncJsonWebsocketConsumer):
+    # Battles never use the channel layer: without this, every socket also runs the layer's
+    # receive loop, and a Redis outage closes battle sockets with 1011 mid-stream.
+    channel_layer_alias = None
+
     async def connect(self) -> None:
-        self.rater_id = await database_sync_to_async(self._rater_id)()
+        self.rater_id = await db(self._rater_id)()
         self.ip_hash = clientip.ip_hash(clientip.scope_client_ip(self.scope))
         self.generation: asyncio.Task | None = None
         await self.accept()
@@ -97,13 +113,16 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
             await handler(content)
         except services.ArenaError as exc:
             await self._error(exc.code, exc.message, **exc.details)
+        except DatabaseError:
+            logger.exception("database error on %s", content["type"])
+            await self._error("unavailable", "The arena's database is unavailable right now; try again in a moment.")
 
     async def _error(self, code: str, message: str, **details) -> None:
         await self.send_json({"type": "error", "code": code, "message": message, **details})
 
     async def _on_new_battle(self, content: dict) -> None:
         await self._cancel_generation()
-        battle = await database_sync_to_async(services.battle_create)(rater_id=self.rater_id, ip_hash=self.ip_hash)
+        battle = await db(services.battle_create)(rater_id=self.rater_id, ip_hash=self.ip_hash)
         await self.send_json(
             {
                 "type": "battle",
@@ -116,7 +135,7 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
     async def _on_prompt(self, content: dict) -> None:
         if self.generation and not self.generation.done():
             raise services.ArenaError("busy", "Wait for both answers before sending another prompt.")
-        plan = await database_sync_to_async(services.battle_turn_begin)(
+        plan = await db(services.battle_turn_begin)(
             battle_id=content.get("battle_id"), rater_id=self.rater_id, text=content.get("text")
         )
         await self.send_json({"type": "turn_started", "battle_id": plan.battle_id, "turn": plan.turn_index + 1})
@@ -128,11 +147,11 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
     async def _on_vote(self, content: dict) -> None:
         if self.generation and not self.generation.done():
             raise services.ArenaError("not_finished", "Wait until both answers have finished.")
-        vote = await database_sync_to_async(services.battle_vote)(
+        vote = await db(services.battle_vote)(
             battle_id=content.get("battle_id"), rater_id=self.rater_id, winner=content.get("winner"),
             ip_hash=self.ip_hash,
         )
-        reveal = await database_sync_to_async(services.battle_reveal)(vote.battle)
+        reveal = await db(services.battle_reveal)(vote.battle)
         await self.send_json(
             {"type": "revealed", "battle_id": str(vote.battle.public_id), "winner": vote.winner,
              "flagged": vote.identity_leak, **reveal}
@@ -180,11 +199,10 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
         tps = tokens / (finished - first_token_at) if tokens and first_token_at and finished > first_token_at else None
         public_error = outcome.pop("public_error", "")
         # Shielded: a cancelled side must still record what it had produced.
-        await asyncio.shield(
-            database_sync_to_async(services.battle_side_finish)(
-                response_id=plan.response_ids[side], content=content, ttft_ms=ttft_ms, tokens_per_s=tps, **outcome
-            )
-        )
+        if not await asyncio.shield(self._record_side(plan, side, content, ttft_ms=ttft_ms, tokens_per_s=tps,
+                                                      **outcome)):
+            outcome = {"state": Response.State.ERROR, "finish_reason": "error"}
+            public_error = "This answer could not be saved; start a new battle."
         try:
             # Before the vote a side shows only its text and how it ended: no speed, token count or
             # engine finish reason (they tell models apart); the speeds come with the reveal.
@@ -195,6 +213,24 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
             )
         except Exception:  # noqa: BLE001 - the socket may be gone after a disconnect
             pass
+
+    async def _record_side(self, plan: services.TurnPlan, side: str, content: str, **outcome) -> bool:
+        """Record a finished side; on failure, try once to close it as an error, so the turn never stays
+        pending (what neither attempt records, ``arena.reaper`` closes after the generation timeout)."""
+        finish = db(services.battle_side_finish)
+        response_id = plan.response_ids[side]
+        try:
+            await finish(response_id=response_id, content=content, **outcome)
+            return True
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the side must still end
+            logger.exception("battle %s side %s: recording the answer failed", plan.battle_id, side)
+            error = f"recording the answer failed: {exc.__class__.__name__}: {exc}"
+        try:
+            await finish(response_id=response_id, state=Response.State.ERROR, finish_reason="error",
+                         content=content.replace("\x00", ""), error=error)
+        except Exception:  # noqa: BLE001
+            logger.exception("battle %s side %s: closing the side as an error failed too", plan.battle_id, side)
+        return False
 
 
 class LeaderboardConsumer(AsyncJsonWebsocketConsumer):

@@ -53,6 +53,7 @@ def contestant_enter(model: ServedModel, *, boost: bool = True) -> Contestant:
 
 def contestants_count_vote(model_ids: list[int]) -> None:
     """One vote spent of each boosted model's boost (call inside the vote's transaction)."""
-    Contestant.objects.filter(served_model_id__in=model_ids, boost_votes_left__gt=0).update(
-        boost_votes_left=F("boost_votes_left") - 1
-    )
+    # Rows locked in one order first: concurrent votes on the same pair then wait, never deadlock (PostgreSQL).
+    boosted = list(Contestant.objects.select_for_update().filter(served_model_id__in=model_ids, boost_votes_left__gt=0)
+                   .order_by("pk").values_list("pk", flat=True))
+    Contestant.objects.filter(pk__in=boosted).update(boost_votes_left=F("boost_votes_left") - 1)

@@ -48,8 +48,10 @@ def battle_create(*, rater_id: str, ip_hash: str = "", rng: random.Random | None
 def _locked_battle(battle_id, rater_id: str) -> Battle:
     try:
         public_id = uuid.UUID(str(battle_id))
+        # of=("self",): lock the battle row only. Without it PostgreSQL also locks the joined model and
+        # endpoint rows, in a different order for every battle, and concurrent votes deadlock.
         battle = (
-            Battle.objects.select_for_update()
+            Battle.objects.select_for_update(of=("self",))
             .select_related("model_a__endpoint", "model_b__endpoint")
             .get(public_id=public_id)
         )

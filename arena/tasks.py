@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from arena import reaper
 from arena.leaderboard import services
 
 
@@ -17,3 +18,9 @@ from arena.leaderboard import services
 def ratings_refresh_task(force: bool = False) -> int | None:
     """See :func:`arena.leaderboard.services.ratings_refresh`."""
     return services.ratings_refresh(force)
+
+
+@shared_task(ignore_result=True)
+def responses_reap_stale() -> list[int]:
+    """See :func:`arena.reaper.responses_reap_stale`."""
+    return reaper.responses_reap_stale()

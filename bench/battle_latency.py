@@ -33,6 +33,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_engine(log_name: str):
+    """A SmolLM2 vLLM CPU engine of the bench's own on a free port, ready (stop() it)."""
+    from django.conf import settings
+
+    from serving.engines import EngineProcess
+    from serving.local_models import LOCAL_MODELS
+
+    spec = LOCAL_MODELS["smollm2"].engine_spec()
+    spec.port = free_port()
+    spec.log_path = settings.DATA_DIR / "logs" / log_name
+    engine = EngineProcess(spec)
+    engine.start()
+    print(f"starting vLLM on {spec.root_url} (log {spec.log_path}) ...", flush=True)
+    engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
+    return engine
+
+
 async def direct_ttft(client, prompt: str) -> float:
     """Two concurrent streams straight to vLLM, as a battle makes: time to the first token of either."""
     start = time.perf_counter()
@@ -85,24 +102,15 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.conf import settings
     from django.core.management import call_command
 
-    from serving.engines import EngineProcess
-    from serving.local_models import LOCAL_MODELS
     from serving.models import Endpoint, ServedModel
 
     engine = None
     vllm_url = args.vllm_url.rstrip("/")
     if not vllm_url:
-        spec = LOCAL_MODELS["smollm2"].engine_spec()
-        spec.port = free_port()
-        spec.log_path = settings.DATA_DIR / "logs" / "bench-engine.log"
-        engine = EngineProcess(spec)
-        engine.start()
-        print(f"starting vLLM on {spec.root_url} (log {spec.log_path}) ...", flush=True)
-        engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
-        vllm_url = spec.root_url
+        engine = start_engine("bench-engine.log")
+        vllm_url = engine.spec.root_url
 
     call_command("migrate", verbosity=0)
     # Both sides greedy with 8 tokens: first-token latency is what is measured.
@@ -112,7 +120,7 @@ def main() -> None:
                                    engine_model_id="smollm2-135m-instruct",
                                    generation={"temperature": 0.0, "max_tokens": 8})
     port = free_port()
-    web = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+    web = subprocess.Popen([sys.executable, "-m", "config.web", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         import httpx

@@ -353,7 +353,7 @@ def bench_launch(procs: Processes, scratch: Path, vllm_url: str) -> None:
     web_log = scratch / "logs" / "daphne.log"
     web = procs.start(
         "daphne",
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        [sys.executable, "-m", "config.web", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
         web_log,
         env=env,
     )

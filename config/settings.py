@@ -157,7 +157,10 @@ TEMPLATES = [
 DATABASE_URL = env_url(
     "DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}", {"sqlite", "postgres", "postgresql", "pgsql"}
 )
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# Seconds a connection is kept for the next request or battle call (0: a new one per call). Each web
+# thread keeps its own; health checks replace one the server dropped (a PostgreSQL restart).
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("ARENA_DB_CONN_MAX_AGE", 60, minimum=0),
+                                              conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker) share the file: wait for locks instead of failing.
     # IMMEDIATE takes the write lock when a transaction starts: two concurrent votes then wait
@@ -242,6 +245,11 @@ ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5, minimum=1, maximum=50)
 ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 4000, minimum=1)
 ARENA_MAX_OUTPUT_TOKENS = env_int("ARENA_MAX_OUTPUT_TOKENS", 256, minimum=1, maximum=32768)
 ARENA_GENERATION_TIMEOUT_S = env_float("ARENA_GENERATION_TIMEOUT_S", 120.0, minimum=1.0)
+# A response still pending this long after the generation timeout lost its web process: arena.reaper closes it.
+ARENA_REAP_GRACE_S = env_float("ARENA_REAP_GRACE_S", 30.0, minimum=0.0)
+ARENA_REAP_EVERY_S = env_float("ARENA_REAP_EVERY_S", 60.0, minimum=1.0)
+# Threads (and so database connections) per web process for the battle sockets' database calls.
+ARENA_DB_THREADS = env_int("ARENA_DB_THREADS", 8, minimum=1, maximum=64)
 ARENA_IP_SALT = env_secret("ARENA_IP_SALT")
 if not DEBUG and (not ARENA_IP_SALT or ARENA_IP_SALT == SECRET_KEY):
     raise ImproperlyConfigured("ARENA_IP_SALT (or ARENA_IP_SALT_FILE) must be set, and differ from DJANGO_SECRET_KEY, "
@@ -384,6 +392,7 @@ SHARED_DATA_DIR = Path(env_str("ARENA_SHARED_DATA_DIR", str(BASE_DIR.parent / "s
 CELERY_BEAT_SCHEDULE = {
     "endpoints-check-health": {"task": "serving.tasks.endpoints_check_health", "schedule": 30.0},
     "jobs-reap-stale": {"task": "training.tasks.jobs_reap_stale", "schedule": 60.0},
+    "responses-reap-stale": {"task": "arena.tasks.responses_reap_stale", "schedule": ARENA_REAP_EVERY_S},
     "jobs-dispatch-unsent": {"task": "training.tasks.jobs_dispatch_unsent", "schedule": 60.0},
     # A safety net: votes trigger their own refit; this one catches a lost message or an admin edit.
     "ratings-refresh": {"task": "arena.tasks.ratings_refresh", "schedule": ARENA_LEADERBOARD_REFRESH_EVERY_S},

@@ -91,4 +91,4 @@ class ServedModelAdmin(admin.ModelAdmin):
     list_filter = ["active", "kind", "endpoint"]
     list_editable = ["active"]
     search_fields = ["public_name", "engine_model_id", "organization"]
-    readonly_fields = ["created_at"]
+    readonly_fields = ["created_at", "last_error"]

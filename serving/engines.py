@@ -51,8 +51,11 @@ class EngineProcess:
     def __init__(self, spec: EngineSpec):
         self.spec = spec
         self.process: subprocess.Popen | None = None
+        #: The process group of the latest start; outlives ``process`` (run_all drops a dead one).
+        self.pgid: int | None = None
 
     def start(self) -> None:
+        """Spawn the engine in a new process group, first killing what is left of the previous one."""
         spec = self.spec
         if not Path(spec.python).exists():
             raise EngineError(f"engine python {spec.python} not found: run `make engine` (scripts/engine_venv.sh)")
@@ -63,12 +66,14 @@ class EngineProcess:
             host=spec.host, chat_template=spec.chat_template, device=spec.device, extra_args=tuple(spec.extra_args),
         )
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.stop()
         log = open(spec.log_path, "ab")  # noqa: SIM115 - the child keeps it open
         # Its own process group, so stop() takes down vLLM's worker processes too.
         self.process = subprocess.Popen(
             argv, env={**os.environ, **env_add}, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+        self.pgid = self.process.pid  # start_new_session: the leader's pid is the group id
         log.close()
 
     def is_ready(self) -> bool:
@@ -93,16 +98,71 @@ class EngineProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """Stop the engine's whole process group, also when its API server already died.
+
+        vLLM's API server forks ``VLLM::EngineCore`` into the same group; a SIGKILLed
+        server leaves that child running (holding memory and, on a GPU, the device), so a
+        dead leader is no reason to return early. Returns once no process of the group is left.
+        """
+        pgid = self.pgid
+        if pgid is None:
             return
+        if self.process is not None and self.process.poll() is None:
+            _signal_group(pgid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(pgid, signal.SIGKILL)
+                self.process.wait(5)
+        # The leader is gone (stopped or died): whatever is left of its group goes now.
+        if group_members(pgid):
+            _signal_group(pgid, signal.SIGTERM)
+            if not _wait_group_gone(pgid, timeout):
+                _signal_group(pgid, signal.SIGKILL)
+                _wait_group_gone(pgid, 5)
+        if not group_members(pgid):
+            self.pgid = None  # never signal a reused group id later
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group, read from /proc (Linux)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
-        except ProcessLookupError:
-            pass
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces or parentheses, so split after the last ")".
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process runs (a zombie does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not group_members(pgid):
+            return True
+        time.sleep(0.2)
+    return not group_members(pgid)
 
 
 @contextmanager

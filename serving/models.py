@@ -168,6 +168,7 @@ class ServedModel(models.Model):
                                       help_text="Content hash of the adapter directory, verified after each load")
 
     active = models.BooleanField(default=True)
+    last_error = models.TextField(blank=True, help_text="Why the arena took this model out of battles, if it did")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ServedModelQuerySet.as_manager()

@@ -10,11 +10,10 @@ import logging
 
 import httpx
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from serving.adapter_hash import adapter_dir_sha256
-from serving.errors import EngineError
+from serving.errors import EngineError, EngineUnreachable
 from serving.models import Endpoint, ServedModel
 
 logger = logging.getLogger(__name__)
@@ -24,13 +23,23 @@ def _headers(endpoint: Endpoint) -> dict[str, str]:
     return {"Authorization": f"Bearer {endpoint.api_key()}"}
 
 
+#: Answers that mean "the engine is down or overloaded", not "your request is wrong".
+_UNAVAILABLE_STATUS = {502, 503, 504}
+
+
 def endpoint_list_models(endpoint: Endpoint, *, timeout: float | None = None) -> list[dict]:
-    """The endpoint's /v1/models entries. Raises EngineError on failure."""
+    """The endpoint's /v1/models entries. Raises EngineUnreachable when the engine does not answer,
+    EngineError when it answers something else than a model list."""
     timeout = timeout or settings.SERVING_HEALTH_TIMEOUT_S
     try:
         response = httpx.get(f"{endpoint.base_url.rstrip('/')}/models", headers=_headers(endpoint), timeout=timeout)
-        if response.status_code in (401, 403):
-            raise EngineError(_key_refused(endpoint, response.status_code))
+    except httpx.HTTPError as exc:
+        raise EngineUnreachable(f"{endpoint.name}: /v1/models failed: {exc}") from exc
+    if response.status_code in (401, 403):
+        raise EngineError(_key_refused(endpoint, response.status_code))
+    if response.status_code in _UNAVAILABLE_STATUS:
+        raise EngineUnreachable(f"{endpoint.name}: /v1/models answered {response.status_code}")
+    try:
         response.raise_for_status()
         return list(response.json().get("data", []))
     except (httpx.HTTPError, ValueError) as exc:
@@ -49,12 +58,36 @@ def _key_refused(endpoint: Endpoint, status: int) -> str:
 
 
 def endpoint_check_health(endpoint: Endpoint, *, force: bool = False) -> bool:
-    """Probe the endpoint and store the result. vLLM and TGI have /health (plus /v1/models when a key is
-    configured, to check it); other providers answer /v1/models, at most every ``health_every_s`` seconds unless ``force`` (the cached answer is returned in between).
+    """Probe the endpoint and store the result (see :func:`endpoint_refresh`). A provider with
+    ``health_every_s`` is probed at most that often unless ``force`` (the stored answer is returned in between).
     """
     if (not force and endpoint.health_every_s and endpoint.last_checked_at
             and (timezone.now() - endpoint.last_checked_at).total_seconds() < endpoint.health_every_s):
         return endpoint.healthy
+    return endpoint_refresh(endpoint)["healthy"]
+
+
+def endpoint_refresh(endpoint: Endpoint) -> dict:
+    """Probe the endpoint; on a vLLM endpoint that answers, reconcile its adapters first; then store
+    the health. So a restarted engine re-enters battles only with every active adapter loaded again
+    (or deactivated). Returns ``{"healthy": bool, "adapters": report-or-None}``."""
+    error = _probe(endpoint)
+    report = None
+    if not error and endpoint.supports_lora():
+        report = adapters_reconcile(endpoint)
+        error = report["engine_down"]
+    Endpoint.objects.filter(pk=endpoint.pk).update(
+        healthy=not error, last_error=error[:2000], last_checked_at=timezone.now()
+    )
+    endpoint.healthy, endpoint.last_error = not error, error
+    if error:
+        logger.warning("endpoint %s unhealthy: %s", endpoint.name, error)
+    return {"healthy": not error, "adapters": report}
+
+
+def _probe(endpoint: Endpoint) -> str:
+    """"" when the endpoint answers; else what went wrong. vLLM and TGI have /health (plus /v1/models
+    when a key is configured, to check it); other providers answer /v1/models."""
     error = ""
     try:
         if endpoint.kind in (Endpoint.Kind.VLLM, Endpoint.Kind.TGI):
@@ -72,13 +105,7 @@ def endpoint_check_health(endpoint: Endpoint, *, force: bool = False) -> bool:
         error = f"/health failed: {exc.__class__.__name__}: {exc}"
     except EngineError as exc:
         error = str(exc)
-    Endpoint.objects.filter(pk=endpoint.pk).update(
-        healthy=not error, last_error=error[:2000], last_checked_at=timezone.now()
-    )
-    endpoint.healthy, endpoint.last_error = not error, error
-    if error:
-        logger.warning("endpoint %s unhealthy: %s", endpoint.name, error)
-    return not error
+    return error
 
 
 def endpoint_register_models(endpoint: Endpoint, *, defaults: dict | None = None) -> list[ServedModel]:
@@ -120,7 +147,9 @@ def adapter_load(endpoint: Endpoint, *, name: str, path: str) -> None:
             timeout=120.0,
         )
     except httpx.HTTPError as exc:
-        raise EngineError(f"{endpoint.name}: load_lora_adapter failed: {exc}") from exc
+        raise EngineUnreachable(f"{endpoint.name}: load_lora_adapter failed: {exc}") from exc
+    if response.status_code in _UNAVAILABLE_STATUS:
+        raise EngineUnreachable(f"{endpoint.name}: load_lora_adapter answered {response.status_code}")
     already_loaded = response.status_code == 400 and "already been loaded" in response.text
     if response.status_code != 200 and not already_loaded:
         raise EngineError(f"{endpoint.name}: load_lora_adapter answered {response.status_code}: {response.text[:500]}")
@@ -141,45 +170,68 @@ def adapter_unload(endpoint: Endpoint, *, name: str) -> None:
         raise EngineError(f"{endpoint.name}: unload_lora_adapter answered {response.status_code}: {response.text[:500]}")
 
 
-@transaction.atomic
 def served_model_register_adapter(*, parent: ServedModel, name: str, adapter_path: str, description: str = "") -> ServedModel:
     """Load an adapter into the parent's endpoint and create its served model. Raises EngineError, creating nothing.
 
     Whether (and how often) it battles is the arena's to decide: see ``arena.contestants.contestant_enter``.
+    The HTTP call (up to minutes) runs outside any transaction: in the embedded mode (SQLite) a
+    transaction holds the database's one write lock, and every battle would wait on it.
     """
     adapter_load(parent.endpoint, name=name, path=adapter_path)
-    return ServedModel.objects.create(
-        adapter_sha256=adapter_dir_sha256(adapter_path), public_name=name,
-        endpoint=parent.endpoint,
-        engine_model_id=name,
-        kind=ServedModel.Kind.LORA,
-        parent=parent,
-        adapter_path=adapter_path,
-        organization=parent.organization,
-        license=parent.license,
-        description=description,
-        generation=dict(parent.generation or {}),
-    )
+    try:
+        return ServedModel.objects.create(
+            adapter_sha256=adapter_dir_sha256(adapter_path), public_name=name,
+            endpoint=parent.endpoint,
+            engine_model_id=name,
+            kind=ServedModel.Kind.LORA,
+            parent=parent,
+            adapter_path=adapter_path,
+            organization=parent.organization,
+            license=parent.license,
+            description=description,
+            generation=dict(parent.generation or {}),
+        )
+    except Exception:
+        try:
+            adapter_unload(parent.endpoint, name=name)
+        except EngineError:
+            logger.warning("adapter %s stays loaded on %s although its served model was not created", name,
+                           parent.endpoint)
+        raise
 
 
-def adapters_reconcile(endpoint: Endpoint) -> dict[str, list[str]]:
-    """Re-load every active adapter a restarted vLLM forgot; deactivate unloadable ones (no longer healthy)."""
-    report: dict[str, list[str]] = {"reloaded": [], "deactivated": [], "present": []}
+def adapters_reconcile(endpoint: Endpoint) -> dict:
+    """Bring the engine's adapters in line with the active LoRA contestants; three cases, never confused:
+
+    * engine down (no answer, 502/503/504): change nothing, retry at the next check; ``engine_down``
+      says why, and :func:`endpoint_refresh` keeps the endpoint out of battles meanwhile;
+    * adapter gone (a restarted vLLM forgot it): load it again (``reloaded``);
+    * adapter broken (vLLM refuses it: files deleted or unreadable): deactivate the contestant and
+      say why in its ``last_error``, shown in the admin (``deactivated``).
+    """
+    report: dict = {"reloaded": [], "deactivated": [], "present": [], "engine_down": ""}
     try:
         loaded = {entry.get("id") for entry in endpoint_list_models(endpoint)}
-    except EngineError:
-        return report  # the endpoint is down: health checking marks it unhealthy already
+    except EngineError as exc:
+        report["engine_down"] = str(exc)
+        return report
     for model in ServedModel.objects.filter(endpoint=endpoint, kind=ServedModel.Kind.LORA, active=True):
         if model.engine_model_id in loaded:
             report["present"].append(model.public_name)
             continue
         try:
             adapter_load(endpoint, name=model.engine_model_id, path=model.adapter_path)
-            report["reloaded"].append(model.public_name)
+        except EngineUnreachable as exc:
+            report["engine_down"] = str(exc)
+            return report
         except EngineError as exc:
             logger.error("deactivating %s: %s", model.public_name, exc)
-            ServedModel.objects.filter(pk=model.pk).update(active=False)
+            ServedModel.objects.filter(pk=model.pk).update(
+                active=False, last_error=f"{timezone.now():%Y-%m-%d %H:%M} taken out of battles: vLLM refused "
+                                         f"its adapter: {exc}"[:2000])
             report["deactivated"].append(model.public_name)
+        else:
+            report["reloaded"].append(model.public_name)
     return report
 
 

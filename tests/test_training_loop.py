@@ -14,28 +14,14 @@ from django.core.management import call_command
 
 from arena.contestants import contestant_of
 from config.asgi import application
+from serving.engines import pid_alive
 from serving.errors import EngineError
 from serving.models import Endpoint, ServedModel
 from tests.factories import make_vote
-from tests.helpers import missing_part
 from training import services
 from training.models import Checkpoint, Job
 
 pytestmark = [pytest.mark.vllm, pytest.mark.training, pytest.mark.celery]
-
-
-@pytest.fixture
-def base_model(transactional_db, vllm_url, settings, tmp_path):
-    from serving.local_models import LOCAL_MODELS
-
-    spec = LOCAL_MODELS["smollm2"].engine_spec()
-    if not Path(settings.ENGINE_PYTHON).exists():
-        missing_part(f"engine environment missing: {settings.ENGINE_PYTHON} (make engine)")
-    endpoint = Endpoint.objects.create(name="test-local", base_url=f"{vllm_url}/v1", healthy=True,
-                                       model_dir=spec.model_dir)
-    return ServedModel.objects.create(public_name="smollm2-135m-instruct", endpoint=endpoint,
-                                      engine_model_id="smollm2-135m-instruct", organization="Hugging Face",
-                                      license="Apache-2.0", generation={"temperature": 0.0, "max_tokens": 8})
 
 
 def wait_for(job: Job, statuses: set[str], timeout: float = 600, condition=None) -> Job:
@@ -48,6 +34,24 @@ def wait_for(job: Job, statuses: set[str], timeout: float = 600, condition=None)
             pytest.fail(f"job ended {job.status}: {job.error}\n{job.log_tail}")
         time.sleep(1.0)
     pytest.fail(f"job {job.pk} still {job.status} at step {job.step} after {timeout} s\n{job.log_tail}")
+
+
+def recipe_events(job: Job) -> list[dict]:
+    return [json.loads(line) for line in (job.directory() / "progress.jsonl").read_text().splitlines()]
+
+
+def recipe_pid(job: Job) -> int:
+    """The recipe subprocess's pid, from its ``init`` event."""
+    return next(e["pid"] for e in recipe_events(job) if e["event"] == "init")
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return condition()
 
 
 SMOKE = ["max_steps=2", "max_length=128", "per_device_train_batch_size=2", "max_train_rows=8"]
@@ -122,9 +126,13 @@ def test_cancel_stops_a_running_job_cleanly(base_model, celery_worker_process):
     dataset = services.dataset_from_builtin("oasst-en-messages")
     job = services.job_launch(base_model=base_model, method="sft", dataset=dataset, preset_name="cpu-smoke",
                               overrides=["max_steps=200", "max_length=128", "per_device_train_batch_size=1"])
-    wait_for(job, {"running"}, condition=lambda j: j.step >= 1)
+    step_at_cancel = wait_for(job, {"running"}, condition=lambda j: j.step >= 1).step
     services.job_cancel(job)
     job = wait_for(job, {"cancelled"})
+    # It stopped at a step boundary after the request, long before its last step, and says which.
+    stopped = recipe_events(job)[-1]
+    assert stopped["event"] == "cancelled" and step_at_cancel <= stopped["step"] < job.total_steps
+    assert not pid_alive(recipe_pid(job))
     assert not Checkpoint.objects.filter(job=job).exists()
     assert not ServedModel.objects.filter(kind="lora").exists()
 
@@ -146,6 +154,7 @@ def test_a_killed_worker_leaves_the_job_failed_not_running(base_model, celery_wo
     job = services.job_launch(base_model=base_model, method="sft", dataset=dataset, preset_name="cpu-smoke",
                               overrides=["max_steps=200", "max_length=128", "per_device_train_batch_size=1"])
     wait_for(job, {"running"}, condition=lambda j: j.step >= 1)
+    pid = recipe_pid(job)
     worker.send_signal(signal.SIGKILL)
     worker.wait(10)
     settings.TRAINING_HEARTBEAT_TIMEOUT_S = 3
@@ -153,10 +162,17 @@ def test_a_killed_worker_leaves_the_job_failed_not_running(base_model, celery_wo
     assert services.jobs_reap_stale() == [job.pk]
     job.refresh_from_db()
     assert job.status == "failed" and "stopped at step" in job.error
-    # The recipe subprocess died with its worker (PR_SET_PDEATHSIG): nothing trains on unseen.
-    time.sleep(3)
-    events = (job.directory() / "progress.jsonl").read_text().splitlines()
-    assert json.loads(events[-1])["event"] in {"cancelled", "error", "log"}
+    # The recipe died with its worker (PR_SET_PDEATHSIG sends SIGTERM: it stops after its step and
+    # says so): nothing trains on unseen.
+    assert wait_until(lambda: not pid_alive(pid), 120), f"recipe {pid} still runs after its worker died"
+    assert recipe_events(job)[-1]["event"] == "cancelled"
+
+    # The next job runs alone on a new worker, and succeeds.
+    celery_worker_process()
+    following = services.job_launch(base_model=base_model, method="sft", dataset=dataset, preset_name="cpu-smoke",
+                                    overrides=SMOKE)
+    following = wait_for(following, {"succeeded"})
+    assert recipe_pid(following) != pid and not pid_alive(pid)
 
 
 def test_an_adapter_vllm_refuses_creates_no_contestant(base_model, tmp_path):

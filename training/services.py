@@ -275,6 +275,20 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
             [settings.ENGINE_PYTHON, "-m", "training.recipes.run", str(directory)], cwd=settings.BASE_DIR,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
+    try:
+        returncode = _job_follow(job, process, directory, log_path, poll_s)
+    except BaseException as exc:
+        # The worker cannot follow the recipe any more (lost database, shutdown, a bug): stop the
+        # recipe before this worker takes another job, and record why instead of "worker killed".
+        _recipe_stop(process)
+        _job_fail_unfollowed(job, exc)
+        raise
+    return _job_finish(job, returncode, progress.read_events(events_path), log_path)
+
+
+def _job_follow(job: Job, process: subprocess.Popen, directory: Path, log_path: Path, poll_s: float) -> int:
+    """Record progress and relay a cancel until the recipe exits; returns its exit code."""
+    events_path = directory / progress.PROGRESS_FILE
     cancel_sent_at = None
     recorded = -1
     while True:
@@ -282,14 +296,44 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
         events = progress.read_events(events_path)
         recorded = _job_record_progress(job, events, log_path, recorded)
         if returncode is not None:
-            break
+            return returncode
         if cancel_sent_at is None and Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
             progress.request_cancel(directory)
             cancel_sent_at = time.monotonic()
         elif cancel_sent_at is not None and time.monotonic() - cancel_sent_at > settings.TRAINING_CANCEL_GRACE_S:
             process.terminate()  # a step that never ends: SIGTERM also makes the runner stop
         time.sleep(poll_s)
-    return _job_finish(job, returncode, progress.read_events(events_path), log_path)
+
+
+def _recipe_stop(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM the recipe (it stops after its step), SIGKILL it if it does not exit in time; wait for it."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def _job_fail_unfollowed(job: Job, exc: BaseException, attempts: int = 5) -> None:
+    """Mark the job failed with the real reason, retrying while the database comes back."""
+    from django.db import close_old_connections
+
+    reason = f"{exc.__class__.__name__}: {exc}".strip()[:1000]
+    for attempt in range(attempts):
+        try:
+            close_old_connections()
+            step = Job.objects.filter(pk=job.pk).values_list("step", flat=True).first()
+            Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+                status=Job.Status.FAILED, finished_at=timezone.now(),
+                error=f"The worker stopped following this job at step {step} ({reason}); its recipe was stopped.",
+            )
+            return
+        except Exception:  # noqa: BLE001 - the database may be what failed; try again shortly
+            logger.warning("job %s: could not record the failure (attempt %d)", job.pk, attempt + 1, exc_info=True)
+            time.sleep(2.0 * (attempt + 1))
 
 
 def _job_record_progress(job: Job, events: list[dict], log_path: Path, recorded: int) -> int:
@@ -325,6 +369,12 @@ def _job_finish(job: Job, returncode: int, events: list[dict], log_path: Path) -
         Job.objects.filter(pk=job.pk).update(status=Job.Status.CANCELLED, finished_at=now)
     else:
         reason = final.get("error") or final.get("message") or _tail(log_path, 15) or "no output"
+        if returncode < 0:
+            try:
+                name = signal.Signals(-returncode).name
+            except ValueError:
+                name = f"signal {-returncode}"
+            reason = f"killed by {name} (out of memory, or stopped by hand?)\n{reason}"
         Job.objects.filter(pk=job.pk).update(
             status=Job.Status.FAILED, finished_at=now, error=f"The recipe exited with code {returncode}:\n{reason}"
         )

@@ -331,7 +331,11 @@ def save_adapter(model, output_dir: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     # Only the trained adapter: a continued DPO run also holds TRL's frozen "ref" copy,
     # which save_pretrained would otherwise write into a ref/ subdirectory.
-    model.save_pretrained(str(tmp), safe_serialization=True, selected_adapters=["default"])
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True, selected_adapters=["default"])
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk: free what was written, so the error event fits
+        raise
     (tmp / "README.md").unlink(missing_ok=True)  # PEFT's generated model card
     for f in tmp.iterdir():
         f.chmod(0o644)  # safetensors writes 0600; the serving process may be another user

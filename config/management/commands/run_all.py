@@ -75,8 +75,7 @@ class Command(BaseCommand):
             engine.process = None  # not restarted in a loop: fix the cause and restart `make run`
             return
         endpoint = Endpoint.objects.get(name=f"local-{key}")
-        services.endpoint_check_health(endpoint)
-        services.adapters_reconcile(endpoint)
+        services.endpoint_refresh(endpoint)  # adapters re-loaded before it re-enters battles
         self.stdout.write(self.style.SUCCESS(f"engine {key}: ready on {engine.spec.root_url}"))
 
     def _supervise(self) -> None:

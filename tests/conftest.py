@@ -1,0 +1,22 @@
+"""Fixtures shared by the cross-app tests of training (the closed loop and its faults)."""
+
+from pathlib import Path
+
+import pytest
+
+from serving.models import Endpoint, ServedModel
+from tests.helpers import missing_part
+
+
+@pytest.fixture
+def base_model(transactional_db, vllm_url, settings, tmp_path):
+    from serving.local_models import LOCAL_MODELS
+
+    spec = LOCAL_MODELS["smollm2"].engine_spec()
+    if not Path(settings.ENGINE_PYTHON).exists():
+        missing_part(f"engine environment missing: {settings.ENGINE_PYTHON} (make engine)")
+    endpoint = Endpoint.objects.create(name="test-local", base_url=f"{vllm_url}/v1", healthy=True,
+                                       model_dir=spec.model_dir)
+    return ServedModel.objects.create(public_name="smollm2-135m-instruct", endpoint=endpoint,
+                                      engine_model_id="smollm2-135m-instruct", organization="Hugging Face",
+                                      license="Apache-2.0", generation={"temperature": 0.0, "max_tokens": 8})
