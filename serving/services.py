@@ -10,6 +10,7 @@ import logging
 
 import httpx
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,15 +20,12 @@ from serving.models import Endpoint, ServedModel
 logger = logging.getLogger(__name__)
 
 
-def _headers(endpoint: Endpoint) -> dict[str, str]:
-    return {"Authorization": f"Bearer {endpoint.api_key()}"}
-
-
 def endpoint_list_models(endpoint: Endpoint, *, timeout: float | None = None) -> list[dict]:
     """The endpoint's /v1/models entries. Raises EngineError on failure."""
     timeout = timeout or settings.SERVING_HEALTH_TIMEOUT_S
     try:
-        response = httpx.get(f"{endpoint.base_url.rstrip('/')}/models", headers=_headers(endpoint), timeout=timeout)
+        url = f"{endpoint.base_url.rstrip('/')}/models"
+        response = httpx.get(url, headers=endpoint.auth_headers(url), timeout=timeout)
         response.raise_for_status()
         return list(response.json().get("data", []))
     except (httpx.HTTPError, ValueError) as exc:
@@ -89,12 +87,9 @@ def adapter_load(endpoint: Endpoint, *, name: str, path: str) -> None:
     if not endpoint.supports_lora():
         raise EngineError(f"{endpoint.name} is not a vLLM endpoint and cannot load adapters")
     try:
-        response = httpx.post(
-            f"{endpoint.root_url()}/v1/load_lora_adapter",
-            json={"lora_name": name, "lora_path": path},
-            headers=_headers(endpoint),
-            timeout=120.0,
-        )
+        url = f"{endpoint.root_url()}/v1/load_lora_adapter"
+        response = httpx.post(url, json={"lora_name": name, "lora_path": path},
+                              headers=endpoint.auth_headers(url), timeout=120.0)
     except httpx.HTTPError as exc:
         raise EngineError(f"{endpoint.name}: load_lora_adapter failed: {exc}") from exc
     already_loaded = response.status_code == 400 and "already been loaded" in response.text
@@ -107,10 +102,8 @@ def adapter_load(endpoint: Endpoint, *, name: str, path: str) -> None:
 
 def adapter_unload(endpoint: Endpoint, *, name: str) -> None:
     try:
-        response = httpx.post(
-            f"{endpoint.root_url()}/v1/unload_lora_adapter", json={"lora_name": name},
-            headers=_headers(endpoint), timeout=30.0,
-        )
+        url = f"{endpoint.root_url()}/v1/unload_lora_adapter"
+        response = httpx.post(url, json={"lora_name": name}, headers=endpoint.auth_headers(url), timeout=30.0)
     except httpx.HTTPError as exc:
         raise EngineError(f"{endpoint.name}: unload_lora_adapter failed: {exc}") from exc
     if response.status_code not in (200, 404):
@@ -183,3 +176,38 @@ def local_models_register() -> list[ServedModel]:
         )
         models.append(model)
     return models
+
+
+ENDPOINT_ENV_FIELDS = {"name", "base_url", "kind", "model_dir", "api_key_env", "organization", "license"}
+
+
+def endpoints_from_settings() -> list[Endpoint]:
+    """Create or update the endpoints declared in ``SERVING_ENDPOINTS`` (env ARENA_ENDPOINTS), validated like
+    the admin's (key prefix included). Raises EngineError naming the bad entry; the admin adds more by hand."""
+    endpoints = []
+    for entry in settings.SERVING_ENDPOINTS:
+        unknown = set(entry) - ENDPOINT_ENV_FIELDS
+        if unknown or not entry.get("name") or not entry.get("base_url"):
+            raise EngineError(f"ARENA_ENDPOINTS entry {entry!r}: needs name and base_url; allowed keys are "
+                              f"{', '.join(sorted(ENDPOINT_ENV_FIELDS))}")
+        fields = {key: entry.get(key, "") for key in ("base_url", "model_dir", "api_key_env")}
+        fields["kind"] = entry.get("kind", Endpoint.Kind.VLLM)
+        endpoint = Endpoint.objects.filter(name=entry["name"]).first() or Endpoint(name=entry["name"])
+        for key, value in fields.items():
+            setattr(endpoint, key, value)
+        try:
+            endpoint.full_clean()
+        except ValidationError as exc:
+            raise EngineError(f"ARENA_ENDPOINTS entry {entry['name']!r}: {exc.message_dict}") from None
+        endpoint.save()
+        endpoints.append(endpoint)
+    return endpoints
+
+
+def endpoint_register_declared_models(endpoint: Endpoint) -> list[ServedModel]:
+    """Register the models of an endpoint declared in ARENA_ENDPOINTS once it answers (none before)."""
+    entry = next((e for e in settings.SERVING_ENDPOINTS if e.get("name") == endpoint.name), None)
+    if entry is None or endpoint.models.exists():
+        return []
+    defaults = {key: entry[key] for key in ("organization", "license") if entry.get(key)}
+    return endpoint_register_models(endpoint, defaults=defaults)

@@ -68,7 +68,7 @@ class DatasetImportForm(forms.ModelForm):
                         upload = data.get("upload")
                         if not upload:
                             raise ValidationError("Choose a file to upload.")
-                        self.instance = services.dataset_import(name=name, data=upload.read(), fmt=fmt,
+                        self.instance = services.dataset_import(name=name, data=upload, fmt=fmt,
                                                                 source_ref=upload.name, **extra, **common)
                     elif source == "path":
                         self.instance = services.dataset_from_path(data.get("server_path", ""), name=name, fmt=fmt,
