@@ -75,7 +75,10 @@ def generation_finished(*, model_id: int, errored: bool, ttft_ms: float | None) 
 
 
 class DatabaseCollector:
-    """Gauges read from the database when Prometheus scrapes."""
+    """Gauges read from the database when Prometheus scrapes (``describe`` keeps registration off the database)."""
+
+    def describe(self):
+        yield GaugeMetricFamily("arena_training_jobs", "Training jobs by status", labels=["status"])
 
     def collect(self):
         from django.db.models import Count
