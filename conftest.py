@@ -17,6 +17,9 @@ import pytest
 REPO = Path(__file__).resolve().parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 REQUIRE_REAL = os.environ.get("ARENA_REQUIRE_REAL_PARTS") == "1"
+# Development mode for the suite, also where pytest-django is off (-p no:django) and a helper reads
+# config.settings directly; with pytest-django, config/settings_test.py sets it before settings load.
+os.environ.setdefault("DJANGO_DEBUG", "true")
 
 
 def missing_part(reason: str):

@@ -349,6 +349,11 @@ LOGGING = {
 # --- Deployment (issue 11): production security, CSP, static files, metrics, logs, endpoint keys,
 # --- endpoints declared in the environment, bounded dataset imports. Keep these lines together.
 # =====================================================================================================
+# The database password as a secret file (compose shares it with the postgres service's
+# POSTGRES_PASSWORD_FILE), for a DATABASE_URL written without one.
+_database_password = env_secret("DATABASE_PASSWORD")
+if _database_password and not DATABASES["default"].get("PASSWORD"):
+    DATABASES["default"]["PASSWORD"] = _database_password
 # Behind a TLS-terminating proxy (the supported production set-up) that sets X-Forwarded-Proto.
 if env_bool("DJANGO_BEHIND_TLS_PROXY", default=not DEBUG):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
