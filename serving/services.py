@@ -7,6 +7,7 @@ The arena and training apps talk to endpoints only through these functions and
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -196,7 +197,11 @@ def endpoints_from_settings() -> list[Endpoint]:
         for key, value in fields.items():
             setattr(endpoint, key, value)
         try:
-            endpoint.full_clean()
+            # Django's URLValidator wants a dotted host name; compose and Kubernetes service names
+            # ("http://vllm:8000/v1") have none, so the URL is checked here instead.
+            if urlsplit(endpoint.base_url).scheme not in ("http", "https") or not urlsplit(endpoint.base_url).hostname:
+                raise ValidationError({"base_url": ["must be an http(s) URL with a host"]})
+            endpoint.full_clean(exclude=["base_url"])
         except ValidationError as exc:
             raise EngineError(f"ARENA_ENDPOINTS entry {entry['name']!r}: {exc.message_dict}") from None
         endpoint.save()
