@@ -113,3 +113,19 @@ def test_the_declared_vllm_endpoint_passes_the_admin_validation(spec, settings):
     settings.SERVING_ENDPOINTS = json.loads(spec["services"]["web"]["environment"]["ARENA_ENDPOINTS"])
     (endpoint,) = endpoints_from_settings()
     assert endpoint.name == "vllm" and endpoint.supports_lora() and not endpoint.managed
+
+
+def test_the_vllm_service_uses_the_launchers_cuda_flags(spec):
+    """serving/vllm_launch.py is the one source of the CUDA flags; the compose service must not drift."""
+    from serving.vllm_launch import build_vllm_command
+
+    argv, env = build_vllm_command(python="python", model_dir="/data/models/smollm2-135m-instruct",
+                                   served_name="smollm2-135m-instruct", port=8000, device="cuda", kv_cache_gib=2)
+    launcher = argv[argv.index("--model"):]
+    for flag in ("--host", "--port"):  # the image's defaults: 0.0.0.0:8000
+        i = launcher.index(flag)
+        del launcher[i:i + 2]
+    assert spec["services"]["vllm"]["command"] == launcher
+    service_env = spec["services"]["vllm"]["environment"]
+    assert {k: env[k] for k in ("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "HF_HUB_OFFLINE")} == {
+        k: service_env[k] for k in ("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "HF_HUB_OFFLINE")}
