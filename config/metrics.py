@@ -38,7 +38,6 @@ TIME_TO_FIRST_TOKEN = Histogram(
     "arena_time_to_first_token_seconds", "Time to the first streamed token of a battle answer", ["model"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
 )
-_model_names: dict[int, str] = {}
 
 
 def vote_exclusion_reasons(vote) -> list[str]:
@@ -54,12 +53,10 @@ def vote_recorded(vote) -> None:
 
 
 def _model_name(model_id: int) -> str:
-    if model_id not in _model_names:
-        from serving.models import ServedModel
+    """The public name, read each time (one primary-key lookup): names can change, ids are reused."""
+    from serving.models import ServedModel
 
-        name = ServedModel.objects.filter(pk=model_id).values_list("public_name", flat=True).first()
-        _model_names[model_id] = name or str(model_id)
-    return _model_names[model_id]
+    return ServedModel.objects.filter(pk=model_id).values_list("public_name", flat=True).first() or str(model_id)
 
 
 def generation_finished(*, model_id: int, errored: bool, ttft_ms: float | None) -> None:
