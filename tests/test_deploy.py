@@ -127,3 +127,22 @@ class TestLogs:
         text = "engine http://127.0.0.1:8101 ready at 12:30:00 (v1.2.3.4.5)"
         assert redact_ips(text) == text
         assert "2001:db8::7" not in redact_ips("peer 2001:db8::7 left")
+
+
+@pytest.mark.browser
+def test_the_pages_run_under_the_policy_without_violations(battle_models, asgi_server, page):
+    """The battle page (its script and WebSocket), the leaderboard (fetch, SVG styles) and the admin
+    login load in Chromium with no Content-Security-Policy violation reported."""
+    from playwright.sync_api import expect
+
+    page.add_init_script("window.__csp = []; document.addEventListener('securitypolicyviolation',"
+                         " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
+    page.goto(asgi_server + "/")
+    expect(page.locator("#status")).to_contain_text("Ask anything", timeout=20_000)
+    page.wait_for_load_state("networkidle")
+    violations = page.evaluate("window.__csp")
+    for path in ("/leaderboard/", "/admin/login/"):
+        page.goto(asgi_server + path)
+        page.wait_for_load_state("networkidle")
+        violations += page.evaluate("window.__csp")
+    assert violations == []
