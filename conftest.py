@@ -1,8 +1,12 @@
-"""Test-session fixtures for real parts: one vLLM CPU server, served-model rows, Chromium.
+"""Test-session fixtures for real parts: one vLLM CPU server, served-model rows, Chromium,
+a Celery worker, the ASGI server.
 
-A missing part skips its tests with the reason, except when
-ARENA_REQUIRE_REAL_PARTS=1 (set by .ci/run), where it fails them: CI must
-never pass by skipping the real thing.
+A missing part skips its tests with the reason, except when ARENA_REQUIRE_REAL_PARTS=1 (set by
+.ci/run), where it fails them: CI must never pass by skipping the real thing. The rule is
+``tests.helpers.missing_part``; where the shared data lives, ``tests.helpers.shared_data_file``.
+Under ARENA_REQUIRE_REAL_PARTS=1 the session also checks, before any test, that the database is
+PostgreSQL and that REDIS_URL answers and backs the channel layer, the shared cache and the broker.
+Test conventions: tests/README.md.
 """
 
 from __future__ import annotations
@@ -14,18 +18,52 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import REQUIRE_REAL, missing_part
+
 REPO = Path(__file__).resolve().parent
-SHARED_DATA = REPO.parent / "shared" / "data"
-REQUIRE_REAL = os.environ.get("ARENA_REQUIRE_REAL_PARTS") == "1"
 # Development mode for the suite, also where pytest-django is off (-p no:django) and a helper reads
 # config.settings directly; with pytest-django, config/settings_test.py sets it before settings load.
 os.environ.setdefault("DJANGO_DEBUG", "true")
 
 
-def missing_part(reason: str):
-    if REQUIRE_REAL:
-        pytest.fail(f"required real part missing: {reason}")
-    pytest.skip(reason)
+def pytest_sessionstart(session):
+    """Under ARENA_REQUIRE_REAL_PARTS=1, stop before any test unless the real servers are in use."""
+    if not REQUIRE_REAL or not session.config.pluginmanager.hasplugin("django"):
+        return
+    problems = real_server_problems()
+    if problems:
+        pytest.exit("ARENA_REQUIRE_REAL_PARTS=1 but the real servers are not in use:\n  " + "\n  ".join(problems),
+                    returncode=3)
+
+
+def real_server_problems() -> list[str]:
+    """What keeps this session off PostgreSQL and Redis (the channel layer, the shared cache and
+    the Celery broker all on REDIS_URL), in words; empty when all are real and answer."""
+    import redis
+    from django.conf import settings
+    from django.db import connection
+
+    from config.celery import app
+
+    problems = []
+    if connection.vendor != "postgresql":
+        problems.append(f"the database is {connection.vendor}, not PostgreSQL (DATABASE_URL)")
+    url = settings.REDIS_URL
+    if not url:
+        return [*problems, "REDIS_URL is not set"]
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        problems.append(f"REDIS_URL {url} does not answer PING: {exc}")
+    layer = settings.CHANNEL_LAYERS["default"]
+    if not layer["BACKEND"].startswith("channels_redis.") or layer.get("CONFIG", {}).get("hosts") != [url]:
+        problems.append(f"the channel layer is {layer['BACKEND']}, not Redis at REDIS_URL")
+    shared = settings.CACHES["shared"]
+    if not shared["BACKEND"].endswith("RedisCache") or shared.get("LOCATION") != url:
+        problems.append(f"the shared cache is {shared['BACKEND']}, not Redis at REDIS_URL")
+    if app.conf.broker_url != url:
+        problems.append(f"the Celery broker is {app.conf.broker_url.split('://')[0]}://..., not REDIS_URL")
+    return problems
 
 
 def free_port() -> int:
@@ -141,8 +179,8 @@ def _close_stray_db_sessions(request):
     yield
     from django.db import connection
 
-    if connection.vendor != "postgresql":
-        return
+    if connection.vendor != "postgresql" or not connection.settings_dict["NAME"].startswith("test_"):
+        return  # no test used the database, so none was created
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -157,6 +195,20 @@ def _database_url_for_subprocess() -> str:
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{db['NAME']}"
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def broker_queue():
+    """The real Celery broker of this session, its ``default`` and ``training`` queues emptied
+    before and after the test. Call it with a queue name to take the messages waiting there
+    (``tests.helpers.broker_messages``): what the code sent, checked without a fake."""
+    from tests.helpers import broker_messages
+
+    for queue in ("default", "training"):
+        broker_messages(queue)
+    yield broker_messages
+    for queue in ("default", "training"):
+        broker_messages(queue)
 
 
 @pytest.fixture

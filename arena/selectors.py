@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 from functools import lru_cache
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 from django.conf import settings
 
 from arena.models import Battle
+
+logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=4)
@@ -34,6 +37,8 @@ def _load_prompts(directory: str) -> tuple[str, ...]:
             # Long prompts make poor one-click suggestions for small models.
             if isinstance(text, str) and 10 <= len(text) <= 300:
                 prompts.append(text.strip())
+    if not prompts:
+        logger.warning("no prompt suggestions: no usable prompt in %s (ARENA_PROMPTS_DIR)", root)
     return tuple(prompts)
 
 

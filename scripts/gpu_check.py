@@ -5,7 +5,7 @@ device cuda, the cpu-smoke presets on real shipped data), then vLLM serving the 
 with serving/vllm_launch.py's CUDA flags, both adapters hot-loaded under new names, and one
 streamed answer from each model. Prints every figure and writes them to OUT/figures.json.
 
-    python scripts/gpu_check.py --model-dir DIR --shared-data DIR --out DIR
+    python scripts/gpu_check.py --model-dir DIR --data DIR --out DIR
 
 Standard library plus the project's pure modules; torch and vLLM run in subprocesses.
 """
@@ -38,8 +38,8 @@ def say(message: str) -> None:
     print(f"gpu_check: [{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def dataset(shared: Path, relative: str, fmt: str, out: Path) -> Path:
-    result = formats.parse_dataset(shared / relative, fmt)
+def dataset(data_dir: Path, relative: str, fmt: str, out: Path) -> Path:
+    result = formats.parse_dataset(data_dir / relative, fmt)
     if not result.rows:
         raise SystemExit(f"{relative}: no usable rows ({result.error_lines()[:3]})")
     return formats.write_jsonl(result.rows[:ROWS], out)
@@ -161,7 +161,7 @@ def serve(model_dir: str, out: Path, adapters: dict[str, str], kv_cache_gib: flo
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--shared-data", required=True, type=Path)
+    parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--kv-cache-gib", type=float, default=2.0)
     args = parser.parse_args()
@@ -170,8 +170,8 @@ def main() -> int:
                          capture_output=True, text=True).stdout.strip()
     figures: dict = {"gpu": gpu}
     say(f"GPU: {gpu}")
-    sft_data = dataset(args.shared_data, "sft_chat/oasst_en_messages.jsonl", "messages", args.out / "sft.jsonl")
-    dpo_data = dataset(args.shared_data, "hh_rlhf/helpful-base_test.jsonl.gz", "hh-rlhf", args.out / "dpo.jsonl")
+    sft_data = dataset(args.data, "sft_chat/oasst_en_messages.jsonl", "messages", args.out / "sft.jsonl")
+    dpo_data = dataset(args.data, "hh_rlhf/helpful-base_test.jsonl.gz", "hh-rlhf", args.out / "dpo.jsonl")
     figures["sft"] = train("sft", model_dir=args.model_dir, data=sft_data, out=args.out)
     figures["dpo"] = train("dpo", model_dir=args.model_dir, data=dpo_data, out=args.out,
                            init=figures["sft"]["adapter"])

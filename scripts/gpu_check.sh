@@ -9,7 +9,7 @@
 #      adapters hot-loaded, one streamed answer each; the figures are printed and written to
 #      $GPU_CHECK_OUT/figures.json (default var/gpu-check).
 # Environment: GPU_PYTHON, GPU_CHECK_OUT, GPU_CHECK_KV_CACHE_GIB (default 2),
-# ARENA_SHARED_DATA_DIR (default ../shared/data).
+# ARENA_BUILTIN_DATA_DIR (default data/, the shipped built-in datasets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,10 +26,10 @@ fi
     || die "$PY lacks vLLM/TRL/PEFT or CUDA torch (set GPU_PYTHON)"
 
 OUT="${GPU_CHECK_OUT:-var/gpu-check}"
-SHARED="${ARENA_SHARED_DATA_DIR:-../shared/data}"
-[ -d "$SHARED" ] || die "shared data folder $SHARED missing (ARENA_SHARED_DATA_DIR)"
+DATA="${ARENA_BUILTIN_DATA_DIR:-data}"
+[ -d "$DATA" ] || die "data folder $DATA missing (ARENA_BUILTIN_DATA_DIR)"
 mkdir -p "$OUT/models"
 HF_HUB_OFFLINE=1 "$PY" serving/tools/convert_gguf.py --out "$OUT/models" --only smollm2 >/dev/null \
     || die "converting SmolLM2 failed"
 HF_HUB_OFFLINE=1 "$PY" scripts/gpu_check.py --model-dir "$OUT/models/smollm2-135m-instruct" \
-    --shared-data "$SHARED" --out "$OUT" --kv-cache-gib "${GPU_CHECK_KV_CACHE_GIB:-2}"
+    --data "$DATA" --out "$OUT" --kv-cache-gib "${GPU_CHECK_KV_CACHE_GIB:-2}"

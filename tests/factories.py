@@ -1,10 +1,17 @@
-"""Plain `make_*` helpers for rows the tests need."""
+"""Plain `make_*` helpers for rows the tests need.
+
+Votes: :func:`make_vote` is the one way to put a vote in the database as test data. A test of
+the vote itself (who may vote, flags, locking) goes through ``arena.services.battle_vote``.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 
-from arena.models import Battle, Contestant, Response, Turn
+from django.utils import timezone
+
+from arena.models import Battle, Contestant, Response, Turn, Vote
 from serving.models import Endpoint, ServedModel
 
 _counter = itertools.count(1)
@@ -48,3 +55,26 @@ def make_finished_battle(*, rater_id: str = "rater-1", answers=("Answer A", "Ans
     for side, model, answer, state in zip("ab", (model_a, model_b), answers, states, strict=True):
         Response.objects.create(turn=turn, side=side, model=model, content=answer, state=state)
     return battle
+
+
+_clock = itertools.count()
+DEFAULT_STYLE = {"a": {"tokens": 50, "headers": 0, "lists": 1, "bold": 0},
+                 "b": {"tokens": 80, "headers": 1, "lists": 0, "bold": 2}}
+
+
+def make_vote(model_a=None, model_b=None, winner="model_a", *, mode="anony", identity_leak=False, side_error=False,
+              language="", turns=1, prompt_tokens=10, style=None, created_at=None, rater_id="rater",
+              **battle_fields) -> Vote:
+    """A stored vote on a new finished battle, with the category facts given.
+
+    ``battle_fields`` (``answers``, ``prompt``) go to :func:`make_finished_battle`. Vote times
+    strictly increase, so vote order and time order agree as in a live arena.
+    """
+    battle = make_finished_battle(model_a=model_a, model_b=model_b, rater_id=rater_id, **battle_fields)
+    Battle.objects.filter(pk=battle.pk).update(
+        status=Battle.Status.VOTED, mode=mode, language=language, turn_total=turns, prompt_tokens=prompt_tokens
+    )
+    when = created_at or timezone.now() + dt.timedelta(microseconds=next(_clock))
+    return Vote.objects.create(battle=battle, winner=winner, rater_id=rater_id, identity_leak=identity_leak,
+                               side_error=side_error, style=DEFAULT_STYLE if style is None else style,
+                               created_at=when)

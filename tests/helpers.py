@@ -1,6 +1,27 @@
-"""Small helpers shared by the cross-app tests."""
+"""Small helpers shared by the tests: the one skip-or-fail rule, the one place that knows where
+the shared data lives, the real Celery broker's queues, and ORM work off Playwright's event loop."""
 
+from __future__ import annotations
+
+import contextlib
+import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+#: Set by .ci/run: a missing real part (engine, model, data, Chromium, PostgreSQL, Redis) fails.
+REQUIRE_REAL = os.environ.get("ARENA_REQUIRE_REAL_PARTS") == "1"
+#: A port nobody listens on: a real connection attempt that is refused at once.
+DEAD_REDIS_URL = "redis://127.0.0.1:1/0"
+
+
+def missing_part(reason: str):
+    """The one rule for a real part that is not here: skip with the reason, except under
+    ARENA_REQUIRE_REAL_PARTS=1 (CI), where the test fails: CI never passes by skipping."""
+    if REQUIRE_REAL:
+        pytest.fail(f"required real part missing: {reason}")
+    pytest.skip(reason)
 
 
 def off_the_event_loop(fn):
@@ -18,17 +39,56 @@ def off_the_event_loop(fn):
         return pool.submit(work).result()
 
 
-def shared_data_file(relative: str):
-    """A file of ../shared/data. CI lays ../shared beside the clone, so there a missing file fails
-    the test; elsewhere it is skipped with the path."""
-    import os
-    from pathlib import Path
+def shared_data_dir() -> Path:
+    """``settings.SHARED_DATA_DIR`` (ARENA_SHARED_DATA_DIR, default ../shared/data), or
+    :func:`missing_part`. Pure tests run with ``-p no:django``; reading a setting needs no app."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from django.conf import settings
 
-    import pytest
-
-    path = Path(__file__).resolve().parents[1].parent / "shared" / "data" / relative
-    if not path.exists():
-        if os.environ.get("CI") or os.environ.get("ARENA_REQUIRE_REAL_PARTS") == "1":
-            pytest.fail(f"shared data file missing: {path}")
-        pytest.skip(f"shared data file missing: {path}")
+    path = Path(settings.SHARED_DATA_DIR)
+    if not path.is_dir():
+        missing_part(f"shared data folder missing: {path} (ARENA_SHARED_DATA_DIR)")
     return path
+
+
+def shared_data_file(relative: str) -> Path:
+    """A file of the shared data folder, or :func:`missing_part`."""
+    path = shared_data_dir() / relative
+    if not path.exists():
+        missing_part(f"shared data file missing: {path}")
+    return path
+
+
+def broker_messages(queue: str) -> list[dict]:
+    """Take every message waiting in ``queue`` of the real broker (files in the embedded mode,
+    Redis when REDIS_URL is set): ``{"task", "id", "args", "eta"}`` each, oldest first."""
+    from config.celery import app
+
+    taken = []
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        while (message := channel.basic_get(queue, no_ack=True)) is not None:
+            args, _kwargs, _embed = message.decode()
+            headers = message.headers
+            taken.append({"task": headers["task"], "id": headers["id"], "args": args, "eta": headers.get("eta")})
+    return taken
+
+
+@contextlib.contextmanager
+def dead_broker():
+    """Point the Celery app at a broker that refuses connections, then back: the real failure
+    of a broker outage, without a fake. Celery caches its connection and producer pools (per
+    URL, so the real broker's pools are kept aside and put back untouched)."""
+    from config.celery import app
+
+    saved_conf = {key: app.conf[key] for key in ("broker_url", "broker_write_url")}
+    saved_pools = app._pool, app.amqp._producer_pool
+    app._pool = app.amqp._producer_pool = None
+    app.conf.update(broker_url=DEAD_REDIS_URL, broker_write_url=None)
+    try:
+        yield
+    finally:
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app.conf.update(saved_conf)
+        app._pool, app.amqp._producer_pool = saved_pools

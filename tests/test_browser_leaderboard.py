@@ -30,8 +30,7 @@ MODELS = [
 
 def cast_votes(models, count: int, rng: random.Random) -> None:
     """Votes drawn from the Bradley–Terry model of the true strengths, with realistic ties."""
-    from arena.models import Battle, Vote
-    from tests.factories import make_finished_battle
+    from tests.factories import make_vote
 
     strength = {m.public_name: s for m, (_, _, _, s) in zip(models, MODELS, strict=False)}
     for k in range(count):
@@ -39,13 +38,10 @@ def cast_votes(models, count: int, rng: random.Random) -> None:
         p = 1 / (1 + 10 ** ((strength.get(b.public_name, 1000) - strength.get(a.public_name, 1000)) / 400))
         u = rng.random()
         winner = "tie" if u < 0.12 else "tie (bothbad)" if u < 0.16 else ("model_a" if rng.random() < p else "model_b")
-        battle = make_finished_battle(model_a=a, model_b=b, rater_id=f"rater-{k % 37}")
-        language = "en" if k % 5 else "zh-cn"
-        Battle.objects.filter(pk=battle.pk).update(status="voted", language=language, turn_total=1 + (k % 4 == 0),
-                                                   prompt_tokens=600 if k % 7 == 0 else 40)
         tokens = (int(200 + 150 * math.sin(k)), int(200 + 150 * math.cos(k)))
-        Vote.objects.create(
-            battle=battle, winner=winner, rater_id=battle.rater_id, identity_leak=k % 53 == 0,
+        make_vote(
+            a, b, winner, rater_id=f"rater-{k % 37}", language="en" if k % 5 else "zh-cn", turns=1 + (k % 4 == 0),
+            prompt_tokens=600 if k % 7 == 0 else 40, identity_leak=k % 53 == 0,
             style={side: {"tokens": t, "headers": k % 3, "lists": (k + i) % 4, "bold": i}
                    for i, (side, t) in enumerate(zip("ab", tokens, strict=True))},
         )

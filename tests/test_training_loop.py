@@ -13,11 +13,11 @@ from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 
 from arena.contestants import contestant_of
-from arena.models import Vote
 from config.asgi import application
 from serving.errors import EngineError
 from serving.models import Endpoint, ServedModel
-from tests.factories import make_finished_battle
+from tests.factories import make_vote
+from tests.helpers import missing_part
 from training import services
 from training.models import Checkpoint, Job
 
@@ -30,7 +30,7 @@ def base_model(transactional_db, vllm_url, settings, tmp_path):
 
     spec = LOCAL_MODELS["smollm2"].engine_spec()
     if not Path(settings.ENGINE_PYTHON).exists():
-        pytest.skip("engine environment missing")
+        missing_part(f"engine environment missing: {settings.ENGINE_PYTHON} (make engine)")
     endpoint = Endpoint.objects.create(name="test-local", base_url=f"{vllm_url}/v1", healthy=True,
                                        model_dir=spec.model_dir)
     return ServedModel.objects.create(public_name="smollm2-135m-instruct", endpoint=endpoint,
@@ -99,9 +99,8 @@ def test_an_sft_job_trains_is_served_and_battles(base_model, celery_worker_proce
 def test_a_dpo_job_trains_on_the_arenas_own_votes_from_the_command_line(base_model, celery_worker_process, capfd):
     other = ServedModel.objects.create(public_name="rival", endpoint=base_model.endpoint, engine_model_id="rival")
     for index in range(4):
-        battle = make_finished_battle(model_a=base_model, model_b=other, prompt=f"Question {index}?",
-                                      answers=(f"A careful answer {index}.", f"meh {index}"))
-        Vote.objects.create(battle=battle, winner="model_a", rater_id="r")
+        make_vote(base_model, other, "model_a", prompt=f"Question {index}?",
+                  answers=(f"A careful answer {index}.", f"meh {index}"))
     dataset = services.dataset_from_arena_votes(name="arena-votes")
     assert dataset.row_count == 4
     celery_worker_process()

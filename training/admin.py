@@ -1,4 +1,13 @@
+"""The training admin: import datasets, launch, watch and cancel jobs, see checkpoints.
+
+Its add pages write through the services (``dataset_import`` & co., ``job_launch``): the form only
+validates, and a TrainingError is shown on the form with the user's input kept.
+"""
+
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
@@ -13,12 +22,54 @@ from training.models import Checkpoint, Dataset, Job
 from training.plots import compare_chart, job_charts
 
 
-def _with_user(form_class, user):
-    class BoundForm(form_class):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, user=user, **kwargs)
+class _AddThroughService:
+    """A ModelAdmin whose add page's form only validates; ``create(request, form)`` writes through
+    a service. The GET page and every change page are the admin's own."""
 
-    return BoundForm
+    add_form: type  # the validating form of the add page
+
+    def create(self, request, form):
+        raise NotImplementedError
+
+    def get_form(self, request, obj=None, **kwargs):
+        return self.add_form if obj is None else super().get_form(request, obj, **kwargs)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if request.method != "POST":
+            return super().add_view(request, form_url, extra_context)
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = self.add_form(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                obj = self.create(request, form)
+            except services.TrainingError as exc:
+                form.add_error(None, ValidationError([exc.message, *exc.problems[:50]]))
+            else:
+                self.log_addition(request, obj, self.construct_change_message(request, form, [], add=True))
+                return self.response_add(request, obj)
+        return self._add_page(request, form, form_url, extra_context)
+
+    def _add_page(self, request, form, form_url, extra_context):
+        """The add page again, with the form's errors and everything the user typed."""
+        admin_form = helpers.AdminForm(form, list(self.get_fieldsets(request)), {}, model_admin=self)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Add {self.opts.verbose_name}",
+            "subtitle": None,
+            "adminform": admin_form,
+            "object_id": None,
+            "original": None,
+            # as on the admin's own add page, a popup stays a popup
+            "is_popup": IS_POPUP_VAR in request.POST or IS_POPUP_VAR in request.GET,
+            "to_field": request.POST.get(TO_FIELD_VAR, request.GET.get(TO_FIELD_VAR)),
+            "media": self.media + admin_form.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),
+            "preserved_filters": self.get_preserved_filters(request),
+            **(extra_context or {}),
+        }
+        return self.render_change_form(request, context, add=True, form_url=form_url)
 
 
 def _run_label(job: Job) -> str:
@@ -26,15 +77,12 @@ def _run_label(job: Job) -> str:
 
 
 @admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(_AddThroughService, admin.ModelAdmin):
     list_display = ["name", "kind", "format", "source", "row_count", "license", "created_by", "created_at"]
     list_filter = ["kind", "source"]
     search_fields = ["name", "description"]
 
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            return _with_user(DatasetImportForm, request.user)
-        return super().get_form(request, obj, **kwargs)
+    add_form = DatasetImportForm
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
@@ -48,22 +96,39 @@ class DatasetAdmin(admin.ModelAdmin):
         return ["name", "kind", "format", "source", "source_ref", "row_count", "file", "commercial_use",
                 "created_by", "created_at"]
 
-    def save_model(self, request, obj, form, change):
-        if change:
-            obj.save()  # on add, the import service already stored it
+    def create(self, request, form) -> Dataset:
+        data, user = form.cleaned_data, request.user
+        source, name, fmt = data["import_from"], data.get("name") or "", data.get("data_format") or ""
+        if source == "builtin":
+            return services.dataset_from_builtin(data["builtin"], name=name or None, created_by=user)
+        if source == "arena":
+            return services.dataset_from_arena_votes(name=name or "arena-votes", created_by=user)
+        if source == "hub":
+            return services.dataset_from_hub(data.get("hub_id", ""), name=name, fmt=fmt, created_by=user)
+        extra = {"license": data.get("license", ""), "description": data.get("description", ""), "created_by": user}
+        if source == "upload":
+            upload = data["upload"]
+            return services.dataset_import(name=name, data=upload, fmt=fmt, source_ref=upload.name, **extra)
+        return services.dataset_from_path(data.get("server_path", ""), name=name, fmt=fmt, **extra)
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(_AddThroughService, admin.ModelAdmin):
     list_display = ["id", "method", "base_model", "dataset", "preset", "status", "progress", "created_by", "created_at"]
     list_filter = ["status", "method"]
     actions = ["cancel_jobs", "compare_runs"]
     change_form_template = "admin/training/job/change_form.html"
+    add_form = JobLaunchForm
 
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            return _with_user(JobLaunchForm, request.user)
-        return super().get_form(request, obj, **kwargs)
+    def create(self, request, form) -> Job:
+        data = form.cleaned_data
+        job = services.job_launch(
+            base_model=data["base_model"], method=data["method"], dataset=data["dataset"],
+            preset_name=data.get("preset") or "", overrides=data["overrides"], created_by=request.user,
+            init_checkpoint=data.get("init_checkpoint"),
+        )
+        messages.info(request, f"Job {job.pk} queued on the training queue.")
+        return job
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -75,8 +140,7 @@ class JobAdmin(admin.ModelAdmin):
         return [] if obj is None else self.get_fields(request, obj)
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            messages.info(request, f"Job {obj.pk} queued on the training queue.")
+        pass  # every field of a job page is read-only: jobs change through services and the worker
 
     def has_delete_permission(self, request, obj=None):
         return False  # jobs are the record of who trained what

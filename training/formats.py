@@ -433,11 +433,6 @@ class _Normaliser:
 # --------------------------------------------------------------------------- public API
 
 
-def normalise_row(row: Any, fmt: str, *, trailing_user: str = "drop") -> dict[str, Any]:
-    """Normalise one decoded row; raises ``RowInvalid`` with the reason."""
-    return _Normaliser(fmt, trailing_user)(row)
-
-
 def parse_dataset(
     source: Any,
     fmt: str,
@@ -479,24 +474,6 @@ def parse_dataset(
             add_error(0, "the file has no rows")
     result.notes = normalise.notes()
     return result
-
-
-def sniff_format(row: Any) -> str | None:
-    """Best guess of a decoded row's format from its keys (for upload forms)."""
-    if not isinstance(row, dict):
-        return None
-    keys = set(row)
-    if "chosen" in keys and "rejected" in keys:
-        if "prompt" not in keys and isinstance(row["chosen"], str) and "\n\nHuman:" in row["chosen"]:
-            return "hh-rlhf"
-        return "preference"
-    if "messages" in keys:
-        return "messages"
-    if "prompt" in keys and "completion" in keys:
-        return "prompt-completion"
-    if "instruction" in keys and "output" in keys:
-        return "alpaca"
-    return None
 
 
 def dumps_jsonl(rows: Iterable[dict[str, Any]]) -> bytes:

@@ -1,26 +1,22 @@
-"""Admin forms: they parse input and call one service, whose TrainingError becomes form errors."""
+"""Admin forms. They only validate what was typed and write nothing: the admin then calls the
+service (``training.admin``), whose TrainingError it shows on the form, input kept."""
 
 from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
 from serving.models import ServedModel
-from training import formats, services
+from training import formats
 from training.builtin import BUILTIN_DATASETS
 from training.models import Checkpoint, Dataset, Job
 from training.recipes.config import PRESETS
 
 
-def _as_validation_error(exc: services.TrainingError) -> ValidationError:
-    return ValidationError([exc.message, *exc.problems[:50]])
-
-
 class DatasetImportForm(forms.ModelForm):
     SOURCES = [
         ("upload", "Upload a JSON Lines file (gzip accepted)"),
-        ("builtin", "Built-in real dataset (shared data)"),
+        ("builtin", "Built-in real dataset (shipped in data/)"),
         ("path", "A file on the server"),
         ("hub", "Hugging Face hub dataset id"),
         ("arena", "This arena's votes (preference pairs)"),
@@ -38,9 +34,8 @@ class DatasetImportForm(forms.ModelForm):
         model = Dataset
         fields = ["name", "license", "description"]
 
-    def __init__(self, *args, user=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.user = user
         self.fields["name"].required = False
         self.fields["name"].help_text = "A slug; built-in datasets default to their own name"
 
@@ -48,40 +43,17 @@ class DatasetImportForm(forms.ModelForm):
         data = super().clean()
         if self.errors:
             return data
-        source, name, fmt = data["import_from"], data.get("name") or "", data.get("data_format") or ""
-        common = {"created_by": self.user}
-        try:
-            with transaction.atomic():
-                if source == "builtin":
-                    if not data.get("builtin"):
-                        raise ValidationError("Pick a built-in dataset.")
-                    self.instance = services.dataset_from_builtin(data["builtin"], name=name or None, **common)
-                elif source == "arena":
-                    self.instance = services.dataset_from_arena_votes(name=name or "arena-votes", **common)
-                else:
-                    if not name:
-                        raise ValidationError("Give the dataset a name.")
-                    if not fmt:
-                        raise ValidationError("Say which format the rows are in.")
-                    extra = {"license": data.get("license", ""), "description": data.get("description", "")}
-                    if source == "upload":
-                        upload = data.get("upload")
-                        if not upload:
-                            raise ValidationError("Choose a file to upload.")
-                        self.instance = services.dataset_import(name=name, data=upload, fmt=fmt,
-                                                                source_ref=upload.name, **extra, **common)
-                    elif source == "path":
-                        self.instance = services.dataset_from_path(data.get("server_path", ""), name=name, fmt=fmt,
-                                                                   **extra, **common)
-                    else:
-                        self.instance = services.dataset_from_hub(data.get("hub_id", ""), name=name, fmt=fmt, **common)
-        except services.TrainingError as exc:
-            raise _as_validation_error(exc) from None
+        source = data["import_from"]
+        if source == "builtin" and not data.get("builtin"):
+            raise ValidationError("Pick a built-in dataset.")
+        if source in ("upload", "path", "hub"):
+            if not data.get("name"):
+                raise ValidationError("Give the dataset a name.")
+            if not data.get("data_format"):
+                raise ValidationError("Say which format the rows are in.")
+            if source == "upload" and not data.get("upload"):
+                raise ValidationError("Choose a file to upload.")
         return data
-
-    def save(self, commit=True):
-        self.save_m2m = lambda: None  # the admin calls it; there is nothing many-to-many
-        return self.instance  # the service stored it in clean()
 
 
 class JobLaunchForm(forms.ModelForm):
@@ -96,29 +68,12 @@ class JobLaunchForm(forms.ModelForm):
         model = Job
         fields = ["base_model", "method", "dataset", "preset", "init_checkpoint"]
 
-    def __init__(self, *args, user=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.user = user
         self.fields["base_model"].queryset = ServedModel.objects.filter(kind=ServedModel.Kind.BASE, active=True)
         self.fields["init_checkpoint"].queryset = Checkpoint.objects.all()
         self.fields["init_checkpoint"].help_text = "Optional: continue this adapter (e.g. DPO after an SFT)"
 
-    def clean(self):
-        data = super().clean()
-        if self.errors:
-            return data
-        overrides = [line.strip() for line in (data.get("overrides") or "").splitlines() if line.strip()]
-        try:
-            with transaction.atomic():
-                self.instance = services.job_launch(
-                    base_model=data["base_model"], method=data["method"], dataset=data["dataset"],
-                    preset_name=data.get("preset") or "", overrides=overrides, created_by=self.user,
-                    init_checkpoint=data.get("init_checkpoint"),
-                )
-        except services.TrainingError as exc:
-            raise _as_validation_error(exc) from None
-        return data
-
-    def save(self, commit=True):
-        self.save_m2m = lambda: None
-        return self.instance  # job_launch stored it in clean()
+    def clean_overrides(self) -> list[str]:
+        """One ``key=value`` per line, blank lines dropped; the values are checked by ``job_launch``."""
+        return [line.strip() for line in (self.cleaned_data.get("overrides") or "").splitlines() if line.strip()]

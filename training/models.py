@@ -44,9 +44,6 @@ class Dataset(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def path(self) -> Path:
-        return Path(self.file)
-
 
 class JobQuerySet(models.QuerySet):
     def comparable_to(self, job: Job, limit: int = 5) -> JobQuerySet:
@@ -55,9 +52,6 @@ class JobQuerySet(models.QuerySet):
                             method=job.method)
                 .exclude(pk=job.pk).exclude(metrics=[]).select_related("dataset", "base_model")
                 .order_by("-created_at")[:limit])
-
-    def active(self) -> JobQuerySet:
-        return self.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
 
 
 class Job(models.Model):

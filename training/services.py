@@ -3,6 +3,9 @@
 The web and Celery processes never import torch: ``job_execute`` runs the recipe
 (``training.recipes.run``) in a subprocess of the engine environment and follows
 it through the job directory protocol of ``training.recipes.progress``.
+
+Services send Celery tasks by their registered name (``JOB_RUN_TASK``) on commit; the thin
+task wrappers in ``training.tasks`` import this module, never the other way round.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -25,14 +29,21 @@ from serving.errors import EngineError
 from serving.models import ServedModel
 from serving.services import served_model_register_adapter
 from training import formats, limits
-from training.builtin import BUILTIN_DATASETS, get_builtin
+from training.builtin import get_builtin
 from training.models import Checkpoint, Dataset, Job
 from training.recipes import progress
-from training.recipes.config import RecipeConfigError, apply_overrides, config_from_dict, preset
+from training.recipes.config import (
+    RecipeConfigError,
+    apply_overrides,
+    config_class,
+    config_from_dict,
+    preset,
+)
 
 logger = logging.getLogger(__name__)
 
-METHOD_KIND = {Job.Method.SFT: Dataset.Kind.SFT, Job.Method.DPO: Dataset.Kind.PREFERENCE}
+#: The registered name of ``training.tasks.job_run_task`` (routed to the training queue in settings).
+JOB_RUN_TASK = "training.tasks.job_run"
 
 
 class TrainingError(Exception):
@@ -97,9 +108,9 @@ def dataset_import(*, name: str, data, fmt: str, source: str = Dataset.Source.UP
 
 def dataset_from_builtin(key: str, *, name: str | None = None, created_by=None) -> Dataset:
     builtin = get_builtin(key)
-    path = builtin.resolve(settings.SHARED_DATA_DIR)
+    path = builtin.resolve(settings.BUILTIN_DATA_DIR)
     if not path.is_file():
-        raise TrainingError(f"Built-in dataset file {path} is missing (ARENA_SHARED_DATA_DIR).")
+        raise TrainingError(f"Built-in dataset file {path} is missing (ARENA_BUILTIN_DATA_DIR).")
     return dataset_import(name=name or builtin.name, data=path, fmt=builtin.format, source=Dataset.Source.BUILTIN,
                           source_ref=builtin.path, license=builtin.license, commercial_use=builtin.commercial_use,
                           description=f"{builtin.source}. {builtin.notes}".strip(), created_by=created_by)
@@ -187,8 +198,9 @@ def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset
     """Validate and queue a fine-tune on the training queue; the same path for the admin, CLI and starter jobs."""
     if method not in Job.Method.values:
         raise TrainingError(f"Unknown method {method!r}; choose sft or dpo.")
-    if dataset.kind != METHOD_KIND[method]:
-        raise TrainingError(f"{method.upper()} needs a {METHOD_KIND[method]} dataset; {dataset.name} is {dataset.kind}.")
+    kind = config_class(method).dataset_kind
+    if dataset.kind != kind:
+        raise TrainingError(f"{method.upper()} needs a {kind} dataset; {dataset.name} is {dataset.kind}.")
     if base_model.kind != ServedModel.Kind.BASE:
         raise TrainingError("Pick a base model; to continue an adapter, pass its checkpoint as init_checkpoint.")
     if not base_model.endpoint.model_dir:
@@ -203,12 +215,10 @@ def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset
 
 
 def _enqueue(job_id: int) -> None:
-    """Send the job to the training queue. A broker failure is logged, not raised: the job stays
-    queued without a task id, and ``jobs_dispatch_unsent`` (periodic) sends it again."""
-    from training.tasks import job_run
-
+    """Send ``job_run_task`` to the training queue. A broker failure is logged, not raised: the job
+    stays queued without a task id, and ``jobs_dispatch_unsent`` (periodic) sends it again."""
     try:
-        result = job_run.delay(job_id)
+        result = current_app.send_task(JOB_RUN_TASK, args=[job_id])
     except Exception:  # noqa: BLE001 - any broker error; the periodic dispatcher retries
         logger.exception("could not send job %s to the training queue; it will be retried", job_id)
         return
@@ -393,7 +403,3 @@ def starter_jobs_queue() -> list[Job]:
             continue
         jobs.append(job_launch(base_model=base, method=method, dataset=dataset, preset_name="cpu-smoke"))
     return jobs
-
-
-def builtin_dataset_keys() -> list[str]:
-    return [b.name for b in BUILTIN_DATASETS]

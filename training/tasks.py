@@ -1,4 +1,11 @@
-"""Celery tasks of the training queue (a GPU worker in production: -Q training -c 1 --prefetch-multiplier 1)."""
+"""Celery tasks of the training queue (a GPU worker in production: -Q training -c 1 --prefetch-multiplier 1).
+
+One rule: a service does the work and sends ``*_task`` on commit; a task is a thin wrapper that
+calls its service. Dependencies go one way: this module imports ``training.services``, and the
+services send tasks by their registered name (``services.JOB_RUN_TASK``), never importing this
+module. The registered names are kept explicit (``name=``) so that messages already queued and
+the beat schedule and routes in ``config.settings`` keep working.
+"""
 
 from celery import shared_task
 
@@ -7,16 +14,16 @@ from training import services
 
 # acks_late: the message is acknowledged only when the run ends, so a lost worker's job
 # is not silently dropped by the broker; job_execute's claim makes a redelivery harmless.
-@shared_task(bind=True, acks_late=True, ignore_result=True)
-def job_run(self, job_id: int) -> str:
+@shared_task(name=services.JOB_RUN_TASK, bind=True, acks_late=True, ignore_result=True)
+def job_run_task(self, job_id: int) -> str:
     return services.job_execute(job_id, task_id=self.request.id or "", worker=self.request.hostname or "").status
 
 
-@shared_task(ignore_result=True)
-def jobs_reap_stale() -> list[int]:
+@shared_task(name="training.tasks.jobs_reap_stale", ignore_result=True)
+def jobs_reap_stale_task() -> list[int]:
     return services.jobs_reap_stale()
 
 
-@shared_task(ignore_result=True)
-def jobs_dispatch_unsent() -> list[int]:
+@shared_task(name="training.tasks.jobs_dispatch_unsent", ignore_result=True)
+def jobs_dispatch_unsent_task() -> list[int]:
     return services.jobs_dispatch_unsent()

@@ -16,9 +16,8 @@ from arena.contestants import contestant_of, contestants_battle_ready
 from arena.leaderboard import selectors as leaderboard_selectors
 from arena.leaderboard import services as leaderboard_services
 from arena.models import Battle, Vote
-from arena.tests.test_leaderboard import cast
 from serving.models import Endpoint, ServedModel
-from tests.factories import make_model
+from tests.factories import make_model, make_vote
 
 
 def export(*args: str) -> list[dict]:
@@ -34,11 +33,9 @@ def comparable(record: dict) -> dict:
 @pytest.fixture
 def arena_votes(db):
     ant, bee = make_model(public_name="ant"), make_model(public_name="bee")
-    first = cast(ant, bee, "model_a", language="en", turns=1)
-    Battle.objects.filter(pk=first.battle_id).update(rater_id="session-123", mode=Battle.Mode.NAMED)
-    Vote.objects.filter(pk=first.pk).update(rater_id="session-123")
-    cast(bee, ant, "tie (bothbad)", language="zh-cn", turns=2, style={})
-    cast(ant, bee, "model_b", identity_leak=True)
+    make_vote(ant, bee, "model_a", language="en", turns=1, rater_id="session-123", mode=Battle.Mode.NAMED)
+    make_vote(bee, ant, "tie (bothbad)", language="zh-cn", turns=2, style={})
+    make_vote(ant, bee, "model_b", identity_leak=True)
     return ant, bee
 
 

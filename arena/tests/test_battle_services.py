@@ -179,7 +179,8 @@ class TestBattleVote:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_votes_record_exactly_one():
-    battle = make_finished_battle(rater_id="me")
+    boosted = make_model(boost_weight=5.0, boost_votes_left=2)
+    battle = make_finished_battle(rater_id="me", model_a=boosted)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
@@ -200,4 +201,4 @@ def test_two_concurrent_votes_record_exactly_one():
         t.join()
     assert sorted(outcomes) == ["already_voted", "ok"]
     assert Vote.objects.filter(battle=battle).count() == 1
-    assert ServedModel.objects.count() == 2
+    assert contestant_of(ServedModel.objects.get(pk=boosted.pk)).boost_votes_left == 1  # the refused vote used nothing

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 
 import pytest
 
 from arena.leaderboard import services as leaderboard_services
-from arena.models import Battle
-from arena.tests.test_leaderboard import cast
-from tests.factories import make_model
+from arena.models import Battle, RatingSnapshot
+from tests.factories import make_model, make_vote
 
 pytestmark = pytest.mark.usefixtures("quick_leaderboard")
 
@@ -20,11 +20,11 @@ def board(db):
     """Three models, eight counted votes (two in German), one identity leak; one snapshot."""
     ant, bee, cat = (make_model(public_name=n, organization=f"{n} Labs", license="MIT") for n in ("ant", "bee", "cat"))
     for _ in range(2):
-        cast(ant, bee, "model_a")
-        cast(bee, cat, "model_a")
-        cast(ant, cat, "model_a", language="de")
-        cast(cat, ant, "tie")
-    cast(cat, ant, "model_a", identity_leak=True)
+        make_vote(ant, bee, "model_a")
+        make_vote(bee, cat, "model_a")
+        make_vote(ant, cat, "model_a", language="de")
+        make_vote(cat, ant, "tie")
+    make_vote(cat, ant, "model_a", identity_leak=True)
     return leaderboard_services.snapshot_create()
 
 
@@ -85,7 +85,7 @@ class TestLeaderboardCsv:
 
     def test_formula_like_names_are_defused(self, client, db):
         evil, good = make_model(public_name="=HYPERLINK(1)"), make_model(public_name="good")
-        cast(evil, good)
+        make_vote(evil, good)
         leaderboard_services.snapshot_create()
         text = client.get("/leaderboard.csv").content.decode()
         assert "'=HYPERLINK(1)" in text and "\n=HYPERLINK" not in text
@@ -102,12 +102,18 @@ class TestLeaderboardPage:
         assert response.status_code == 200
         assert b"No ratings yet" in response.content and b'id="no-ratings"' in response.content
 
-    def test_it_queues_the_first_computation_when_votes_wait(self, client, db, monkeypatch):
-        queued = []
-        monkeypatch.setattr("arena.leaderboard.services.ratings_refresh_soon", lambda: queued.append(1))
-        cast(make_model(), make_model())
+    def test_the_first_computation_is_queued_and_run_by_the_worker_when_votes_wait(
+            self, client, settings, broker_queue, celery_worker_process):
+        settings.ARENA_LEADERBOARD_REFRESH_DELAY_S = 0.0
+        make_vote(make_model(), make_model())
         response = client.get("/leaderboard/")
-        assert b"the first ones are being computed" in response.content and queued == [1]
+        assert b"the first ones are being computed" in response.content
+        celery_worker_process()
+        deadline = time.monotonic() + 180  # a hang guard: the worker starts in a few seconds
+        while not RatingSnapshot.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert RatingSnapshot.objects.get().data["totals"]["counted"] == 1
+        assert b'id="no-ratings"' not in client.get("/leaderboard/").content
 
     def test_it_shows_the_table_plots_and_about_without_javascript(self, client, board):
         html = client.get("/leaderboard/").content.decode()
@@ -126,15 +132,15 @@ class TestLeaderboardPage:
 
     def test_a_disconnected_board_is_shown_as_separate_groups(self, client, db):
         a, b, c, d = (make_model(public_name=n) for n in ("a", "b", "c", "d"))
-        cast(a, b)
-        cast(c, d)
+        make_vote(a, b)
+        make_vote(c, d)
         leaderboard_services.snapshot_create()
         html = client.get("/leaderboard/").content.decode()
         assert 'id="disconnected"' in html and "2 separate groups" in html
         assert html.count('<table class="board">') == 2
 
     def test_model_names_are_escaped(self, client, db):
-        cast(make_model(public_name="<script>x</script>"), make_model(public_name="plain"))
+        make_vote(make_model(public_name="<script>x</script>"), make_model(public_name="plain"))
         leaderboard_services.snapshot_create()
         html = client.get("/leaderboard/").content.decode()
         assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
@@ -144,7 +150,7 @@ class TestLeaderboardPage:
         assert response.status_code == 400 and b"Unknown category" in response.content
 
     def test_named_votes_count_as_excluded_on_the_page(self, client, board):
-        cast(*(make_model(), make_model()), mode=Battle.Mode.NAMED)
+        make_vote(*(make_model(), make_model()), mode=Battle.Mode.NAMED)
         leaderboard_services.snapshot_create()
         html = client.get("/leaderboard/").content.decode()
         assert 'id="excluded-named-mode">1<' in html and 'id="excluded-total">2<' in html

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from training.formats import PREFERENCE, SFT
+
 DEFAULT_MAX_LORA_RANK = 16  # vLLM's default --max-lora-rank
 LR_SCHEDULERS = (
     "linear",
@@ -99,6 +101,7 @@ class RecipeConfig:
     """Fields shared by every method. Defaults are the ``zephyr-lora`` SFT recipe."""
 
     method: ClassVar[str] = ""
+    dataset_kind: ClassVar[str] = ""  # the kind of dataset (training.formats) the method trains on
 
     learning_rate: float = field(default=2e-4, metadata=_rng(0, 1, lo_open=True))
     num_train_epochs: float = field(default=1.0, metadata=_rng(0, 1000, lo_open=True))
@@ -210,14 +213,11 @@ class RecipeConfig:
         if problems:
             raise RecipeConfigError(problems)
 
-    @property
-    def effective_batch_size(self) -> int:
-        return self.per_device_train_batch_size * self.gradient_accumulation_steps
-
 
 @dataclass
 class SFTRecipeConfig(RecipeConfig):
     method: ClassVar[str] = "sft"
+    dataset_kind: ClassVar[str] = SFT
 
 
 @dataclass
@@ -225,6 +225,7 @@ class DPORecipeConfig(RecipeConfig):
     """DPO on top of the shared fields. Defaults: Zephyr-7B-beta DPO (QLoRA) recipe."""
 
     method: ClassVar[str] = "dpo"
+    dataset_kind: ClassVar[str] = PREFERENCE
 
     learning_rate: float = field(default=5e-6, metadata=_rng(0, 1, lo_open=True))
     gradient_accumulation_steps: int = field(default=1, metadata=_rng(1, 4096))

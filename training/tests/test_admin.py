@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from tests.factories import make_endpoint, make_model
+from training.forms import DatasetImportForm, JobLaunchForm
 from training.models import Dataset, Job
 
 GOOD_SFT = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
@@ -18,14 +19,6 @@ def admin_client(client, db):
     client.force_login(user)
     client.user = user
     return client
-
-
-@pytest.fixture
-def no_queue(monkeypatch):
-    """The Celery queue is replaced here only: these tests are about the admin, the worker has its own tests."""
-    sent = []
-    monkeypatch.setattr("training.tasks.job_run.delay", lambda job_id: sent.append(job_id) or type("R", (), {"id": "t"})())
-    return sent
 
 
 @pytest.mark.django_db
@@ -53,7 +46,20 @@ class TestDatasetAdmin:
         assert response.status_code == 200
         page = response.content.decode()
         assert "line 1" in page and "line 2" in page and "nothing was stored" in page
+        assert 'name="name" value="chat"' in page  # what was typed is kept
         assert not Dataset.objects.exists()
+
+    def test_the_form_only_validates_and_stores_nothing(self, admin_client, settings, tmp_path):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        settings.DATA_DIR = tmp_path
+        upload = SimpleUploadedFile("chat.jsonl", (json.dumps(GOOD_SFT) + "\n").encode())
+        form = DatasetImportForm({"import_from": "upload", "name": "chat", "data_format": "messages"},
+                                 {"upload": upload})
+        assert form.is_valid(), form.errors
+        assert not Dataset.objects.exists() and not (tmp_path / "datasets").exists()
+        missing = DatasetImportForm({"import_from": "upload", "data_format": "messages"}, {"upload": upload})
+        assert not missing.is_valid() and "Give the dataset a name." in missing.non_field_errors()
 
 
 @pytest.mark.django_db
@@ -66,7 +72,7 @@ class TestJobAdmin:
         path.write_text(json.dumps(GOOD_SFT) + "\n")
         return Dataset.objects.create(name="d", kind="sft", format="messages", source="upload", file=str(path))
 
-    def test_launch_records_who_launched_and_queues_the_job(self, admin_client, no_queue, tmp_path,
+    def test_launch_records_who_launched_and_queues_the_job(self, admin_client, broker_queue, tmp_path,
                                                            django_capture_on_commit_callbacks):
         dataset = self.make_dataset(tmp_path)
         with django_capture_on_commit_callbacks(execute=True):
@@ -77,19 +83,30 @@ class TestJobAdmin:
         assert response.status_code == 302, response.content[:3000]
         job = Job.objects.get()
         assert job.created_by == admin_client.user and job.config["max_steps"] == 3
-        assert no_queue == [job.pk]
+        assert [(m["id"], m["args"]) for m in broker_queue("training")] == [(job.celery_task_id, [job.pk])]
 
-    def test_a_bad_launch_shows_the_reasons(self, admin_client, no_queue, tmp_path):
+    def test_a_bad_launch_shows_the_reasons(self, admin_client, broker_queue, tmp_path,
+                                            django_capture_on_commit_callbacks):
         dataset = self.make_dataset(tmp_path)
-        response = admin_client.post(reverse("admin:training_job_add"), {
-            "base_model": self.base.pk, "method": "dpo", "dataset": dataset.pk, "preset": "cpu-smoke",
-        })
-        assert response.status_code == 200 and "needs a preference dataset" in response.content.decode()
-        response = admin_client.post(reverse("admin:training_job_add"), {
-            "base_model": self.base.pk, "method": "sft", "dataset": dataset.pk, "overrides": "lora_r=512",
-        })
-        assert response.status_code == 200 and "lora_r" in response.content.decode()
-        assert not Job.objects.exists() and no_queue == []
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            response = admin_client.post(reverse("admin:training_job_add"), {
+                "base_model": self.base.pk, "method": "dpo", "dataset": dataset.pk, "preset": "cpu-smoke",
+            })
+            assert response.status_code == 200 and "needs a preference dataset" in response.content.decode()
+            response = admin_client.post(reverse("admin:training_job_add"), {
+                "base_model": self.base.pk, "method": "sft", "dataset": dataset.pk, "overrides": "lora_r=512",
+            })
+            page = response.content.decode()
+            assert response.status_code == 200 and "lora_r" in page
+            assert ">\nlora_r=512</textarea>" in page  # what was typed is kept
+        assert not Job.objects.exists() and callbacks == [] and broker_queue("training") == []
+
+    def test_the_launch_form_only_validates_and_queues_nothing(self, tmp_path, broker_queue):
+        form = JobLaunchForm({"base_model": self.base.pk, "method": "sft", "dataset": self.make_dataset(tmp_path).pk,
+                              "overrides": "max_steps=3\n\n lr=1e-4 "})
+        assert form.is_valid(), form.errors
+        assert form.cleaned_data["overrides"] == ["max_steps=3", "lr=1e-4"]
+        assert not Job.objects.exists() and broker_queue("training") == []
 
     def test_the_job_page_shows_progress_plots_and_cancel(self, admin_client, tmp_path):
         job = Job.objects.create(base_model=self.base, method="dpo", dataset=self.make_dataset(tmp_path), config={},

@@ -36,18 +36,19 @@ class TestImportDataset:
 
 @pytest.mark.django_db
 class TestLaunchTraining:
-    def test_it_queues_like_the_admin(self, tmp_path, monkeypatch):
-        monkeypatch.setattr("training.tasks.job_run.delay", lambda job_id: type("R", (), {"id": "t"})())
+    def test_launch_training_queues_like_the_admin(self, tmp_path, broker_queue, django_capture_on_commit_callbacks):
         base = make_model(public_name="base-model", endpoint=make_endpoint(model_dir="/m"))
         path = tmp_path / "d.jsonl"
         path.write_text("{}")
         Dataset.objects.create(name="d", kind="sft", format="messages", source="upload", file=str(path))
         out = StringIO()
-        call_command("launch_training", "--method", "sft", "--base", "base-model", "--dataset", "d",
-                     "--preset", "cpu-smoke", "--set", "max_steps=3", stdout=out)
+        with django_capture_on_commit_callbacks(execute=True):
+            call_command("launch_training", "--method", "sft", "--base", "base-model", "--dataset", "d",
+                         "--preset", "cpu-smoke", "--set", "max_steps=3", stdout=out)
         job = Job.objects.get()
         assert json.loads(out.getvalue()) == {"job": job.pk, "status": "queued"}
         assert job.config["max_steps"] == 3 and job.base_model == base
+        assert [(m["id"], m["args"]) for m in broker_queue("training")] == [(job.celery_task_id, [job.pk])]
 
     def test_unknown_base_or_dataset_or_bad_values_are_errors(self, tmp_path):
         make_model(public_name="base-model", endpoint=make_endpoint(model_dir="/m"))

@@ -1,10 +1,11 @@
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 
-from arena.models import Vote
-from tests.factories import make_finished_battle, make_model
+from tests.factories import make_model, make_vote
+from tests.helpers import missing_part, shared_data_file
 from training import services
 from training.models import Dataset
 
@@ -22,7 +23,7 @@ class TestDatasetImport:
         settings.DATA_DIR = tmp_path
         dataset = services.dataset_import(name="tiny", data=gzip.compress(jsonl(GOOD_SFT, GOOD_SFT)), fmt="messages")
         assert dataset.kind == "sft" and dataset.row_count == 2
-        stored = [json.loads(line) for line in dataset.path().read_text().splitlines()]
+        stored = [json.loads(line) for line in Path(dataset.file).read_text().splitlines()]
         assert stored[0]["messages"][-1] == {"role": "assistant", "content": "Hello!"}
 
     def test_bad_rows_are_reported_by_line_and_nothing_is_stored(self, settings, tmp_path):
@@ -61,6 +62,7 @@ class TestDatasetImport:
 @pytest.mark.django_db
 class TestDatasetSources:
     def test_builtin_real_datasets_import_with_license(self, settings, tmp_path):
+        shared_data_file("hh_rlhf/helpful-base_test.jsonl.gz")
         settings.DATA_DIR = tmp_path
         hh = services.dataset_from_builtin("hh-rlhf-helpful-base-test")
         assert hh.kind == "preference" and hh.row_count > 2000 and hh.license == "MIT"
@@ -71,7 +73,7 @@ class TestDatasetSources:
         from pathlib import Path
 
         if not Path(settings.ENGINE_PYTHON).exists():
-            pytest.skip("engine environment missing")
+            missing_part(f"engine environment missing: {settings.ENGINE_PYTHON} (make engine)")
         settings.DATA_DIR = tmp_path
         with pytest.raises(services.TrainingError) as err:
             services.dataset_from_hub("HuggingFaceH4/ultrachat_200k", name="uc", fmt="messages", split="test_sft")
@@ -81,16 +83,12 @@ class TestDatasetSources:
     def test_arena_votes_become_preference_pairs(self, settings, tmp_path):
         settings.DATA_DIR = tmp_path
         a, b = make_model(), make_model()
-        decisive = make_finished_battle(model_a=a, model_b=b, answers=("Good answer", "Bad answer"), prompt="Q1")
-        Vote.objects.create(battle=decisive, winner="model_b", rater_id="r")
-        tie = make_finished_battle(model_a=a, model_b=b)
-        Vote.objects.create(battle=tie, winner="tie", rater_id="r")
-        leak = make_finished_battle(model_a=a, model_b=b)
-        Vote.objects.create(battle=leak, winner="model_a", rater_id="r", identity_leak=True)
-        errored = make_finished_battle(model_a=a, model_b=b)
-        Vote.objects.create(battle=errored, winner="model_a", rater_id="r", side_error=True)
+        make_vote(a, b, "model_b", answers=("Good answer", "Bad answer"), prompt="Q1")
+        make_vote(a, b, "tie")
+        make_vote(a, b, "model_a", identity_leak=True)
+        make_vote(a, b, "model_a", side_error=True)
         dataset = services.dataset_from_arena_votes(name="from-votes")
-        rows = [json.loads(line) for line in dataset.path().read_text().splitlines()]
+        rows = [json.loads(line) for line in Path(dataset.file).read_text().splitlines()]
         assert rows == [{"prompt": [{"role": "user", "content": "Q1"}],
                          "chosen": [{"role": "assistant", "content": "Bad answer"}],
                          "rejected": [{"role": "assistant", "content": "Good answer"}]}]

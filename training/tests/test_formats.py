@@ -9,27 +9,33 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import shared_data_file
 from training import formats
-from training.builtin import BUILTIN_DATASETS, SHARED_DATA_DIR, get_builtin
+from training.builtin import BUILTIN_DATASETS, get_builtin
 from training.formats import (
     MAX_REPORTED_ERRORS,
     RowError,
     RowInvalid,
     UnknownFormatError,
     load_normalised,
-    normalise_row,
     parse_dataset,
-    sniff_format,
     write_jsonl,
 )
 
-DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"shared data not found at {DATA_DIR}")
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"  # shipped with the repository
 
 
 def jl(*rows) -> bytes:
     """JSON Lines bytes; str items are written verbatim (for broken lines)."""
     return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows).encode()
+
+
+def normalise(row, fmt: str) -> dict:
+    """One row through ``parse_dataset``; raises RowInvalid with the reason the parser gives."""
+    result = parse_dataset(jl(row), fmt)
+    if not result.ok:
+        raise RowInvalid(result.errors[0].reason)
+    return result.rows[0]
 
 
 def u(text):
@@ -295,10 +301,10 @@ def test_alpaca_input_history_system():
         "history": [["hi", "hey"]],
         "system": "You translate.",
     }
-    assert normalise_row(row, "alpaca") == {
+    assert normalise(row, "alpaca") == {
         "messages": [s("You translate."), u("hi"), a("hey"), u("Translate\n\nbonjour"), a("hello")]
     }
-    assert normalise_row({"instruction": "x", "input": "", "output": "y", "history": None}, "alpaca") == {
+    assert normalise({"instruction": "x", "input": "", "output": "y", "history": None}, "alpaca") == {
         "messages": [u("x"), a("y")]
     }
 
@@ -321,7 +327,7 @@ def test_alpaca_input_history_system():
 )
 def test_alpaca_bad_rows(row, reason):
     with pytest.raises(RowInvalid) as exc:
-        normalise_row(row, "alpaca")
+        normalise(row, "alpaca")
     assert str(exc.value) == reason
 
 
@@ -462,7 +468,7 @@ def test_preference_explicit_prompt_forms():
 
 def test_preference_implicit_prompt():
     row = {"chosen": [u("Q"), a("A"), u("Q2"), a("good")], "rejected": [u("Q"), a("A"), u("Q2"), a("bad")]}
-    assert normalise_row(row, "preference") == {
+    assert normalise(row, "preference") == {
         "prompt": [u("Q"), a("A"), u("Q2")],
         "chosen": [a("good")],
         "rejected": [a("bad")],
@@ -534,19 +540,9 @@ def test_normalised_rows_reparse_unchanged(tmp_path):
         load_normalised(bad, "sft")
 
 
-def test_sniff_format():
-    assert sniff_format(GOOD) == "messages"
-    assert sniff_format({"prompt": "a", "completion": "b"}) == "prompt-completion"
-    assert sniff_format({"instruction": "a", "input": "", "output": "b"}) == "alpaca"
-    assert sniff_format({"chosen": hh(("Human", "Q"), ("Assistant", "A")), "rejected": "x"}) == "hh-rlhf"
-    assert sniff_format({"prompt": "a", "chosen": "b", "rejected": "c"}) == "preference"
-    assert sniff_format({"text": "x"}) is None and sniff_format([1]) is None
-
-
 # ---------------------------------------------------------------------- real files
 
 
-@needs_data
 @pytest.mark.parametrize(
     "rel, fmt, rows",
     [
@@ -554,11 +550,11 @@ def test_sniff_format():
         ("hh_rlhf/harmless-base_test.jsonl.gz", "hh-rlhf", 2312),
         ("sft_chat/oasst_en_messages.jsonl", "messages", 80),
         ("sft_chat/ultrachat_200k_test_gen_5rows.jsonl", "messages", 5),
-        ("sft_chat/lima_train.json.gz", "alpaca", 829),
+        ("non_commercial/lima_train.json.gz", "alpaca", 829),
     ],
 )
 def test_real_files_parse_completely(rel, fmt, rows):
-    r = parse_dataset(DATA_DIR / rel, fmt)
+    r = parse_dataset(DATA_DIR / rel, fmt)  # the copies shipped in data/
     assert r.ok, r.error_lines()
     assert len(r.rows) == rows
     for row in r.rows:
@@ -569,9 +565,8 @@ def test_real_files_parse_completely(rel, fmt, rows):
             assert [m["role"] for m in row["prompt"]][::2] == ["user"] * ((len(row["prompt"]) + 1) // 2)
 
 
-@needs_data
 def test_real_hh_rlhf_quirks_are_counted():
-    helpful = parse_dataset(DATA_DIR / "hh_rlhf/helpful-base_test.jsonl.gz", "hh-rlhf")
+    helpful = parse_dataset(shared_data_file("hh_rlhf/helpful-base_test.jsonl.gz"), "hh-rlhf")
     assert helpful.notes == [
         "dropped empty turns before the final reply in 1 rows",
         "merged consecutive same-speaker turns in 16 rows",
@@ -584,9 +579,8 @@ def test_real_hh_rlhf_quirks_are_counted():
     assert first["rejected"][0]["content"].startswith("I know that the American Indians")
 
 
-@needs_data
 def test_real_ultrachat_rows_end_on_user_turn():
-    path = DATA_DIR / "sft_chat/ultrachat_200k_test_gen_5rows.jsonl"
+    path = shared_data_file("sft_chat/ultrachat_200k_test_gen_5rows.jsonl")
     strict = parse_dataset(path, "messages", trailing_user="error")
     assert strict.error_count == 5
     assert {e.reason for e in strict.errors} == {
@@ -596,18 +590,15 @@ def test_real_ultrachat_rows_end_on_user_turn():
     assert [len(row["messages"]) for row in r.rows] == [4, 2, 2, 6, 2]
 
 
-@needs_data
 def test_real_lima_multi_turn_history():
-    r = parse_dataset(DATA_DIR / "sft_chat/lima_train.json.gz", "alpaca")
+    r = parse_dataset(DATA_DIR / "non_commercial/lima_train.json.gz", "alpaca")
     lengths = [len(row["messages"]) for row in r.rows]
     assert lengths.count(2) == 806 and max(lengths) == 20  # one row has 9 history pairs
 
 
-@needs_data
 def test_builtin_registry_matches_files():
-    assert SHARED_DATA_DIR == DATA_DIR
     for ds in BUILTIN_DATASETS:
-        path = ds.resolve()
+        path = ds.resolve(DATA_DIR)
         assert path.is_file(), path
         r = parse_dataset(path, ds.format)
         assert r.ok and r.kind == ds.kind

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from tests.factories import make_endpoint, make_model
+from tests.helpers import dead_broker
 from training import services
 from training.models import Dataset, Job
 
@@ -18,16 +19,17 @@ class TestJobLaunch:
     def setup_method(self):
         self.base = make_model(endpoint=make_endpoint(model_dir="/models/base"))
 
-    def test_it_queues_a_job_with_the_full_recipe_config(self, tmp_path, django_capture_on_commit_callbacks, monkeypatch):
-        sent = []
-        monkeypatch.setattr("training.tasks.job_run.delay", lambda job_id: sent.append(job_id) or type("R", (), {"id": "t1"})())
+    def test_a_launch_queues_the_job_with_its_full_recipe_config(self, tmp_path, broker_queue,
+                                                                 django_capture_on_commit_callbacks):
         dataset = make_dataset("sft", "sft-data", tmp_path)
         with django_capture_on_commit_callbacks(execute=True):
             job = services.job_launch(base_model=self.base, method="sft", dataset=dataset, preset_name="cpu-smoke",
                                       overrides=["learning_rate=1e-4"])
-        assert job.status == "queued" and sent == [job.pk]
+        job.refresh_from_db()
+        assert job.status == "queued"
         assert job.config["learning_rate"] == 1e-4 and job.config["max_steps"] > 0
-        assert Job.objects.get().celery_task_id == "t1"
+        assert broker_queue("training") == [
+            {"task": "training.tasks.job_run", "id": job.celery_task_id, "args": [job.pk], "eta": None}]
 
     def test_the_dataset_must_fit_the_method(self, tmp_path):
         sft_data = make_dataset("sft", "sft-data", tmp_path)
@@ -52,8 +54,7 @@ class TestJobLaunch:
         with pytest.raises(services.TrainingError):
             services.job_launch(base_model=self.base, method="sft", dataset=dataset, preset_name="nope")
 
-    def test_queued_jobs_cancel_at_once_and_running_ones_on_request(self, tmp_path, monkeypatch):
-        monkeypatch.setattr("training.tasks.job_run.delay", lambda job_id: type("R", (), {"id": "t"})())
+    def test_queued_jobs_cancel_at_once_and_running_ones_on_request(self, tmp_path):
         dataset = make_dataset("sft", "sft-data", tmp_path)
         queued = services.job_launch(base_model=self.base, method="sft", dataset=dataset, preset_name="cpu-smoke")
         assert services.job_cancel(queued).status == "cancelled"
@@ -64,22 +65,17 @@ class TestJobLaunch:
 
 
 @pytest.mark.django_db
-def test_a_job_whose_message_never_reached_the_broker_is_sent_again(tmp_path, monkeypatch,
-                                                                     django_capture_on_commit_callbacks):
+def test_a_job_whose_message_never_reached_the_broker_is_sent_again(tmp_path, django_capture_on_commit_callbacks,
+                                                                     broker_queue, caplog):
     base = make_model(endpoint=make_endpoint(model_dir="/models/base"))
     dataset = make_dataset("sft", "sft-data", tmp_path)
-
-    def broker_down(job_id):
-        raise ConnectionError("broker unreachable")
-
-    monkeypatch.setattr("training.tasks.job_run.delay", broker_down)
-    with django_capture_on_commit_callbacks(execute=True):
+    with dead_broker(), django_capture_on_commit_callbacks(execute=True):
         job = services.job_launch(base_model=base, method="sft", dataset=dataset, preset_name="cpu-smoke")
     job.refresh_from_db()
     assert job.status == "queued" and job.celery_task_id == ""
-    sent = []
-    monkeypatch.setattr("training.tasks.job_run.delay", lambda job_id: sent.append(job_id) or type("R", (), {"id": "t2"})())
-    assert services.jobs_dispatch_unsent(min_age_s=0) == [job.pk] and sent == [job.pk]
+    assert f"could not send job {job.pk} to the training queue" in caplog.text
+    assert services.jobs_dispatch_unsent(min_age_s=0) == [job.pk]
     job.refresh_from_db()
-    assert job.celery_task_id == "t2"
+    assert [(m["id"], m["args"]) for m in broker_queue("training")] == [(job.celery_task_id, [job.pk])]
+    assert job.celery_task_id
     assert services.jobs_dispatch_unsent(min_age_s=0) == []

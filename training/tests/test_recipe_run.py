@@ -2,7 +2,7 @@
 real SmolLM2-135M-Instruct and real data, for 2 steps each: SFT on OpenAssistant rows, DPO
 on HH-RLHF rows, a cancel mid-run and three failures. CPU, a few minutes on 2 cores.
 
-Skipped unless the engine env, the converted model and the shared data exist (failed
+Skipped unless the engine env and the converted model exist (failed
 instead under ``ARENA_REQUIRE_REAL_PARTS=1``); ``ARENA_ENGINE_PYTHON`` and
 ``ARENA_TEST_BASE_MODEL`` override the default locations.
 """
@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import missing_part
 from training.formats import parse_dataset, write_jsonl
 from training.recipes import progress
 from training.recipes.config import adapter_servability_problems, apply_overrides, preset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+DATA_DIR = REPO_ROOT / "data"  # the built-in datasets shipped with the repository
 ENGINE_PYTHON = Path(os.environ.get("ARENA_ENGINE_PYTHON", REPO_ROOT / ".venv-engine" / "bin" / "python"))
 BASE_MODEL = Path(
     os.environ.get("ARENA_TEST_BASE_MODEL", REPO_ROOT / "var" / "models" / "smollm2-135m-instruct")
@@ -32,24 +33,13 @@ RUN_TIMEOUT_S = 900  # a hang guard only; nothing asserts on time
 pytestmark = pytest.mark.training
 
 
-def _missing() -> str | None:
-    if not ENGINE_PYTHON.is_file():
-        return f"engine python not found at {ENGINE_PYTHON}"
-    if not (BASE_MODEL / "config.json").is_file():
-        return f"base model not found at {BASE_MODEL} (no config.json)"
-    if not DATA_DIR.is_dir():
-        return f"shared data not found at {DATA_DIR}"
-    return None
-
-
 @pytest.fixture(autouse=True)
 def _real_parts():
-    """Skip without the engine env / model / data -- or fail under ARENA_REQUIRE_REAL_PARTS=1 (CI)."""
-    reason = _missing()
-    if reason:
-        if os.environ.get("ARENA_REQUIRE_REAL_PARTS") == "1":
-            pytest.fail(f"required real part missing: {reason}")
-        pytest.skip(reason)
+    """Skip without the engine env / model -- or fail under ARENA_REQUIRE_REAL_PARTS=1 (CI)."""
+    if not ENGINE_PYTHON.is_file():
+        missing_part(f"engine python not found at {ENGINE_PYTHON}")
+    if not (BASE_MODEL / "config.json").is_file():
+        missing_part(f"base model not found at {BASE_MODEL} (no config.json)")
 
 
 # cpu-smoke, shrunk further: 2 optimizer steps of 2 rows, 128 tokens
