@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 ENGINE_VENV := .venv-engine
 PY := $(VENV)/bin/python
+# Every target here is development tooling: development mode unless the caller says otherwise
+# (the image, compose and a bare daphne run in production mode; see README "Deployment").
+export DJANGO_DEBUG ?= true
 SHELL := /bin/bash
 # Quiet installs that still print errors: pip -q, no build-time notices from setuptools
 # (PYTHONWARNINGS), and the grep drops the "Location 'file:///…' is ignored" warnings this

@@ -21,6 +21,9 @@ import pytest
 from tests.helpers import REQUIRE_REAL, missing_part
 
 REPO = Path(__file__).resolve().parent
+# Development mode for the suite, also where pytest-django is off (-p no:django) and a helper reads
+# config.settings directly; with pytest-django, config/settings_test.py sets it before settings load.
+os.environ.setdefault("DJANGO_DEBUG", "true")
 
 
 def pytest_sessionstart(session):

@@ -25,6 +25,7 @@ from arena.models import Battle, Response, Turn, Vote
 from arena.pairing import PairingError
 from arena.pairing_mode import pair_for
 from arena.style import approx_tokens, style_counts
+from config import metrics
 from serving.streaming import ModelTarget
 
 
@@ -42,7 +43,9 @@ def battle_create(*, rater_id: str, ip_hash: str = "", rng: random.Random | None
     except PairingError:
         raise ArenaError("no_models", "Fewer than two models are available right now; try again shortly.") from None
     by_id = {m.pk: m for m, _ in ready}
-    return Battle.objects.create(model_a=by_id[a_id], model_b=by_id[b_id], rater_id=rater_id, ip_hash=ip_hash)
+    battle = Battle.objects.create(model_a=by_id[a_id], model_b=by_id[b_id], rater_id=rater_id, ip_hash=ip_hash)
+    metrics.BATTLES.inc()
+    return battle
 
 
 def _locked_battle(battle_id, rater_id: str) -> Battle:
@@ -173,6 +176,8 @@ def battle_side_finish(
     else:
         battle.conversation_b = [*battle.conversation_b, message]
     battle.save(update_fields=[f"conversation_{response.side}", "updated_at"])
+    metrics.generation_finished(model_id=battle.model_a_id if response.side == "a" else battle.model_b_id,
+                                errored=state == Response.State.ERROR, ttft_ms=ttft_ms)
     return response
 
 
@@ -223,6 +228,7 @@ def battle_vote(*, battle_id, rater_id: str, winner, ip_hash: str = "") -> Vote:
             battle.save(update_fields=["status", "updated_at"])
             contestants_count_vote([battle.model_a_id, battle.model_b_id])
             transaction.on_commit(_after_vote)
+            transaction.on_commit(lambda: metrics.vote_recorded(vote))
     except IntegrityError:
         # Two concurrent votes: the database's unique constraint let exactly one through.
         raise ArenaError("already_voted", "This battle already has a vote.") from None

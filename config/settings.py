@@ -9,8 +9,10 @@ arena writes (``config.paths.ensure_dirs``), so a fresh clone can migrate.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -95,11 +97,19 @@ def env_url(name: str, default: str, schemes: set[str]) -> str:
     return raw
 
 
-DEBUG = env_bool("DJANGO_DEBUG", default=True)
+# Production mode unless told otherwise: `make run` (and the test settings) set DJANGO_DEBUG=true;
+# the image, compose and a bare `daphne` run in production mode and refuse to start without the
+# secrets below (each from NAME or a NAME_FILE secret file).
+DEBUG = env_bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env_secret("DJANGO_SECRET_KEY")
+if not DEBUG:
+    _missing = [name for name in ("DJANGO_SECRET_KEY", "ARENA_ADMIN_PASSWORD", "ARENA_IP_SALT") if not env_secret(name)]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"Production mode (DJANGO_DEBUG is not true) needs {', '.join(_missing)} (or the matching *_FILE "
+            "secret files). For development set DJANGO_DEBUG=true, as `make run` does."
+        )
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when DJANGO_DEBUG is false")
     # Development only: a fixed key keeps sessions valid across restarts of `make run`.
     SECRET_KEY = "dev-insecure-arena-key-do-not-use-in-production"
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
@@ -181,13 +191,15 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = DATA_DIR / "staticfiles"
+# The image collects static files at build time into its own folder (not the data volume).
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(DATA_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-# Serve static files from the finders in every mode, so `make run` needs no collectstatic.
-WHITENOISE_USE_FINDERS = True
+# Development serves static files from the finders, so `make run` needs no collectstatic; production
+# serves the collected, hashed and compressed copies (WhiteNoise; see the deployment block below).
+WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
 LOGIN_URL = "/admin/login/"
@@ -406,6 +418,101 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("ARENA_LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
 }
+
+
+# =====================================================================================================
+# --- Deployment (issue 11): production security, CSP, static files, metrics, logs, endpoint keys,
+# --- endpoints declared in the environment, bounded dataset imports. Keep these lines together.
+# =====================================================================================================
+# The database password as a secret file (compose shares it with the postgres service's
+# POSTGRES_PASSWORD_FILE), for a DATABASE_URL written without one.
+_database_password = env_secret("DATABASE_PASSWORD")
+if _database_password and not DATABASES["default"].get("PASSWORD"):
+    DATABASES["default"]["PASSWORD"] = _database_password
+# Behind a TLS-terminating proxy (the supported production set-up) that sets X-Forwarded-Proto.
+if env_bool("DJANGO_BEHIND_TLS_PROXY", default=not DEBUG):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+# Container healthchecks and Prometheus scrape plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", default=True)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG
+if not DEBUG:
+    STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+
+# Content-Security-Policy (django-csp) in every mode, so the browser tests run under it. Scripts only
+# from our own static files; inline <style> blocks and style attributes (admin, SVG charts) allowed.
+MIDDLEWARE.insert(MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware"), "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],  # fetch and same-origin WebSockets (CSP level 3)
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Prometheus: django-prometheus' request/response metrics plus the arena's (config/metrics.py), at
+# /metrics, answered only to ARENA_METRICS_ALLOWED_NETS (the direct peer's address) or to a request
+# with "Authorization: Bearer $ARENA_METRICS_TOKEN". Keep /metrics off the public proxy.
+INSTALLED_APPS.append("django_prometheus")
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    *MIDDLEWARE,
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+PROMETHEUS_EXPORT_MIGRATIONS = False
+ARENA_METRICS_ALLOWED_NETS = env_list("ARENA_METRICS_ALLOWED_NETS", ["127.0.0.1/32", "::1/128"])
+try:
+    import ipaddress
+
+    [ipaddress.ip_network(net, strict=False) for net in ARENA_METRICS_ALLOWED_NETS]
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"ARENA_METRICS_ALLOWED_NETS: {_exc}") from None
+ARENA_METRICS_TOKEN = env_secret("ARENA_METRICS_TOKEN")
+
+# Logs: JSON lines in production (plain text in development), IP addresses replaced by a salted
+# hash in every message whatever its logger (config/logs.py).
+ARENA_LOG_FORMAT = env_str("ARENA_LOG_FORMAT", "plain" if DEBUG else "json")
+if ARENA_LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"ARENA_LOG_FORMAT must be plain or json, got {ARENA_LOG_FORMAT!r}")
+LOGGING["formatters"]["json"] = {"()": "config.logs.JsonFormatter"}
+LOGGING["filters"] = {"no_ips": {"()": "config.logs.RedactIPs"}}
+LOGGING["handlers"]["console"].update(formatter=ARENA_LOG_FORMAT, filters=["no_ips"])
+
+# Endpoint API keys: an endpoint names the variable holding its key, and only variables whose
+# name starts with this prefix can be named (never DATABASE_URL, DJANGO_SECRET_KEY, ...).
+SERVING_KEY_ENV_PREFIX = env_str("ARENA_ENDPOINT_KEY_PREFIX", "ARENA_KEY_")
+if not re.fullmatch(r"[A-Z][A-Z0-9_]*_", SERVING_KEY_ENV_PREFIX):
+    raise ImproperlyConfigured(
+        f"ARENA_ENDPOINT_KEY_PREFIX={SERVING_KEY_ENV_PREFIX!r} must be upper-case letters, digits and _, ending in _"
+    )
+# Endpoints registered (created or updated) at start by `manage.py bootstrap`: a JSON list of
+# {"name", "base_url", "kind"?, "model_dir"?, "api_key_env"?, "organization"?, "license"?}.
+# Their models are registered once they answer (serving.tasks.endpoints_check_health).
+try:
+    SERVING_ENDPOINTS = json.loads(env_str("ARENA_ENDPOINTS", "[]") or "[]")
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"ARENA_ENDPOINTS is not JSON: {_exc}") from None
+if not isinstance(SERVING_ENDPOINTS, list) or not all(isinstance(e, dict) for e in SERVING_ENDPOINTS):
+    raise ImproperlyConfigured("ARENA_ENDPOINTS must be a JSON list of objects")
+
+# Dataset imports (training/limits.py): size as sent, size decompressed, server folders readable.
+TRAINING_IMPORT_MAX_UPLOAD_BYTES = env_int("ARENA_IMPORT_MAX_UPLOAD_BYTES", 100 << 20, minimum=1)
+# The parsed rows take several times the decompressed size in memory: raise both with care.
+TRAINING_IMPORT_MAX_BYTES = env_int("ARENA_IMPORT_MAX_BYTES", 256 << 20, minimum=1)
+TRAINING_IMPORT_ROOTS = [Path(p) for p in env_list("ARENA_IMPORT_ROOTS", [str(DATA_DIR / "imports")])]
+# Uploads above this size go to a temporary file instead of memory (Django's default: 2.5 MiB).
+FILE_UPLOAD_MAX_MEMORY_SIZE = 4 << 20
+
 if CELERY_BROKER_URL == "filesystem://":
     # kombu warns "No hostname was supplied" for every filesystem:// connection: it has none to supply.
     LOGGING["loggers"]["kombu.connection"] = {"level": "ERROR"}

@@ -92,7 +92,7 @@ RESULT="$("$PY" "$REPO/scripts/fresh_clone_battle.py" --url "http://127.0.0.1:$W
     --timeout "$TIMEOUT_S" --pid "$MAKE_PID")"
 log "battle played, $((SECONDS - T0)) s after make run started: $RESULT"
 
-JOBS="$(cd "$CLONE" && timeout 120 "${RUN_ENV[@]}" .venv/bin/python manage.py shell -v 0 -c '
+JOBS="$(cd "$CLONE" && timeout 120 "${RUN_ENV[@]}" DJANGO_DEBUG=true .venv/bin/python manage.py shell -v 0 -c '
 import json
 from training.models import Job
 print(json.dumps([[j.method, j.dataset.name, j.status] for j in Job.objects.order_by("pk")]))' | tail -n 1)"

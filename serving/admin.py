@@ -1,11 +1,15 @@
+import os
+
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.utils.html import format_html
 
 from serving import adapters, presets, services
 from serving.errors import EngineError
-from serving.models import Endpoint, ServedModel
+from serving.models import Endpoint, ServedModel, key_env_allowed
 
 
 class EndpointForm(forms.ModelForm):
@@ -43,10 +47,12 @@ class EndpointForm(forms.ModelForm):
 
 @admin.register(Endpoint)
 class EndpointAdmin(admin.ModelAdmin):
+    """Keys are never shown: only the name of the variable holding one, and whether it is set."""
+
     form = EndpointForm
-    list_display = ["name", "kind", "preset", "base_url", "healthy", "last_checked_at"]
+    list_display = ["name", "kind", "preset", "base_url", "healthy", "last_checked_at", "metrics_link"]
     list_filter = ["kind", "healthy", "managed"]
-    readonly_fields = ["healthy", "last_checked_at", "last_error", "created_at"]
+    readonly_fields = ["healthy", "last_checked_at", "last_error", "created_at", "api_key_status", "metrics_link"]
     actions = ["check_health", "register_models", "reconcile_adapters"]
 
     def save_model(self, request, obj, form, change):
@@ -58,6 +64,31 @@ class EndpointAdmin(admin.ModelAdmin):
             self.message_user(request, f"{obj}: created {', '.join(m.public_name for m in created)} (inactive: "
                                        "set their prices, then activate them)")
         self.check_health(request, [obj])
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if "api_key_env" in form.base_fields:
+            prefix = settings.SERVING_KEY_ENV_PREFIX
+            form.base_fields["api_key_env"].help_text = (
+                f"The name of the environment variable holding the key, starting with {prefix} "
+                f"(e.g. {prefix}OPENAI). The key itself is never stored or shown, and is sent only to this "
+                "endpoint's own host.")
+        return form
+
+    @admin.display(description="API key")
+    def api_key_status(self, obj):
+        if not obj.api_key_env:
+            return "none (vLLM without --api-key accepts any)"
+        if not key_env_allowed(obj.api_key_env):
+            return f"refused: {obj.api_key_env} is not an endpoint key variable"
+        return f"{obj.api_key_env} is {'set' if os.environ.get(obj.api_key_env) else 'NOT set'} in this process"
+
+    @admin.display(description="vLLM metrics")
+    def metrics_link(self, obj):
+        if obj.kind != Endpoint.Kind.VLLM:
+            return "-"
+        url = f"{obj.root_url()}/metrics"
+        return format_html('<a href="{}" rel="noreferrer">{}</a>', url, url)
 
     @admin.action(description="Check health now")
     def check_health(self, request, queryset):

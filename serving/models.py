@@ -6,12 +6,31 @@ contestants, and how often they battle, is the arena's (``arena.Contestant``).
 
 from __future__ import annotations
 
+import logging
+import os
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
-env_name_validator = RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "An environment variable name, e.g. OPENAI_API_KEY.")
+logger = logging.getLogger(__name__)
+
+env_name_validator = RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "An environment variable name, e.g. ARENA_KEY_OPENAI.")
+
+
+def key_env_allowed(name: str) -> bool:
+    """Only variables named ``SERVING_KEY_ENV_PREFIX*`` (env ARENA_ENDPOINT_KEY_PREFIX, default
+    ARENA_KEY_) may hold endpoint keys: never DATABASE_URL, DJANGO_SECRET_KEY or any other."""
+    prefix = settings.SERVING_KEY_ENV_PREFIX
+    return bool(name) and name.startswith(prefix) and len(name) > len(prefix)
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
 
 
 class Endpoint(models.Model):
@@ -64,13 +83,43 @@ class Endpoint(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def api_key(self) -> str:
-        """The key from the named environment variable; vLLM without --api-key accepts any."""
-        import os
+    def clean(self) -> None:
+        super().clean()
+        if not isinstance(self.extra_body, dict):
+            raise ValidationError({"extra_body": "Extra request fields must be a JSON object."})
+        reserved = {"model", "messages", "stream", "stream_options"} & set(self.extra_body)
+        if reserved:
+            raise ValidationError({"extra_body": f"These fields are set by the arena: {', '.join(sorted(reserved))}"})
+        if not self.api_key_env:
+            return
+        prefix = settings.SERVING_KEY_ENV_PREFIX
+        if not key_env_allowed(self.api_key_env):
+            raise ValidationError({"api_key_env": f"Endpoint keys can only come from variables named {prefix}..., "
+                                                  f"e.g. {prefix}OPENAI (ARENA_ENDPOINT_KEY_PREFIX)."})
+        # One key, one server: a key variable is never shared with an endpoint on another host.
+        for other in Endpoint.objects.filter(api_key_env=self.api_key_env).exclude(pk=self.pk):
+            if origin_of(other.base_url) != origin_of(self.base_url):
+                raise ValidationError({"api_key_env": f"{self.api_key_env} already holds the key of endpoint "
+                                                      f"{other.name} on another host; use a variable of its own."})
 
+    def api_key(self) -> str:
+        """The key from the named environment variable; vLLM without --api-key accepts any.
+
+        A variable outside the key prefix (a row written before the rule, or past the admin) is never read.
+        """
         if not self.api_key_env:
             return "EMPTY"
+        if not key_env_allowed(self.api_key_env):
+            logger.error("endpoint %s names %s, which is not an endpoint key variable; sending no key",
+                         self.name, self.api_key_env)
+            return "EMPTY"
         return os.environ.get(self.api_key_env, "") or "EMPTY"
+
+    def auth_headers(self, url: str) -> dict[str, str]:
+        """The Authorization header for a request to ``url``: only on this endpoint's own origin."""
+        if origin_of(url) != origin_of(self.base_url):
+            return {}
+        return {"Authorization": f"Bearer {self.api_key()}"}
 
     def root_url(self) -> str:
         """The server root (without /v1), where vLLM serves /health and the LoRA endpoints."""
@@ -91,13 +140,6 @@ class Endpoint(models.Model):
             if arg == "--max-loras" and index + 1 < len(args) and args[index + 1].isdigit():
                 return int(args[index + 1])
         return None
-
-    def clean(self) -> None:
-        if not isinstance(self.extra_body, dict):
-            raise ValidationError({"extra_body": "Extra request fields must be a JSON object."})
-        reserved = {"model", "messages", "stream", "stream_options"} & set(self.extra_body)
-        if reserved:
-            raise ValidationError({"extra_body": f"These fields are set by the arena: {', '.join(sorted(reserved))}"})
 
 
 class ServedModelQuerySet(models.QuerySet):

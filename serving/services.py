@@ -7,9 +7,11 @@ The arena and training apps talk to endpoints only through these functions and
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from serving.adapter_hash import adapter_dir_sha256
@@ -17,10 +19,6 @@ from serving.errors import EngineError, EngineUnreachable
 from serving.models import Endpoint, ServedModel
 
 logger = logging.getLogger(__name__)
-
-
-def _headers(endpoint: Endpoint) -> dict[str, str]:
-    return {"Authorization": f"Bearer {endpoint.api_key()}"}
 
 
 #: Answers that mean "the engine is down or overloaded", not "your request is wrong".
@@ -32,7 +30,8 @@ def endpoint_list_models(endpoint: Endpoint, *, timeout: float | None = None) ->
     EngineError when it answers something else than a model list."""
     timeout = timeout or settings.SERVING_HEALTH_TIMEOUT_S
     try:
-        response = httpx.get(f"{endpoint.base_url.rstrip('/')}/models", headers=_headers(endpoint), timeout=timeout)
+        url = f"{endpoint.base_url.rstrip('/')}/models"
+        response = httpx.get(url, headers=endpoint.auth_headers(url), timeout=timeout)
     except httpx.HTTPError as exc:
         raise EngineUnreachable(f"{endpoint.name}: /v1/models failed: {exc}") from exc
     if response.status_code in (401, 403):
@@ -91,7 +90,8 @@ def _probe(endpoint: Endpoint) -> str:
     error = ""
     try:
         if endpoint.kind in (Endpoint.Kind.VLLM, Endpoint.Kind.TGI):
-            response = httpx.get(f"{endpoint.root_url()}/health", headers=_headers(endpoint),
+            health_url = f"{endpoint.root_url()}/health"
+            response = httpx.get(health_url, headers=endpoint.auth_headers(health_url),
                                  timeout=settings.SERVING_HEALTH_TIMEOUT_S)
             if response.status_code in (401, 403):
                 error = _key_refused(endpoint, response.status_code)
@@ -140,12 +140,9 @@ def adapter_load(endpoint: Endpoint, *, name: str, path: str) -> None:
     if not endpoint.supports_lora():
         raise EngineError(f"{endpoint.name} is not a vLLM endpoint and cannot load adapters")
     try:
-        response = httpx.post(
-            f"{endpoint.root_url()}/v1/load_lora_adapter",
-            json={"lora_name": name, "lora_path": path},
-            headers=_headers(endpoint),
-            timeout=120.0,
-        )
+        url = f"{endpoint.root_url()}/v1/load_lora_adapter"
+        response = httpx.post(url, json={"lora_name": name, "lora_path": path},
+                              headers=endpoint.auth_headers(url), timeout=120.0)
     except httpx.HTTPError as exc:
         raise EngineUnreachable(f"{endpoint.name}: load_lora_adapter failed: {exc}") from exc
     if response.status_code in _UNAVAILABLE_STATUS:
@@ -160,10 +157,8 @@ def adapter_load(endpoint: Endpoint, *, name: str, path: str) -> None:
 
 def adapter_unload(endpoint: Endpoint, *, name: str) -> None:
     try:
-        response = httpx.post(
-            f"{endpoint.root_url()}/v1/unload_lora_adapter", json={"lora_name": name},
-            headers=_headers(endpoint), timeout=30.0,
-        )
+        url = f"{endpoint.root_url()}/v1/unload_lora_adapter"
+        response = httpx.post(url, json={"lora_name": name}, headers=endpoint.auth_headers(url), timeout=30.0)
     except httpx.HTTPError as exc:
         raise EngineError(f"{endpoint.name}: unload_lora_adapter failed: {exc}") from exc
     if response.status_code not in (200, 404):
@@ -259,3 +254,42 @@ def local_models_register() -> list[ServedModel]:
         )
         models.append(model)
     return models
+
+
+ENDPOINT_ENV_FIELDS = {"name", "base_url", "kind", "model_dir", "api_key_env", "organization", "license"}
+
+
+def endpoints_from_settings() -> list[Endpoint]:
+    """Create or update the endpoints declared in ``SERVING_ENDPOINTS`` (env ARENA_ENDPOINTS), validated like
+    the admin's (key prefix included). Raises EngineError naming the bad entry; the admin adds more by hand."""
+    endpoints = []
+    for entry in settings.SERVING_ENDPOINTS:
+        unknown = set(entry) - ENDPOINT_ENV_FIELDS
+        if unknown or not entry.get("name") or not entry.get("base_url"):
+            raise EngineError(f"ARENA_ENDPOINTS entry {entry!r}: needs name and base_url; allowed keys are "
+                              f"{', '.join(sorted(ENDPOINT_ENV_FIELDS))}")
+        fields = {key: entry.get(key, "") for key in ("base_url", "model_dir", "api_key_env")}
+        fields["kind"] = entry.get("kind", Endpoint.Kind.VLLM)
+        endpoint = Endpoint.objects.filter(name=entry["name"]).first() or Endpoint(name=entry["name"])
+        for key, value in fields.items():
+            setattr(endpoint, key, value)
+        try:
+            # Django's URLValidator wants a dotted host name; compose and Kubernetes service names
+            # ("http://vllm:8000/v1") have none, so the URL is checked here instead.
+            if urlsplit(endpoint.base_url).scheme not in ("http", "https") or not urlsplit(endpoint.base_url).hostname:
+                raise ValidationError({"base_url": ["must be an http(s) URL with a host"]})
+            endpoint.full_clean(exclude=["base_url"])
+        except ValidationError as exc:
+            raise EngineError(f"ARENA_ENDPOINTS entry {entry['name']!r}: {exc.message_dict}") from None
+        endpoint.save()
+        endpoints.append(endpoint)
+    return endpoints
+
+
+def endpoint_register_declared_models(endpoint: Endpoint) -> list[ServedModel]:
+    """Register the models of an endpoint declared in ARENA_ENDPOINTS once it answers (none before)."""
+    entry = next((e for e in settings.SERVING_ENDPOINTS if e.get("name") == endpoint.name), None)
+    if entry is None or endpoint.models.exists():
+        return []
+    defaults = {key: entry[key] for key in ("organization", "license") if entry.get(key)}
+    return endpoint_register_models(endpoint, defaults=defaults)

@@ -108,7 +108,7 @@ class DatasetAdmin(_AddThroughService, admin.ModelAdmin):
         extra = {"license": data.get("license", ""), "description": data.get("description", ""), "created_by": user}
         if source == "upload":
             upload = data["upload"]
-            return services.dataset_import(name=name, data=upload.read(), fmt=fmt, source_ref=upload.name, **extra)
+            return services.dataset_import(name=name, data=upload, fmt=fmt, source_ref=upload.name, **extra)
         return services.dataset_from_path(data.get("server_path", ""), name=name, fmt=fmt, **extra)
 
 

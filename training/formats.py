@@ -49,7 +49,8 @@ Normalised records (what ``ParseResult.rows`` holds and the runner trains on):
 Normalised records are valid input for the ``messages`` and ``preference`` formats, so
 re-parsing stored files is a no-op check.
 
-Reading: bytes, a path, or a binary file object. gzip is detected by its magic bytes
+Reading (``training.reading``, streamed and bounded by ``max_bytes``): bytes, a path, or a binary
+file object. gzip is detected by its magic bytes
 (whatever the file name). The text must be UTF-8 (a BOM is tolerated). A document whose
 first non-blank character is ``[`` is read as one JSON array of rows; anything else is
 JSON Lines (blank lines skipped). ``RowError.line`` is the 1-based line of the row in the
@@ -59,17 +60,16 @@ problems with the file as a whole.
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import os
 import re
-import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from training.reading import FileProblem, RowInvalid, TooLarge, iter_raw_rows
 
 SFT = "sft"
 PREFERENCE = "preference"
@@ -87,19 +87,13 @@ NORMALISED_FORMAT: dict[str, str] = {SFT: "messages", PREFERENCE: "preference"}
 
 ROLES = ("system", "user", "assistant")
 MAX_REPORTED_ERRORS = 50
-GZIP_MAGIC = b"\x1f\x8b"
 TRAILING_USER_POLICIES = ("drop", "error")
 
 _HH_TAG = re.compile(r"\n\n(Human|Assistant):")
-_WS = re.compile(r"[ \t\n\r]*")
 
 
 class UnknownFormatError(ValueError):
     """The format name is not one of ``FORMATS``."""
-
-
-class RowInvalid(ValueError):
-    """One row cannot be normalised; the message is the reason shown to the user."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +113,7 @@ class ParseResult:
     errors: list[RowError] = field(default_factory=list)  # at most ``max_errors`` of them
     error_count: int = 0  # all errors, including those not listed
     notes: list[str] = field(default_factory=list)  # non-fatal normalisations, for display
+    too_large: bool = False  # reading stopped at ``max_bytes``: the errors say so, the rows are partial
 
     @property
     def ok(self) -> bool:
@@ -146,118 +141,6 @@ def kind_of(fmt: str) -> str:
 
 
 # --------------------------------------------------------------------------- reading
-
-
-class _FileProblem(Exception):
-    def __init__(self, line: int, reason: str):
-        super().__init__(reason)
-        self.line = line
-        self.reason = reason
-
-
-def _read_source(source: bytes | bytearray | memoryview | str | os.PathLike | Any) -> bytes:
-    if isinstance(source, bytes | bytearray | memoryview):
-        return bytes(source)
-    if isinstance(source, str | os.PathLike):
-        return Path(source).read_bytes()
-    if hasattr(source, "read"):
-        data = source.read()
-        if isinstance(data, str):
-            raise TypeError("file objects must be opened in binary mode")
-        return data
-    raise TypeError(f"expected bytes, a path or a binary file object, got {type(source).__name__}")
-
-
-def _decompress(data: bytes, max_bytes: int | None) -> bytes:
-    if not data.startswith(GZIP_MAGIC):
-        if max_bytes is not None and len(data) > max_bytes:
-            raise _FileProblem(0, f"the file is larger than {max_bytes} bytes")
-        return data
-    out = io.BytesIO()
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
-            while chunk := gz.read(1 << 20):
-                out.write(chunk)
-                if max_bytes is not None and out.tell() > max_bytes:
-                    raise _FileProblem(0, f"the file is larger than {max_bytes} bytes when decompressed")
-    except (OSError, EOFError, zlib.error) as exc:
-        raise _FileProblem(0, f"the file starts like gzip but cannot be decompressed ({exc})") from None
-    return out.getvalue()
-
-
-def _decode(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise _FileProblem(0, "the file is UTF-16 text; save it as UTF-8")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise _FileProblem(
-            line, f"the file is not valid UTF-8 text (byte 0x{data[exc.start]:02x} at line {line})"
-        ) from None
-    return text.removeprefix("\ufeff")
-
-
-def _iter_jsonl(text: str) -> Iterator[tuple[int, Any]]:
-    # split on "\n" only: str.splitlines() would also split on U+2028 etc., which JSON
-    # allows unescaped inside strings.
-    for lineno, raw in enumerate(text.split("\n"), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            yield lineno, json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield lineno, RowInvalid(f"invalid JSON: {exc.msg} (column {exc.colno})")
-        except RecursionError:
-            yield lineno, RowInvalid("invalid JSON: nested too deeply")
-
-
-def _iter_json_array(text: str, start: int) -> Iterator[tuple[int, Any]]:
-    decoder = json.JSONDecoder()
-    pos, line = 0, 1
-
-    def line_at(i: int) -> int:
-        nonlocal pos, line
-        line += text.count("\n", pos, i)
-        pos = i
-        return line
-
-    i = _WS.match(text, start + 1).end()
-    if text.startswith("]", i):
-        i = _WS.match(text, i + 1).end()
-        if i != len(text):
-            raise _FileProblem(line_at(i), "unexpected text after the JSON array")
-        return
-    while True:
-        row_line = line_at(i)
-        try:
-            obj, end = decoder.raw_decode(text, i)
-        except json.JSONDecodeError as exc:
-            raise _FileProblem(exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
-        except RecursionError:
-            raise _FileProblem(row_line, "invalid JSON: nested too deeply") from None
-        yield row_line, obj
-        i = _WS.match(text, end).end()
-        if text.startswith(",", i):
-            i = _WS.match(text, i + 1).end()
-            continue
-        if text.startswith("]", i):
-            i = _WS.match(text, i + 1).end()
-            if i != len(text):
-                raise _FileProblem(line_at(i), "unexpected text after the JSON array")
-            return
-        raise _FileProblem(line_at(i), "invalid JSON: expected ',' or ']' after an array element")
-
-
-def iter_raw_rows(source: Any, *, max_bytes: int | None = None) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line, decoded JSON value or RowInvalid)``; raises ``_FileProblem``."""
-    text = _decode(_decompress(_read_source(source), max_bytes))
-    start = _WS.match(text).end()
-    if text.startswith("[", start):
-        yield from _iter_json_array(text, start)
-    else:
-        yield from _iter_jsonl(text)
 
 
 # --------------------------------------------------------------------------- messages
@@ -583,8 +466,9 @@ def parse_dataset(
                 result.rows.append(normalise(value))
             except RowInvalid as exc:
                 add_error(line, str(exc))
-    except _FileProblem as exc:
+    except FileProblem as exc:
         add_error(exc.line, exc.reason)
+        result.too_large = isinstance(exc, TooLarge)
     else:
         if seen == 0:
             add_error(0, "the file has no rows")

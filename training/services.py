@@ -28,7 +28,7 @@ from arena.contestants import contestant_enter
 from serving.errors import EngineError
 from serving.models import ServedModel
 from serving.services import served_model_register_adapter
-from training import formats
+from training import formats, limits
 from training.builtin import get_builtin
 from training.models import Checkpoint, Dataset, Job
 from training.recipes import progress
@@ -82,14 +82,22 @@ def _store_rows(*, name: str, kind: str, rows: list[dict], **fields) -> Dataset:
 def dataset_import(*, name: str, data, fmt: str, source: str = Dataset.Source.UPLOAD, source_ref: str = "",
                    license: str = "", commercial_use: bool | None = None, description: str = "",
                    created_by=None) -> Dataset:
-    """Validate every row of ``data`` (bytes or a path; JSON Lines, JSON array, gzip) and store them normalised.
+    """Validate every row of ``data`` (bytes, a path or a binary file object such as an upload; JSON Lines,
+    JSON array, gzip) and store them normalised, within the bounds of ``training.limits``.
 
     Raises TrainingError listing each bad row's line number and reason; then nothing is stored.
     """
     name = _dataset_name(name)
     if fmt not in formats.FORMATS:
         raise TrainingError(f"Unknown format {fmt!r}; choose from {', '.join(formats.FORMATS)}.")
-    result = formats.parse_dataset(data, fmt)
+    try:
+        limits.check_size(data)
+    except limits.ImportRefused as exc:
+        raise TrainingError(str(exc)) from None
+    result = formats.parse_dataset(data, fmt, max_bytes=settings.TRAINING_IMPORT_MAX_BYTES)
+    if result.too_large:
+        raise TrainingError(f"The file cannot be imported: {result.errors[-1].reason} (ARENA_IMPORT_MAX_BYTES); "
+                            "nothing was stored.")
     if not result.ok:
         raise TrainingError(f"The file has {result.error_count} invalid row(s); nothing was stored.",
                             result.error_lines())
@@ -108,18 +116,28 @@ def dataset_from_builtin(key: str, *, name: str | None = None, created_by=None) 
                           description=f"{builtin.source}. {builtin.notes}".strip(), created_by=created_by)
 
 
-def dataset_from_path(path: str, *, name: str, fmt: str, created_by=None, **fields) -> Dataset:
-    if not Path(path).is_file():
-        raise TrainingError(f"{path} is not a file on this server.")
-    return dataset_import(name=name, data=Path(path), fmt=fmt, source=Dataset.Source.PATH, source_ref=path,
+def dataset_from_path(path: str, *, name: str, fmt: str, created_by=None, roots: list[Path] | None = None,
+                      **fields) -> Dataset:
+    """Import a file on the server. Only files under ``roots`` (default: ARENA_IMPORT_ROOTS) are read;
+    the command line, whose user can read the disk anyway, passes its own file's directory."""
+    try:
+        resolved = limits.server_path(path, roots)
+    except limits.ImportRefused as exc:
+        raise TrainingError(str(exc)) from None
+    return dataset_import(name=name, data=resolved, fmt=fmt, source=Dataset.Source.PATH, source_ref=str(resolved),
                           created_by=created_by, **fields)
 
 
 def dataset_from_hub(hub_id: str, *, name: str, fmt: str, split: str = "train", created_by=None) -> Dataset:
     """Load a Hugging Face hub dataset in the engine environment (which has ``datasets``) and import it.
 
-    Fails with TrainingError, saying so, when the hub cannot be reached.
+    Fails with TrainingError, saying so, when the hub cannot be reached. The id and split are
+    checked (``training.limits``) before any subprocess sees them.
     """
+    try:
+        hub_id, split = limits.hub_id(hub_id), limits.hub_split(split)
+    except limits.ImportRefused as exc:
+        raise TrainingError(str(exc)) from None
     out = settings.DATA_DIR / "tmp" / f"hub-{slugify(hub_id)}-{int(time.time())}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [settings.ENGINE_PYTHON, "-m", "training.tools.hub_export", hub_id, "--split", split, "--out", str(out)]
@@ -132,6 +150,8 @@ def dataset_from_hub(hub_id: str, *, name: str, fmt: str, split: str = "train", 
         lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
         raise TrainingError(f"Could not load {hub_id!r} from the Hugging Face hub: "
                             f"{lines[-1] if lines else 'unknown error'}")
+    if not out.is_file():
+        raise TrainingError(f"Loading {hub_id!r} from the Hugging Face hub wrote no file.")
     try:
         return dataset_import(name=name, data=out, fmt=fmt, source=Dataset.Source.HUB, source_ref=hub_id,
                               created_by=created_by)

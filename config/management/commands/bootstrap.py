@@ -2,10 +2,11 @@
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from arena.contestants import contestant_enter
-from serving.services import local_models_register
+from serving.errors import EngineError
+from serving.services import endpoints_from_settings, local_models_register
 from training.services import jobs_dispatch_unsent, starter_jobs_queue
 
 
@@ -18,11 +19,17 @@ class Command(BaseCommand):
         if not User.objects.filter(username=username).exists():
             if password:
                 User.objects.create_superuser(username=username, email="", password=password)
-                self.stdout.write(self.style.SUCCESS(f"Admin account created: log in at /admin/ as {username} / {password}"))
+                shown = password if settings.DEBUG else "the ARENA_ADMIN_PASSWORD secret"  # never log a real one
+                self.stdout.write(self.style.SUCCESS(f"Admin account created: log in at /admin/ as {username} / {shown}"))
             else:
                 self.stderr.write("No admin created: set ARENA_ADMIN_PASSWORD (DJANGO_DEBUG is false).")
         else:
             self.stdout.write(f"Admin account exists: log in at /admin/ as {username}")
+        try:
+            for endpoint in endpoints_from_settings():
+                self.stdout.write(f"Endpoint from ARENA_ENDPOINTS: {endpoint.name} at {endpoint.base_url}")
+        except EngineError as exc:
+            raise CommandError(str(exc)) from None
         for model in local_models_register():
             contestant_enter(model, boost=False)
             self.stdout.write(f"Local model registered: {model.public_name} on {model.endpoint.base_url}")

@@ -21,8 +21,9 @@ class Command(BaseCommand):
             raise CommandError(f"{path}: no such file")
         name = options["name"] or path.name.split(".")[0].lower().replace("_", "-")
         try:
+            # The operator names a file on their own disk: its directory is the one allowed root.
             dataset = services.dataset_from_path(str(path), name=name, fmt=options["format"],
-                                                 license=options["license"])
+                                                 license=options["license"], roots=[path.resolve().parent])
         except services.TrainingError as exc:
             for line in [exc.message, *exc.problems]:
                 self.stderr.write(line)

