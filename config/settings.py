@@ -1,6 +1,6 @@
 """Settings for the arena: one file, read from environment variables only.
 
-Every variable is read here, once, through the small ``env_*`` helpers below;
+Every variable is read here, once, through the small ``env_*`` helpers of ``config.env``;
 the rest of the code reads ``settings.X`` and never ``os.environ``. A value
 that cannot be parsed raises ``ImproperlyConfigured`` at start-up instead of
 being silently replaced by a default. The last lines create the folders the
@@ -11,90 +11,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.env import env_bool, env_float, env_int, env_list, env_secret, env_str, env_url
 from config.paths import ensure_dirs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false, 1/0, yes/no, on/off)")
-
-
-def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name}={value} is below the minimum {minimum}")
-    if maximum is not None and value > maximum:
-        raise ImproperlyConfigured(f"{name}={value} is above the maximum {maximum}")
-    return value
-
-
-def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name}={value} is below the minimum {minimum}")
-    return value
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    return [item.strip() for item in raw.split(",") if item.strip()]
-
-
-def env_secret(name: str, default: str = "") -> str:
-    """Read NAME_FILE first (Docker secrets), then NAME."""
-    path = os.environ.get(f"{name}_FILE")
-    if path:
-        try:
-            return Path(path).read_text().strip()
-        except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc}") from None
-    return os.environ.get(name, default)
-
-
-def env_url(name: str, default: str, schemes: set[str]) -> str:
-    raw = os.environ.get(name, default)
-    if raw == "":
-        return ""
-    scheme = urlparse(raw).scheme
-    if scheme not in schemes:
-        raise ImproperlyConfigured(f"{name} must use one of {sorted(schemes)}, got {scheme!r}")
-    return raw
 
 
 # Production mode unless told otherwise: `make run` (and the test settings) set DJANGO_DEBUG=true;
