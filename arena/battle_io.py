@@ -42,7 +42,7 @@ from django.utils import timezone
 from arena.battle_files import BattleFileError, file_bytes, iter_records, parse_battles
 from arena.costs import battles_usage
 from arena.languages import LANGUAGE_NAMES
-from arena.leaderboard.services import ratings_refresh_soon
+from arena.leaderboard.refresh import ratings_refresh_soon
 from arena.models import Battle, Contestant, Vote
 from arena.style import STYLE_FEATURES, approx_tokens
 from serving.models import Endpoint, ServedModel

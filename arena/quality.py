@@ -135,7 +135,7 @@ def vote_checks(
 
 
 def _refit_soon() -> None:
-    from arena.leaderboard.services import ratings_refresh_soon  # it imports this module
+    from arena.leaderboard.refresh import ratings_refresh_soon
 
     transaction.on_commit(ratings_refresh_soon)
 

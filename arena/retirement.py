@@ -22,7 +22,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from arena.contestants import contestant_of
-from arena.leaderboard.services import ratings_refresh_soon
+from arena.leaderboard.refresh import ratings_refresh_soon
 from arena.models import BoardChange, Vote
 from serving.models import ServedModel
 

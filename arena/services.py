@@ -250,6 +250,6 @@ def _style_of(responses: list[Response]) -> dict:
 
 
 def _after_vote() -> None:
-    from arena.leaderboard.services import ratings_refresh_soon
+    from arena.leaderboard.refresh import ratings_refresh_soon
 
     ratings_refresh_soon()

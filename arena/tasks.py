@@ -12,15 +12,16 @@ from celery import shared_task
 
 from arena import reaper
 from arena.leaderboard import services
+from arena.leaderboard.refresh import RATINGS_REFRESH_TASK
 
 
-@shared_task(name=services.RATINGS_REFRESH_TASK, ignore_result=True)
+@shared_task(name=RATINGS_REFRESH_TASK, ignore_result=True)
 def ratings_refresh_task(force: bool = False) -> int | None:
     """See :func:`arena.leaderboard.services.ratings_refresh`."""
     return services.ratings_refresh(force)
 
 
-@shared_task(ignore_result=True)
-def responses_reap_stale() -> list[int]:
+@shared_task(name="arena.tasks.responses_reap_stale", ignore_result=True)
+def responses_reap_stale_task() -> list[int]:
     """See :func:`arena.reaper.responses_reap_stale`."""
     return reaper.responses_reap_stale()

@@ -11,8 +11,8 @@ from django.views.decorators.http import require_GET
 
 from arena import model_card, selectors
 from arena.leaderboard import presentation as leaderboard_presentation
+from arena.leaderboard import refresh as leaderboard_refresh
 from arena.leaderboard import selectors as leaderboard_selectors
-from arena.leaderboard import services as leaderboard_services
 from arena.models import Battle
 from arena.plots import rating_history_chart
 from serving.models import ServedModel
@@ -82,7 +82,7 @@ def leaderboard_page(request):
     except (BadQuery, leaderboard_selectors.UnknownCategory) as exc:
         return render(request, "arena/leaderboard.html", {"error": str(exc)}, status=400)
     if snapshot is None and context["pending"]:
-        leaderboard_services.ratings_refresh_soon()  # coalesced: many readers of an empty board queue one refit
+        leaderboard_refresh.ratings_refresh_soon()  # coalesced: many readers of an empty board queue one refit
     return render(request, "arena/leaderboard.html", context)
 
 

@@ -424,7 +424,7 @@ if not re.fullmatch(r"[A-Z][A-Z0-9_]*_", SERVING_KEY_ENV_PREFIX):
     )
 # Endpoints registered (created or updated) at start by `manage.py bootstrap`: a JSON list of
 # {"name", "base_url", "kind"?, "model_dir"?, "api_key_env"?, "organization"?, "license"?}.
-# Their models are registered once they answer (serving.tasks.endpoints_check_health).
+# Their models are registered once they answer (serving.health.endpoints_refresh_all).
 try:
     SERVING_ENDPOINTS = json.loads(env_str("ARENA_ENDPOINTS", "[]") or "[]")
 except ValueError as _exc:

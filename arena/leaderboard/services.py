@@ -26,10 +26,8 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from celery import current_app
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.cache import caches
 from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
@@ -44,6 +42,7 @@ from arena.leaderboard.categories import (
     language_spec,
 )
 from arena.leaderboard.elo import elo_state_advance
+from arena.leaderboard.refresh import PENDING_KEY, pending_cache
 from arena.leaderboard.reproduce import reproduce_info
 from arena.leaderboard.selectors import (
     category_groups,
@@ -59,10 +58,6 @@ from arena.leaderboard.selectors import (
 from arena.leaderboard_settings import board_options, board_settings
 from arena.models import Battle, RatingSnapshot, Vote
 from arena.ratings import PairCounts
-
-#: The registered name of ``arena.tasks.ratings_refresh_task``: services send tasks by name, so
-#: that ``arena.tasks`` (which imports this module) is never imported back.
-RATINGS_REFRESH_TASK = "arena.tasks.ratings_refresh"
 
 logger = logging.getLogger(__name__)
 
@@ -229,16 +224,8 @@ def snapshot_create() -> RatingSnapshot:
 # Refreshing after votes
 # ---------------------------------------------------------------------------------------------
 
-PENDING_KEY = "arena:leaderboard:refresh-pending"
-#: How long a pending flag outlives its refit's countdown before another vote may queue again
-#: (covers a busy worker; a lost message costs at most this long).
-PENDING_GRACE_S = 120.0
 #: The channel-layer group of the open leaderboard pages (``arena.consumers.LeaderboardConsumer``).
 GROUP = "leaderboard"
-
-
-def _pending_cache():
-    return caches["shared"]
 
 
 def ratings_refresh(force: bool = False) -> int | None:
@@ -247,7 +234,7 @@ def ratings_refresh(force: bool = False) -> int | None:
     # Cleared first: a vote cast while this refit runs may not be in it, so it must be able to
     # queue the next one.
     try:
-        _pending_cache().delete(PENDING_KEY)
+        pending_cache().delete(PENDING_KEY)
     except Exception:  # noqa: BLE001 - the flag is an optimisation; the refit still runs
         logger.warning("could not clear the leaderboard refresh flag", exc_info=True)
     quality.outliers_refresh()  # may change which votes count, and so the snapshot's fingerprint
@@ -266,37 +253,3 @@ def leaderboard_broadcast(snapshot_id: int) -> None:
         async_to_sync(get_channel_layer().group_send)(GROUP, {"type": "leaderboard.update", "snapshot_id": snapshot_id})
     except Exception:  # noqa: BLE001 - a page update is not worth failing the refit for
         logger.warning("leaderboard broadcast failed", exc_info=True)
-
-
-def ratings_refresh_soon() -> None:
-    """Queue a leaderboard refresh in ``ARENA_LEADERBOARD_REFRESH_DELAY_S`` seconds, once per burst.
-
-    Never raises: a vote must not fail because the leaderboard cannot be refreshed (broker or
-    cache down, no worker in tests). Then it logs and lets the next vote or beat try again.
-    """
-    delay = settings.ARENA_LEADERBOARD_REFRESH_DELAY_S
-    try:
-        if not _pending_cache().add(PENDING_KEY, 1, timeout=delay + PENDING_GRACE_S):
-            return  # a refresh is already queued and will include this vote
-    except Exception:  # noqa: BLE001
-        logger.warning("leaderboard refresh flag unavailable; queueing a refresh anyway", exc_info=True)
-    try:
-        _publish(delay)
-    except Exception:  # noqa: BLE001
-        logger.warning("could not queue the leaderboard refresh; the next vote or beat will", exc_info=True)
-        try:
-            _pending_cache().delete(PENDING_KEY)
-        except Exception:  # noqa: BLE001
-            pass
-
-
-def _publish(countdown: float) -> None:
-    """Queue ``ratings_refresh_task``, failing fast: one connection attempt, no publish retries.
-
-    Celery's defaults retry a dead broker for about 6 s, and this runs in the request that
-    recorded the vote. A connection of its own carries the fail-fast options without changing
-    them for the app's other messages (training jobs keep their patient retries).
-    """
-    options = {**(current_app.conf.broker_transport_options or {}), "max_retries": 0}
-    with current_app.connection_for_write(connect_timeout=1.0, transport_options=options) as connection:
-        current_app.send_task(RATINGS_REFRESH_TASK, countdown=countdown, retry=False, connection=connection)

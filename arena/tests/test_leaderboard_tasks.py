@@ -11,6 +11,7 @@ from django.core.cache import caches
 from django.utils import timezone
 
 from arena import services, tasks
+from arena.leaderboard import refresh as leaderboard_refresh
 from arena.leaderboard import services as leaderboard_services
 from arena.models import RatingSnapshot, Vote
 from tests.factories import make_finished_battle, make_model, make_vote
@@ -26,9 +27,9 @@ def quick(settings):
 
 @pytest.fixture(autouse=True)
 def no_pending_flag():
-    caches["shared"].delete(leaderboard_services.PENDING_KEY)
+    caches["shared"].delete(leaderboard_refresh.PENDING_KEY)
     yield
-    caches["shared"].delete(leaderboard_services.PENDING_KEY)
+    caches["shared"].delete(leaderboard_refresh.PENDING_KEY)
 
 
 class TestRatingsRefreshSoon:
@@ -38,7 +39,7 @@ class TestRatingsRefreshSoon:
     def test_a_burst_of_votes_queues_one_refresh_after_the_delay(self, broker_queue):
         before = timezone.now()
         for _ in range(5):
-            leaderboard_services.ratings_refresh_soon()
+            leaderboard_refresh.ratings_refresh_soon()
         after = timezone.now()
         [message] = broker_queue("default")
         assert message["task"] == "arena.tasks.ratings_refresh" and message["args"] == []
@@ -47,17 +48,17 @@ class TestRatingsRefreshSoon:
 
     def test_an_unreachable_broker_is_logged_and_the_next_vote_tries_again(self, broker_queue, caplog):
         with dead_broker():
-            leaderboard_services.ratings_refresh_soon()  # must not raise
-            leaderboard_services.ratings_refresh_soon()
+            leaderboard_refresh.ratings_refresh_soon()  # must not raise
+            leaderboard_refresh.ratings_refresh_soon()
         # Logged twice: the failure cleared the pending flag, so the second vote tried again.
         assert caplog.text.count("could not queue the leaderboard refresh") == 2
-        leaderboard_services.ratings_refresh_soon()
+        leaderboard_refresh.ratings_refresh_soon()
         assert [m["task"] for m in broker_queue("default")] == ["arena.tasks.ratings_refresh"]
 
     def test_a_broken_cache_still_queues(self, broker_queue, settings, caplog):
         settings.CACHES = {**settings.CACHES, "shared": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": DEAD_REDIS_URL}}
-        leaderboard_services.ratings_refresh_soon()
+        leaderboard_refresh.ratings_refresh_soon()
         assert "leaderboard refresh flag unavailable" in caplog.text
         assert [m["task"] for m in broker_queue("default")] == ["arena.tasks.ratings_refresh"]
 
@@ -92,9 +93,9 @@ class TestRatingsRefresh:
         assert tasks.ratings_refresh_task(force=True) > first
 
     def test_a_refresh_clears_the_pending_flag_so_later_votes_queue_again(self, broker_queue):
-        leaderboard_services.ratings_refresh_soon()
+        leaderboard_refresh.ratings_refresh_soon()
         tasks.ratings_refresh_task()
-        leaderboard_services.ratings_refresh_soon()
+        leaderboard_refresh.ratings_refresh_soon()
         assert len(broker_queue("default")) == 2
 
     def test_it_is_on_the_beat_schedule(self, settings):

@@ -122,7 +122,7 @@ class TestEndpointsFromEnvironment:
                                        "model_dir": "/data/models/smollm2-135m-instruct"}]
         (endpoint,) = services.endpoints_from_settings()
         assert endpoint.kind == Endpoint.Kind.VLLM and endpoint.model_dir.endswith("smollm2-135m-instruct")
-        from serving.tasks import endpoints_check_health
+        from serving.health import endpoints_refresh_all as endpoints_check_health
 
         report = endpoints_check_health()
         assert report["gpu-vllm"]["registered"] == ["smollm2-135m-instruct"]
