@@ -683,6 +683,33 @@ def _multinomial(rng: np.random.Generator, weights: np.ndarray, n: int, size: in
     return out
 
 
+def _resampled_wins_totals(counts: PairCounts, rounds: int, seed: int,
+                           weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``rounds`` multinomial resamples of the counts as BT's (wins of i, battles) per pair, shape
+    ``(pairs, rounds)`` each (pairs along rows, so sparse incidence products apply to all columns)."""
+    npairs = len(counts.pairs)
+    c = counts.counts
+    flat = np.column_stack([c[:, 0], c[:, 1], c[:, 2] + c[:, 3]]).ravel()  # (pair, outcome) cells
+    nz = np.flatnonzero(flat > 0)
+    rng = np.random.default_rng(seed)
+    drawn = _multinomial(rng, flat[nz], int(round(flat.sum())), rounds)
+    if len(nz) == flat.size:
+        draws = drawn
+    else:
+        draws = np.zeros((flat.size, rounds), dtype=drawn.dtype)
+        draws[nz] = drawn
+    del drawn
+    draws = draws.reshape(npairs, 3, rounds)
+    total = draws.sum(axis=1, dtype=np.float64)
+    wins = draws[:, 2, :] * 0.5
+    wins += draws[:, 0, :]
+    del draws
+    if weight is not None:
+        total *= weight[:, None]
+        wins *= weight[:, None]
+    return wins, total
+
+
 def _bootstrap_betas(
     counts: PairCounts,
     beta0: np.ndarray,
@@ -710,27 +737,7 @@ def _bootstrap_betas(
     """
     i, j = counts.pairs[:, 0], counts.pairs[:, 1]
     n, npairs = counts.n_models, len(i)
-    c = counts.counts
-    flat = np.column_stack([c[:, 0], c[:, 1], c[:, 2] + c[:, 3]]).ravel()  # (pair, outcome) cells
-    nz = np.flatnonzero(flat > 0)
-    rng = np.random.default_rng(seed)
-    drawn = _multinomial(rng, flat[nz], int(round(flat.sum())), rounds)
-    if len(nz) == flat.size:
-        draws = drawn
-    else:
-        draws = np.zeros((flat.size, rounds), dtype=drawn.dtype)
-        draws[nz] = drawn
-    del drawn
-    # (P, R) layout: pairs along rows so that sparse incidence products apply to all columns.
-    draws = draws.reshape(npairs, 3, rounds)
-    total = draws.sum(axis=1, dtype=np.float64)
-    wins = draws[:, 2, :] * 0.5
-    wins += draws[:, 0, :]
-    del draws
-    if weight is not None:
-        total *= weight[:, None]
-        wins *= weight[:, None]
-
+    wins, total = _resampled_wins_totals(counts, rounds, seed, weight)
     ones = np.ones(npairs)
     rows = np.arange(npairs)
     inc = sp.csr_matrix(
@@ -939,7 +946,14 @@ def compute_board(
         ci_low, ci_high = np.percentile(boot, [2.5, 97.5], axis=0)
     else:
         ci_low, ci_high = rating.copy(), rating.copy()
+    return _board_of(counts, rating, ci_low, ci_high, labels, excluded=excluded, anchor=applied,
+                     n_battles=n_battles, rounds=rounds, seed=seed, reg=reg, ci=ci, reweighted=reweighted)
 
+
+def _board_of(counts: PairCounts, rating: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray,
+              labels: np.ndarray, **facts: Any) -> Board:
+    """Ranks, pair matrices and win rates, everything ordered best first (``facts``: Board's other fields)."""
+    n = counts.n_models
     rank = rank_upper_bound(ci_low, ci_high, labels)
     battle_count, win_fraction, avg = _pair_matrices(counts)
     predicted = predicted_win_rate(rating)
@@ -969,14 +983,7 @@ def compute_board(
         avg_win_rate=avg[order],
         predicted_win_rate=predicted[sub],
         components=components,
-        excluded=excluded,
-        anchor=applied,
-        n_battles=n_battles,
-        rounds=rounds,
-        seed=seed,
-        reg=reg,
-        ci=ci,
-        reweighted=reweighted,
+        **facts,
     )
 
 
@@ -1150,6 +1157,34 @@ def _group_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows[first], inverse.ravel()
 
 
+def _check_style_inputs(n: int, a: np.ndarray, b: np.ndarray, o: np.ndarray, feats: np.ndarray,
+                        feature_names: Sequence[str]) -> None:
+    if len(feature_names) != feats.shape[1]:
+        raise ValueError("feature_names must name every style column")
+    if not (len(a) == len(b) == len(o) == len(feats)):
+        raise ValueError("model_a, model_b, outcome and the style arrays must have the same length")
+    if len(a):
+        if np.any(a == b) or min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= n:
+            raise ValueError("model indices must be distinct and within range")
+        if o.min() < 0 or o.max() > 3:
+            raise ValueError("outcome codes must be 0..3 (see WINNERS)")
+
+
+def _style_bootstrap(cells: np.ndarray, n_battles: int, rounds: int, seed: int, refit) -> np.ndarray:
+    """``rounds`` refits (``refit(wins, total)`` → all coefficients) on multinomial resamples of the
+    (row, a-win / b-win / tie) ``cells``; shape ``(rounds, coefficients)``."""
+    rng = np.random.default_rng(seed)
+    nz = np.flatnonzero(cells > 0)
+    reps = []
+    for _ in range(rounds):
+        # One replicate at a time: the row count can be in the millions.
+        draw = np.zeros(cells.size)
+        draw[nz] = _multinomial(rng, cells[nz], n_battles, 1)[:, 0]
+        draw = draw.reshape(-1, 3)
+        reps.append(refit(draw[:, 0] + 0.5 * draw[:, 2], draw.sum(axis=1)))
+    return np.array(reps)
+
+
 def fit_style_control(
     models: Sequence[str],
     model_a: Any,
@@ -1182,15 +1217,7 @@ def fit_style_control(
     o = np.asarray(outcome, dtype=np.int64).ravel()
     feats, mean, std = style_features(style_a, style_b)
     nf = feats.shape[1]
-    if len(feature_names) != nf:
-        raise ValueError("feature_names must name every style column")
-    if not (len(a) == len(b) == len(o) == len(feats)):
-        raise ValueError("model_a, model_b, outcome and the style arrays must have the same length")
-    if len(a):
-        if np.any(a == b) or min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= n:
-            raise ValueError("model indices must be distinct and within range")
-        if o.min() < 0 or o.max() > 3:
-            raise ValueError("outcome codes must be 0..3 (see WINNERS)")
+    _check_style_inputs(n, a, b, o, feats, feature_names)
 
     swap = a > b
     lo, hi = np.where(swap, b, a), np.where(swap, a, b)
@@ -1219,24 +1246,13 @@ def fit_style_control(
     ci_low, ci_high = rating.copy(), rating.copy()
     coef_low, coef_high = coef.copy(), coef.copy()
     if rounds > 0 and len(rows) and n > 1:
-        rng = np.random.default_rng(seed)
         # Cells: (row, outcome) with outcome a-win / b-win / tie (either kind).
         a_win = np.bincount(inverse, (o == A_WINS).astype(np.float64), len(rows))
         b_win = np.bincount(inverse, (o == B_WINS).astype(np.float64), len(rows))
         cells = np.column_stack([a_win, b_win, total - a_win - b_win]).ravel()
-        nz = np.flatnonzero(cells > 0)
-        reps_r = np.empty((rounds, n))
-        reps_c = np.empty((rounds, nf))
-        for r in range(rounds):
-            # One replicate at a time: the row count can be in the millions.
-            draw = np.zeros(cells.size)
-            draw[nz] = _multinomial(rng, cells[nz], len(a), 1)[:, 0]
-            draw = draw.reshape(-1, 3)
-            xr = _ctx_newton(n, ra, rb, rf, draw[:, 0] + 0.5 * draw[:, 2], draw.sum(axis=1), lam, gauge, x)
-            reps_r[r] = _to_points(xr[:n]) + offset
-            reps_c[r] = xr[n:]
-        ci_low, ci_high = np.percentile(reps_r, [2.5, 97.5], axis=0)
-        coef_low, coef_high = np.percentile(reps_c, [2.5, 97.5], axis=0)
+        reps = _style_bootstrap(cells, len(a), rounds, seed, lambda w, t: _ctx_newton(n, ra, rb, rf, w, t, lam, gauge, x))
+        ci_low, ci_high = np.percentile(_to_points(reps[:, :n]) + offset, [2.5, 97.5], axis=0)
+        coef_low, coef_high = np.percentile(reps[:, n:], [2.5, 97.5], axis=0)
 
     applied = (anchor[0], float(anchor[1])) if anchor is not None and anchor[0] in models else None
     return StyleControlFit(
