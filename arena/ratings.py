@@ -1170,6 +1170,17 @@ def _check_style_inputs(n: int, a: np.ndarray, b: np.ndarray, o: np.ndarray, fea
             raise ValueError("outcome codes must be 0..3 (see WINNERS)")
 
 
+def _oriented_rows(a: np.ndarray, b: np.ndarray, o: np.ndarray,
+                   feats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Battles turned so the lower model index comes first (features negated, outcomes mirrored),
+    then identical (pair, features) rows grouped: ``(outcomes, rows, row of each battle)``."""
+    swap = a > b
+    lo, hi = np.where(swap, b, a), np.where(swap, a, b)
+    feats = np.where(swap[:, None], -feats, feats)
+    rows, inverse = _group_rows(np.column_stack([lo, hi, feats]))
+    return np.where(swap, _MIRROR[o], o), rows, inverse
+
+
 def _style_bootstrap(cells: np.ndarray, n_battles: int, rounds: int, seed: int, refit) -> np.ndarray:
     """``rounds`` refits (``refit(wins, total)`` → all coefficients) on multinomial resamples of the
     (row, a-win / b-win / tie) ``cells``; shape ``(rounds, coefficients)``."""
@@ -1219,12 +1230,8 @@ def fit_style_control(
     nf = feats.shape[1]
     _check_style_inputs(n, a, b, o, feats, feature_names)
 
-    swap = a > b
-    lo, hi = np.where(swap, b, a), np.where(swap, a, b)
-    feats = np.where(swap[:, None], -feats, feats)
-    o = np.where(swap, _MIRROR[o], o)
+    o, rows, inverse = _oriented_rows(a, b, o, feats)
     score = np.array([1.0, 0.0, 0.5, 0.5])[o]
-    rows, inverse = _group_rows(np.column_stack([lo, hi, feats]))
     ra, rb, rf = rows[:, 0].astype(np.int64), rows[:, 1].astype(np.int64), np.ascontiguousarray(rows[:, 2:])
     wins = np.bincount(inverse, score, len(rows))
     total = np.bincount(inverse, minlength=len(rows)).astype(np.float64)
