@@ -144,11 +144,18 @@ class ResponseAdmin(RecordAdmin):
 
 @admin.register(Vote)
 class VoteAdmin(RecordAdmin):
-    list_display = ["battle", "winner", "exclusion", "identity_leak", "side_error", "created_at"]
+    list_display = ["battle", "winner", "counted", "created_at"]
     list_filter = ["winner", "exclusion", "identity_leak", "side_error"]
     search_fields = ["rater_id", "ip_hash"]
     readonly_fields = [f.name for f in Vote._meta.fields]
     actions = ["count_again"]
+
+    @admin.display(description="Counted?")
+    def counted(self, vote):
+        """One column for every reason a vote is left out (the filters on the right split them)."""
+        reasons = [vote.get_exclusion_display()] if vote.exclusion else []
+        reasons += ["identity leak"] * vote.identity_leak + ["a side failed"] * vote.side_error
+        return "no: " + ", ".join(reasons) if reasons else "yes"
 
     @admin.action(description="Count the selected excluded votes again (asks why)")
     def count_again(self, request, queryset):
