@@ -78,7 +78,8 @@ def _run_label(job: Job) -> str:
 
 @admin.register(Dataset)
 class DatasetAdmin(_AddThroughService, admin.ModelAdmin):
-    list_display = ["name", "kind", "format", "source", "row_count", "license", "created_by", "created_at"]
+    list_display = ["name", "kind", "format", "source", "row_count", "skipped_count", "license", "created_by",
+                    "created_at"]
     list_filter = ["kind", "source"]
     search_fields = ["name", "description"]
 
@@ -87,14 +88,18 @@ class DatasetAdmin(_AddThroughService, admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return [(None, {"fields": ["import_from", "name", "data_format", "upload", "builtin", "server_path",
-                                       "hub_id", "license", "description"]})]
+                                       "hub_id", "skip_invalid", "license", "description"]})]
         return super().get_fieldsets(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["name", "kind", "format", "source", "source_ref", "row_count", "file", "commercial_use",
-                "created_by", "created_at"]
+        return ["name", "kind", "format", "source", "source_ref", "row_count", "skipped_count", "skipped_lines",
+                "file", "commercial_use", "created_by", "created_at"]
+
+    @admin.display(description="Skipped rows")
+    def skipped_lines(self, dataset):
+        return "\n".join(f"line {s['line']}: {s['reason']}" for s in dataset.skipped_rows) or "—"
 
     def create(self, request, form) -> Dataset:
         data, user = form.cleaned_data, request.user
@@ -104,8 +109,10 @@ class DatasetAdmin(_AddThroughService, admin.ModelAdmin):
         if source == "arena":
             return services.dataset_from_arena_votes(name=name or "arena-votes", created_by=user)
         if source == "hub":
-            return services.dataset_from_hub(data.get("hub_id", ""), name=name, fmt=fmt, created_by=user)
-        extra = {"license": data.get("license", ""), "description": data.get("description", ""), "created_by": user}
+            return services.dataset_from_hub(data.get("hub_id", ""), name=name, fmt=fmt, created_by=user,
+                                            skip_invalid=bool(data.get("skip_invalid")))
+        extra = {"license": data.get("license", ""), "description": data.get("description", ""), "created_by": user,
+                 "skip_invalid": bool(data.get("skip_invalid"))}
         if source == "upload":
             upload = data["upload"]
             return services.dataset_import(name=name, data=upload.read(), fmt=fmt, source_ref=upload.name, **extra)

@@ -87,6 +87,7 @@ NORMALISED_FORMAT: dict[str, str] = {SFT: "messages", PREFERENCE: "preference"}
 
 ROLES = ("system", "user", "assistant")
 MAX_REPORTED_ERRORS = 50
+UNLIMITED_ERRORS = 1 << 62  # max_errors for a lenient import, which lists every skipped row
 GZIP_MAGIC = b"\x1f\x8b"
 TRAILING_USER_POLICIES = ("drop", "error")
 

@@ -29,6 +29,9 @@ class DatasetImportForm(forms.ModelForm):
                                 required=False)
     server_path = forms.CharField(required=False)
     hub_id = forms.CharField(required=False)
+    skip_invalid = forms.BooleanField(
+        required=False, label="Skip invalid rows",
+        help_text="Store the valid rows and list each skipped line with its reason (default: refuse the whole file)")
 
     class Meta:
         model = Dataset

@@ -34,6 +34,9 @@ class Dataset(models.Model):
     commercial_use = models.BooleanField(null=True, blank=True)
     description = models.TextField(blank=True)
     row_count = models.PositiveIntegerField(default=0)
+    # A lenient import (--skip-invalid) stores the valid rows and records every row it left out.
+    skipped_count = models.PositiveIntegerField(default=0, help_text="Invalid rows left out on import")
+    skipped_rows = models.JSONField(default=list, blank=True, help_text='[{"line": n, "reason": "..."}]')
     file = models.CharField(max_length=500, help_text="Normalised JSON Lines")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)

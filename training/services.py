@@ -81,21 +81,29 @@ def _store_rows(*, name: str, kind: str, rows: list[dict], **fields) -> Dataset:
 
 def dataset_import(*, name: str, data, fmt: str, source: str = Dataset.Source.UPLOAD, source_ref: str = "",
                    license: str = "", commercial_use: bool | None = None, description: str = "",
-                   created_by=None) -> Dataset:
+                   created_by=None, skip_invalid: bool = False) -> Dataset:
     """Validate every row of ``data`` (bytes or a path; JSON Lines, JSON array, gzip) and store them normalised.
 
-    Raises TrainingError listing each bad row's line number and reason; then nothing is stored.
+    Strict (the default): raises TrainingError listing each bad row's line number and reason; then
+    nothing is stored. ``skip_invalid``: stores the valid rows and records every skipped line with
+    its reason on the dataset (``skipped_count``, ``skipped_rows``); a file-level problem (not
+    UTF-8, not JSON, no valid row at all) is still refused whole.
     """
     name = _dataset_name(name)
     if fmt not in formats.FORMATS:
         raise TrainingError(f"Unknown format {fmt!r}; choose from {', '.join(formats.FORMATS)}.")
-    result = formats.parse_dataset(data, fmt)
-    if not result.ok:
-        raise TrainingError(f"The file has {result.error_count} invalid row(s); nothing was stored.",
+    result = formats.parse_dataset(data, fmt, max_errors=formats.UNLIMITED_ERRORS if skip_invalid else
+                                   formats.MAX_REPORTED_ERRORS)
+    file_level = [e for e in result.errors if e.line == 0]
+    if not result.ok and (not skip_invalid or file_level or not result.rows):
+        why = "no valid row is left" if skip_invalid and not file_level else "nothing was stored"
+        raise TrainingError(f"The file has {result.error_count} invalid row(s); {why}.",
                             result.error_lines())
+    skipped = [{"line": e.line, "reason": e.reason} for e in result.errors]
     return _store_rows(name=name, kind=result.kind, rows=result.rows, format=fmt, source=source,
                        source_ref=source_ref, license=license, commercial_use=commercial_use,
-                       description=description, created_by=created_by)
+                       description=description, created_by=created_by, skipped_count=len(skipped),
+                       skipped_rows=skipped)
 
 
 def dataset_from_builtin(key: str, *, name: str | None = None, created_by=None) -> Dataset:
@@ -115,7 +123,8 @@ def dataset_from_path(path: str, *, name: str, fmt: str, created_by=None, **fiel
                           created_by=created_by, **fields)
 
 
-def dataset_from_hub(hub_id: str, *, name: str, fmt: str, split: str = "train", created_by=None) -> Dataset:
+def dataset_from_hub(hub_id: str, *, name: str, fmt: str, split: str = "train", created_by=None,
+                     skip_invalid: bool = False) -> Dataset:
     """Load a Hugging Face hub dataset in the engine environment (which has ``datasets``) and import it.
 
     Fails with TrainingError, saying so, when the hub cannot be reached.
@@ -134,7 +143,7 @@ def dataset_from_hub(hub_id: str, *, name: str, fmt: str, split: str = "train", 
                             f"{lines[-1] if lines else 'unknown error'}")
     try:
         return dataset_import(name=name, data=out, fmt=fmt, source=Dataset.Source.HUB, source_ref=hub_id,
-                              created_by=created_by)
+                              created_by=created_by, skip_invalid=skip_invalid)
     finally:
         out.unlink(missing_ok=True)
 
