@@ -24,12 +24,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from arena.contestants import contestant_enter
+from arena.contestants import contestant_enter, contestant_hold
 from serving.errors import EngineError
 from serving.models import ServedModel
 from serving.services import served_model_register_adapter
 from training import formats
 from training.builtin import get_builtin
+from training.gate import gate_after_registration, gate_holds
 from training.models import Checkpoint, Dataset, Job
 from training.recipes import progress
 from training.recipes.config import (
@@ -148,19 +149,51 @@ def dataset_from_hub(hub_id: str, *, name: str, fmt: str, split: str = "train", 
         out.unlink(missing_ok=True)
 
 
-def dataset_from_arena_votes(*, name: str, created_by=None) -> Dataset:
-    """Preference pairs from decisive arena votes: the loop no other arena closes."""
-    from arena.selectors import preference_pairs
+def dataset_from_arena_votes(*, name: str, created_by=None, unpaired: bool = False) -> Dataset:
+    """The arena's votes as a dataset: the loop no other arena closes.
+
+    Preference pairs from decisive votes (DPO, reward models), or with ``unpaired`` every
+    counted vote as KTO rows: ties and "both are bad" votes count too.
+    """
+    from arena.selectors import preference_pairs, unpaired_feedback
 
     name = _dataset_name(name)
-    rows = preference_pairs()
+    rows = unpaired_feedback() if unpaired else preference_pairs()
     if not rows:
-        raise TrainingError("There are no decisive, counted votes yet to build a preference dataset from.")
-    return _store_rows(name=name, kind=Dataset.Kind.PREFERENCE, rows=rows, format="preference",
-                       source=Dataset.Source.ARENA, source_ref=f"{len(rows)} votes",
-                       license="Arena votes of this deployment", created_by=created_by,
-                       description="Prompt = conversation up to the last user turn; chosen = the winner's answer, "
-                                   "rejected = the loser's. Ties, both-bad, identity leaks and errored sides excluded.")
+        what = "counted" if unpaired else "decisive, counted"
+        raise TrainingError(f"There are no {what} votes yet to build a dataset from.")
+    if unpaired:
+        kind, fmt = Dataset.Kind.UNPAIRED, "kto"
+        description = ("Prompt = each side's conversation up to the last user turn, completion = its answer; label "
+                       "true for a winner or a tie, false for a loser or a 'both are bad' vote. Identity leaks and "
+                       "errored sides excluded.")
+    else:
+        kind, fmt = Dataset.Kind.PREFERENCE, "preference"
+        description = ("Prompt = conversation up to the last user turn; chosen = the winner's answer, rejected = "
+                       "the loser's. Ties, both-bad, identity leaks and errored sides excluded.")
+    return _store_rows(name=name, kind=kind, rows=rows, format=fmt, source=Dataset.Source.ARENA,
+                       source_ref=f"{len(rows)} {'answers' if unpaired else 'votes'}",
+                       license="Arena votes of this deployment", created_by=created_by, description=description)
+
+
+def dataset_from_arena_prompts(*, name: str, source: str = "arena-hard", created_by=None) -> Dataset:
+    """A prompt dataset (online RL) from the arena's shipped real prompts (ARENA_PROMPTS_DIR), less
+    the arena-hard prompts the gate keeps held out (``training.gate``)."""
+    from arena.selectors import arena_prompts
+
+    name = _dataset_name(name)
+    try:
+        prompts = arena_prompts(source)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    if source == "arena-hard":  # the gate's held-out prompts never train
+        prompts = prompts[: -settings.TRAINING_GATE_HELDOUT_PROMPTS]
+    if not prompts:
+        raise TrainingError(f"No {source} prompts found in {settings.ARENA_PROMPTS_DIR}.")
+    rows = [{"prompt": [{"role": "user", "content": p}]} for p in prompts]
+    return _store_rows(name=name, kind=Dataset.Kind.PROMPT, rows=rows, format="prompts", source=Dataset.Source.ARENA,
+                       source_ref=f"{source} prompts", license="See the prompt source's license",
+                       created_by=created_by, description=f"{len(rows)} {source} prompts from the arena's prompt set.")
 
 
 # --- jobs -------------------------------------------------------------------
@@ -183,10 +216,12 @@ def job_config(method: str, preset_name: str, overrides) -> dict:
 
 @transaction.atomic
 def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset_name: str = "",
-               overrides=None, created_by=None, init_checkpoint: Checkpoint | None = None) -> Job:
+               overrides=None, created_by=None, init_checkpoint: Checkpoint | None = None,
+               reward_model: Checkpoint | None = None) -> Job:
     """Validate and queue a fine-tune on the training queue; the same path for the admin, CLI and starter jobs."""
     if method not in Job.Method.values:
-        raise TrainingError(f"Unknown method {method!r}; choose sft or dpo.")
+        raise TrainingError(f"Unknown method {method!r}; choose one of {', '.join(Job.Method.values)}.")
+    _check_checkpoints(method, base_model, init_checkpoint, reward_model)
     kind = config_class(method).dataset_kind
     if dataset.kind != kind:
         raise TrainingError(f"{method.upper()} needs a {kind} dataset; {dataset.name} is {dataset.kind}.")
@@ -198,9 +233,24 @@ def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset
         raise TrainingError("The checkpoint to continue was trained on another base model.")
     config = job_config(method, preset_name, overrides)
     job = Job.objects.create(base_model=base_model, method=method, dataset=dataset, preset=preset_name,
-                             config=config, created_by=created_by, init_checkpoint=init_checkpoint)
+                             config=config, created_by=created_by, init_checkpoint=init_checkpoint,
+                             reward_model=reward_model)
     transaction.on_commit(lambda: _enqueue(job.pk))
     return job
+
+
+def _check_checkpoints(method: str, base_model: ServedModel, init: Checkpoint | None,
+                       reward_model: Checkpoint | None) -> None:
+    """A policy continues a contestant, never a scorer; GRPO, and only GRPO, needs a scorer of the same base."""
+    if init is not None and init.kind == Checkpoint.Kind.SCORER:
+        raise TrainingError("A reward model cannot be continued as a policy; pick a contestant checkpoint.")
+    if method == Job.Method.GRPO:
+        if reward_model is None or reward_model.kind != Checkpoint.Kind.SCORER:
+            raise TrainingError("GRPO trains against a reward model: pick a reward-model checkpoint (a scorer).")
+        if reward_model.base_model_id != base_model.pk:
+            raise TrainingError("The reward model was trained on another base model.")
+    elif reward_model is not None:
+        raise TrainingError(f"Only GRPO takes a reward model, not {method.upper()}.")
 
 
 def _enqueue(job_id: int) -> None:
@@ -255,7 +305,8 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 _METRIC_KEYS = ("step", "epoch", "loss", "learning_rate", "grad_norm", "elapsed_s", "rewards/margins",
-                "rewards/accuracies", "rewards/chosen", "rewards/rejected")
+                "rewards/accuracies", "rewards/chosen", "rewards/rejected", "kl", "reward", "reward_std",
+                "accuracy", "margin")
 
 
 def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: float = 1.0) -> Job:
@@ -264,7 +315,7 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
     claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
         status=Job.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker, celery_task_id=task_id
     )
-    job = Job.objects.select_related("base_model__endpoint", "dataset", "init_checkpoint").get(pk=job_id)
+    job = Job.objects.select_related("base_model__endpoint", "dataset", "init_checkpoint", "reward_model").get(pk=job_id)
     if not claimed:
         logger.info("job %s is %s, not queued: not running it again", job_id, job.status)
         jobs_reap_stale()
@@ -276,6 +327,7 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
         dataset_path=job.dataset.file, output_dir=directory / "adapter", config=job.config,
         max_lora_rank=settings.VLLM_MAX_LORA_RANK, device=settings.TRAINING_DEVICE or None,
         **({"init_adapter_path": job.init_checkpoint.adapter_path} if job.init_checkpoint else {}),
+        **({"reward_model_path": job.reward_model.adapter_path} if job.reward_model else {}),
     )
     log_path = directory / "train.log"
     events_path = directory / progress.PROGRESS_FILE
@@ -343,20 +395,27 @@ def _job_finish(job: Job, returncode: int, events: list[dict], log_path: Path) -
 
 def job_register_checkpoint(job: Job, done: dict) -> Checkpoint:
     """Record the adapter, hot-load it into the base model's vLLM server and create its contestant.
+    A reward model is recorded as a scorer checkpoint only (never served).
 
     Raises EngineError when vLLM refuses the adapter; the checkpoint row stays, with no contestant.
     """
+    scorer = not config_class(job.method).servable
     checkpoint, _ = Checkpoint.objects.get_or_create(
         job=job,
         defaults={"adapter_path": done["adapter_dir"], "base_model": job.base_model,
-                  "parent": job.init_checkpoint, "final_metrics": done.get("metrics") or {}},
+                  "parent": job.init_checkpoint, "final_metrics": done.get("metrics") or {},
+                  "kind": Checkpoint.Kind.SCORER if scorer else Checkpoint.Kind.CONTESTANT},
     )
+    if scorer:
+        return checkpoint  # a reward model scores; it never enters the arena
     description = f"{job.get_method_display()} of {job.base_model} on {job.dataset} (job {job.pk}, preset {job.preset or 'custom'})"
     model = served_model_register_adapter(parent=job.base_model, name=job.contestant_name(),
                                           adapter_path=checkpoint.adapter_path, description=description)
-    contestant_enter(model)  # the arena boosts a new contestant for its first votes
     checkpoint.served_model = model
     checkpoint.save(update_fields=["served_model"])
+    # the arena boosts a new contestant for its first votes; with ARENA_GATE_HOLD it waits for the gate
+    (contestant_hold if gate_holds() else contestant_enter)(model)
+    gate_after_registration(checkpoint)
     return checkpoint
 
 
