@@ -310,6 +310,8 @@ TRAINING_STARTER_JOBS = env_bool("ARENA_STARTER_JOBS", default=True)
 TRAINING_DEVICE = env_str("ARENA_TRAINING_DEVICE", "")
 if TRAINING_DEVICE not in {"", "cpu", "cuda"}:
     raise ImproperlyConfigured(f"ARENA_TRAINING_DEVICE must be cpu, cuda or empty, got {TRAINING_DEVICE!r}")
+# >1: recipes run data-parallel under `accelerate launch` with this many processes (one per device)
+TRAINING_NUM_PROCESSES = env_int("ARENA_TRAINING_PROCESSES", 1, minimum=1, maximum=64)
 TRAINING_HEARTBEAT_TIMEOUT_S = env_int("ARENA_TRAINING_HEARTBEAT_TIMEOUT_S", 120, minimum=5)
 TRAINING_CANCEL_GRACE_S = env_int("ARENA_TRAINING_CANCEL_GRACE_S", 120, minimum=1)
 TRAINING_HUB_TIMEOUT_S = env_int("ARENA_TRAINING_HUB_TIMEOUT_S", 600, minimum=5)

@@ -333,7 +333,8 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
     events_path = directory / progress.PROGRESS_FILE
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [settings.ENGINE_PYTHON, "-m", "training.recipes.run", str(directory)], cwd=settings.BASE_DIR,
+            progress.runner_command(settings.ENGINE_PYTHON, directory, num_processes=settings.TRAINING_NUM_PROCESSES),
+            cwd=settings.BASE_DIR,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
     cancel_sent_at = None
@@ -408,7 +409,9 @@ def job_register_checkpoint(job: Job, done: dict) -> Checkpoint:
     )
     if scorer:
         return checkpoint  # a reward model scores; it never enters the arena
-    description = f"{job.get_method_display()} of {job.base_model} on {job.dataset} (job {job.pk}, preset {job.preset or 'custom'})"
+    # the model page shows the description: the lineage reaches the leaderboard's model details through it
+    description = (f"{job.get_method_display()} of {job.base_model} on {job.dataset} (job {job.pk}, preset "
+                   f"{job.preset or 'custom'}). Lineage: {' → '.join(checkpoint.lineage())}.")
     model = served_model_register_adapter(parent=job.base_model, name=job.contestant_name(),
                                           adapter_path=checkpoint.adapter_path, description=description)
     checkpoint.served_model = model

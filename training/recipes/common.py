@@ -45,7 +45,8 @@ class RecipeRun:
         self.sigterm = False
 
     def event(self, name: str, **fields: Any) -> None:
-        progress.append_event(self.progress_path, name, **fields)
+        if progress.is_main_process():  # one writer in a multi-process run
+            progress.append_event(self.progress_path, name, **fields)
 
     def cancel_requested(self) -> bool:
         return self.sigterm or self.cancel_path.exists()
@@ -172,7 +173,33 @@ def load_rows(path: str, cfg: RecipeConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def load_tokenizer_and_model(base: Path, device: str, init_dir: Path | None, *, seq_cls: bool = False):
+def check_quantization(cfg: RecipeConfig, device: str) -> None:
+    """QLoRA (``load_in_4bit``) needs bitsandbytes on a CUDA GPU: refused clearly anywhere else."""
+    if not cfg.load_in_4bit:
+        return
+    if device != "cuda":
+        raise JobError("load_in_4bit (QLoRA, bitsandbytes 4-bit) needs a CUDA GPU; this job runs on the CPU. "
+                       "Train a plain LoRA adapter here (load_in_4bit=false).")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise JobError("load_in_4bit (QLoRA) needs the bitsandbytes package in the engine environment") from None
+
+
+def quantization_kwargs(cfg: RecipeConfig) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments of a QLoRA base (NF4, double quantisation, bf16 compute)."""
+    if not cfg.load_in_4bit:
+        return {}
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return {"quantization_config": BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16)}
+
+
+def load_tokenizer_and_model(base: Path, device: str, init_dir: Path | None, *, seq_cls: bool = False,
+                             quantization: dict[str, Any] | None = None):
     """The local base model's tokenizer (needs a chat template) and model, with the init adapter if any.
 
     ``seq_cls``: a one-output sequence-classification model (a reward model's scorer); an init
@@ -194,12 +221,16 @@ def load_tokenizer_and_model(base: Path, device: str, init_dir: Path | None, *, 
     dtype = torch.bfloat16 if device == "cuda" and cuda_bf16() else torch.float32
     if seq_cls:
         model = AutoModelForSequenceClassification.from_pretrained(str(base), dtype=dtype, num_labels=1,
-                                                                   local_files_only=True)
+                                                                   local_files_only=True, **(quantization or {}))
         model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
         if init_dir is not None:
             model = load_init_adapter(model, init_dir, base).merge_and_unload()
         return tokenizer, model
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype, local_files_only=True, **(quantization or {}))
+    if quantization:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
     if init_dir is not None:
         model = load_init_adapter(model, init_dir, base)
     return tokenizer, model

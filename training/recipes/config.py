@@ -121,6 +121,7 @@ class RecipeConfig:
     weight_decay: float = field(default=0.0, metadata=_rng(0, 10))
     max_grad_norm: float = field(default=1.0, metadata=_rng(0, 1e6, lo_open=True))
     gradient_checkpointing: bool = False
+    load_in_4bit: bool = False  # QLoRA: the frozen base in bitsandbytes 4-bit (NF4); CUDA only
     seed: int = field(default=42, metadata=_rng(0, 2**32 - 1))
     logging_steps: int = field(default=1, metadata=_rng(1, 1_000_000))
     num_threads: int = field(default=0, metadata=_rng(0, 1024))  # torch threads; 0: torch's default

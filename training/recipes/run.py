@@ -75,6 +75,7 @@ def train(run: RecipeRun) -> int:
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = common.pick_device(spec.get("device"))
+    common.check_quantization(cfg, device)
     recipe = RECIPES[cfg.method]
     rows = common.load_rows(spec["dataset_path"], cfg)
     # optional hooks of a method module: split_rows, MODEL, PEFT_TASK_TYPE, extra_parts, heldout_metrics
@@ -82,7 +83,8 @@ def train(run: RecipeRun) -> int:
     log.info("%s: %d rows (%d held out) from %s, base %s, device %s, %d threads", cfg.method, len(rows),
              len(heldout), spec["dataset_path"], base, device, torch.get_num_threads())
     seq_cls = getattr(recipe, "MODEL", "") == "seq-cls"
-    tokenizer, model = common.load_tokenizer_and_model(base, device, init_dir, seq_cls=seq_cls)
+    tokenizer, model = common.load_tokenizer_and_model(base, device, init_dir, seq_cls=seq_cls,
+                                                       quantization=common.quantization_kwargs(cfg))
     extra = recipe.extra_parts(spec, base, device) if hasattr(recipe, "extra_parts") else {}
     dataset = Dataset.from_list(train_rows)
     if run.cancel_requested():
@@ -102,6 +104,7 @@ def train(run: RecipeRun) -> int:
         **extra,
     ))
     callback.start_fields = {
+        "num_processes": trainer.args.world_size,
         "init_adapter_path": str(init_dir) if init_dir else None,
         "lora": common.lora_summary(trainer.model),
         **recipe.start_fields(trainer, init_dir),
@@ -119,6 +122,8 @@ def train(run: RecipeRun) -> int:
                   elapsed_s=round(time.monotonic() - callback.t0, 3))
         log.info("cancelled at step %d/%d", state.global_step, state.max_steps)
         return progress.EXIT_CANCELLED
+    if not progress.is_main_process():
+        return progress.EXIT_OK  # the main process saves and reports
     extra_metrics = recipe.heldout_metrics(trainer, heldout, tokenizer, cfg) if hasattr(recipe, "heldout_metrics") else {}
     _save_and_report(run, trainer, result, callback, output_dir=Path(spec["output_dir"]).resolve(),
                      max_rank=max_rank if cfg.servable else None, num_rows=len(rows), device=device,

@@ -9,6 +9,7 @@ under ``ARENA_REQUIRE_REAL_PARTS=1``).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from training.tests.test_recipe_run import (  # noqa: F401 - _real_parts is an a
     make_job,
     run,
     safetensors_header,
+    sft_rows,
 )
 
 pytestmark = pytest.mark.training
@@ -126,3 +128,67 @@ def test_continued_pretraining_on_raw_text(tmp_path):
     assert start["num_train_rows"] > 10
     assert events[-1]["event"] == "done"
     assert_servable_adapter(tmp_path / "adapter-pretrain")
+
+
+@pytest.mark.django_db
+def test_the_gate_with_a_reward_model_judge(reward_run, battle_models, settings, tmp_path):
+    """The gate judged by the reward model just trained, on answers from the real local vLLM."""
+    from serving.models import ServedModel
+    from tests.helpers import shared_data_file
+    from training import gate
+    from training.models import Checkpoint, Dataset, Job
+
+    _, events, adapter = reward_run
+    settings.ARENA_PROMPTS_DIR = shared_data_file("arena_prompts")
+    settings.TRAINING_GATE_MAX_TOKENS = 24
+    settings.TRAINING_GATE_JUDGE = "reward"
+    new, parent = battle_models
+    parent.endpoint.model_dir = str(BASE_MODEL)
+    parent.endpoint.save()
+    ServedModel.objects.filter(pk=new.pk).update(parent=parent, kind=ServedModel.Kind.LORA)
+    new.refresh_from_db()
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("{}\n")
+    dataset = Dataset.objects.create(name="pairs", kind="preference", format="preference", source="upload",
+                                     file=str(path))
+    reward_job = Job.objects.create(base_model=parent, method="reward", dataset=dataset, status="succeeded",
+                                    config={"max_length": 128})
+    scorer = Checkpoint.objects.create(job=reward_job, adapter_path=str(adapter), base_model=parent, kind="scorer",
+                                       final_metrics=events[-1]["metrics"])
+    sft_job = Job.objects.create(base_model=parent, method="sft", dataset=dataset, status="succeeded", config={})
+    checkpoint = Checkpoint.objects.create(job=sft_job, adapter_path="/a", base_model=parent, served_model=new)
+    run = gate.gate_run(checkpoint, num_prompts=3)
+    assert run.status == "done", run.error
+    assert run.judge_kind == "reward" and run.judge_name == str(scorer)
+    for verdict in run.verdicts:
+        [game] = verdict["games"]  # a reward model scores each answer alone: one game, order-free
+        a, b = game["scores"]
+        assert verdict["score"] == (1.0 if a > b else 0.0 if b > a else 0.5)
+    assert run.win_rate is not None and run.ci_low <= run.win_rate <= run.ci_high
+    assert run.wins + run.ties + run.losses == 3
+
+
+def test_qlora_is_refused_on_the_cpu_with_a_clear_message(tmp_path, dpo_rows):  # noqa: F811
+    job_dir = make_job(tmp_path, "dpo", dpo_rows, overrides=["load_in_4bit=true"])
+    rc, events = run(job_dir)
+    assert rc == progress.EXIT_ERROR
+    assert "load_in_4bit (QLoRA, bitsandbytes 4-bit) needs a CUDA GPU" in events[-1]["error"]
+    assert not (tmp_path / "adapter-dpo").exists()
+
+
+def test_two_processes_train_data_parallel_with_one_writer(tmp_path, sft_rows):  # noqa: F811
+    """accelerate launch, two CPU processes joined by gloo: one set of events, one adapter."""
+    job_dir = make_job(tmp_path, "sft", sft_rows, overrides=["num_threads=1"])
+    log = open(job_dir / "run.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.run(progress.runner_command(str(ENGINE_PYTHON), job_dir, num_processes=2), cwd=REPO_ROOT,
+                          stdout=log, stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_S,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    log.close()
+    assert proc.returncode == progress.EXIT_OK, log_tail(job_dir)
+    events = progress.read_events(job_dir / progress.PROGRESS_FILE)
+    names = [e["event"] for e in events]
+    assert names.count("init") == 1 and names.count("start") == 1 and names.count("done") == 1, names
+    assert events[1]["num_processes"] == 2
+    text = (job_dir / "run.log").read_text(errors="replace")
+    assert "[rank1]" in text or text.count("8 rows (0 held out)") == 2  # the second process really ran
+    assert_servable_adapter(tmp_path / "adapter-sft")
