@@ -647,6 +647,6 @@ def test_prompts_and_text_rows():
 def test_raw_text_files_split_into_documents_on_dash_lines():
     r = parse_dataset(b"First doc\nline two\n---\n\nSecond doc\n---\n", "raw-text")
     assert r.ok and r.rows == [{"text": "First doc\nline two"}, {"text": "Second doc"}]
-    assert parse_dataset("Just one document, no JSON at all: {".encode(), "raw-text").rows == [
+    assert parse_dataset(b"Just one document, no JSON at all: {", "raw-text").rows == [
         {"text": "Just one document, no JSON at all: {"}]
     assert not parse_dataset(b"\xff\xfe", "raw-text").ok
