@@ -3,20 +3,17 @@ a Celery worker trains KTO on SmolLM2 from ``launch_training --wait``, vLLM hot-
 adapter, and the gate then compares the new model with its parent, judged by an LLM at the
 real local endpoint, with the result on the job page."""
 
-import json
 import time
-from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.urls import reverse
 
 from serving.models import ServedModel
 from tests.factories import make_vote
-from tests.test_training_loop import SMOKE, base_model  # noqa: F401 - a fixture
+from tests.test_training_loop import base_model, launch_and_wait  # noqa: F401 - base_model is a fixture
 from training import services
-from training.models import GateRun, Job
+from training.models import GateRun
 
 pytestmark = [pytest.mark.vllm, pytest.mark.training, pytest.mark.celery]
 
@@ -35,13 +32,7 @@ def test_a_kto_job_on_every_vote_enters_the_arena_and_is_gated(base_model, celer
                        "ARENA_GATE_JUDGE_MAX_TOKENS": "32"}.items():
         monkeypatch.setenv(key, value)
     celery_worker_process()
-    args = ["--method", "kto", "--base", base_model.public_name, "--dataset", "arena-kto", "--preset", "cpu-smoke"]
-    for item in SMOKE:
-        args += ["--set", item]
-    out = StringIO()
-    call_command("launch_training", *args, "--wait", stdout=out)
-    result = json.loads(out.getvalue().strip().splitlines()[-1])
-    job = Job.objects.get(pk=result["job"])
+    result, job = launch_and_wait("kto", base_model, "arena-kto")
     assert result["status"] == "succeeded" and result["model"] == f"smollm2-135m-instruct-kto-j{job.pk}"
     assert job.checkpoint.kind == "contestant" and job.checkpoint.served_model.public_name == result["model"]
     assert "Lineage: smollm2-135m-instruct → kto j" in job.checkpoint.served_model.description

@@ -120,3 +120,16 @@ class TestLaunchChecks:
                                  init_checkpoint=sft, reward_model=scorer)
         grpo = Checkpoint.objects.create(job=job, adapter_path="/g", base_model=self.base, parent=sft)
         assert grpo.lineage() == ["base", f"sft j{sft.job_id}", f"grpo j{job.pk} (reward j{scorer.job_id})"]
+
+    def test_the_admin_launches_grpo_with_a_reward_model_and_refuses_it_without(self, client, broker_queue,
+                                                                               django_capture_on_commit_callbacks):
+        client.force_login(get_user_model().objects.create_superuser("boss", "", "pw-for-tests"))
+        scorer = self.checkpoint("reward", "scorer")
+        form = {"base_model": self.base.pk, "method": "grpo", "dataset": self.prompts.pk, "preset": "cpu-smoke"}
+        response = client.post(reverse("admin:training_job_add"), form)
+        assert response.status_code == 200 and "GRPO trains against a reward model" in response.content.decode()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(reverse("admin:training_job_add"), {**form, "reward_model": scorer.pk})
+        assert response.status_code == 302, response.content[:3000]
+        job = Job.objects.get(method="grpo")
+        assert job.reward_model == scorer and [m["args"] for m in broker_queue("training")] == [[job.pk]]
