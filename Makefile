@@ -3,20 +3,27 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 ENGINE_VENV := .venv-engine
 PY := $(VENV)/bin/python
+SHELL := /bin/bash
+# Quiet installs that still print errors: pip -q, no build-time notices from setuptools
+# (PYTHONWARNINGS), and the grep drops the "Location 'file:///…' is ignored" warnings this
+# machine's pip configuration causes (scripts/engine_venv.sh does the same).
+PIP_INSTALL = PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONWARNINGS=ignore $(VENV)/bin/pip install -q --progress-bar off
+QUIET_PIP = 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
 .PHONY: run test venv engine models lint bench browser clean
 
 $(VENV)/.stamp: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
-	touch $@
+	@echo "make: installing the web environment in $(VENV) (quiet; errors still show)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP_INSTALL) --upgrade pip $(QUIET_PIP)
+	@$(PIP_INSTALL) -e '.[dev]' $(QUIET_PIP)
+	@touch $@
 
 venv: $(VENV)/.stamp
 
 # The engine environment (vLLM CPU, torch, TRL, PEFT) lives apart from the web app's.
 engine:
-	bash scripts/engine_venv.sh $(ENGINE_VENV)
+	@bash scripts/engine_venv.sh $(ENGINE_VENV)
 
 models: venv engine
 	$(PY) manage.py prepare_models

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 from functools import lru_cache
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 from django.conf import settings
 
 from arena.models import Battle
+
+logger = logging.getLogger(__name__)
 
 # Real arena prompts: arena-hard, MT-bench first turns and the OpenAssistant prompt lottery.
 PROMPT_SOURCES = {
@@ -36,6 +39,8 @@ def _load_prompts(directory: str, sources: tuple[str, ...] = tuple(PROMPT_SOURCE
                 continue
             if isinstance(text, str) and min_chars <= len(text.strip()) <= max_chars:
                 prompts.append(text.strip())
+    if not prompts:
+        logger.warning("no usable %s prompt in %s (ARENA_PROMPTS_DIR)", "/".join(sources), root)
     return tuple(prompts)
 
 

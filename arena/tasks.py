@@ -13,7 +13,7 @@ from celery import shared_task
 from arena.leaderboard import services
 
 
-@shared_task(name="arena.tasks.ratings_refresh", ignore_result=True)
+@shared_task(name=services.RATINGS_REFRESH_TASK, ignore_result=True)
 def ratings_refresh_task(force: bool = False) -> int | None:
     """See :func:`arena.leaderboard.services.ratings_refresh`."""
     return services.ratings_refresh(force)

@@ -53,7 +53,7 @@ from training.recipes.config import apply_overrides, preset  # noqa: E402
 ENGINE_PYTHON = os.environ.get("ARENA_ENGINE_PYTHON", str(REPO / ".venv-engine" / "bin" / "python"))
 MODELS_DIR = Path(os.environ.get("ARENA_MODELS_DIR", str(REPO / "var" / "models")))
 BASE_MODEL = MODELS_DIR / "smollm2-135m-instruct"
-SHARED_DATA = Path(os.environ.get("ARENA_SHARED_DATA_DIR", str(REPO.parent / "shared" / "data")))
+BUILTIN_DATA = Path(os.environ.get("ARENA_BUILTIN_DATA_DIR", str(REPO / "data")))
 SFT_DATA, DPO_DATA = "oasst-en-messages", "hh-rlhf-helpful-base-test"
 BATTLE_MAX_TOKENS = 32
 
@@ -118,7 +118,7 @@ def free_port() -> int:
 
 def normalised(key: str, out_dir: Path) -> Path:
     builtin = get_builtin(key)
-    result = parse_dataset(builtin.resolve(SHARED_DATA), builtin.format)
+    result = parse_dataset(builtin.resolve(BUILTIN_DATA), builtin.format)
     if not result.ok:
         raise SystemExit(f"built-in dataset {key} has {result.error_count} bad rows")
     return write_jsonl(result.rows, out_dir / f"{key}.jsonl")

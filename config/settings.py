@@ -3,7 +3,8 @@
 Every variable is read here, once, through the small ``env_*`` helpers below;
 the rest of the code reads ``settings.X`` and never ``os.environ``. A value
 that cannot be parsed raises ``ImproperlyConfigured`` at start-up instead of
-being silently replaced by a default.
+being silently replaced by a default. The last lines create the folders the
+arena writes (``config.paths.ensure_dirs``), so a fresh clone can migrate.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from config.paths import ensure_dirs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -249,7 +252,8 @@ ARENA_IDENTITY_WORDS = env_list(
         "baichuan", "smollm", "hugging face", "huggingface", "cohere", "command-r", "phi", "microsoft",
     ],
 )
-ARENA_PROMPTS_DIR = Path(env_str("ARENA_PROMPTS_DIR", str(BASE_DIR.parent / "shared" / "data" / "arena_prompts")))
+# The data the product uses at run time ships in the repository's data/ (see data/README.md).
+ARENA_PROMPTS_DIR = Path(env_str("ARENA_PROMPTS_DIR", str(BASE_DIR / "data" / "arena_prompts")))
 # Chatbot Arena boosts a new model's sampling weight so it collects votes quickly.
 ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 5.0, minimum=1.0)
 ARENA_NEW_MODEL_BOOST_VOTES = env_int("ARENA_NEW_MODEL_BOOST_VOTES", 50, minimum=0)
@@ -291,6 +295,8 @@ ARENA_PORT = env_int("ARENA_PORT", 8000, minimum=1, maximum=65535)
 # --- Serving ---
 ENGINE_PYTHON = env_str("ARENA_ENGINE_PYTHON", str(BASE_DIR / ".venv-engine" / "bin" / "python"))
 MODELS_DIR = Path(env_str("ARENA_MODELS_DIR", str(DATA_DIR / "models")))
+# The local engines listen on consecutive ports from here (serving.local_models: smollm2, then gemma3).
+ENGINE_BASE_PORT = env_int("ARENA_ENGINE_PORT", 8101, minimum=1, maximum=65534)
 ENGINE_START_TIMEOUT_S = env_float("ARENA_ENGINE_START_TIMEOUT_S", 600.0, minimum=10.0)
 ENGINE_DEVICE = env_str("ARENA_ENGINE_DEVICE", "cpu")
 if ENGINE_DEVICE not in {"cpu", "cuda"}:
@@ -328,6 +334,9 @@ TRAINING_GATE_MAX_TOKENS = env_int("ARENA_GATE_MAX_TOKENS", 256, minimum=1)
 TRAINING_GATE_JUDGE_MAX_TOKENS = env_int("ARENA_GATE_JUDGE_MAX_TOKENS", 512, minimum=16)
 TRAINING_GATE_MIN_WIN_RATE = env_float("ARENA_GATE_MIN_WIN_RATE", 0.0, minimum=0.0)
 TRAINING_GATE_HOLD = env_bool("ARENA_GATE_HOLD", default=False)  # below the threshold: wait for an admin
+# The built-in datasets (training/builtin.py paths are relative to this folder).
+BUILTIN_DATA_DIR = Path(env_str("ARENA_BUILTIN_DATA_DIR", str(BASE_DIR / "data")))
+# Test and benchmark inputs only (LMSYS battle counts, published ratings); the product never reads it.
 SHARED_DATA_DIR = Path(env_str("ARENA_SHARED_DATA_DIR", str(BASE_DIR.parent / "shared" / "data")))
 
 CELERY_BEAT_SCHEDULE = {
@@ -346,3 +355,17 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("ARENA_LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
 }
+if CELERY_BROKER_URL == "filesystem://":
+    # kombu warns "No hostname was supplied" for every filesystem:// connection: it has none to supply.
+    LOGGING["loggers"]["kombu.connection"] = {"level": "ERROR"}
+
+# Every folder the arena writes, created now: before any database, log or broker folder is opened.
+_sqlite_name = DATABASES["default"]["NAME"] if DATABASES["default"]["ENGINE"].endswith("sqlite3") else ""
+ensure_dirs(
+    [("ARENA_DATA_DIR", DATA_DIR), ("ARENA_DATA_DIR", DATA_DIR / "logs"), ("ARENA_DATA_DIR", DATA_DIR / "datasets"),
+     ("ARENA_MODELS_DIR", MODELS_DIR), ("ARENA_TRAINING_DIR", TRAINING_JOBS_DIR)]
+    + ([("DATABASE_URL", Path(_sqlite_name).parent)] if _sqlite_name and _sqlite_name != ":memory:" else [])
+    + ([] if REDIS_URL else [("ARENA_DATA_DIR", Path(CACHES["shared"]["LOCATION"]))])
+    + [("ARENA_DATA_DIR", Path(CELERY_BROKER_TRANSPORT_OPTIONS[key]))
+       for key in ("data_folder_in", "processed_folder", "control_folder") if key in CELERY_BROKER_TRANSPORT_OPTIONS]
+)

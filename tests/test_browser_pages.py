@@ -24,6 +24,18 @@ def shoot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+def resize(page, size: str) -> None:
+    width, height = SIZES[size]
+    page.set_viewport_size({"width": width, "height": height})
+
+
+def log_in(page, url: str) -> None:
+    page.goto(url + "/admin/login/")
+    page.fill("#id_username", "boss")
+    page.fill("#id_password", "a-long-password")
+    page.click("input[type=submit]")
+
+
 def overflows(page, selector: str) -> bool:
     return page.eval_on_selector(selector, "el => el.scrollWidth > el.clientWidth + 1")
 
@@ -33,7 +45,7 @@ def overflows(page, selector: str) -> bool:
 def test_a_rater_sees_cut_answers_marked_and_a_full_reveal(size, battle_models, asgi_server, page):
     from playwright.sync_api import expect
 
-    page.set_viewport_size(dict(zip(("width", "height"), SIZES[size], strict=True)))
+    resize(page, size)
     page.goto(asgi_server + "/")
     expect(page.locator("#status")).to_contain_text("Ask anything", timeout=20_000)
     # The vote labels point at the sides as laid out: left/right side by side, up/down when stacked.
@@ -60,7 +72,6 @@ def test_a_rater_sees_cut_answers_marked_and_a_full_reveal(size, battle_models, 
         expect(page.locator(f"#reveal-{side}")).to_contain_text("smollm2-test", timeout=20_000)
         expect(page.locator(f"#facts-{side}")).to_have_text("Hugging Face · Apache-2.0")
         expect(page.locator(f"#verdict-{side}")).to_have_text("Tie")
-    body = page.inner_text("body")
     shoot(page, f"battle-{size}-revealed")
 
 
@@ -83,7 +94,7 @@ def board(transactional_db):
 def test_the_leaderboard_and_a_model_page_read_well(size, board, asgi_server, page):
     from playwright.sync_api import expect
 
-    page.set_viewport_size(dict(zip(("width", "height"), SIZES[size], strict=True)))
+    resize(page, size)
     page.goto(asgi_server + "/leaderboard/")
     expect(page.locator("table.board tbody tr")).to_have_count(len(board))
     assert not overflows(page, ".table-wrap"), "the board table must fit without sideways scrolling"
@@ -146,11 +157,8 @@ def test_the_job_page_has_one_heading_live_facts_and_compares_runs(size, jobs, a
 
     from training.models import Job
 
-    page.set_viewport_size(dict(zip(("width", "height"), SIZES[size], strict=True)))
-    page.goto(asgi_server + "/admin/login/")
-    page.fill("#id_username", "boss")
-    page.fill("#id_password", "a-long-password")
-    page.click("input[type=submit]")
+    resize(page, size)
+    log_in(page, asgi_server)
 
     done, _, running = jobs
     page.goto(f"{asgi_server}/admin/training/job/{done.pk}/change/")
@@ -181,10 +189,7 @@ def test_the_record_lists_fit_a_1280_screen(board, asgi_server, page):
     from django.contrib.auth import get_user_model
 
     off_the_event_loop(lambda: get_user_model().objects.create_superuser("boss", "", "a-long-password"))
-    page.goto(asgi_server + "/admin/login/")
-    page.fill("#id_username", "boss")
-    page.fill("#id_password", "a-long-password")
-    page.click("input[type=submit]")
+    log_in(page, asgi_server)
     for model in ("battle", "response", "vote"):
         page.goto(f"{asgi_server}/admin/arena/{model}/")
         assert page.locator("#result_list tbody tr").count() > 0

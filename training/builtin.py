@@ -1,6 +1,8 @@
-"""Built-in training datasets: real public files shipped in ``<repo>/../shared/data``.
+"""Built-in training datasets: real public files shipped in the repository's ``data/``.
 
-Standard library only. Sources and licenses are those of ``shared/data/README.md``.
+Standard library only. Sources, licenses and row counts are those of ``data/README.md``.
+Paths are relative to the built-in data folder, ``settings.BUILTIN_DATA_DIR``
+(``ARENA_BUILTIN_DATA_DIR``, default ``<repo>/data``); callers pass it to ``resolve``.
 Each file parses with ``training.formats.parse_dataset(path, fmt)`` without errors
 (checked by ``training/tests/test_formats.py``).
 """
@@ -12,14 +14,11 @@ from pathlib import Path
 
 from training.formats import FORMATS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
-
 
 @dataclass(frozen=True)
 class BuiltinDataset:
     name: str
-    path: str  # relative to the shared data directory
+    path: str  # relative to the built-in data folder
     format: str  # a training.formats format name
     license: str
     commercial_use: bool
@@ -31,8 +30,8 @@ class BuiltinDataset:
     def kind(self) -> str:
         return FORMATS[self.format]
 
-    def resolve(self, data_dir: str | Path | None = None) -> Path:
-        return Path(data_dir or SHARED_DATA_DIR) / self.path
+    def resolve(self, data_dir: str | Path) -> Path:
+        return Path(data_dir) / self.path
 
 
 BUILTIN_DATASETS: tuple[BuiltinDataset, ...] = (
@@ -83,7 +82,7 @@ BUILTIN_DATASETS: tuple[BuiltinDataset, ...] = (
     ),
     BuiltinDataset(
         name="lima-train",
-        path="sft_chat/lima_train.json.gz",
+        path="non_commercial/lima_train.json.gz",
         format="alpaca",
         license="CC BY-NC-SA 4.0",
         commercial_use=False,

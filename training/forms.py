@@ -16,7 +16,7 @@ from training.recipes.config import PRESETS
 class DatasetImportForm(forms.ModelForm):
     SOURCES = [
         ("upload", "Upload a JSON Lines file (gzip accepted)"),
-        ("builtin", "Built-in real dataset (shared data)"),
+        ("builtin", "Built-in real dataset (shipped in data/)"),
         ("path", "A file on the server"),
         ("hub", "Hugging Face hub dataset id"),
         ("arena", "This arena's votes (preference pairs)"),

@@ -109,9 +109,9 @@ def dataset_import(*, name: str, data, fmt: str, source: str = Dataset.Source.UP
 
 def dataset_from_builtin(key: str, *, name: str | None = None, created_by=None) -> Dataset:
     builtin = get_builtin(key)
-    path = builtin.resolve(settings.SHARED_DATA_DIR)
+    path = builtin.resolve(settings.BUILTIN_DATA_DIR)
     if not path.is_file():
-        raise TrainingError(f"Built-in dataset file {path} is missing (ARENA_SHARED_DATA_DIR).")
+        raise TrainingError(f"Built-in dataset file {path} is missing (ARENA_BUILTIN_DATA_DIR).")
     return dataset_import(name=name or builtin.name, data=path, fmt=builtin.format, source=Dataset.Source.BUILTIN,
                           source_ref=builtin.path, license=builtin.license, commercial_use=builtin.commercial_use,
                           description=f"{builtin.source}. {builtin.notes}".strip(), created_by=created_by)

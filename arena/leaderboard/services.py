@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from celery import current_app
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import caches
@@ -54,6 +55,10 @@ from arena.leaderboard.selectors import (
 )
 from arena.models import Battle, RatingSnapshot, Vote
 from arena.ratings import PairCounts
+
+#: The registered name of ``arena.tasks.ratings_refresh_task``: services send tasks by name, so
+#: that ``arena.tasks`` (which imports this module) is never imported back.
+RATINGS_REFRESH_TASK = "arena.tasks.ratings_refresh"
 
 logger = logging.getLogger(__name__)
 
@@ -279,9 +284,6 @@ def _publish(countdown: float) -> None:
     recorded the vote. A connection of its own carries the fail-fast options without changing
     them for the app's other messages (training jobs keep their patient retries).
     """
-    from arena.tasks import ratings_refresh_task  # here: arena.tasks imports this module
-
-    app = ratings_refresh_task.app
-    options = {**(app.conf.broker_transport_options or {}), "max_retries": 0}
-    with app.connection_for_write(connect_timeout=1.0, transport_options=options) as connection:
-        ratings_refresh_task.apply_async(countdown=countdown, retry=False, connection=connection)
+    options = {**(current_app.conf.broker_transport_options or {}), "max_retries": 0}
+    with current_app.connection_for_write(connect_timeout=1.0, transport_options=options) as connection:
+        current_app.send_task(RATINGS_REFRESH_TASK, countdown=countdown, retry=False, connection=connection)

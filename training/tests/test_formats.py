@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import shared_data_dir, shared_data_file
+from tests.helpers import shared_data_file
 from training import formats
 from training.builtin import BUILTIN_DATASETS, get_builtin
 from training.formats import (
@@ -20,6 +21,8 @@ from training.formats import (
     parse_dataset,
     write_jsonl,
 )
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"  # shipped with the repository
 
 
 def jl(*rows) -> bytes:
@@ -547,11 +550,11 @@ def test_normalised_rows_reparse_unchanged(tmp_path):
         ("hh_rlhf/harmless-base_test.jsonl.gz", "hh-rlhf", 2312),
         ("sft_chat/oasst_en_messages.jsonl", "messages", 80),
         ("sft_chat/ultrachat_200k_test_gen_5rows.jsonl", "messages", 5),
-        ("sft_chat/lima_train.json.gz", "alpaca", 829),
+        ("non_commercial/lima_train.json.gz", "alpaca", 829),
     ],
 )
 def test_real_files_parse_completely(rel, fmt, rows):
-    r = parse_dataset(shared_data_file(rel), fmt)
+    r = parse_dataset(DATA_DIR / rel, fmt)  # the copies shipped in data/
     assert r.ok, r.error_lines()
     assert len(r.rows) == rows
     for row in r.rows:
@@ -588,15 +591,14 @@ def test_real_ultrachat_rows_end_on_user_turn():
 
 
 def test_real_lima_multi_turn_history():
-    r = parse_dataset(shared_data_file("sft_chat/lima_train.json.gz"), "alpaca")
+    r = parse_dataset(DATA_DIR / "non_commercial/lima_train.json.gz", "alpaca")
     lengths = [len(row["messages"]) for row in r.rows]
     assert lengths.count(2) == 806 and max(lengths) == 20  # one row has 9 history pairs
 
 
 def test_builtin_registry_matches_files():
-    data_dir = shared_data_dir()  # where the app looks too: settings.SHARED_DATA_DIR
     for ds in BUILTIN_DATASETS:
-        path = ds.resolve(data_dir)
+        path = ds.resolve(DATA_DIR)
         assert path.is_file(), path
         r = parse_dataset(path, ds.format)
         assert r.ok and r.kind == ds.kind

@@ -2,7 +2,7 @@
 real SmolLM2-135M-Instruct and real data, for 2 steps each: SFT on OpenAssistant rows, DPO
 on HH-RLHF rows, a cancel mid-run and three failures. CPU, a few minutes on 2 cores.
 
-Skipped unless the engine env, the converted model and the shared data exist (failed
+Skipped unless the engine env and the converted model exist (failed
 instead under ``ARENA_REQUIRE_REAL_PARTS=1``); ``ARENA_ENGINE_PYTHON`` and
 ``ARENA_TEST_BASE_MODEL`` override the default locations.
 """
@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import missing_part, shared_data_dir, shared_data_file
+from tests.helpers import missing_part
 from training.formats import parse_dataset, write_jsonl
 from training.recipes import progress
 from training.recipes.config import adapter_servability_problems, apply_overrides, preset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = REPO_ROOT / "data"  # the built-in datasets shipped with the repository
 ENGINE_PYTHON = Path(os.environ.get("ARENA_ENGINE_PYTHON", REPO_ROOT / ".venv-engine" / "bin" / "python"))
 BASE_MODEL = Path(
     os.environ.get("ARENA_TEST_BASE_MODEL", REPO_ROOT / "var" / "models" / "smollm2-135m-instruct")
@@ -34,12 +35,11 @@ pytestmark = pytest.mark.training
 
 @pytest.fixture(autouse=True)
 def _real_parts():
-    """Skip without the engine env / model / data -- or fail under ARENA_REQUIRE_REAL_PARTS=1 (CI)."""
+    """Skip without the engine env / model -- or fail under ARENA_REQUIRE_REAL_PARTS=1 (CI)."""
     if not ENGINE_PYTHON.is_file():
         missing_part(f"engine python not found at {ENGINE_PYTHON}")
     if not (BASE_MODEL / "config.json").is_file():
         missing_part(f"base model not found at {BASE_MODEL} (no config.json)")
-    shared_data_dir()
 
 
 # cpu-smoke, shrunk further: 2 optimizer steps of 2 rows, 128 tokens
@@ -144,14 +144,14 @@ def assert_progress(events: list[dict], method: str, total_steps: int) -> dict:
 
 @pytest.fixture(scope="module")
 def sft_rows() -> list[dict]:
-    result = parse_dataset(shared_data_file("sft_chat/oasst_en_messages.jsonl"), "messages")
+    result = parse_dataset(DATA_DIR / "sft_chat/oasst_en_messages.jsonl", "messages")
     assert result.ok
     return result.rows[:8]
 
 
 @pytest.fixture(scope="module")
 def dpo_rows() -> list[dict]:
-    result = parse_dataset(shared_data_file("hh_rlhf/helpful-base_test.jsonl.gz"), "hh-rlhf")
+    result = parse_dataset(DATA_DIR / "hh_rlhf/helpful-base_test.jsonl.gz", "hh-rlhf")
     assert result.ok
     # short single-turn rows, so nothing is truncated away at 128 tokens
     short = [r for r in result.rows if len(r["prompt"]) == 1 and len(json.dumps(r)) < 600]
