@@ -224,7 +224,7 @@ def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset
     _check_checkpoints(method, base_model, init_checkpoint, reward_model)
     kind = config_class(method).dataset_kind
     if dataset.kind != kind:
-        raise TrainingError(f"{method.upper()} needs a {kind} dataset; {dataset.name} is {dataset.kind}.")
+        raise TrainingError(f"{method.upper()} needs {'an' if kind[0] in 'aeiou' else 'a'} {kind} dataset; {dataset.name} is {dataset.kind}.")
     if base_model.kind != ServedModel.Kind.BASE:
         raise TrainingError("Pick a base model; to continue an adapter, pass its checkpoint as init_checkpoint.")
     if not base_model.endpoint.model_dir:

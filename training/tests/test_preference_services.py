@@ -91,7 +91,7 @@ class TestLaunchChecks:
             services.job_launch(base_model=self.base, method="dpo", dataset=self.pairs, init_checkpoint=scorer)
 
     def test_each_method_needs_its_dataset_kind(self):
-        with pytest.raises(services.TrainingError, match="KTO needs a unpaired dataset"):
+        with pytest.raises(services.TrainingError, match="KTO needs an unpaired dataset"):
             services.job_launch(base_model=self.base, method="kto", dataset=self.pairs)
         with pytest.raises(services.TrainingError, match="PRETRAIN needs a text dataset"):
             services.job_launch(base_model=self.base, method="pretrain", dataset=self.pairs)
