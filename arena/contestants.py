@@ -57,3 +57,22 @@ def contestants_count_vote(model_ids: list[int]) -> None:
     boosted = list(Contestant.objects.select_for_update().filter(served_model_id__in=model_ids, boost_votes_left__gt=0)
                    .order_by("pk").values_list("pk", flat=True))
     Contestant.objects.filter(pk__in=boosted).update(boost_votes_left=F("boost_votes_left") - 1)
+
+
+def contestant_hold(model: ServedModel) -> Contestant:
+    """Enter a new model held back: sampling weight 0 (drawn only when no other model can be)
+    until ``contestant_admit``; the training gate holds a model until it has been evaluated."""
+    contestant = contestant_enter(model)
+    Contestant.objects.filter(pk=contestant.pk).update(sampling_weight=0.0)
+    contestant.refresh_from_db()
+    return contestant
+
+
+def contestant_admit(model: ServedModel) -> Contestant:
+    """Give a held model its normal weight (its parent's); a model never held is entered as usual."""
+    contestant = contestant_enter(model)
+    if contestant.sampling_weight == 0.0:
+        weight = contestant_of(model.parent).sampling_weight if model.parent_id else 1.0
+        Contestant.objects.filter(pk=contestant.pk).update(sampling_weight=weight or 1.0)
+        contestant.refresh_from_db()
+    return contestant

@@ -14,18 +14,21 @@ from arena.models import Battle
 
 logger = logging.getLogger(__name__)
 
+# Real arena prompts: arena-hard, MT-bench first turns and the OpenAssistant prompt lottery.
+PROMPT_SOURCES = {
+    "arena-hard": ("arena_hard_v0.1_question.jsonl", lambda row: row.get("prompt")),
+    "mt-bench": ("mt_bench_question.jsonl", lambda row: (row.get("turns") or [None])[0]),
+    "oasst": ("oasst_prompt_lottery_en_250.jsonl", lambda row: row if isinstance(row, str) else None),
+}
 
-@lru_cache(maxsize=4)
-def _load_prompts(directory: str) -> tuple[str, ...]:
-    """Real arena prompts: arena-hard, MT-bench first turns and the OpenAssistant prompt lottery."""
+
+@lru_cache(maxsize=16)
+def _load_prompts(directory: str, sources: tuple[str, ...] = tuple(PROMPT_SOURCES), min_chars: int = 10,
+                  max_chars: int = 300) -> tuple[str, ...]:
     root = Path(directory)
     prompts: list[str] = []
-    sources = {
-        "arena_hard_v0.1_question.jsonl": lambda row: row.get("prompt"),
-        "mt_bench_question.jsonl": lambda row: (row.get("turns") or [None])[0],
-        "oasst_prompt_lottery_en_250.jsonl": lambda row: row if isinstance(row, str) else None,
-    }
-    for name, pick in sources.items():
+    for source in sources:
+        name, pick = PROMPT_SOURCES[source]
         path = root / name
         if not path.is_file():
             continue
@@ -34,19 +37,27 @@ def _load_prompts(directory: str) -> tuple[str, ...]:
                 text = pick(json.loads(line))
             except (ValueError, AttributeError):
                 continue
-            # Long prompts make poor one-click suggestions for small models.
-            if isinstance(text, str) and 10 <= len(text) <= 300:
+            if isinstance(text, str) and min_chars <= len(text.strip()) <= max_chars:
                 prompts.append(text.strip())
     if not prompts:
-        logger.warning("no prompt suggestions: no usable prompt in %s (ARENA_PROMPTS_DIR)", root)
+        logger.warning("no usable %s prompt in %s (ARENA_PROMPTS_DIR)", "/".join(sources), root)
     return tuple(prompts)
 
 
 def prompt_suggestions(count: int = 3, rng: random.Random | None = None) -> list[str]:
+    # Long prompts make poor one-click suggestions for small models.
     prompts = _load_prompts(str(settings.ARENA_PROMPTS_DIR))
     if not prompts:
         return []
     return (rng or random).sample(list(prompts), min(count, len(prompts)))
+
+
+def arena_prompts(source: str = "arena-hard", max_chars: int = 4000) -> list[str]:
+    """The arena's real prompts of one source (``PROMPT_SOURCES``), in file order: what online RL
+    trains on and what the evaluation gate asks (training reads arena prompts only through here)."""
+    if source not in PROMPT_SOURCES:
+        raise ValueError(f"unknown prompt source {source!r}; expected one of {', '.join(PROMPT_SOURCES)}")
+    return list(_load_prompts(str(settings.ARENA_PROMPTS_DIR), (source,), 1, max_chars))
 
 
 def battle_public_state(battle: Battle) -> dict:
@@ -64,6 +75,16 @@ def battle_public_state(battle: Battle) -> dict:
         state.update(battle_reveal(battle))
         state["winner"] = battle.vote.winner
     return state
+
+
+def _final_answer(battle: Battle, side: str) -> tuple[list[dict], str] | None:
+    """(the side's conversation up to its last user turn, its stripped last answer), or None when
+    the side has no usable answer (errored, empty)."""
+    conversation = battle.conversation(side)
+    if len(conversation) < 2 or conversation[-1]["role"] != "assistant":
+        return None
+    answer = conversation[-1]["content"].strip()
+    return (conversation[:-1], answer) if answer else None
 
 
 def preference_pairs() -> list[dict]:
@@ -84,17 +105,39 @@ def preference_pairs() -> list[dict]:
         .order_by("created_at")
     )
     for vote in votes.iterator():
-        battle = vote.battle
         winner, loser = ("a", "b") if vote.winner == Vote.Winner.MODEL_A else ("b", "a")
-        won, lost = battle.conversation(winner), battle.conversation(loser)
-        if len(won) < 2 or won[-1]["role"] != "assistant" or lost[-1]["role"] != "assistant":
-            continue
-        chosen, rejected = won[-1]["content"].strip(), lost[-1]["content"].strip()
-        if not chosen or not rejected or chosen == rejected:
+        won, lost = _final_answer(vote.battle, winner), _final_answer(vote.battle, loser)
+        if won is None or lost is None or won[1] == lost[1]:
             continue
         rows.append({
-            "prompt": won[:-1],
-            "chosen": [{"role": "assistant", "content": chosen}],
-            "rejected": [{"role": "assistant", "content": rejected}],
+            "prompt": won[0],
+            "chosen": [{"role": "assistant", "content": won[1]}],
+            "rejected": [{"role": "assistant", "content": lost[1]}],
         })
+    return rows
+
+
+def unpaired_feedback() -> list[dict]:
+    """Every counted vote as KTO rows (prompt, completion, label), each side with its own prompt.
+
+    A decisive vote gives one desirable and one undesirable answer, "both are bad" two
+    undesirable ones, a plain tie two desirable ones (the voter had "both are bad" to press
+    and did not). Identity leaks, errored or empty sides and named battles are excluded as
+    for ``preference_pairs``.
+    """
+    from arena.models import Vote
+
+    labels = {
+        Vote.Winner.MODEL_A: {"a": True, "b": False},
+        Vote.Winner.MODEL_B: {"a": False, "b": True},
+        Vote.Winner.TIE: {"a": True, "b": True},
+        Vote.Winner.BOTH_BAD: {"a": False, "b": False},
+    }
+    rows = []
+    for vote in Vote.objects.counted().select_related("battle").order_by("created_at").iterator():
+        for side, label in labels[vote.winner].items():
+            answer = _final_answer(vote.battle, side)
+            if answer is not None:
+                rows.append({"prompt": answer[0], "completion": [{"role": "assistant", "content": answer[1]}],
+                             "label": label})
     return rows

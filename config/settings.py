@@ -176,7 +176,7 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"training.tasks.job_run": {"queue": "training"}}
+CELERY_TASK_ROUTES = {"training.tasks.job_run": {"queue": "training"}, "training.tasks.gate_run": {"queue": "training"}}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Arena ---
@@ -320,9 +320,24 @@ TRAINING_STARTER_JOBS = env_bool("ARENA_STARTER_JOBS", default=True)
 TRAINING_DEVICE = env_str("ARENA_TRAINING_DEVICE", "")
 if TRAINING_DEVICE not in {"", "cpu", "cuda"}:
     raise ImproperlyConfigured(f"ARENA_TRAINING_DEVICE must be cpu, cuda or empty, got {TRAINING_DEVICE!r}")
+# >1: recipes run data-parallel under `accelerate launch` with this many processes (one per device)
+TRAINING_NUM_PROCESSES = env_int("ARENA_TRAINING_PROCESSES", 1, minimum=1, maximum=64)
 TRAINING_HEARTBEAT_TIMEOUT_S = env_int("ARENA_TRAINING_HEARTBEAT_TIMEOUT_S", 120, minimum=5)
 TRAINING_CANCEL_GRACE_S = env_int("ARENA_TRAINING_CANCEL_GRACE_S", 120, minimum=1)
 TRAINING_HUB_TIMEOUT_S = env_int("ARENA_TRAINING_HUB_TIMEOUT_S", 600, minimum=5)
+# Scoring text pairs with a reward model (a subprocess of the engine environment).
+TRAINING_SCORE_TIMEOUT_S = env_int("ARENA_TRAINING_SCORE_TIMEOUT_S", 900, minimum=5)
+# The gate before the arena (training.gate): judge auto | reward | llm | off.
+TRAINING_GATE_JUDGE = env_str("ARENA_GATE_JUDGE", "auto")
+if TRAINING_GATE_JUDGE not in {"auto", "reward", "llm", "off"}:
+    raise ImproperlyConfigured(f"ARENA_GATE_JUDGE must be auto, reward, llm or off, got {TRAINING_GATE_JUDGE!r}")
+TRAINING_GATE_LLM_JUDGE = env_str("ARENA_GATE_LLM_JUDGE", "")  # public name of a served model
+TRAINING_GATE_PROMPTS = env_int("ARENA_GATE_PROMPTS", 20, minimum=1, maximum=100)
+TRAINING_GATE_HELDOUT_PROMPTS = env_int("ARENA_GATE_HELDOUT_PROMPTS", 100, minimum=1, maximum=400)
+TRAINING_GATE_MAX_TOKENS = env_int("ARENA_GATE_MAX_TOKENS", 256, minimum=1)
+TRAINING_GATE_JUDGE_MAX_TOKENS = env_int("ARENA_GATE_JUDGE_MAX_TOKENS", 512, minimum=16)
+TRAINING_GATE_MIN_WIN_RATE = env_float("ARENA_GATE_MIN_WIN_RATE", 0.0, minimum=0.0)
+TRAINING_GATE_HOLD = env_bool("ARENA_GATE_HOLD", default=False)  # below the threshold: wait for an admin
 # The built-in datasets (training/builtin.py paths are relative to this folder).
 BUILTIN_DATA_DIR = Path(env_str("ARENA_BUILTIN_DATA_DIR", str(BASE_DIR / "data")))
 # Test and benchmark inputs only (LMSYS battle counts, published ratings); the product never reads it.

@@ -108,17 +108,22 @@ def test_a_dpo_job_trains_on_the_arenas_own_votes_from_the_command_line(base_mod
     dataset = services.dataset_from_arena_votes(name="arena-votes")
     assert dataset.row_count == 4
     celery_worker_process()
-    args = ["--method", "dpo", "--base", base_model.public_name, "--dataset", "arena-votes", "--preset", "cpu-smoke"]
+    result, job = launch_and_wait("dpo", base_model, "arena-votes")
+    assert result["status"] == "succeeded" and result["model"] == f"smollm2-135m-instruct-dpo-j{job.pk}"
+    assert result["checkpoint"] == job.checkpoint.adapter_path
+    assert any("rewards/margins" in m for m in job.metrics)
+    assert "[" in capfd.readouterr().err  # the progress bar went to stderr
+
+
+def launch_and_wait(method: str, base_model: ServedModel, dataset: str) -> tuple[dict, Job]:
+    """``launch_training --wait`` on the cpu-smoke preset + SMOKE: (its printed result, the job)."""
+    args = ["--method", method, "--base", base_model.public_name, "--dataset", dataset, "--preset", "cpu-smoke"]
     for item in SMOKE:
         args += ["--set", item]
     out = StringIO()
     call_command("launch_training", *args, "--wait", stdout=out)
     result = json.loads(out.getvalue().strip().splitlines()[-1])
-    job = Job.objects.get(pk=result["job"])
-    assert result["status"] == "succeeded" and result["model"] == f"smollm2-135m-instruct-dpo-j{job.pk}"
-    assert result["checkpoint"] == job.checkpoint.adapter_path
-    assert any("rewards/margins" in m for m in job.metrics)
-    assert "[" in capfd.readouterr().err  # the progress bar went to stderr
+    return result, Job.objects.get(pk=result["job"])
 
 
 def test_cancel_stops_a_running_job_cleanly(base_model, celery_worker_process):

@@ -72,13 +72,28 @@ class _AddThroughService:
         return self.render_change_form(request, context, add=True, form_url=form_url)
 
 
+def _score_pair(post, checkpoint: Checkpoint) -> dict:
+    """The scorer's verdict on one typed pair, for the checkpoint page."""
+    from training.scorers import scorer_score_pairs
+
+    item = {"prompt": post.get("score_prompt", ""), "a": post.get("score_a", ""), "b": post.get("score_b", "")}
+    if not all(v.strip() for v in item.values()):
+        return {**item, "error": "Type a prompt and two answers."}
+    try:
+        [(a, b)] = scorer_score_pairs(checkpoint, [item])
+    except services.TrainingError as exc:
+        return {**item, "error": exc.message}
+    return {**item, "a_score": a, "b_score": b, "better": "A" if a > b else "B" if b > a else "neither"}
+
+
 def _run_label(job: Job) -> str:
     return f"job {job.pk} · {job.get_method_display()} · {job.dataset}"
 
 
 @admin.register(Dataset)
 class DatasetAdmin(_AddThroughService, admin.ModelAdmin):
-    list_display = ["name", "kind", "format", "source", "row_count", "license", "created_by", "created_at"]
+    list_display = ["name", "kind", "format", "source", "row_count", "skipped_count", "license", "created_by",
+                    "created_at"]
     list_filter = ["kind", "source"]
     search_fields = ["name", "description"]
 
@@ -87,14 +102,18 @@ class DatasetAdmin(_AddThroughService, admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return [(None, {"fields": ["import_from", "name", "data_format", "upload", "builtin", "server_path",
-                                       "hub_id", "license", "description"]})]
+                                       "hub_id", "skip_invalid", "license", "description"]})]
         return super().get_fieldsets(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["name", "kind", "format", "source", "source_ref", "row_count", "file", "commercial_use",
-                "created_by", "created_at"]
+        return ["name", "kind", "format", "source", "source_ref", "row_count", "skipped_count", "skipped_lines",
+                "file", "commercial_use", "created_by", "created_at"]
+
+    @admin.display(description="Skipped rows")
+    def skipped_lines(self, dataset):
+        return "\n".join(f"line {s['line']}: {s['reason']}" for s in dataset.skipped_rows) or "—"
 
     def create(self, request, form) -> Dataset:
         data, user = form.cleaned_data, request.user
@@ -103,9 +122,15 @@ class DatasetAdmin(_AddThroughService, admin.ModelAdmin):
             return services.dataset_from_builtin(data["builtin"], name=name or None, created_by=user)
         if source == "arena":
             return services.dataset_from_arena_votes(name=name or "arena-votes", created_by=user)
+        if source == "arena-prompts":
+            return services.dataset_from_arena_prompts(name=name or "arena-hard-prompts", created_by=user)
+        if source == "arena-kto":
+            return services.dataset_from_arena_votes(name=name or "arena-votes-kto", created_by=user, unpaired=True)
         if source == "hub":
-            return services.dataset_from_hub(data.get("hub_id", ""), name=name, fmt=fmt, created_by=user)
-        extra = {"license": data.get("license", ""), "description": data.get("description", ""), "created_by": user}
+            return services.dataset_from_hub(data.get("hub_id", ""), name=name, fmt=fmt, created_by=user,
+                                            skip_invalid=bool(data.get("skip_invalid")))
+        extra = {"license": data.get("license", ""), "description": data.get("description", ""), "created_by": user,
+                 "skip_invalid": bool(data.get("skip_invalid"))}
         if source == "upload":
             upload = data["upload"]
             return services.dataset_import(name=name, data=upload, fmt=fmt, source_ref=upload.name, **extra)
@@ -125,16 +150,17 @@ class JobAdmin(_AddThroughService, admin.ModelAdmin):
         job = services.job_launch(
             base_model=data["base_model"], method=data["method"], dataset=data["dataset"],
             preset_name=data.get("preset") or "", overrides=data["overrides"], created_by=request.user,
-            init_checkpoint=data.get("init_checkpoint"),
+            init_checkpoint=data.get("init_checkpoint"), reward_model=data.get("reward_model"),
         )
         messages.info(request, f"Job {job.pk} queued on the training queue.")
         return job
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["base_model", "method", "dataset", "preset", "overrides", "init_checkpoint"]
+            return ["base_model", "method", "dataset", "preset", "overrides", "init_checkpoint", "reward_model"]
         # Status, progress and errors are in the live panel above the form; only fixed facts here.
-        return ["base_model", "method", "dataset", "preset", "init_checkpoint", "config", "created_by", "created_at"]
+        return ["base_model", "method", "dataset", "preset", "init_checkpoint", "reward_model", "config", "created_by",
+                "created_at"]
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.get_fields(request, obj)
@@ -178,6 +204,7 @@ class JobAdmin(_AddThroughService, admin.ModelAdmin):
         return render_to_string("admin/training/job/progress_panel.html", {
             "job": job, "charts": job_charts(job.metrics or [], job.method), "checkpoint": checkpoint,
             "last": (job.metrics or [{}])[-1], "others": others, "comparison": comparison,
+            "gate_runs": list(checkpoint.gate_runs.select_related("opponent")) if checkpoint else [],
         })
 
     def progress_view(self, request, job_id: int):
@@ -211,12 +238,32 @@ class JobAdmin(_AddThroughService, admin.ModelAdmin):
 
 @admin.register(Checkpoint)
 class CheckpointAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "job", "lineage_text", "contestant", "created_at"]
-    readonly_fields = ["job", "adapter_path", "adapter_sha256", "base_model", "parent", "final_metrics", "served_model", "created_at",
-                       "lineage_text", "contestant"]
+    list_display = ["__str__", "kind", "job", "lineage_text", "contestant", "accuracy", "created_at"]
+    list_filter = ["kind"]
+    readonly_fields = ["kind", "job", "adapter_path", "adapter_sha256", "base_model", "parent", "final_metrics",
+                       "served_model", "created_at", "lineage_text", "contestant", "accuracy"]
+    change_form_template = "admin/training/checkpoint/change_form.html"
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="Held-out accuracy")
+    def accuracy(self, checkpoint):
+        value = checkpoint.heldout_accuracy()
+        if checkpoint.kind != Checkpoint.Kind.SCORER or value is None:
+            return "—"
+        rows = (checkpoint.final_metrics or {}).get("heldout_rows")
+        return f"{value:.1%} of {rows} held-out pairs (chance: 50%)"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        checkpoint = get_object_or_404(Checkpoint, pk=object_id)
+        context = {**(extra_context or {}), "checkpoint": checkpoint}
+        if checkpoint.kind == Checkpoint.Kind.SCORER and request.method == "POST" and "score_a" in request.POST:
+            if not self.has_view_permission(request, checkpoint):
+                raise PermissionDenied
+            context["score"] = _score_pair(request.POST, checkpoint)
+            request.method = "GET"  # the page itself, read-only, around the result
+        return super().change_view(request, object_id, form_url, context)
 
     @admin.display(description="Lineage")
     def lineage_text(self, checkpoint):

@@ -38,6 +38,17 @@ Input formats (``FORMATS`` maps each to its *kind*):
     replies must be message lists and their shared leading messages are the prompt
     (TRL's implicit-prompt format). After that each reply is exactly one assistant message.
 
+``kto`` (unpaired)
+    ``{"prompt": str | messages, "completion": str | messages, "label": bool}`` (TRL's unpaired
+    preference format, what ``KTOTrainer`` takes): one answer, desirable (true) or not.
+``prompts`` (prompt)
+    ``{"prompt": str | messages}``: prompts for online RL, which generates the answers.
+``text`` (text)
+    ``{"text": str}``: raw text for continued pretraining.
+``raw-text`` (text)
+    A plain UTF-8 text file (not JSON): one document per block between lines holding only
+    ``---``, or the whole file as one document.
+
 Normalised records (what ``ParseResult.rows`` holds and the runner trains on):
 
 * sft: ``{"messages": [...]}`` -- optional system, alternating user/assistant, ends with
@@ -45,6 +56,9 @@ Normalised records (what ``ParseResult.rows`` holds and the runner trains on):
 * preference: ``{"prompt": [... ends with a user turn], "chosen": [{"role": "assistant",
   "content": ...}], "rejected": [{"role": "assistant", "content": ...}]}`` (TRL's
   conversational preference format). Reply content may be empty, nothing else may.
+* unpaired: ``{"prompt": [...], "completion": [{"role": "assistant", ...}], "label": bool}``.
+* prompt: ``{"prompt": [... ends with a user turn]}``.
+* text: ``{"text": str}``.
 
 Normalised records are valid input for the ``messages`` and ``preference`` formats, so
 re-parsing stored files is a no-op check.
@@ -64,15 +78,18 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.reading import FileProblem, RowInvalid, TooLarge, iter_raw_rows
+from training.reading import FileProblem, RowInvalid, TooLarge, iter_raw_rows, read_text
 
 SFT = "sft"
 PREFERENCE = "preference"
+UNPAIRED = "unpaired"  # KTO: one answer with a desirable/undesirable label
+PROMPT = "prompt"  # prompts only (online RL generates the answers)
+TEXT = "text"  # raw text (continued pretraining)
 
 #: format name -> kind
 FORMATS: dict[str, str] = {
@@ -81,12 +98,18 @@ FORMATS: dict[str, str] = {
     "alpaca": SFT,
     "hh-rlhf": PREFERENCE,
     "preference": PREFERENCE,
+    "kto": UNPAIRED,
+    "prompts": PROMPT,
+    "text": TEXT,
+    "raw-text": TEXT,
 }
 #: the format a normalised file of each kind is re-read with
-NORMALISED_FORMAT: dict[str, str] = {SFT: "messages", PREFERENCE: "preference"}
+NORMALISED_FORMAT: dict[str, str] = {SFT: "messages", PREFERENCE: "preference", UNPAIRED: "kto", PROMPT: "prompts",
+                                     TEXT: "text"}
 
 ROLES = ("system", "user", "assistant")
 MAX_REPORTED_ERRORS = 50
+UNLIMITED_ERRORS = 1 << 62  # max_errors for a lenient import, which lists every skipped row
 TRAILING_USER_POLICIES = ("drop", "error")
 
 _HH_TAG = re.compile(r"\n\n(Human|Assistant):")
@@ -236,6 +259,10 @@ class _Normaliser:
             "alpaca": self._alpaca_row,
             "hh-rlhf": self._hh_row,
             "preference": self._preference_row,
+            "kto": self._kto_row,
+            "prompts": self._prompts_row,
+            "text": self._text_row,
+            "raw-text": self._text_row,
         }[fmt]
 
     def __call__(self, row: Any) -> dict[str, Any]:
@@ -410,6 +437,29 @@ class _Normaliser:
                 raise RowInvalid(f"{what} must end with an assistant message")
         return self._preference_record(prompt, chosen_msgs[-1]["content"], rejected_msgs[-1]["content"])
 
+    # unpaired, prompt, text ---------------------------------------------
+
+    def _kto_row(self, row: dict) -> dict[str, Any]:
+        prompt = _prompt(_require(row, "prompt"))
+        completion = self._reply(_require(row, "completion"), "completion", prompt)
+        if not completion.strip():
+            raise RowInvalid("completion is empty")
+        label = _require(row, "label")
+        if not isinstance(label, bool):
+            raise RowInvalid(f"label must be true (desirable) or false (undesirable), got {_type_name(label)}")
+        return {"prompt": prompt, "completion": [{"role": "assistant", "content": completion}], "label": label}
+
+    def _prompts_row(self, row: dict) -> dict[str, Any]:
+        return {"prompt": _prompt(_require(row, "prompt"))}
+
+    def _text_row(self, row: dict) -> dict[str, Any]:
+        text = _require(row, "text")
+        if not isinstance(text, str):
+            raise RowInvalid(f"text must be a string, got {_type_name(text)}")
+        if not text.strip():
+            raise RowInvalid("text is empty")
+        return {"text": text}
+
     def notes(self) -> list[str]:
         c = self.counts
         out = []
@@ -457,7 +507,8 @@ def parse_dataset(
 
     seen = 0
     try:
-        for line, value in iter_raw_rows(source, max_bytes=max_bytes):
+        rows = _raw_text_rows(source, max_bytes) if fmt == "raw-text" else iter_raw_rows(source, max_bytes=max_bytes)
+        for line, value in rows:
             seen += 1
             if isinstance(value, RowInvalid):
                 add_error(line, str(value))
@@ -474,6 +525,17 @@ def parse_dataset(
             add_error(0, "the file has no rows")
     result.notes = normalise.notes()
     return result
+
+
+def _raw_text_rows(source: Any, max_bytes: int | None) -> Iterator[tuple[int, Any]]:
+    """A plain UTF-8 text file as documents: one per block separated by a line holding only ``---``
+    (a whole file without such lines is one document)."""
+    text = read_text(source, max_bytes=max_bytes)
+    line = 1
+    for block in re.split(r"(?m)^---[ \t]*$", text):
+        if block.strip():
+            yield line + len(block) - len(block.lstrip("\n")), {"text": block.strip("\n")}
+        line += block.count("\n")
 
 
 def dumps_jsonl(rows: Iterable[dict[str, Any]]) -> bytes:

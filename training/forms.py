@@ -20,6 +20,8 @@ class DatasetImportForm(forms.ModelForm):
         ("path", "A file on the server"),
         ("hub", "Hugging Face hub dataset id"),
         ("arena", "This arena's votes (preference pairs)"),
+        ("arena-kto", "This arena's votes, unpaired for KTO (ties and both-bad kept)"),
+        ("arena-prompts", "The arena's arena-hard prompts (for GRPO)"),
     ]
     import_from = forms.ChoiceField(choices=SOURCES, initial="upload")
     data_format = forms.ChoiceField(choices=[(f, f) for f in formats.FORMATS], required=False,
@@ -29,6 +31,9 @@ class DatasetImportForm(forms.ModelForm):
                                 required=False)
     server_path = forms.CharField(required=False)
     hub_id = forms.CharField(required=False)
+    skip_invalid = forms.BooleanField(
+        required=False, label="Skip invalid rows",
+        help_text="Store the valid rows and list each skipped line with its reason (default: refuse the whole file)")
 
     class Meta:
         model = Dataset
@@ -66,13 +71,15 @@ class JobLaunchForm(forms.ModelForm):
 
     class Meta:
         model = Job
-        fields = ["base_model", "method", "dataset", "preset", "init_checkpoint"]
+        fields = ["base_model", "method", "dataset", "preset", "init_checkpoint", "reward_model"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["base_model"].queryset = ServedModel.objects.filter(kind=ServedModel.Kind.BASE, active=True)
-        self.fields["init_checkpoint"].queryset = Checkpoint.objects.all()
+        self.fields["init_checkpoint"].queryset = Checkpoint.objects.filter(kind=Checkpoint.Kind.CONTESTANT)
         self.fields["init_checkpoint"].help_text = "Optional: continue this adapter (e.g. DPO after an SFT)"
+        self.fields["reward_model"].queryset = Checkpoint.objects.filter(kind=Checkpoint.Kind.SCORER)
+        self.fields["reward_model"].help_text = "GRPO only: the trained reward model the policy learns against"
 
     def clean_overrides(self) -> list[str]:
         """One ``key=value`` per line, blank lines dropped; the values are checked by ``job_launch``."""

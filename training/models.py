@@ -17,6 +17,9 @@ class Dataset(models.Model):
     class Kind(models.TextChoices):
         SFT = "sft", "SFT (conversations)"
         PREFERENCE = "preference", "Preference pairs"
+        UNPAIRED = "unpaired", "Unpaired feedback (KTO)"
+        PROMPT = "prompt", "Prompts (online RL)"
+        TEXT = "text", "Raw text (pretraining)"
 
     class Source(models.TextChoices):
         UPLOAD = "upload", "Uploaded file"
@@ -34,6 +37,9 @@ class Dataset(models.Model):
     commercial_use = models.BooleanField(null=True, blank=True)
     description = models.TextField(blank=True)
     row_count = models.PositiveIntegerField(default=0)
+    # A lenient import (--skip-invalid) stores the valid rows and records every row it left out.
+    skipped_count = models.PositiveIntegerField(default=0, help_text="Invalid rows left out on import")
+    skipped_rows = models.JSONField(default=list, blank=True, help_text='[{"line": n, "reason": "..."}]')
     file = models.CharField(max_length=500, help_text="Normalised JSON Lines")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
@@ -58,6 +64,10 @@ class Job(models.Model):
     class Method(models.TextChoices):
         SFT = "sft", "SFT"
         DPO = "dpo", "DPO"
+        KTO = "kto", "KTO"
+        REWARD = "reward", "Reward model"
+        GRPO = "grpo", "GRPO (online RL)"
+        PRETRAIN = "pretrain", "Continued pretraining"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -77,6 +87,9 @@ class Job(models.Model):
     # Continue training another job's adapter (SFT → DPO lineage).
     init_checkpoint = models.ForeignKey("Checkpoint", null=True, blank=True, on_delete=models.PROTECT,
                                         related_name="child_jobs")
+    # Online RL (GRPO): the reward model (a scorer checkpoint) the policy is trained against.
+    reward_model = models.ForeignKey("Checkpoint", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="rl_jobs", limit_choices_to={"kind": "scorer"})
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     step = models.PositiveIntegerField(default=0)
@@ -126,9 +139,15 @@ class Job(models.Model):
 
 
 class Checkpoint(models.Model):
-    """A trained LoRA adapter, with its lineage and, once served, its contestant."""
+    """A trained LoRA adapter, with its lineage and, once served, its contestant; or a reward
+    model (kind scorer: never served, it scores text pairs and judges the gate)."""
+
+    class Kind(models.TextChoices):
+        CONTESTANT = "contestant", "Contestant (served in the arena)"
+        SCORER = "scorer", "Scorer (reward model)"
 
     job = models.OneToOneField(Job, on_delete=models.PROTECT, related_name="checkpoint")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CONTESTANT)
     adapter_path = models.CharField(max_length=500)
     adapter_sha256 = models.CharField(max_length=64, blank=True, help_text="Content hash of the adapter directory")
     base_model = models.ForeignKey(ServedModel, on_delete=models.PROTECT, related_name="checkpoints")
@@ -145,9 +164,58 @@ class Checkpoint(models.Model):
         return self.served_model.public_name if self.served_model else f"checkpoint of job {self.job_id}"
 
     def lineage(self) -> list[str]:
-        """Base → … → this, e.g. ["smollm2-135m-instruct", "sft j3", "dpo j7"]."""
+        """Base → … → this, e.g. ["smollm2-135m-instruct", "sft j3", "grpo j9 (reward j5)"]."""
         chain, node = [], self
         while node is not None:
-            chain.append(f"{node.job.method} j{node.job_id}")
+            job = node.job
+            step = f"{job.method} j{job.pk}"
+            if job.reward_model_id:
+                step += f" (reward j{job.reward_model.job_id})"
+            chain.append(step)
             node = node.parent
         return [self.base_model.public_name, *reversed(chain)]
+
+    def heldout_accuracy(self) -> float | None:
+        """A scorer's accuracy on the held-out slice of its preference data (chosen above rejected)."""
+        return (self.final_metrics or {}).get("heldout_accuracy")
+
+
+class GateRun(models.Model):
+    """One automatic pairwise evaluation of a new contestant against another model (its parent, or
+    the leader) on held-out arena prompts, before human votes are spent on it (``training.gate``)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    class Judge(models.TextChoices):
+        REWARD = "reward", "Reward model"
+        LLM = "llm", "LLM judge"
+
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="gate_runs")
+    opponent = models.ForeignKey(ServedModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    opponent_role = models.CharField(max_length=16, default="parent", help_text="parent or leader")
+    judge_kind = models.CharField(max_length=8, choices=Judge.choices, blank=True)
+    judge_name = models.CharField(max_length=200, blank=True)
+    num_prompts = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    # one per prompt: {"prompt", "new", "old", "games": [verdicts in both orders], "score": 1 | 0.5 | 0 | null}
+    verdicts = models.JSONField(default=list, blank=True)
+    wins = models.PositiveIntegerField(default=0)
+    ties = models.PositiveIntegerField(default=0)
+    losses = models.PositiveIntegerField(default=0)
+    win_rate = models.FloatField(null=True, blank=True)
+    ci_low = models.FloatField(null=True, blank=True)
+    ci_high = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField(null=True, blank=True, help_text="win rate at or above the threshold")
+    wall_s = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"gate of {self.checkpoint} vs {self.opponent} ({self.status})"

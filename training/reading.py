@@ -183,3 +183,13 @@ def iter_raw_rows(source: Any, *, max_bytes: int | None = None) -> Iterator[tupl
     finally:
         if owned:
             stream.close()
+
+
+def read_text(source: Any, *, max_bytes: int | None = None) -> str:
+    """The whole (decompressed, bounded) source as UTF-8 text; raises ``FileProblem`` as ``iter_raw_rows``."""
+    stream, owned = _open(source)
+    try:
+        return _decode(_decompressed(stream, max_bytes).read(), 1)
+    finally:
+        if owned:
+            stream.close()

@@ -24,12 +24,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from arena.contestants import contestant_enter
+from arena.contestants import contestant_enter, contestant_hold
 from serving.errors import EngineError
 from serving.models import ServedModel
 from serving.services import served_model_register_adapter
 from training import formats, limits
 from training.builtin import get_builtin
+from training.gate import gate_after_registration, gate_holds
 from training.models import Checkpoint, Dataset, Job
 from training.recipes import progress
 from training.recipes.config import (
@@ -81,11 +82,14 @@ def _store_rows(*, name: str, kind: str, rows: list[dict], **fields) -> Dataset:
 
 def dataset_import(*, name: str, data, fmt: str, source: str = Dataset.Source.UPLOAD, source_ref: str = "",
                    license: str = "", commercial_use: bool | None = None, description: str = "",
-                   created_by=None) -> Dataset:
+                   created_by=None, skip_invalid: bool = False) -> Dataset:
     """Validate every row of ``data`` (bytes, a path or a binary file object such as an upload; JSON Lines,
     JSON array, gzip) and store them normalised, within the bounds of ``training.limits``.
 
-    Raises TrainingError listing each bad row's line number and reason; then nothing is stored.
+    Strict (the default): raises TrainingError listing each bad row's line number and reason; then
+    nothing is stored. ``skip_invalid``: stores the valid rows and records every skipped line with
+    its reason on the dataset (``skipped_count``, ``skipped_rows``); a file-level problem (not
+    UTF-8, not JSON, no valid row at all) is still refused whole.
     """
     name = _dataset_name(name)
     if fmt not in formats.FORMATS:
@@ -94,16 +98,21 @@ def dataset_import(*, name: str, data, fmt: str, source: str = Dataset.Source.UP
         limits.check_size(data)
     except limits.ImportRefused as exc:
         raise TrainingError(str(exc)) from None
-    result = formats.parse_dataset(data, fmt, max_bytes=settings.TRAINING_IMPORT_MAX_BYTES)
+    result = formats.parse_dataset(data, fmt, max_bytes=settings.TRAINING_IMPORT_MAX_BYTES,
+                                   max_errors=formats.UNLIMITED_ERRORS if skip_invalid else formats.MAX_REPORTED_ERRORS)
     if result.too_large:
         raise TrainingError(f"The file cannot be imported: {result.errors[-1].reason} (ARENA_IMPORT_MAX_BYTES); "
                             "nothing was stored.")
-    if not result.ok:
-        raise TrainingError(f"The file has {result.error_count} invalid row(s); nothing was stored.",
+    file_level = [e for e in result.errors if e.line == 0]
+    if not result.ok and (not skip_invalid or file_level or not result.rows):
+        why = "no valid row is left" if skip_invalid and not file_level else "nothing was stored"
+        raise TrainingError(f"The file has {result.error_count} invalid row(s); {why}.",
                             result.error_lines())
+    skipped = [{"line": e.line, "reason": e.reason} for e in result.errors]
     return _store_rows(name=name, kind=result.kind, rows=result.rows, format=fmt, source=source,
                        source_ref=source_ref, license=license, commercial_use=commercial_use,
-                       description=description, created_by=created_by)
+                       description=description, created_by=created_by, skipped_count=len(skipped),
+                       skipped_rows=skipped)
 
 
 def dataset_from_builtin(key: str, *, name: str | None = None, created_by=None) -> Dataset:
@@ -128,7 +137,8 @@ def dataset_from_path(path: str, *, name: str, fmt: str, created_by=None, roots:
                           created_by=created_by, **fields)
 
 
-def dataset_from_hub(hub_id: str, *, name: str, fmt: str, split: str = "train", created_by=None) -> Dataset:
+def dataset_from_hub(hub_id: str, *, name: str, fmt: str, split: str = "train", created_by=None,
+                     skip_invalid: bool = False) -> Dataset:
     """Load a Hugging Face hub dataset in the engine environment (which has ``datasets``) and import it.
 
     Fails with TrainingError, saying so, when the hub cannot be reached. The id and split are
@@ -154,24 +164,56 @@ def dataset_from_hub(hub_id: str, *, name: str, fmt: str, split: str = "train", 
         raise TrainingError(f"Loading {hub_id!r} from the Hugging Face hub wrote no file.")
     try:
         return dataset_import(name=name, data=out, fmt=fmt, source=Dataset.Source.HUB, source_ref=hub_id,
-                              created_by=created_by)
+                              created_by=created_by, skip_invalid=skip_invalid)
     finally:
         out.unlink(missing_ok=True)
 
 
-def dataset_from_arena_votes(*, name: str, created_by=None) -> Dataset:
-    """Preference pairs from decisive arena votes: the loop no other arena closes."""
-    from arena.selectors import preference_pairs
+def dataset_from_arena_votes(*, name: str, created_by=None, unpaired: bool = False) -> Dataset:
+    """The arena's votes as a dataset: the loop no other arena closes.
+
+    Preference pairs from decisive votes (DPO, reward models), or with ``unpaired`` every
+    counted vote as KTO rows: ties and "both are bad" votes count too.
+    """
+    from arena.selectors import preference_pairs, unpaired_feedback
 
     name = _dataset_name(name)
-    rows = preference_pairs()
+    rows = unpaired_feedback() if unpaired else preference_pairs()
     if not rows:
-        raise TrainingError("There are no decisive, counted votes yet to build a preference dataset from.")
-    return _store_rows(name=name, kind=Dataset.Kind.PREFERENCE, rows=rows, format="preference",
-                       source=Dataset.Source.ARENA, source_ref=f"{len(rows)} votes",
-                       license="Arena votes of this deployment", created_by=created_by,
-                       description="Prompt = conversation up to the last user turn; chosen = the winner's answer, "
-                                   "rejected = the loser's. Ties, both-bad, identity leaks and errored sides excluded.")
+        what = "counted" if unpaired else "decisive, counted"
+        raise TrainingError(f"There are no {what} votes yet to build a dataset from.")
+    if unpaired:
+        kind, fmt = Dataset.Kind.UNPAIRED, "kto"
+        description = ("Prompt = each side's conversation up to the last user turn, completion = its answer; label "
+                       "true for a winner or a tie, false for a loser or a 'both are bad' vote. Identity leaks and "
+                       "errored sides excluded.")
+    else:
+        kind, fmt = Dataset.Kind.PREFERENCE, "preference"
+        description = ("Prompt = conversation up to the last user turn; chosen = the winner's answer, rejected = "
+                       "the loser's. Ties, both-bad, identity leaks and errored sides excluded.")
+    return _store_rows(name=name, kind=kind, rows=rows, format=fmt, source=Dataset.Source.ARENA,
+                       source_ref=f"{len(rows)} {'answers' if unpaired else 'votes'}",
+                       license="Arena votes of this deployment", created_by=created_by, description=description)
+
+
+def dataset_from_arena_prompts(*, name: str, source: str = "arena-hard", created_by=None) -> Dataset:
+    """A prompt dataset (online RL) from the arena's shipped real prompts (ARENA_PROMPTS_DIR), less
+    the arena-hard prompts the gate keeps held out (``training.gate``)."""
+    from arena.selectors import arena_prompts
+
+    name = _dataset_name(name)
+    try:
+        prompts = arena_prompts(source)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    if source == "arena-hard":  # the gate's held-out prompts never train
+        prompts = prompts[: -settings.TRAINING_GATE_HELDOUT_PROMPTS]
+    if not prompts:
+        raise TrainingError(f"No {source} prompts found in {settings.ARENA_PROMPTS_DIR}.")
+    rows = [{"prompt": [{"role": "user", "content": p}]} for p in prompts]
+    return _store_rows(name=name, kind=Dataset.Kind.PROMPT, rows=rows, format="prompts", source=Dataset.Source.ARENA,
+                       source_ref=f"{source} prompts", license="See the prompt source's license",
+                       created_by=created_by, description=f"{len(rows)} {source} prompts from the arena's prompt set.")
 
 
 # --- jobs -------------------------------------------------------------------
@@ -194,13 +236,15 @@ def job_config(method: str, preset_name: str, overrides) -> dict:
 
 @transaction.atomic
 def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset_name: str = "",
-               overrides=None, created_by=None, init_checkpoint: Checkpoint | None = None) -> Job:
+               overrides=None, created_by=None, init_checkpoint: Checkpoint | None = None,
+               reward_model: Checkpoint | None = None) -> Job:
     """Validate and queue a fine-tune on the training queue; the same path for the admin, CLI and starter jobs."""
     if method not in Job.Method.values:
-        raise TrainingError(f"Unknown method {method!r}; choose sft or dpo.")
+        raise TrainingError(f"Unknown method {method!r}; choose one of {', '.join(Job.Method.values)}.")
+    _check_checkpoints(method, base_model, init_checkpoint, reward_model)
     kind = config_class(method).dataset_kind
     if dataset.kind != kind:
-        raise TrainingError(f"{method.upper()} needs a {kind} dataset; {dataset.name} is {dataset.kind}.")
+        raise TrainingError(f"{method.upper()} needs {'an' if kind[0] in 'aeiou' else 'a'} {kind} dataset; {dataset.name} is {dataset.kind}.")
     if base_model.kind != ServedModel.Kind.BASE:
         raise TrainingError("Pick a base model; to continue an adapter, pass its checkpoint as init_checkpoint.")
     if not base_model.endpoint.model_dir:
@@ -209,9 +253,24 @@ def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset
         raise TrainingError("The checkpoint to continue was trained on another base model.")
     config = job_config(method, preset_name, overrides)
     job = Job.objects.create(base_model=base_model, method=method, dataset=dataset, preset=preset_name,
-                             config=config, created_by=created_by, init_checkpoint=init_checkpoint)
+                             config=config, created_by=created_by, init_checkpoint=init_checkpoint,
+                             reward_model=reward_model)
     transaction.on_commit(lambda: _enqueue(job.pk))
     return job
+
+
+def _check_checkpoints(method: str, base_model: ServedModel, init: Checkpoint | None,
+                       reward_model: Checkpoint | None) -> None:
+    """A policy continues a contestant, never a scorer; GRPO, and only GRPO, needs a scorer of the same base."""
+    if init is not None and init.kind == Checkpoint.Kind.SCORER:
+        raise TrainingError("A reward model cannot be continued as a policy; pick a contestant checkpoint.")
+    if method == Job.Method.GRPO:
+        if reward_model is None or reward_model.kind != Checkpoint.Kind.SCORER:
+            raise TrainingError("GRPO trains against a reward model: pick a reward-model checkpoint (a scorer).")
+        if reward_model.base_model_id != base_model.pk:
+            raise TrainingError("The reward model was trained on another base model.")
+    elif reward_model is not None:
+        raise TrainingError(f"Only GRPO takes a reward model, not {method.upper()}.")
 
 
 def _enqueue(job_id: int) -> None:
@@ -266,7 +325,8 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 _METRIC_KEYS = ("step", "epoch", "loss", "learning_rate", "grad_norm", "elapsed_s", "rewards/margins",
-                "rewards/accuracies", "rewards/chosen", "rewards/rejected")
+                "rewards/accuracies", "rewards/chosen", "rewards/rejected", "kl", "reward", "reward_std",
+                "accuracy", "margin")
 
 
 def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: float = 1.0) -> Job:
@@ -275,7 +335,7 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
     claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
         status=Job.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker, celery_task_id=task_id
     )
-    job = Job.objects.select_related("base_model__endpoint", "dataset", "init_checkpoint").get(pk=job_id)
+    job = Job.objects.select_related("base_model__endpoint", "dataset", "init_checkpoint", "reward_model").get(pk=job_id)
     if not claimed:
         logger.info("job %s is %s, not queued: not running it again", job_id, job.status)
         jobs_reap_stale()
@@ -287,12 +347,14 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
         dataset_path=job.dataset.file, output_dir=directory / "adapter", config=job.config,
         max_lora_rank=settings.VLLM_MAX_LORA_RANK, device=settings.TRAINING_DEVICE or None,
         **({"init_adapter_path": job.init_checkpoint.adapter_path} if job.init_checkpoint else {}),
+        **({"reward_model_path": job.reward_model.adapter_path} if job.reward_model else {}),
     )
     log_path = directory / "train.log"
     events_path = directory / progress.PROGRESS_FILE
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [settings.ENGINE_PYTHON, "-m", "training.recipes.run", str(directory)], cwd=settings.BASE_DIR,
+            progress.runner_command(settings.ENGINE_PYTHON, directory, num_processes=settings.TRAINING_NUM_PROCESSES),
+            cwd=settings.BASE_DIR,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
     try:
@@ -404,20 +466,29 @@ def _job_finish(job: Job, returncode: int, events: list[dict], log_path: Path) -
 
 def job_register_checkpoint(job: Job, done: dict) -> Checkpoint:
     """Record the adapter, hot-load it into the base model's vLLM server and create its contestant.
+    A reward model is recorded as a scorer checkpoint only (never served).
 
     Raises EngineError when vLLM refuses the adapter; the checkpoint row stays, with no contestant.
     """
+    scorer = not config_class(job.method).servable
     checkpoint, _ = Checkpoint.objects.get_or_create(
         job=job,
         defaults={"adapter_path": done["adapter_dir"], "base_model": job.base_model,
-                  "parent": job.init_checkpoint, "final_metrics": done.get("metrics") or {}},
+                  "parent": job.init_checkpoint, "final_metrics": done.get("metrics") or {},
+                  "kind": Checkpoint.Kind.SCORER if scorer else Checkpoint.Kind.CONTESTANT},
     )
-    description = f"{job.get_method_display()} of {job.base_model} on {job.dataset} (job {job.pk}, preset {job.preset or 'custom'})"
+    if scorer:
+        return checkpoint  # a reward model scores; it never enters the arena
+    # the model page shows the description: the lineage reaches the leaderboard's model details through it
+    description = (f"{job.get_method_display()} of {job.base_model} on {job.dataset} (job {job.pk}, preset "
+                   f"{job.preset or 'custom'}). Lineage: {' → '.join(checkpoint.lineage())}.")
     model = served_model_register_adapter(parent=job.base_model, name=job.contestant_name(),
                                           adapter_path=checkpoint.adapter_path, description=description)
-    contestant_enter(model)  # the arena boosts a new contestant for its first votes
     checkpoint.served_model, checkpoint.adapter_sha256 = model, model.adapter_sha256
     checkpoint.save(update_fields=["served_model", "adapter_sha256"])
+    # the arena boosts a new contestant for its first votes; with ARENA_GATE_HOLD it waits for the gate
+    (contestant_hold if gate_holds() else contestant_enter)(model)
+    gate_after_registration(checkpoint)
     return checkpoint
 
 

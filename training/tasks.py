@@ -9,7 +9,7 @@ the beat schedule and routes in ``config.settings`` keep working.
 
 from celery import shared_task
 
-from training import services
+from training import gate, services
 
 
 # acks_late: the message is acknowledged only when the run ends, so a lost worker's job
@@ -27,3 +27,8 @@ def jobs_reap_stale_task() -> list[int]:
 @shared_task(name="training.tasks.jobs_dispatch_unsent", ignore_result=True)
 def jobs_dispatch_unsent_task() -> list[int]:
     return services.jobs_dispatch_unsent()
+
+
+@shared_task(name=gate.GATE_TASK, ignore_result=True)
+def gate_run_task(checkpoint_id: int) -> str:
+    return gate.gate_run_for(checkpoint_id).status

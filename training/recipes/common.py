@@ -10,6 +10,7 @@ the functions that need them); never imports Django.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import resource
@@ -21,6 +22,8 @@ from typing import Any
 from training import formats
 from training.recipes import progress
 from training.recipes.config import ALL_LINEAR, METHODS, RecipeConfig, adapter_servability_problems
+
+log = logging.getLogger(__name__)
 
 
 class JobError(Exception):
@@ -42,7 +45,8 @@ class RecipeRun:
         self.sigterm = False
 
     def event(self, name: str, **fields: Any) -> None:
-        progress.append_event(self.progress_path, name, **fields)
+        if progress.is_main_process():  # one writer in a multi-process run
+            progress.append_event(self.progress_path, name, **fields)
 
     def cancel_requested(self) -> bool:
         return self.sigterm or self.cancel_path.exists()
@@ -169,12 +173,42 @@ def load_rows(path: str, cfg: RecipeConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def load_tokenizer_and_model(base: Path, device: str, init_dir: Path | None):
-    """The local base model's tokenizer (needs a chat template) and model, with the init adapter if any."""
+def check_quantization(cfg: RecipeConfig, device: str) -> None:
+    """QLoRA (``load_in_4bit``) needs bitsandbytes on a CUDA GPU: refused clearly anywhere else."""
+    if not cfg.load_in_4bit:
+        return
+    if device != "cuda":
+        raise JobError("load_in_4bit (QLoRA, bitsandbytes 4-bit) needs a CUDA GPU; this job runs on the CPU. "
+                       "Train a plain LoRA adapter here (load_in_4bit=false).")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise JobError("load_in_4bit (QLoRA) needs the bitsandbytes package in the engine environment") from None
+
+
+def quantization_kwargs(cfg: RecipeConfig) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments of a QLoRA base (NF4, double quantisation, bf16 compute)."""
+    if not cfg.load_in_4bit:
+        return {}
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return {"quantization_config": BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16)}
+
+
+def load_tokenizer_and_model(base: Path, device: str, init_dir: Path | None, *, seq_cls: bool = False,
+                             quantization: dict[str, Any] | None = None):
+    """The local base model's tokenizer (needs a chat template) and model, with the init adapter if any.
+
+    ``seq_cls``: a one-output sequence-classification model (a reward model's scorer); an init
+    adapter (an SFT policy) is then merged into its body, and the new adapter trains on top.
+    """
     import datasets
     import torch
     import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
@@ -185,7 +219,18 @@ def load_tokenizer_and_model(base: Path, device: str, init_dir: Path | None):
     if not tokenizer.chat_template:
         raise JobError(f"the tokenizer in {base} has no chat template")
     dtype = torch.bfloat16 if device == "cuda" and cuda_bf16() else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype, local_files_only=True)
+    if seq_cls:
+        model = AutoModelForSequenceClassification.from_pretrained(str(base), dtype=dtype, num_labels=1,
+                                                                   local_files_only=True, **(quantization or {}))
+        model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
+        if init_dir is not None:
+            model = load_init_adapter(model, init_dir, base).merge_and_unload()
+        return tokenizer, model
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype, local_files_only=True, **(quantization or {}))
+    if quantization:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
     if init_dir is not None:
         model = load_init_adapter(model, init_dir, base)
     return tokenizer, model
@@ -230,7 +275,8 @@ def cuda_bf16() -> bool:
 # ---------------------------------------------------------------------- the adapter
 
 
-def lora_config(cfg: RecipeConfig):
+def lora_config(cfg: RecipeConfig, task_type: str = "CAUSAL_LM"):
+    """The new adapter; ``task_type="SEQ_CLS"`` also trains and saves the score head (a reward model)."""
     from peft import LoraConfig
 
     targets = cfg.lora_target_modules
@@ -242,7 +288,7 @@ def lora_config(cfg: RecipeConfig):
         bias="none",
         use_dora=False,
         modules_to_save=None,
-        task_type="CAUSAL_LM",
+        task_type=task_type,
     )
 
 
@@ -311,6 +357,23 @@ def load_init_adapter(model, adapter_dir: Path, base: Path):
             f"not in the model {extra}, not in the adapter {missing}, other shapes {shapes}"
         )
     return model
+
+
+def freeze_reference_adapter(model) -> None:
+    """DPO and KTO continuing an adapter get TRL's "ref" copy of it as their reference; PEFT 0.21
+    leaves an added, inactive adapter frozen: make sure of it across versions, since a reference
+    that trains (or holds optimizer state) would be no reference."""
+    for name, param in model.named_parameters():
+        if ".ref." in name:
+            param.requires_grad_(False)
+
+
+def reference_fields(trainer, init_dir: Path | None, method: str) -> dict[str, Any]:
+    """The ``start`` event's ``reference``: the init adapter (TRL's "ref" copy) or the base model."""
+    has_ref = "ref" in trainer.model.peft_config
+    if init_dir and not has_ref:  # TRL's fallback for old PEFT with target_parameters
+        log.warning("%s reference is the base model (adapter disabled), not the init adapter", method)
+    return {"reference": "init_adapter" if has_ref else "base"}
 
 
 def lora_summary(model) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Typed, validated training-recipe configs (standard library only).
 
-One dataclass per method (``SFTRecipeConfig``, ``DPORecipeConfig``) sharing
-``RecipeConfig``. The web app builds and validates them (forms, ``--set key=value``
+One dataclass per method (``SFTRecipeConfig``, ``DPORecipeConfig``, ``KTORecipeConfig``,
+``RewardRecipeConfig``, ``GRPORecipeConfig``, ``PretrainRecipeConfig``) sharing ``RecipeConfig``. The web app builds and validates them (forms, ``--set key=value``
 overrides, presets) without torch; the engine-side runner (``training.recipes.run``)
 turns them into TRL ``SFTConfig`` / ``DPOConfig`` plus a PEFT ``LoraConfig``.
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from training.formats import PREFERENCE, SFT
+from training.formats import PREFERENCE, PROMPT, SFT, TEXT, UNPAIRED
 
 DEFAULT_MAX_LORA_RANK = 16  # vLLM's default --max-lora-rank
 LR_SCHEDULERS = (
@@ -102,6 +102,7 @@ class RecipeConfig:
 
     method: ClassVar[str] = ""
     dataset_kind: ClassVar[str] = ""  # the kind of dataset (training.formats) the method trains on
+    servable: ClassVar[bool] = True  # the result is a vLLM-served contestant (False: a scorer)
 
     learning_rate: float = field(default=2e-4, metadata=_rng(0, 1, lo_open=True))
     num_train_epochs: float = field(default=1.0, metadata=_rng(0, 1000, lo_open=True))
@@ -120,6 +121,7 @@ class RecipeConfig:
     weight_decay: float = field(default=0.0, metadata=_rng(0, 10))
     max_grad_norm: float = field(default=1.0, metadata=_rng(0, 1e6, lo_open=True))
     gradient_checkpointing: bool = False
+    load_in_4bit: bool = False  # QLoRA: the frozen base in bitsandbytes 4-bit (NF4); CUDA only
     seed: int = field(default=42, metadata=_rng(0, 2**32 - 1))
     logging_steps: int = field(default=1, metadata=_rng(1, 1_000_000))
     num_threads: int = field(default=0, metadata=_rng(0, 1024))  # torch threads; 0: torch's default
@@ -234,7 +236,83 @@ class DPORecipeConfig(RecipeConfig):
     loss_type: str = field(default="sigmoid", metadata={"choices": DPO_LOSS_TYPES})
 
 
-CONFIG_CLASSES: dict[str, type[RecipeConfig]] = {"sft": SFTRecipeConfig, "dpo": DPORecipeConfig}
+@dataclass
+class KTORecipeConfig(RecipeConfig):
+    """KTO on unpaired desirable/undesirable answers (TRL ``KTOTrainer``; defaults: TRL's, with a LoRA lr)."""
+
+    method: ClassVar[str] = "kto"
+    dataset_kind: ClassVar[str] = UNPAIRED
+
+    learning_rate: float = field(default=5e-6, metadata=_rng(0, 1, lo_open=True))
+    max_length: int = field(default=1024, metadata=_rng(16, 1_048_576))
+    beta: float = field(default=0.1, metadata=_rng(0, 100, lo_open=True))
+    desirable_weight: float = field(default=1.0, metadata=_rng(0, 1000, lo_open=True))
+    undesirable_weight: float = field(default=1.0, metadata=_rng(0, 1000, lo_open=True))
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if self.per_device_train_batch_size < 2:
+            # KTO estimates its KL term from the other answers of the same batch
+            out.append("per_device_train_batch_size: KTO needs at least 2 (its KL term uses the rest of the batch)")
+        return out
+
+
+@dataclass
+class RewardRecipeConfig(RecipeConfig):
+    """A reward model (a scorer, not a contestant): TRL ``RewardTrainer`` on preference pairs with a
+    sequence-classification head. ``heldout_fraction`` of the pairs is kept out of training to
+    measure its accuracy (chosen scored above rejected)."""
+
+    method: ClassVar[str] = "reward"
+    dataset_kind: ClassVar[str] = PREFERENCE
+    servable: ClassVar[bool] = False  # vLLM never serves it; the score head is saved with the adapter
+
+    learning_rate: float = field(default=1e-4, metadata=_rng(0, 1, lo_open=True))
+    max_length: int = field(default=1024, metadata=_rng(16, 1_048_576))
+    center_rewards_coefficient: float = field(default=0.01, metadata=_rng(0, 100))
+    heldout_fraction: float = field(default=0.1, metadata=_rng(0, 0.9, lo_open=True))
+
+    def servability_problems(self, max_lora_rank: int = DEFAULT_MAX_LORA_RANK) -> list[str]:
+        return []
+
+
+@dataclass
+class GRPORecipeConfig(RecipeConfig):
+    """Online RL (TRL ``GRPOTrainer``) against a trained reward model, on a prompt dataset."""
+
+    method: ClassVar[str] = "grpo"
+    dataset_kind: ClassVar[str] = PROMPT
+
+    learning_rate: float = field(default=1e-5, metadata=_rng(0, 1, lo_open=True))
+    per_device_train_batch_size: int = field(default=8, metadata=_rng(1, 4096))
+    gradient_accumulation_steps: int = field(default=1, metadata=_rng(1, 4096))
+    num_generations: int = field(default=8, metadata=_rng(2, 1024))
+    max_completion_length: int = field(default=256, metadata=_rng(1, 1_048_576))
+    temperature: float = field(default=1.0, metadata=_rng(0, 10, lo_open=True))
+    beta: float = field(default=0.0, metadata=_rng(0, 100))  # KL weight; TRL's default 0 needs no reference
+    use_vllm: bool = False  # generate through vLLM (GPU machines; colocated)
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if self.per_device_train_batch_size * self.gradient_accumulation_steps % self.num_generations:
+            out.append("num_generations: must divide per_device_train_batch_size x gradient_accumulation_steps")
+        return out
+
+
+@dataclass
+class PretrainRecipeConfig(RecipeConfig):
+    """Continued pretraining: language-modelling loss on raw text, packed (TRL ``SFTTrainer``)."""
+
+    method: ClassVar[str] = "pretrain"
+    dataset_kind: ClassVar[str] = TEXT
+
+    learning_rate: float = field(default=1e-4, metadata=_rng(0, 1, lo_open=True))
+
+
+CONFIG_CLASSES: dict[str, type[RecipeConfig]] = {
+    "sft": SFTRecipeConfig, "dpo": DPORecipeConfig, "kto": KTORecipeConfig, "reward": RewardRecipeConfig,
+    "grpo": GRPORecipeConfig, "pretrain": PretrainRecipeConfig,
+}
 METHODS = tuple(CONFIG_CLASSES)
 
 
@@ -283,6 +361,27 @@ PRESETS: dict[str, dict[str, RecipeConfig]] = {
         "zephyr-lora": DPORecipeConfig(),
         # a larger beta and lr than Zephyr so that 8 steps visibly move the rewards
         "cpu-smoke": DPORecipeConfig(learning_rate=5e-5, beta=0.1, **_SMOKE),
+    },
+    "kto": {
+        "zephyr-lora": KTORecipeConfig(),
+        "cpu-smoke": KTORecipeConfig(learning_rate=5e-5, **_SMOKE),
+    },
+    "reward": {
+        "zephyr-lora": RewardRecipeConfig(),
+        # more rows than the other smoke presets: accuracy on the held-out slice needs pairs to mean much
+        "cpu-smoke": RewardRecipeConfig(**{**_SMOKE, "max_steps": 40, "per_device_train_batch_size": 4,
+                                           "max_train_rows": 400, "heldout_fraction": 0.4}),
+    },
+    "grpo": {
+        "zephyr-lora": GRPORecipeConfig(),
+        # few prompts, short completions, generation on the CPU
+        "cpu-smoke": GRPORecipeConfig(**{**_SMOKE, "max_steps": 4, "per_device_train_batch_size": 4,
+                                         "num_generations": 4, "max_completion_length": 32, "max_train_rows": 16,
+                                         "learning_rate": 1e-5}),
+    },
+    "pretrain": {
+        "zephyr-lora": PretrainRecipeConfig(),
+        "cpu-smoke": PretrainRecipeConfig(**_SMOKE),
     },
 }
 DEFAULT_PRESET = "zephyr-lora"

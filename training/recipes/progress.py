@@ -4,12 +4,14 @@ Standard library only (used by the web/Celery side and by the engine-side runner
 
 ``JOB_DIR/job.json`` (written by the caller, see ``write_job``)::
 
-    {"method": "sft" | "dpo", "base_model_path": str, "dataset_path": str,
+    {"method": "sft" | "dpo" | "kto" | "reward" | "grpo" | "pretrain",
+     "base_model_path": str, "dataset_path": str,
      "output_dir": str, "config": {...recipe config...},
      "max_lora_rank": 16,          # optional, the vLLM server's --max-lora-rank
      "device": "cpu" | "cuda",     # optional, default: cuda when available, else cpu
-     "init_adapter_path": str}     # optional, continue training this saved LoRA adapter
+     "init_adapter_path": str,     # optional, continue training this saved LoRA adapter
                                    # (same base model) instead of creating a new one
+     "reward_model_path": str}     # GRPO: the reward model (a scorer's saved adapter)
 
 With ``init_adapter_path`` the saved adapter keeps the init adapter's rank, alpha and
 target modules (the config's ``lora_*`` fields are not applied), so it stays servable by
@@ -78,6 +80,7 @@ def write_job(
     max_lora_rank: int | None = None,
     device: str | None = None,
     init_adapter_path: str | os.PathLike | None = None,
+    reward_model_path: str | os.PathLike | None = None,
 ) -> Path:
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -94,11 +97,40 @@ def write_job(
         job["device"] = device
     if init_adapter_path is not None:
         job["init_adapter_path"] = str(init_adapter_path)
+    if reward_model_path is not None:
+        job["reward_model_path"] = str(reward_model_path)
     path = job_dir / JOB_FILE
     tmp = path.with_name(JOB_FILE + ".tmp")
     tmp.write_text(json.dumps(job, indent=2), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def runner_command(python: str, job_dir: str | os.PathLike, *, num_processes: int = 1) -> list[str]:
+    """The command that runs a job: the runner itself, or with ``num_processes`` > 1 the runner
+    under ``accelerate launch`` (data-parallel; on the CPU, processes joined by gloo). Only the
+    main process writes progress events and saves the adapter."""
+    run = ["-m", "training.recipes.run", str(job_dir)]
+    if num_processes <= 1:
+        return [python, *run]
+    # --multi_gpu is accelerate's torch.distributed launcher (its --cpu would start one process);
+    # on the CPU the runner's TrainingArguments(use_cpu=True) make the processes join with gloo.
+    return [python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+            str(_free_port()), *run]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def is_main_process() -> bool:
+    """False in the other processes of a multi-process (``accelerate launch``) run."""
+    return int(os.environ.get("RANK", "0") or 0) == 0
 
 
 def append_event(path: str | os.PathLike, event: str, **fields: Any) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Training subprocess: ``<engine python> -m training.recipes.run JOB_DIR`` (cwd = repo root).
 
 Reads ``JOB_DIR/job.json``, trains a LoRA adapter with the method's TRL trainer
-(``training.recipes.methods``: ``SFTTrainer``, ``DPOTrainer``) -- a new one, or the saved
+(``training.recipes.methods``: SFT, DPO, KTO, reward, GRPO, pretrain) -- a new one, or the saved
 adapter at ``init_adapter_path`` continued (SFT → DPO lineage) -- and saves only the final
 adapter (``adapter_config.json`` + ``adapter_model.safetensors``, servable by vLLM) to
 ``output_dir``. Progress goes to ``JOB_DIR/progress.jsonl``; the protocol (events, cancel
@@ -75,15 +75,21 @@ def train(run: RecipeRun) -> int:
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = common.pick_device(spec.get("device"))
+    common.check_quantization(cfg, device)
+    recipe = RECIPES[cfg.method]
     rows = common.load_rows(spec["dataset_path"], cfg)
-    log.info("%s: %d rows from %s, base %s, device %s, %d threads", cfg.method, len(rows),
-             spec["dataset_path"], base, device, torch.get_num_threads())
-    tokenizer, model = common.load_tokenizer_and_model(base, device, init_dir)
-    dataset = Dataset.from_list(rows)
+    # optional hooks of a method module: split_rows, MODEL, PEFT_TASK_TYPE, extra_parts, heldout_metrics
+    train_rows, heldout = recipe.split_rows(rows, cfg) if hasattr(recipe, "split_rows") else (rows, [])
+    log.info("%s: %d rows (%d held out) from %s, base %s, device %s, %d threads", cfg.method, len(rows),
+             len(heldout), spec["dataset_path"], base, device, torch.get_num_threads())
+    seq_cls = getattr(recipe, "MODEL", "") == "seq-cls"
+    tokenizer, model = common.load_tokenizer_and_model(base, device, init_dir, seq_cls=seq_cls,
+                                                       quantization=common.quantization_kwargs(cfg))
+    extra = recipe.extra_parts(spec, base, device) if hasattr(recipe, "extra_parts") else {}
+    dataset = Dataset.from_list(train_rows)
     if run.cancel_requested():
         raise Cancelled()
 
-    recipe = RECIPES[cfg.method]
     scratch = run.dir / "trainer"
     callback = common.progress_callback(run, len(rows), cfg, device)
     trainer = recipe.build_trainer(dict(
@@ -91,11 +97,14 @@ def train(run: RecipeRun) -> int:
         args=recipe.trainer_config(common.trainer_fields(cfg, scratch, device), cfg),
         train_dataset=dataset,
         processing_class=tokenizer,
-        # TRL refuses a peft_config for a model that already is a PeftModel
-        peft_config=None if init_dir else common.lora_config(cfg),
+        # TRL refuses a peft_config for a model that already is a PeftModel (a scorer merges its init)
+        peft_config=None if init_dir and not seq_cls else common.lora_config(
+            cfg, getattr(recipe, "PEFT_TASK_TYPE", "CAUSAL_LM")),
         callbacks=[callback],
+        **extra,
     ))
     callback.start_fields = {
+        "num_processes": trainer.args.world_size,
         "init_adapter_path": str(init_dir) if init_dir else None,
         "lora": common.lora_summary(trainer.model),
         **recipe.start_fields(trainer, init_dir),
@@ -113,16 +122,21 @@ def train(run: RecipeRun) -> int:
                   elapsed_s=round(time.monotonic() - callback.t0, 3))
         log.info("cancelled at step %d/%d", state.global_step, state.max_steps)
         return progress.EXIT_CANCELLED
+    if not progress.is_main_process():
+        return progress.EXIT_OK  # the main process saves and reports
+    extra_metrics = recipe.heldout_metrics(trainer, heldout, tokenizer, cfg) if hasattr(recipe, "heldout_metrics") else {}
     _save_and_report(run, trainer, result, callback, output_dir=Path(spec["output_dir"]).resolve(),
-                     max_rank=max_rank, num_rows=len(rows), device=device)
+                     max_rank=max_rank if cfg.servable else None, num_rows=len(rows), device=device,
+                     extra_metrics=extra_metrics)
     return progress.EXIT_OK
 
 
-def _save_and_report(run: RecipeRun, trainer, result, callback, *, output_dir: Path, max_rank: int,
-                     num_rows: int, device: str) -> None:
-    """Save the adapter, check it is servable, and write the ``done`` event with the run's metrics."""
+def _save_and_report(run: RecipeRun, trainer, result, callback, *, output_dir: Path, max_rank: int | None,
+                     num_rows: int, device: str, extra_metrics: dict[str, Any]) -> None:
+    """Save the adapter, check it is servable (``max_rank`` None: never served, e.g. a scorer), and
+    write the ``done`` event with the run's metrics."""
     adapter_dir = common.save_adapter(trainer.model, output_dir)
-    problems = adapter_servability_problems(adapter_dir, max_rank)
+    problems = adapter_servability_problems(adapter_dir, max_rank) if max_rank is not None else []
     if problems:
         raise RuntimeError("saved adapter is not servable by vLLM: " + "; ".join(problems))
 
@@ -140,6 +154,7 @@ def _save_and_report(run: RecipeRun, trainer, result, callback, *, output_dir: P
         "peak_rss_mb": common.peak_rss_mb(),
         "num_threads": common.torch_threads(),
         "device": device,
+        **extra_metrics,
     }
     for key, value in callback.last_log.items():
         if isinstance(value, int | float):

@@ -617,5 +617,38 @@ def test_format_kinds():
         "alpaca": "sft",
         "hh-rlhf": "preference",
         "preference": "preference",
+        "kto": "unpaired",
+        "prompts": "prompt",
+        "text": "text",
+        "raw-text": "text",
     }
     assert formats.kind_of("hh-rlhf") == "preference"
+
+
+def test_kto_rows_need_a_boolean_label_and_a_non_empty_answer():
+    rows = [{"prompt": "Q?", "completion": "A.", "label": True},
+            {"prompt": [{"role": "user", "content": "Q?"}], "completion": [{"role": "assistant", "content": "B"}],
+             "label": False},
+            {"prompt": "Q?", "completion": "A.", "label": 1},
+            {"prompt": "Q?", "completion": " ", "label": False}]
+    r = parse_dataset(jl(*rows), "kto")
+    assert r.kind == "unpaired" and [e.line for e in r.errors] == [3, 4]
+    assert "label must be true (desirable) or false (undesirable)" in r.errors[0].reason
+    assert r.rows[1] == {"prompt": [{"role": "user", "content": "Q?"}],
+                         "completion": [{"role": "assistant", "content": "B"}], "label": False}
+    assert formats.parse_dataset(jl(*r.rows), "kto").rows == r.rows  # normalised rows re-read as they are
+
+
+def test_prompts_and_text_rows():
+    r = parse_dataset(jl({"prompt": "Write a poem"}, {"prompt": [{"role": "assistant", "content": "x"}]}), "prompts")
+    assert r.rows == [{"prompt": [{"role": "user", "content": "Write a poem"}]}] and r.errors[0].line == 2
+    r = parse_dataset(jl({"text": "Once upon a time"}, {"text": ""}, {"body": "x"}), "text")
+    assert r.rows == [{"text": "Once upon a time"}] and [e.line for e in r.errors] == [2, 3]
+
+
+def test_raw_text_files_split_into_documents_on_dash_lines():
+    r = parse_dataset(b"First doc\nline two\n---\n\nSecond doc\n---\n", "raw-text")
+    assert r.ok and r.rows == [{"text": "First doc\nline two"}, {"text": "Second doc"}]
+    assert parse_dataset(b"Just one document, no JSON at all: {", "raw-text").rows == [
+        {"text": "Just one document, no JSON at all: {"}]
+    assert not parse_dataset(b"\xff\xfe", "raw-text").ok

@@ -219,7 +219,7 @@ def test_cancel_before_start(tmp_path, sft_rows):
         ),
         ({"config": {"lora_r": 64, "max_steps": 0, "bogus": 1}}, "max_steps: 0 is out of range"),
         ({"config": {"lora_r": 64}}, "lora_r: rank 64 is above the vLLM server's --max-lora-rank 16"),
-        ({"method": "ppo"}, "job.json method must be one of sft, dpo, got 'ppo'"),
+        ({"method": "ppo"}, "job.json method must be one of sft, dpo, kto, reward, grpo, pretrain, got 'ppo'"),
     ],
 )
 def test_bad_job_gives_error_event(tmp_path, sft_rows, job_overrides, expected):

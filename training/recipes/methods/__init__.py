@@ -6,12 +6,18 @@
   train_dataset, processing_class, peft_config, callbacks);
 * ``start_fields(trainer, init_dir)`` -- extra fields of the ``start`` progress event.
 
+and optionally: ``split_rows(rows, cfg)`` -> (train, held out); ``MODEL = "seq-cls"`` and
+``PEFT_TASK_TYPE`` (a scorer); ``extra_parts(spec, base, device)`` -> more trainer keyword
+arguments (GRPO's reward model); ``heldout_metrics(trainer, heldout, tokenizer, cfg)`` -> more
+``done`` metrics.
+
 Adding a method: its config class in ``training.recipes.config`` (with its dataset kind), a
 module here, and a line in ``RECIPES``.
 """
 
 from types import ModuleType
 
-from training.recipes.methods import dpo, sft
+from training.recipes.methods import dpo, grpo, kto, pretrain, reward, sft
 
-RECIPES: dict[str, ModuleType] = {"sft": sft, "dpo": dpo}
+RECIPES: dict[str, ModuleType] = {"sft": sft, "dpo": dpo, "kto": kto, "reward": reward, "grpo": grpo,
+                                  "pretrain": pretrain}

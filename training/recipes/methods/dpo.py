@@ -6,13 +6,11 @@ adapter, the init adapter when one is continued.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
+from training.recipes import common
 from training.recipes.config import DPORecipeConfig
-
-log = logging.getLogger(__name__)
 
 
 def trainer_config(fields: dict[str, Any], cfg: DPORecipeConfig):
@@ -30,16 +28,9 @@ def build_trainer(parts: dict[str, Any]):
     # reference pass through it: the SFT policy, at the cost of one more adapter's weights
     # (20 MB for SmolLM2 at r16) and no second base model -- cheap on a CPU, so we take it.
     trainer = DPOTrainer(ref_model=None, **parts)
-    # PEFT 0.21 leaves an added, inactive adapter frozen; make sure of it across versions,
-    # since a reference that trains (or holds optimizer state) would be no reference.
-    for name, param in trainer.model.named_parameters():
-        if ".ref." in name:
-            param.requires_grad_(False)
+    common.freeze_reference_adapter(trainer.model)
     return trainer
 
 
 def start_fields(trainer, init_dir: Path | None) -> dict[str, Any]:
-    has_ref = "ref" in trainer.model.peft_config
-    if init_dir and not has_ref:  # TRL's fallback for old PEFT with target_parameters
-        log.warning("DPO reference is the base model (adapter disabled), not the init adapter")
-    return {"reference": "init_adapter" if has_ref else "base"}
+    return common.reference_fields(trainer, init_dir, "DPO")

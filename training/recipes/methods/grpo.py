@@ -1,0 +1,49 @@
+"""Online RL against a trained reward model: TRL's ``GRPOTrainer``.
+
+Why GRPO rather than RLOO: both are TRL's on-policy successors of PPO (which TRL no longer
+ships) and take the same reward model; GRPO's group-normalised advantages need no value model
+and it is the trainer TRL develops first (vLLM generation, LoRA). Each prompt gets
+``num_generations`` completions, scored by the reward model (``job.json``'s
+``reward_model_path``: a scorer checkpoint's adapter, merged into the base's classification
+body). Generation runs in the policy on the CPU, or through vLLM (``use_vllm``, colocated) on
+a GPU machine. With ``beta`` 0 (TRL's default) no reference model is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from training.recipes import scoring
+from training.recipes.common import JobError
+from training.recipes.config import GRPORecipeConfig
+
+
+def extra_parts(spec: dict[str, Any], base: Path, device: str) -> dict[str, Any]:
+    path = spec.get("reward_model_path")
+    if not path:
+        raise JobError("GRPO needs a reward model: job.json has no reward_model_path")
+    if not (Path(path) / "adapter_config.json").is_file():
+        raise JobError(f"reward model {path} is not a saved scorer (no adapter_config.json)")
+    tokenizer, reward_model = scoring.load_scorer(base, Path(path), device)
+    return {"reward_funcs": reward_model, "reward_processing_classes": tokenizer}
+
+
+def trainer_config(fields: dict[str, Any], cfg: GRPORecipeConfig):
+    from trl import GRPOConfig
+
+    fields = dict(fields)
+    fields.pop("max_length")  # GRPO bounds the completion, not the whole sequence
+    return GRPOConfig(**fields, num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
+                      temperature=cfg.temperature, beta=cfg.beta, use_vllm=cfg.use_vllm,
+                      **({"vllm_mode": "colocate"} if cfg.use_vllm else {}))
+
+
+def build_trainer(parts: dict[str, Any]):
+    from trl import GRPOTrainer
+
+    return GRPOTrainer(**parts)
+
+
+def start_fields(trainer, init_dir: Path | None) -> dict[str, Any]:
+    return {"reward_model": True}

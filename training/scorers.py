@@ -1,0 +1,62 @@
+"""Reward models at work: score text pairs with a scorer checkpoint.
+
+The web and Celery processes never import torch: ``scorer_score_pairs`` writes a request file
+and runs ``training.recipes.scoring`` in the engine environment, which prints the scores.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+
+from training.models import Checkpoint
+from training.services import TrainingError
+
+MAX_PAIR_CHARS = 20_000
+
+
+def scorer_score_pairs(checkpoint: Checkpoint, items: list[dict], *, timeout_s: float | None = None) -> list[tuple[float, float]]:
+    """``items``: ``{"prompt": str | messages, "a": str, "b": str}`` each; returns (score of a, score of b)
+    per item, higher is better. Raises TrainingError when the checkpoint is no scorer or scoring fails."""
+    if checkpoint.kind != Checkpoint.Kind.SCORER:
+        raise TrainingError(f"{checkpoint} is not a reward model.")
+    if not checkpoint.base_model.endpoint.model_dir:
+        raise TrainingError(f"{checkpoint.base_model} has no weights directory on this server.")
+    clean = []
+    for i, item in enumerate(items):
+        prompt = item.get("prompt")
+        if isinstance(prompt, str):
+            prompt = [{"role": "user", "content": prompt}]
+        if not prompt or not all(isinstance(item.get(k), str) for k in ("a", "b")):
+            raise TrainingError(f"Item {i + 1} needs a prompt and two texts a and b.")
+        if sum(len(m.get("content", "")) for m in prompt) + len(item["a"]) + len(item["b"]) > MAX_PAIR_CHARS:
+            raise TrainingError(f"Item {i + 1} is longer than {MAX_PAIR_CHARS} characters.")
+        clean.append({"prompt": prompt, "a": item["a"], "b": item["b"]})
+    request = {"base_model_path": checkpoint.base_model.endpoint.model_dir, "adapter_path": checkpoint.adapter_path,
+               "max_length": int(checkpoint.job.config.get("max_length") or 1024), "items": clean,
+               "device": settings.TRAINING_DEVICE or "cpu", "num_threads": 1}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=_tmp_dir(), delete=False) as fh:
+        json.dump(request, fh)
+    try:
+        result = subprocess.run([settings.ENGINE_PYTHON, "-m", "training.recipes.scoring", fh.name],
+                                cwd=settings.BASE_DIR, capture_output=True, text=True,
+                                timeout=timeout_s or settings.TRAINING_SCORE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise TrainingError("Scoring timed out.") from None
+    finally:
+        Path(fh.name).unlink(missing_ok=True)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        raise TrainingError(f"Scoring failed: {lines[-1] if lines else 'no output'}")
+    scores = json.loads(result.stdout.strip().splitlines()[-1])["scores"]
+    return [(float(a), float(b)) for a, b in scores]
+
+
+def _tmp_dir() -> Path:
+    path = settings.DATA_DIR / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
