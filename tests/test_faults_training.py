@@ -19,7 +19,7 @@ from arena import services as arena_services
 from serving.engines import pid_alive
 from serving.models import ServedModel
 from tests.test_training_loop import SMOKE, recipe_pid, wait_for, wait_until
-from training import services
+from training import execution, services
 from training.models import Job
 
 pytestmark = [pytest.mark.faults, pytest.mark.training, pytest.mark.vllm]
@@ -47,16 +47,16 @@ def test_a_recipe_killed_mid_run_fails_its_job_saying_so(base_model, celery_work
 def test_a_poll_loop_that_loses_its_database_stops_the_recipe_and_records_why(base_model, monkeypatch):
     """job_execute in this process (as the worker runs it); the heartbeat write fails once training runs."""
     job = launch(base_model, LONG)
-    real_record = services._job_record_progress
+    real_record = execution._job_record_progress
 
     def record(job, events, log_path, recorded):
         if any(e.get("event") == "log" for e in events):
             raise OperationalError("injected: server closed the connection unexpectedly")
         return real_record(job, events, log_path, recorded)
 
-    monkeypatch.setattr(services, "_job_record_progress", record)
+    monkeypatch.setattr(execution, "_job_record_progress", record)
     with pytest.raises(OperationalError):
-        services.job_execute(job.pk)
+        execution.job_execute(job.pk)
     pid = recipe_pid(job)
     assert not pid_alive(pid), "the recipe outlived the loop that followed it"
     job.refresh_from_db()
@@ -84,7 +84,7 @@ def test_a_full_disk_while_saving_the_adapter_fails_the_job_clearly_and_the_aren
 ):
     rival = ServedModel.objects.create(public_name="rival", endpoint=base_model.endpoint, engine_model_id="rival")
     job = launch(base_model, SMOKE)
-    runner = threading.Thread(target=services.job_execute, args=(job.pk,))
+    runner = threading.Thread(target=execution.job_execute, args=(job.pk,))
     runner.start()
     # Meanwhile battles start as usual (the arena's database is not on the full disk).
     battle = arena_services.battle_create(rater_id="r")

@@ -9,14 +9,14 @@ the beat schedule and routes in ``config.settings`` keep working.
 
 from celery import shared_task
 
-from training import gate, services
+from training import execution, gate, services
 
 
 # acks_late: the message is acknowledged only when the run ends, so a lost worker's job
 # is not silently dropped by the broker; job_execute's claim makes a redelivery harmless.
 @shared_task(name=services.JOB_RUN_TASK, bind=True, acks_late=True, ignore_result=True)
 def job_run_task(self, job_id: int) -> str:
-    return services.job_execute(job_id, task_id=self.request.id or "", worker=self.request.hostname or "").status
+    return execution.job_execute(job_id, task_id=self.request.id or "", worker=self.request.hostname or "").status
 
 
 @shared_task(name="training.tasks.jobs_reap_stale", ignore_result=True)

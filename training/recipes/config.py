@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import typing
 from collections.abc import Iterable, Mapping
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from training.formats import PREFERENCE, PROMPT, SFT, TEXT, UNPAIRED
+from training.recipes.values import ALL_LINEAR, check_type, coerce, range_text
 
 DEFAULT_MAX_LORA_RANK = 16  # vLLM's default --max-lora-rank
 LR_SCHEDULERS = (
@@ -65,7 +65,6 @@ DPO_LOSS_TYPES = (
     "sft",
     "sigmoid_norm",
 )
-ALL_LINEAR = "all-linear"
 # module-name fragments of input embeddings / output heads, which vLLM cannot take LoRA
 # weights or full copies (modules_to_save) for
 _EMBEDDING_NAMES = ("embed", "lm_head", "wte", "wpe", "output_layer")
@@ -155,7 +154,7 @@ class RecipeConfig:
                 problems.append(f"{key}: unknown key for {self.method or 'a'} recipe")
                 continue
             try:
-                values[key] = _check_type(value, hints[key])
+                values[key] = check_type(value, hints[key])
             except ValueError as exc:
                 problems.append(f"{key}: {exc}")
         # range problems of the well-typed values too, so one error lists every bad key
@@ -183,7 +182,7 @@ class RecipeConfig:
                 bad_lo = lo is not None and (value <= lo if meta["lo_open"] else value < lo)
                 bad_hi = hi is not None and (value >= hi if meta["hi_open"] else value > hi)
                 if bad_lo or bad_hi:
-                    out.append(f"{f.name}: {value!r} is out of range {_range_text(meta)}")
+                    out.append(f"{f.name}: {value!r} is out of range {range_text(meta)}")
         targets = self.lora_target_modules
         if isinstance(targets, str):
             if targets != ALL_LINEAR:
@@ -426,7 +425,7 @@ def apply_overrides(config: RecipeConfig, overrides: Iterable[str]) -> RecipeCon
             problems.append(f"{key}: unknown key for {config.method or 'a'} recipe")
             continue
         try:
-            data[key] = _coerce(raw, hints[key])
+            data[key] = coerce(raw, hints[key])
         except ValueError as exc:
             problems.append(f"{key}: {exc}")
     return config._updated(data, problems)
@@ -486,95 +485,3 @@ def _servability(*, r, use_dora, modules_to_save, target_modules, max_lora_rank,
     if bad:
         out.append(f"{k_targets}: vLLM cannot serve LoRA on embeddings or the LM head ({', '.join(bad)})")
     return out
-
-
-def _range_text(meta: Mapping[str, Any]) -> str:
-    lo = "(" if meta["lo_open"] else "["
-    hi = ")" if meta["hi_open"] else "]"
-    text = f"{lo}{_num(meta['lo'])}, {_num(meta['hi'])}{hi}"
-    if meta["also"]:
-        text += " or " + " or ".join(str(a) for a in meta["also"])
-    return text
-
-
-def _num(x: float) -> str:
-    return f"{x:g}" if isinstance(x, float) else str(x)
-
-
-def _check_type(value: Any, tp: Any) -> Any:
-    """Validate a JSON value against a field type (no string coercion). Returns the value."""
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f"expected true or false, got {_json_type(value)}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ValueError(f"expected an integer, got {_json_type(value)}")
-    if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise ValueError(f"expected a finite number, got {value!r}")
-            return float(value)
-        raise ValueError(f"expected a number, got {_json_type(value)}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ValueError(f"expected a string, got {_json_type(value)}")
-    if tp == list[str]:
-        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-            return list(value)
-        raise ValueError(f"expected a list of strings, got {_json_type(value)}")
-    if tp == str | list[str]:
-        if isinstance(value, str):
-            return value
-        return _check_type(value, list[str])
-    raise TypeError(f"unsupported config field type {tp!r}")  # pragma: no cover
-
-
-def _coerce(raw: str, tp: Any) -> Any:
-    """Parse a ``--set`` string into a field's type."""
-    if tp is bool:
-        low = raw.lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {raw!r}")
-    if tp is int:
-        try:
-            return int(raw.replace("_", ""))
-        except ValueError:
-            raise ValueError(f"expected an integer, got {raw!r}") from None
-    if tp is float:
-        try:
-            value = float(raw.replace("_", ""))
-        except ValueError:
-            raise ValueError(f"expected a number, got {raw!r}") from None
-        if not math.isfinite(value):
-            raise ValueError(f"expected a finite number, got {raw!r}")
-        return value
-    if tp is str:
-        return raw
-    if tp == list[str] or tp == str | list[str]:
-        if tp == str | list[str] and raw == ALL_LINEAR:
-            return raw
-        if raw.startswith("["):
-            try:
-                return _check_type(json.loads(raw), list[str])
-            except json.JSONDecodeError:
-                raise ValueError(f"expected a JSON list of strings, got {raw!r}") from None
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    raise TypeError(f"unsupported config field type {tp!r}")  # pragma: no cover
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {value!r}".lower()
-    if isinstance(value, int | float):
-        return f"number {value!r}"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    return {list: "a list", tuple: "a list", dict: "an object"}.get(type(value), type(value).__name__)
