@@ -13,8 +13,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from training.errors import TrainingError
 from training.models import Checkpoint
-from training.services import TrainingError
 
 MAX_PAIR_CHARS = 20_000
 

@@ -26,6 +26,7 @@ from serving.models import ServedModel
 from serving.services import served_model_register_adapter
 from training import formats, limits
 from training.builtin import get_builtin
+from training.errors import TrainingError
 from training.gate import gate_after_registration, gate_holds
 from training.models import Checkpoint, Dataset, Job
 from training.recipes.config import (
@@ -40,18 +41,6 @@ logger = logging.getLogger(__name__)
 
 #: The registered name of ``training.tasks.job_run_task`` (routed to the training queue in settings).
 JOB_RUN_TASK = "training.tasks.job_run"
-
-
-class TrainingError(Exception):
-    """A request the training app refuses; ``problems`` lists every reason (e.g. each bad row)."""
-
-    def __init__(self, message: str, problems: list[str] | None = None):
-        super().__init__(message)
-        self.message = message
-        self.problems = problems or []
-
-    def __str__(self) -> str:
-        return "\n".join([self.message, *self.problems])
 
 
 # --- datasets ---------------------------------------------------------------
