@@ -16,7 +16,7 @@ from conftest import REPO, free_port
 
 def settings_error(**env) -> str:
     """Load the settings in a fresh interpreter with ``env``; returns stderr ("" when they load)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ARENA_IP_SALT"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ARENA_IP_SALT", "ARENA_ADMIN_PASSWORD"))}
     result = subprocess.run([sys.executable, "-c", "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
                              "'config.settings'); django.setup()"], cwd=REPO, env={**base, **env},
                             capture_output=True, text=True, timeout=60)
@@ -28,11 +28,12 @@ class TestIpSalt:
         assert "ARENA_IP_SALT" in settings_error(DJANGO_DEBUG="false", DJANGO_SECRET_KEY="k" * 40)
 
     def test_production_refuses_the_secret_key_as_the_salt(self):
-        assert "ARENA_IP_SALT" in settings_error(DJANGO_DEBUG="false", DJANGO_SECRET_KEY="k" * 40,
-                                                 ARENA_IP_SALT="k" * 40)
+        assert "differ from DJANGO_SECRET_KEY" in settings_error(
+            DJANGO_DEBUG="false", DJANGO_SECRET_KEY="k" * 40, ARENA_ADMIN_PASSWORD="p" * 20, ARENA_IP_SALT="k" * 40)
 
     def test_a_distinct_salt_starts(self):
-        assert settings_error(DJANGO_DEBUG="false", DJANGO_SECRET_KEY="k" * 40, ARENA_IP_SALT="s" * 40) == ""
+        assert settings_error(DJANGO_DEBUG="false", DJANGO_SECRET_KEY="k" * 40, ARENA_ADMIN_PASSWORD="p" * 20,
+                              ARENA_IP_SALT="s" * 40) == ""
 
 
 def test_the_web_servers_access_log_writes_hashed_addresses_only(tmp_path, transactional_db):
