@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from serving.models import ServedModel
 from tests.factories import make_vote
-from tests.test_training_loop import base_model, launch_and_wait  # noqa: F401 - base_model is a fixture
+from tests.test_training_loop import launch_and_wait
 from training import services
 from training.models import GateRun
 
