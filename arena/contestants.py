@@ -32,6 +32,11 @@ def contestants_battle_ready() -> list[tuple[ServedModel, float]]:
     return [(model, contestant_of(model).effective_weight()) for model in models if model.pk not in holds]
 
 
+def _inherited_weight(model: ServedModel) -> float:
+    """An adapter battles as often as its base (1 for a base model, or a parent held at weight 0)."""
+    return (contestant_of(model.parent).sampling_weight if model.parent_id else 1.0) or 1.0
+
+
 def contestant_enter(model: ServedModel, *, boost: bool = True) -> Contestant:
     """Make a served model a contestant (idempotent: an existing row is returned unchanged).
 
@@ -39,11 +44,10 @@ def contestant_enter(model: ServedModel, *, boost: bool = True) -> Contestant:
     with ``boost`` it is drawn ``ARENA_NEW_MODEL_BOOST`` times as often for its first
     ``ARENA_NEW_MODEL_BOOST_VOTES`` votes.
     """
-    weight = contestant_of(model.parent).sampling_weight if model.parent_id else 1.0
     contestant, _ = Contestant.objects.get_or_create(
         served_model=model,
         defaults={
-            "sampling_weight": weight or 1.0,
+            "sampling_weight": _inherited_weight(model),
             "boost_weight": settings.ARENA_NEW_MODEL_BOOST if boost else 1.0,
             "boost_votes_left": settings.ARENA_NEW_MODEL_BOOST_VOTES if boost else 0,
         },
@@ -72,7 +76,6 @@ def contestant_admit(model: ServedModel) -> Contestant:
     """Give a held model its normal weight (its parent's); a model never held is entered as usual."""
     contestant = contestant_enter(model)
     if contestant.sampling_weight == 0.0:
-        weight = contestant_of(model.parent).sampling_weight if model.parent_id else 1.0
-        Contestant.objects.filter(pk=contestant.pk).update(sampling_weight=weight or 1.0)
+        Contestant.objects.filter(pk=contestant.pk).update(sampling_weight=_inherited_weight(model))
         contestant.refresh_from_db()
     return contestant

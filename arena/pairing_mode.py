@@ -22,7 +22,7 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Count
 
-from arena.leaderboard.selectors import snapshot_latest
+from arena.leaderboard.selectors import board_get, snapshot_latest
 from arena.models import Battle
 from arena.pairing import PairingError, sample_pair
 from arena.ratings import POINTS_PER_LOGIT
@@ -56,10 +56,7 @@ def _note(a: int, b: int) -> None:
 def _ratings(ids: Sequence[int]) -> np.ndarray:
     """Logits of the latest overall board for these model ids (0, the mean, when unknown)."""
     snapshot = snapshot_latest()
-    board = None
-    if snapshot is not None:
-        overall = next((c for c in snapshot.data.get("categories", []) if c["key"] == "overall"), None)
-        board = overall and overall.get("board")
+    board = board_get(snapshot.data, "overall")["board"] if snapshot is not None else None
     rating = {row["model"]: row["rating"] for row in (board or {}).get("rows", [])}
     names = dict(ServedModel.objects.filter(pk__in=ids).values_list("pk", "public_name"))
     known = [rating[names[i]] for i in ids if names.get(i) in rating]

@@ -48,11 +48,10 @@ RATER_LEVEL = [Exclusion.OUTLIER_RATER, Exclusion.STAFF_EXCLUDED]
 
 def identity_words() -> list[str]:
     words = {w.strip().lower() for w in settings.ARENA_IDENTITY_WORDS if w.strip()}
-    parents = dict(ServedModel.objects.values_list("pk", "public_name"))
-    for name, engine_id, org, parent_id in ServedModel.objects.values_list(
-        "public_name", "engine_model_id", "organization", "parent_id"
+    for name, engine_id, org, parent_name in ServedModel.objects.values_list(
+        "public_name", "engine_model_id", "organization", "parent__public_name"
     ):
-        words |= model_identity_words([name, engine_id, parents.get(parent_id, "")], org)
+        words |= model_identity_words([name, engine_id, parent_name or ""], org)
     return sorted(words)
 
 
