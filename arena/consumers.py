@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from arena import clientip, services
+from arena.leaderboard import services as leaderboard_services
 from arena.markdown import render_markdown
 from arena.models import Response
 from serving.streaming import stream_chat
@@ -236,7 +237,7 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
 class LeaderboardConsumer(AsyncJsonWebsocketConsumer):
     """Pushes ``{"type": "leaderboard", "snapshot_id": N}`` when a new snapshot is stored."""
 
-    group = "leaderboard"
+    group = leaderboard_services.GROUP
 
     async def connect(self) -> None:
         await self.channel_layer.group_add(self.group, self.channel_name)
