@@ -163,9 +163,10 @@ def _job_finish(job: Job, returncode: int, events: list[dict], log_path: Path) -
         try:
             job_register_checkpoint(job, final)
         except EngineError as exc:
+            what = "serve the model" if final.get("finetuning_type") == "full" else "load the adapter"
             Job.objects.filter(pk=job.pk).update(
                 status=Job.Status.FAILED, finished_at=now,
-                error=f"Training succeeded but vLLM could not load the adapter, so no contestant was created: {exc}",
+                error=f"Training succeeded but vLLM could not {what}, so no contestant was created: {exc}",
             )
         else:
             Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED, finished_at=now, error="")
