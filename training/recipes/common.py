@@ -237,6 +237,7 @@ def load_tokenizer_and_model(base: Path, device: str, init_dir: Path | None, *, 
         model = load_init_adapter(model, init_dir, base)
         if full:
             model = model.merge_and_unload()
+            model.requires_grad_(True)  # PEFT froze the base it wrapped; a full fine-tune trains all of it
     return tokenizer, model
 
 
