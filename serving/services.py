@@ -232,7 +232,7 @@ def served_model_register_full(*, parent: ServedModel, name: str, model_dir: str
     engine supervisor, ``serving.supervisor``; unhealthy until it answers) and its served model (kind
     full, child of ``parent``, the base it was trained from). The parent endpoint's chat template is
     kept (the saved tokenizer has the base's own). Raises EngineError when no port is left."""
-    endpoint_name = slugify(f"full-{name}")[:50]
+    endpoint_name = "full-" + slugify(name)[-45:].lstrip("-")  # the tail holds what makes names unique (job id)
     sha256 = adapter_dir_sha256(model_dir)  # seconds for a large model: outside the transaction
     with transaction.atomic():
         endpoint = Endpoint.objects.create(

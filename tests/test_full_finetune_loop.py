@@ -69,7 +69,8 @@ def test_a_full_fine_tune_gets_its_own_engine_answers_and_its_engine_stops_when_
     job = wait_for(job, {"succeeded"})
     checkpoint = Checkpoint.objects.get(job=job)
     model_dir = Path(checkpoint.adapter_path)
-    assert checkpoint.finetuning_type == "full" and not (model_dir / "adapter_config.json").exists()
+    assert checkpoint.finetuning_type == "full" and model_dir.name == "model"
+    assert not (model_dir / "adapter_config.json").exists()
     assert json.loads((model_dir / "config.json").read_text())["model_type"] == "llama"
     assert (model_dir / "model.safetensors").is_file() and (model_dir / "tokenizer.json").is_file()
 
