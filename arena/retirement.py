@@ -51,9 +51,10 @@ def model_retire(model: ServedModel, *, actor: str, reason: str) -> BoardChange:
         raise RetirementError(f"{model.public_name} is already retired (since {contestant.retired_at:%Y-%m-%d}).")
     contestant.retired_at, contestant.retired_by, contestant.retired_reason = timezone.now(), actor, reason
     contestant.save()
-    if model.kind == ServedModel.Kind.LORA:
+    if model.kind in (ServedModel.Kind.LORA, ServedModel.Kind.FULL):
         # A paused adapter frees its --max-loras slot: serving's reconciliation unloads inactive
-        # adapters and no longer re-loads this one (serving.adapters.adapters_unload_inactive).
+        # adapters and no longer re-loads this one (serving.adapters.adapters_unload_inactive);
+        # a full fine-tune's engine is stopped by the engine supervisor (serving.supervisor).
         ServedModel.objects.filter(pk=model.pk).update(active=False)
     change = BoardChange.objects.create(kind=BoardChange.Kind.RETIRED, model_name=model.public_name, actor=actor,
                                         reason=reason)
@@ -70,8 +71,8 @@ def model_reinstate(model: ServedModel, *, actor: str, reason: str) -> BoardChan
         raise RetirementError(f"{model.public_name} is not retired.")
     contestant.retired_at, contestant.retired_by, contestant.retired_reason = None, "", ""
     contestant.save()
-    if model.kind == ServedModel.Kind.LORA:
-        ServedModel.objects.filter(pk=model.pk).update(active=True)  # reconciliation loads it again
+    if model.kind in (ServedModel.Kind.LORA, ServedModel.Kind.FULL):
+        ServedModel.objects.filter(pk=model.pk).update(active=True)  # reconciliation loads it (or its engine) again
     change = BoardChange.objects.create(kind=BoardChange.Kind.REINSTATED, model_name=model.public_name,
                                         actor=actor, reason=reason)
     transaction.on_commit(ratings_refresh_soon)

@@ -302,6 +302,9 @@ MODELS_DIR = Path(env_str("ARENA_MODELS_DIR", str(DATA_DIR / "models")))
 # The local engines listen on consecutive ports from here (serving.local_models: smollm2, then gemma3).
 ENGINE_BASE_PORT = env_int("ARENA_ENGINE_PORT", 8101, minimum=1, maximum=65534)
 ENGINE_START_TIMEOUT_S = env_float("ARENA_ENGINE_START_TIMEOUT_S", 600.0, minimum=10.0)
+# Engines the supervisor (make run, manage.py run_engines) runs at once, local models included;
+# more wait (their endpoint's last_error says so). 0: no cap. Each CPU engine holds ~1-1.5 GB.
+ENGINE_MAX_ENGINES = env_int("ARENA_MAX_ENGINES", 3, minimum=0, maximum=1000)
 ENGINE_DEVICE = env_str("ARENA_ENGINE_DEVICE", "cpu")
 if ENGINE_DEVICE not in {"cpu", "cuda"}:
     raise ImproperlyConfigured(f"ARENA_ENGINE_DEVICE must be cpu or cuda, got {ENGINE_DEVICE!r}")

@@ -186,6 +186,7 @@ class ServedModel(models.Model):
     class Kind(models.TextChoices):
         BASE = "base", "Base model"
         LORA = "lora", "LoRA adapter"
+        FULL = "full", "Full fine-tune"  # a whole model, on a managed endpoint (engine) of its own
 
     public_name = models.CharField(max_length=200, unique=True)
     endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="models")

@@ -1,4 +1,6 @@
-"""Writes and remote calls of the serving app: health, model registration, LoRA adapters.
+"""Writes and remote calls of the serving app: health, model registration, LoRA adapters, and the
+managed endpoints of full fine-tunes (``served_model_register_full``; their engines are run by
+``serving.supervisor``).
 
 The arena and training apps talk to endpoints only through these functions and
 ``serving.streaming``.
@@ -12,11 +14,13 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
 from serving.adapter_hash import adapter_dir_sha256
 from serving.errors import EngineError, EngineUnreachable
-from serving.models import Endpoint, ServedModel
+from serving.models import Endpoint, ServedModel, origin_of
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +197,54 @@ def served_model_register_adapter(*, parent: ServedModel, name: str, adapter_pat
             logger.warning("adapter %s stays loaded on %s although its served model was not created", name,
                            parent.endpoint)
         raise
+
+
+#: Managed engines of full fine-tunes listen on ports from ENGINE_BASE_PORT + this offset (the
+#: local models of `make run` take the first ports), up to MANAGED_PORT_SPAN of them.
+MANAGED_PORT_OFFSET = 16
+MANAGED_PORT_SPAN = 1000
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def engine_port_choose(host: str = "127.0.0.1") -> int:
+    """A port after ``ENGINE_BASE_PORT`` that no endpoint row uses and that is free on this host.
+    Raises EngineError when the range is exhausted."""
+    used = {origin_of(url)[2] for url in Endpoint.objects.values_list("base_url", flat=True)}
+    first = settings.ENGINE_BASE_PORT + MANAGED_PORT_OFFSET
+    for port in range(first, min(first + MANAGED_PORT_SPAN, 65536)):
+        if port not in used and port_is_free(port, host):
+            return port
+    raise EngineError(f"no free engine port in {first}-{first + MANAGED_PORT_SPAN - 1} (ARENA_ENGINE_PORT)")
+
+
+def served_model_register_full(*, parent: ServedModel, name: str, model_dir: str, description: str = "") -> ServedModel:
+    """A fully fine-tuned model: a new *managed* vLLM endpoint for it (its engine is started by the
+    engine supervisor, ``serving.supervisor``; unhealthy until it answers) and its served model (kind
+    full, child of ``parent``, the base it was trained from). The parent endpoint's chat template is
+    kept (the saved tokenizer has the base's own). Raises EngineError when no port is left."""
+    endpoint_name = "full-" + slugify(name)[-45:].lstrip("-")  # the tail holds what makes names unique (job id)
+    sha256 = adapter_dir_sha256(model_dir)  # seconds for a large model: outside the transaction
+    with transaction.atomic():
+        endpoint = Endpoint.objects.create(
+            name=endpoint_name, kind=Endpoint.Kind.VLLM, managed=True, model_dir=model_dir, served_name=name,
+            base_url=f"http://127.0.0.1:{engine_port_choose()}/v1", chat_template=parent.endpoint.chat_template,
+            healthy=False, last_error="waiting for its engine to start",
+        )
+        return ServedModel.objects.create(
+            public_name=name, endpoint=endpoint, engine_model_id=name, kind=ServedModel.Kind.FULL, parent=parent,
+            adapter_sha256=sha256, organization=parent.organization, license=parent.license,
+            description=description, generation=dict(parent.generation or {}),
+        )
 
 
 def adapters_reconcile(endpoint: Endpoint) -> dict:

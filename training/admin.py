@@ -238,9 +238,9 @@ class JobAdmin(_AddThroughService, admin.ModelAdmin):
 
 @admin.register(Checkpoint)
 class CheckpointAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "kind", "job", "lineage_text", "contestant", "accuracy", "created_at"]
-    list_filter = ["kind"]
-    readonly_fields = ["kind", "job", "adapter_path", "adapter_sha256", "base_model", "parent", "final_metrics",
+    list_display = ["__str__", "kind", "finetuning_type", "job", "lineage_text", "contestant", "accuracy", "created_at"]
+    list_filter = ["kind", "finetuning_type"]
+    readonly_fields = ["kind", "finetuning_type", "job", "adapter_path", "adapter_sha256", "base_model", "parent", "final_metrics",
                        "served_model", "created_at", "lineage_text", "contestant", "accuracy"]
     change_form_template = "admin/training/checkpoint/change_form.html"
 

@@ -66,7 +66,8 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
     directory.mkdir(parents=True, exist_ok=True)
     progress.write_job(
         directory, method=job.method, base_model_path=job.base_model.endpoint.model_dir,
-        dataset_path=job.dataset.file, output_dir=directory / "adapter", config=job.config,
+        dataset_path=job.dataset.file, config=job.config,
+        output_dir=directory / ("model" if job.config.get("finetuning_type") == "full" else "adapter"),
         max_lora_rank=settings.VLLM_MAX_LORA_RANK, device=settings.TRAINING_DEVICE or None,
         **({"init_adapter_path": job.init_checkpoint.adapter_path} if job.init_checkpoint else {}),
         **({"reward_model_path": job.reward_model.adapter_path} if job.reward_model else {}),
@@ -163,9 +164,10 @@ def _job_finish(job: Job, returncode: int, events: list[dict], log_path: Path) -
         try:
             job_register_checkpoint(job, final)
         except EngineError as exc:
+            what = "serve the model" if final.get("finetuning_type") == "full" else "load the adapter"
             Job.objects.filter(pk=job.pk).update(
                 status=Job.Status.FAILED, finished_at=now,
-                error=f"Training succeeded but vLLM could not load the adapter, so no contestant was created: {exc}",
+                error=f"Training succeeded but vLLM could not {what}, so no contestant was created: {exc}",
             )
         else:
             Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED, finished_at=now, error="")

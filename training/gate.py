@@ -5,7 +5,9 @@ spent on it.
 * Prompts: the last ``TRAINING_GATE_HELDOUT_PROMPTS`` arena-hard questions, which no prompt
   dataset built from the arena ever holds (``held_out_prompts``); a run asks the first
   ``TRAINING_GATE_PROMPTS`` of them.
-* Answers: both models answer through their serving endpoints (``serving.streaming``).
+* Answers: both models answer through their serving endpoints (``serving.streaming``); a new
+  model whose managed engine is still starting (a full fine-tune) is waited for, up to
+  ``ENGINE_START_TIMEOUT_S``, and the run fails saying so if it never answers.
 * Judge (``TRAINING_GATE_JUDGE``): ``reward`` -- the newest reward model (a scorer checkpoint) of
   the same base scores each answer on its own, so the order cannot matter; ``llm`` -- the served
   model named by ``TRAINING_GATE_LLM_JUDGE`` (any registered OpenAI-compatible endpoint) judges
@@ -174,6 +176,7 @@ def gate_run(checkpoint: Checkpoint, *, opponent: ServedModel | None = None, rol
         return run
     prompts = held_out_prompts()[: num_prompts or settings.TRAINING_GATE_PROMPTS]
     try:
+        _wait_for_engine(new)
         new_answers, old_answers = _answers([new, opponent], prompts, settings.TRAINING_GATE_MAX_TOKENS)
         judged = (_judge_reward if judge_kind == GateRun.Judge.REWARD else _judge_llm)(
             judge, prompts, new_answers, old_answers)
@@ -195,6 +198,29 @@ def gate_run(checkpoint: Checkpoint, *, opponent: ServedModel | None = None, rol
     if role == "parent":
         _admit_or_hold(new, passed)
     return run
+
+
+class EngineNotReady(Exception):
+    pass
+
+
+def _wait_for_engine(model: ServedModel, poll_s: float = 2.0) -> None:
+    """A model on a managed endpoint that is not healthy yet (a full fine-tune's engine starting) is
+    waited for, up to ENGINE_START_TIMEOUT_S; raises EngineNotReady when it never answers."""
+    from serving.models import Endpoint
+
+    if not model.endpoint.managed or model.endpoint.healthy:
+        return
+    deadline = time.monotonic() + settings.ENGINE_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if Endpoint.objects.filter(pk=model.endpoint_id, healthy=True).exists():
+            model.endpoint.refresh_from_db()
+            return
+        time.sleep(poll_s)
+    error = Endpoint.objects.filter(pk=model.endpoint_id).values_list("last_error", flat=True).first() or ""
+    raise EngineNotReady(f"the engine of {model.public_name} ({model.endpoint.name}) did not answer within "
+                         f"{settings.ENGINE_START_TIMEOUT_S:.0f} s (ARENA_ENGINE_START_TIMEOUT_S)"
+                         + (f": {error.splitlines()[0]}" if error else ""))
 
 
 def gate_holds() -> bool:

@@ -139,16 +139,23 @@ class Job(models.Model):
 
 
 class Checkpoint(models.Model):
-    """A trained LoRA adapter, with its lineage and, once served, its contestant; or a reward
-    model (kind scorer: never served, it scores text pairs and judges the gate)."""
+    """A trained LoRA adapter or a fully fine-tuned model (``finetuning_type``), with its lineage
+    and, once served, its contestant; or a reward model (kind scorer: never served, it scores text
+    pairs and judges the gate)."""
 
     class Kind(models.TextChoices):
         CONTESTANT = "contestant", "Contestant (served in the arena)"
         SCORER = "scorer", "Scorer (reward model)"
 
+    class FinetuningType(models.TextChoices):
+        LORA = "lora", "LoRA adapter"
+        FULL = "full", "Full model"
+
     job = models.OneToOneField(Job, on_delete=models.PROTECT, related_name="checkpoint")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CONTESTANT)
-    adapter_path = models.CharField(max_length=500)
+    finetuning_type = models.CharField(max_length=8, choices=FinetuningType.choices, default=FinetuningType.LORA,
+                                       help_text="What adapter_path holds: a LoRA adapter or a whole model")
+    adapter_path = models.CharField(max_length=500, help_text="The adapter directory, or the full model's directory")
     adapter_sha256 = models.CharField(max_length=64, blank=True, help_text="Content hash of the adapter directory")
     base_model = models.ForeignKey(ServedModel, on_delete=models.PROTECT, related_name="checkpoints")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
@@ -168,12 +175,15 @@ class Checkpoint(models.Model):
         chain, node = [], self
         while node is not None:
             job = node.job
-            step = f"{job.method} j{job.pk}"
+            step = f"{job.method} j{job.pk}" + (" full" if node.is_full() else "")
             if job.reward_model_id:
                 step += f" (reward j{job.reward_model.job_id})"
             chain.append(step)
             node = node.parent
         return [self.base_model.public_name, *reversed(chain)]
+
+    def is_full(self) -> bool:
+        return self.finetuning_type == self.FinetuningType.FULL
 
     def heldout_accuracy(self) -> float | None:
         """A scorer's accuracy on the held-out slice of its preference data (chosen above rejected)."""

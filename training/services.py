@@ -23,7 +23,7 @@ from django.utils.text import slugify
 
 from arena.contestants import contestant_enter, contestant_hold
 from serving.models import ServedModel
-from serving.services import served_model_register_adapter
+from serving.services import served_model_register_adapter, served_model_register_full
 from training import formats, limits
 from training.builtin import get_builtin
 from training.errors import TrainingError
@@ -235,6 +235,11 @@ def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset
         raise TrainingError(f"{base_model} has no weights directory on this server (its endpoint's model_dir).")
     if init_checkpoint is not None and init_checkpoint.base_model_id != base_model.pk:
         raise TrainingError("The checkpoint to continue was trained on another base model.")
+    if init_checkpoint is not None and init_checkpoint.is_full():
+        # the job's base weights would have to be that directory, and its result a child of that
+        # checkpoint's own engine: not supported, so refused rather than trained on the wrong base
+        raise TrainingError("Continuing a full fine-tune is not supported: pick a LoRA checkpoint, or train "
+                            "from the base model again.")
     config = job_config(method, preset_name, overrides)
     job = Job.objects.create(base_model=base_model, method=method, dataset=dataset, preset=preset_name,
                              config=config, created_by=created_by, init_checkpoint=init_checkpoint,
@@ -292,24 +297,33 @@ def job_cancel(job: Job) -> Job:
 
 def job_register_checkpoint(job: Job, done: dict) -> Checkpoint:
     """Record the adapter, hot-load it into the base model's vLLM server and create its contestant.
-    A reward model is recorded as a scorer checkpoint only (never served).
+    A full fine-tune gets a managed endpoint of its own instead (its engine starts in the background:
+    the contestant battles once it is healthy). A reward model is recorded as a scorer checkpoint
+    only (never served).
 
     Raises EngineError when vLLM refuses the adapter; the checkpoint row stays, with no contestant.
     """
     scorer = not config_class(job.method).servable
+    full = done.get("finetuning_type") == Checkpoint.FinetuningType.FULL
     checkpoint, _ = Checkpoint.objects.get_or_create(
         job=job,
         defaults={"adapter_path": done["adapter_dir"], "base_model": job.base_model,
                   "parent": job.init_checkpoint, "final_metrics": done.get("metrics") or {},
-                  "kind": Checkpoint.Kind.SCORER if scorer else Checkpoint.Kind.CONTESTANT},
+                  "kind": Checkpoint.Kind.SCORER if scorer else Checkpoint.Kind.CONTESTANT,
+                  "finetuning_type": Checkpoint.FinetuningType.FULL if full else Checkpoint.FinetuningType.LORA},
     )
     if scorer:
         return checkpoint  # a reward model scores; it never enters the arena
     # the model page shows the description: the lineage reaches the leaderboard's model details through it
-    description = (f"{job.get_method_display()} of {job.base_model} on {job.dataset} (job {job.pk}, preset "
+    what = "Full fine-tune" if full else "LoRA adapter"
+    description = (f"{job.get_method_display()} of {job.base_model} on {job.dataset} ({what}; job {job.pk}, preset "
                    f"{job.preset or 'custom'}). Lineage: {' → '.join(checkpoint.lineage())}.")
-    model = served_model_register_adapter(parent=job.base_model, name=job.contestant_name(),
-                                          adapter_path=checkpoint.adapter_path, description=description)
+    if full:  # a whole model: served by an engine of its own, which the engine supervisor starts
+        model = served_model_register_full(parent=job.base_model, name=job.contestant_name(),
+                                           model_dir=checkpoint.adapter_path, description=description)
+    else:
+        model = served_model_register_adapter(parent=job.base_model, name=job.contestant_name(),
+                                              adapter_path=checkpoint.adapter_path, description=description)
     checkpoint.served_model, checkpoint.adapter_sha256 = model, model.adapter_sha256
     checkpoint.save(update_fields=["served_model", "adapter_sha256"])
     # the arena boosts a new contestant for its first votes; with ARENA_GATE_HOLD it waits for the gate

@@ -1,7 +1,8 @@
 """What every training method shares, for ``training.recipes.run``: the job directory
 (``RecipeRun``), loading rows, the base model and tokenizer, a new or continued LoRA adapter,
 the TrainingArguments fields every TRL config takes, the progress callback, and saving the
-adapter. The method-specific parts live in ``training.recipes.methods``.
+adapter (``save_adapter``) or, for a full fine-tune, the whole model (``save_full_model``).
+The method-specific parts live in ``training.recipes.methods``.
 
 Engine environment only (torch, transformers, trl, peft, datasets are imported lazily, inside
 the functions that need them); never imports Django.
@@ -199,11 +200,12 @@ def quantization_kwargs(cfg: RecipeConfig) -> dict[str, Any]:
 
 
 def load_tokenizer_and_model(base: Path, device: str, init_dir: Path | None, *, seq_cls: bool = False,
-                             quantization: dict[str, Any] | None = None):
+                             quantization: dict[str, Any] | None = None, full: bool = False):
     """The local base model's tokenizer (needs a chat template) and model, with the init adapter if any.
 
     ``seq_cls``: a one-output sequence-classification model (a reward model's scorer); an init
     adapter (an SFT policy) is then merged into its body, and the new adapter trains on top.
+    ``full`` (a full fine-tune): an init adapter is merged into the base too, and every weight trains.
     """
     import datasets
     import torch
@@ -233,6 +235,9 @@ def load_tokenizer_and_model(base: Path, device: str, init_dir: Path | None, *, 
         model = prepare_model_for_kbit_training(model)
     if init_dir is not None:
         model = load_init_adapter(model, init_dir, base)
+        if full:
+            model = model.merge_and_unload()
+            model.requires_grad_(True)  # PEFT froze the base it wrapped; a full fine-tune trains all of it
     return tokenizer, model
 
 
@@ -369,15 +374,21 @@ def freeze_reference_adapter(model) -> None:
 
 
 def reference_fields(trainer, init_dir: Path | None, method: str) -> dict[str, Any]:
-    """The ``start`` event's ``reference``: the init adapter (TRL's "ref" copy) or the base model."""
+    """The ``start`` event's ``reference``: the init adapter (TRL's "ref" copy) or the base model;
+    for a full fine-tune, TRL's frozen copy of the starting model (``model_copy``)."""
+    if not hasattr(trainer.model, "peft_config"):
+        return {"reference": "model_copy"}
     has_ref = "ref" in trainer.model.peft_config
     if init_dir and not has_ref:  # TRL's fallback for old PEFT with target_parameters
         log.warning("%s reference is the base model (adapter disabled), not the init adapter", method)
     return {"reference": "init_adapter" if has_ref else "base"}
 
 
-def lora_summary(model) -> dict[str, Any]:
-    """The adapter actually being trained (a continued adapter keeps its own rank and targets)."""
+def lora_summary(model) -> dict[str, Any] | None:
+    """The adapter actually being trained (a continued adapter keeps its own rank and targets);
+    None for a full fine-tune."""
+    if not hasattr(model, "peft_config"):
+        return None
     peft_cfg = model.peft_config["default"]
     targets = peft_cfg.target_modules
     return {
@@ -389,13 +400,37 @@ def lora_summary(model) -> dict[str, Any]:
 
 def save_adapter(model, output_dir: Path) -> Path:
     """Save the adapter to a sibling temp dir, then swap it in (no half-written adapter)."""
+    # Only the trained adapter: a continued DPO run also holds TRL's frozen "ref" copy,
+    # which save_pretrained would otherwise write into a ref/ subdirectory.
+    return _save_atomically(output_dir, lambda tmp: model.save_pretrained(
+        str(tmp), safe_serialization=True, selected_adapters=["default"]))
+
+
+def save_full_model(model, tokenizer, output_dir: Path, base: Path) -> Path:
+    """Save a fully fine-tuned model the way vLLM loads one (config.json, model.safetensors,
+    generation_config.json, tokenizer files with the chat template), atomically like
+    ``save_adapter``. The weights are cast back to the base's dtype (an fp32 CPU run of a bf16
+    base would otherwise double the file and the engine's load)."""
+    import torch
+
+    base_cfg = json.loads((base / "config.json").read_text(encoding="utf-8"))
+    dtype = getattr(torch, str(base_cfg.get("dtype") or base_cfg.get("torch_dtype") or ""), None)
+    if isinstance(dtype, torch.dtype) and dtype != next(model.parameters()).dtype:
+        model = model.to(dtype)
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+
+    return _save_atomically(output_dir, write)
+
+
+def _save_atomically(output_dir: Path, write) -> Path:
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_dir.with_name(f".{output_dir.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    # Only the trained adapter: a continued DPO run also holds TRL's frozen "ref" copy,
-    # which save_pretrained would otherwise write into a ref/ subdirectory.
     try:
-        model.save_pretrained(str(tmp), safe_serialization=True, selected_adapters=["default"])
+        write(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a full disk: free what was written, so the error event fits
         raise

@@ -14,7 +14,9 @@ turns them into TRL ``SFTConfig`` / ``DPOConfig`` plus a PEFT ``LoraConfig``.
 * ``config.servability_problems(max_lora_rank)`` -- what would stop vLLM from serving the
   adapter: DoRA, ``modules_to_save``, LoRA on embeddings / lm_head, rank above the
   server's ``--max-lora-rank``. ``adapter_servability_problems(dir)`` checks a saved
-  ``adapter_config.json`` the same way.
+  ``adapter_config.json`` the same way. None of this applies to ``finetuning_type="full"``
+  (every parameter trains, no adapter: the result is a whole model directory, served by an
+  engine of its own, see ``full_model_problems(dir, base)``).
 * ``PRESETS[method][name]`` -- ``zephyr-lora`` (alignment-handbook Zephyr-7B-beta LoRA /
   QLoRA recipes) and ``cpu-smoke`` (a few minutes on 2 CPU cores). Use ``preset()`` for a
   copy.
@@ -38,6 +40,11 @@ from training.formats import PREFERENCE, PROMPT, SFT, TEXT, UNPAIRED
 from training.recipes.values import ALL_LINEAR, check_type, coerce, range_text
 
 DEFAULT_MAX_LORA_RANK = 16  # vLLM's default --max-lora-rank
+# LLaMA-Factory's name and values. "full": every parameter trains and the whole model is saved
+# (small bases only: weights, gradients and Adam state cost ~16 bytes per parameter in fp32).
+# The alignment-handbook's full fine-tuning learning rates are 2e-5 (SFT) and 5e-7 (DPO), a
+# tenth of their LoRA ones: set learning_rate with finetuning_type=full.
+FINETUNING_TYPES = ("lora", "full")
 LR_SCHEDULERS = (
     "linear",
     "cosine",
@@ -111,6 +118,7 @@ class RecipeConfig:
     lr_scheduler_type: str = field(default="cosine", metadata={"choices": LR_SCHEDULERS})
     warmup_ratio: float = field(default=0.1, metadata=_rng(0, 1, hi_open=True))
     max_length: int = field(default=2048, metadata=_rng(16, 1_048_576))
+    finetuning_type: str = field(default="lora", metadata={"choices": FINETUNING_TYPES})
     lora_r: int = field(default=16, metadata=_rng(1, 1024))
     lora_alpha: int = field(default=16, metadata=_rng(1, 16384))
     lora_dropout: float = field(default=0.05, metadata=_rng(0, 1, hi_open=True))
@@ -191,7 +199,15 @@ class RecipeConfig:
             out.append("lora_target_modules: must be a non-empty list of module names")
         if not all(isinstance(t, str) and t.strip() for t in self.lora_modules_to_save):
             out.append("lora_modules_to_save: must be a list of module names")
+        if self.full and self.load_in_4bit:
+            out.append("load_in_4bit: QLoRA is LoRA on a frozen 4-bit base; a full fine-tune trains every weight "
+                       "and cannot (set load_in_4bit=false or finetuning_type=lora)")
         return out
+
+    @property
+    def full(self) -> bool:
+        """A full fine-tune (no adapter): the result is a whole model directory."""
+        return self.finetuning_type == "full"
 
     def validate(self) -> None:
         problems = self.problems()
@@ -199,7 +215,10 @@ class RecipeConfig:
             raise RecipeConfigError(problems)
 
     def servability_problems(self, max_lora_rank: int = DEFAULT_MAX_LORA_RANK) -> list[str]:
-        """Reasons vLLM (started with ``--max-lora-rank max_lora_rank``) could not serve the adapter."""
+        """Reasons vLLM (started with ``--max-lora-rank max_lora_rank``) could not serve the adapter
+        (none for a full fine-tune: it has no adapter)."""
+        if self.full:
+            return []
         return _servability(
             r=self.lora_r,
             use_dora=self.use_dora,
@@ -273,6 +292,14 @@ class RewardRecipeConfig(RecipeConfig):
 
     def servability_problems(self, max_lora_rank: int = DEFAULT_MAX_LORA_RANK) -> list[str]:
         return []
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if self.full:
+            # the scorer loader (training.recipes.scoring) reads a LoRA adapter + score head on the base
+            out.append("finetuning_type: a reward model is trained as a LoRA adapter with its score head; "
+                       "full is not supported for reward models")
+        return out
 
 
 @dataclass
@@ -462,6 +489,29 @@ def adapter_servability_problems(
         max_lora_rank=max_lora_rank,
         keys=("r", "use_dora", "modules_to_save", "target_modules"),
     )
+    return problems
+
+
+def full_model_problems(model_dir: str | os.PathLike, base_dir: str | os.PathLike) -> list[str]:
+    """Check a saved full model the way vLLM will load it: ``config.json`` of the base's
+    ``model_type``, safetensors weights, and a tokenizer with a chat template."""
+    model_dir, base_dir = Path(model_dir), Path(base_dir)
+    problems = []
+    try:
+        cfg = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        base = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return [f"config.json is missing or unreadable: {exc}"]
+    if cfg.get("model_type") != base.get("model_type"):
+        problems.append(f"model_type is {cfg.get('model_type')!r}, the base's is {base.get('model_type')!r}")
+    if not list(model_dir.glob("*.safetensors")):
+        problems.append(f"{model_dir} has no .safetensors weights")
+    if not (model_dir / "tokenizer_config.json").is_file() or not any(
+            (model_dir / n).is_file() for n in ("tokenizer.json", "tokenizer.model")):
+        problems.append(f"{model_dir} has no tokenizer")
+    elif not (model_dir / "chat_template.jinja").is_file() and "chat_template" not in json.loads(
+            (model_dir / "tokenizer_config.json").read_text(encoding="utf-8")):
+        problems.append(f"{model_dir} has no chat template")
     return problems
 
 

@@ -28,15 +28,18 @@ null. Every event has ``event`` and
 * ``start``: ``total_steps``, ``num_rows`` (rows read), ``num_train_rows`` (left after
   TRL drops rows truncated to nothing), ``num_epochs``, ``method``, ``config``,
   ``device``, ``num_threads``, ``init_adapter_path`` (null for a new adapter), ``lora``
-  (the adapter actually trained: ``r``, ``lora_alpha``, ``target_modules``) and, for DPO,
-  ``reference``: ``"base"`` (a new adapter: the base model with the adapter disabled) or
-  ``"init_adapter"`` (a frozen copy of the adapter being continued).
+  (the adapter actually trained: ``r``, ``lora_alpha``, ``target_modules``; null for a full
+  fine-tune) and, for DPO, ``reference``: ``"base"`` (a new adapter: the base model with the
+  adapter disabled), ``"init_adapter"`` (a frozen copy of the adapter being continued) or
+  ``"model_copy"`` (a full fine-tune: TRL's frozen copy of the starting model).
 * ``log`` (every ``logging_steps``): ``step``, ``total_steps``, ``epoch``, ``elapsed_s``
   and the trainer's numbers as logged: ``loss``, ``learning_rate``, ``grad_norm``; DPO
   adds ``rewards/chosen``, ``rewards/rejected``, ``rewards/accuracies``,
   ``rewards/margins``, ``logps/chosen``, ``logps/rejected``, ... (TRL's names).
 * exactly one final event:
-  ``done``: ``adapter_dir``, ``metrics`` (``train_loss``, ``train_runtime``, ``steps``,
+  ``done``: ``adapter_dir`` (the saved adapter, or the full model's directory),
+  ``finetuning_type`` (``"lora"`` or ``"full"``), ``model_dir`` (the full model's
+  directory, null for an adapter), ``metrics`` (``train_loss``, ``train_runtime``, ``steps``,
   ``s_per_step``, ``peak_rss_mb``, ``num_rows``, ...);
   ``cancelled``: ``step``, ``total_steps``, ``elapsed_s`` (no adapter is saved);
   ``error``: ``error`` (traceback tail, at most ``ERROR_TAIL_CHARS``), ``message``

@@ -4,7 +4,9 @@ Reads ``JOB_DIR/job.json``, trains a LoRA adapter with the method's TRL trainer
 (``training.recipes.methods``: SFT, DPO, KTO, reward, GRPO, pretrain) -- a new one, or the saved
 adapter at ``init_adapter_path`` continued (SFT → DPO lineage) -- and saves only the final
 adapter (``adapter_config.json`` + ``adapter_model.safetensors``, servable by vLLM) to
-``output_dir``. Progress goes to ``JOB_DIR/progress.jsonl``; the protocol (events, cancel
+``output_dir``. With ``finetuning_type="full"`` every weight trains instead (an init adapter
+is merged into the base first) and the whole model is saved there (config, safetensors,
+tokenizer with its chat template: a directory a vLLM engine of its own serves). Progress goes to ``JOB_DIR/progress.jsonl``; the protocol (events, cancel
 file, exit codes) is documented in ``training.recipes.progress``. Logs go to stdout/stderr.
 
 This module is the flow of one run; what every method shares is in ``training.recipes.common``.
@@ -39,6 +41,7 @@ from training.recipes.config import (  # noqa: E402
     RecipeConfig,
     adapter_servability_problems,
     config_from_dict,
+    full_model_problems,
 )
 from training.recipes.methods import RECIPES  # noqa: E402
 
@@ -84,7 +87,7 @@ def train(run: RecipeRun) -> int:
              len(heldout), spec["dataset_path"], base, device, torch.get_num_threads())
     seq_cls = getattr(recipe, "MODEL", "") == "seq-cls"
     tokenizer, model = common.load_tokenizer_and_model(base, device, init_dir, seq_cls=seq_cls,
-                                                       quantization=common.quantization_kwargs(cfg))
+                                                       quantization=common.quantization_kwargs(cfg), full=cfg.full)
     extra = recipe.extra_parts(spec, base, device) if hasattr(recipe, "extra_parts") else {}
     dataset = Dataset.from_list(train_rows)
     if run.cancel_requested():
@@ -97,8 +100,9 @@ def train(run: RecipeRun) -> int:
         args=recipe.trainer_config(common.trainer_fields(cfg, scratch, device), cfg),
         train_dataset=dataset,
         processing_class=tokenizer,
-        # TRL refuses a peft_config for a model that already is a PeftModel (a scorer merges its init)
-        peft_config=None if init_dir and not seq_cls else common.lora_config(
+        # TRL refuses a peft_config for a model that already is a PeftModel (a scorer merges its init);
+        # a full fine-tune has none: every weight trains
+        peft_config=None if cfg.full or (init_dir and not seq_cls) else common.lora_config(
             cfg, getattr(recipe, "PEFT_TASK_TYPE", "CAUSAL_LM")),
         callbacks=[callback],
         **extra,
@@ -125,21 +129,23 @@ def train(run: RecipeRun) -> int:
     if not progress.is_main_process():
         return progress.EXIT_OK  # the main process saves and reports
     extra_metrics = recipe.heldout_metrics(trainer, heldout, tokenizer, cfg) if hasattr(recipe, "heldout_metrics") else {}
-    _save_and_report(run, trainer, result, callback, output_dir=Path(spec["output_dir"]).resolve(),
-                     max_rank=max_rank if cfg.servable else None, num_rows=len(rows), device=device,
-                     extra_metrics=extra_metrics)
+    output_dir = Path(spec["output_dir"]).resolve()
+    if cfg.full:
+        saved = common.save_full_model(trainer.model, tokenizer, output_dir, base)
+        problems = full_model_problems(saved, base)
+    else:
+        saved = common.save_adapter(trainer.model, output_dir)
+        problems = adapter_servability_problems(saved, max_rank) if cfg.servable else []
+    if problems:
+        raise RuntimeError(f"saved {'model' if cfg.full else 'adapter'} is not servable by vLLM: " + "; ".join(problems))
+    _report(run, trainer, result, callback, saved=saved, full=cfg.full, num_rows=len(rows), device=device,
+            extra_metrics=extra_metrics)
     return progress.EXIT_OK
 
 
-def _save_and_report(run: RecipeRun, trainer, result, callback, *, output_dir: Path, max_rank: int | None,
-                     num_rows: int, device: str, extra_metrics: dict[str, Any]) -> None:
-    """Save the adapter, check it is servable (``max_rank`` None: never served, e.g. a scorer), and
-    write the ``done`` event with the run's metrics."""
-    adapter_dir = common.save_adapter(trainer.model, output_dir)
-    problems = adapter_servability_problems(adapter_dir, max_rank) if max_rank is not None else []
-    if problems:
-        raise RuntimeError("saved adapter is not servable by vLLM: " + "; ".join(problems))
-
+def _report(run: RecipeRun, trainer, result, callback, *, saved: Path, full: bool, num_rows: int, device: str,
+            extra_metrics: dict[str, Any]) -> None:
+    """Write the ``done`` event with the run's metrics (``adapter_dir`` is also the full model's directory)."""
     state = trainer.state
     runtime = float(callback.summary.get("train_runtime") or result.metrics.get("train_runtime") or 0.0)
     steps = state.global_step
@@ -159,8 +165,9 @@ def _save_and_report(run: RecipeRun, trainer, result, callback, *, output_dir: P
     for key, value in callback.last_log.items():
         if isinstance(value, int | float):
             metrics.setdefault(f"last_{key}" if key in metrics else key, value)
-    run.event("done", adapter_dir=str(adapter_dir), metrics=metrics)
-    log.info("done: %s in %.1fs (%s s/step, peak RSS %s MB)", adapter_dir, runtime, metrics["s_per_step"],
+    run.event("done", adapter_dir=str(saved), model_dir=str(saved) if full else None,
+              finetuning_type="full" if full else "lora", metrics=metrics)
+    log.info("done: %s in %.1fs (%s s/step, peak RSS %s MB)", saved, runtime, metrics["s_per_step"],
              metrics["peak_rss_mb"])
 
 

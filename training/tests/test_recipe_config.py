@@ -299,3 +299,56 @@ def test_write_job_and_cancel(tmp_path):
     progress.request_cancel(job_dir)
     assert progress.cancel_requested(job_dir)
     assert (progress.EXIT_OK, progress.EXIT_ERROR, progress.EXIT_CANCELLED) == (0, 1, 3)
+
+
+# ---------------------------------------------------------------------- full fine-tunes
+
+
+def test_finetuning_type_is_lora_by_default_and_takes_full_only_besides():
+    assert SFTRecipeConfig().finetuning_type == "lora" and not SFTRecipeConfig().full
+    full = apply_overrides(preset("sft", "cpu-smoke"), ["finetuning_type=full"])
+    assert full.full and full.to_dict()["finetuning_type"] == "full"
+    with pytest.raises(RecipeConfigError) as err:
+        apply_overrides(preset("sft", "cpu-smoke"), ["finetuning_type=qlora"])
+    assert problems_of(err) == ["finetuning_type: 'qlora' is not one of lora, full"]
+
+
+def test_a_full_fine_tune_on_a_4bit_base_is_refused_as_a_config_problem():
+    with pytest.raises(RecipeConfigError) as err:
+        config_from_dict("dpo", {"finetuning_type": "full", "load_in_4bit": True})
+    assert len(problems_of(err)) == 1 and problems_of(err)[0].startswith("load_in_4bit: QLoRA is LoRA")
+    assert config_from_dict("dpo", {"finetuning_type": "lora", "load_in_4bit": True}).load_in_4bit
+
+
+def test_lora_servability_checks_do_not_apply_to_a_full_fine_tune():
+    lora = config_from_dict("sft", {"lora_r": 64, "use_dora": True})
+    assert len(lora.servability_problems(16)) == 2
+    full = config_from_dict("sft", {"lora_r": 64, "use_dora": True, "finetuning_type": "full"})
+    assert full.servability_problems(16) == []
+    full.check_servable(16)
+
+
+def test_a_reward_model_cannot_be_a_full_fine_tune():
+    with pytest.raises(RecipeConfigError) as err:
+        config_from_dict("reward", {"finetuning_type": "full"})
+    assert problems_of(err)[0].startswith("finetuning_type: a reward model is trained as a LoRA adapter")
+
+
+def test_a_saved_full_model_is_checked_the_way_vllm_loads_it(tmp_path):
+    from training.recipes.config import full_model_problems
+
+    base, saved = tmp_path / "base", tmp_path / "saved"
+    base.mkdir()
+    saved.mkdir()
+    (base / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (saved / "config.json").write_text(json.dumps({"model_type": "gemma3"}))
+    problems = full_model_problems(saved, base)
+    assert any("model_type is 'gemma3'" in p for p in problems)
+    assert any("no .safetensors" in p for p in problems) and any("no tokenizer" in p for p in problems)
+    (saved / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (saved / "model.safetensors").write_bytes(b"x")
+    (saved / "tokenizer.json").write_text("{}")
+    (saved / "tokenizer_config.json").write_text("{}")
+    assert full_model_problems(saved, base) == [f"{saved} has no chat template"]
+    (saved / "chat_template.jinja").write_text("{{ messages }}")
+    assert full_model_problems(saved, base) == []
