@@ -144,11 +144,12 @@ def test_the_gate_also_meets_the_leader_and_that_run_only_informs(battle_models,
 
     new, parent = battle_models
     checkpoint = make_checkpoint(new, parent, tmp_path)
-    leader = ServedModel.objects.create(public_name="smollm2-leader", endpoint=parent.endpoint,
-                                        engine_model_id="smollm2-135m-instruct", generation={"max_tokens": 8})
+    # the same weights behind two more endpoints: the leader, and the judge
+    leader, _ = (ServedModel.objects.create(
+        public_name=name, endpoint=Endpoint.objects.create(name=name, base_url=f"{vllm_url}/v1", healthy=True),
+        engine_model_id="smollm2-135m-instruct", generation={"temperature": 0.0}) for name in ("smollm2-leader",
+                                                                                                "smollm2-judge"))
     leader_snapshot(leader, parent)
-    ServedModel.objects.create(public_name="smollm2-judge", endpoint=parent.endpoint,
-                               engine_model_id="smollm2-135m-instruct")
     gate_settings.TRAINING_GATE_JUDGE, gate_settings.TRAINING_GATE_LLM_JUDGE = "llm", "smollm2-judge"
     gate_settings.TRAINING_GATE_PROMPTS, gate_settings.TRAINING_GATE_MAX_TOKENS = 2, 8
     gate_settings.TRAINING_GATE_JUDGE_MAX_TOKENS = 16
