@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Per method, on top of the cpu-smoke preset: the least work that still trains and saves an adapter.
 TINY = {
     # 12 pairs, half held out: the accuracy is measured on 6 pairs
-    "reward": ["max_steps=2", "max_length=128", "per_device_train_batch_size=2", "max_train_rows=12",
+    "reward": ["max_steps=2", "max_length=256", "per_device_train_batch_size=2", "max_train_rows=12",
                "heldout_fraction=0.5"],
     "grpo": ["max_steps=1", "max_length=128", "per_device_train_batch_size=2", "num_generations=2",
              "max_completion_length=8", "max_train_rows=4"],
