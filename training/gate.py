@@ -233,7 +233,8 @@ def gate_after_registration(checkpoint: Checkpoint) -> None:
 
 
 def gate_run_for(checkpoint_id: int) -> GateRun:
-    """The task's work: the gate of a new contestant against its parent."""
+    """The task's work: the gate of a new contestant against its parent (the run returned), then,
+    with ``TRAINING_GATE_VS_LEADER``, the informational run against the leader."""
     checkpoint = Checkpoint.objects.select_related("served_model__parent__endpoint", "served_model__endpoint",
                                                    "base_model__endpoint").get(pk=checkpoint_id)
     run = gate_run(checkpoint)
