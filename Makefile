@@ -49,6 +49,7 @@ bench: venv engine
 	$(PY) bench/ratings_speed.py
 	$(PY) bench/battle_latency.py
 	$(PY) bench/training_speed.py
+	$(PY) bench/training_methods.py
 
 # Debian's Chromium for the browser tests (Playwright cannot download browsers here).
 browser:

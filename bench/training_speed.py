@@ -132,6 +132,7 @@ def run_recipe(
     dataset: Path,
     overrides: list[str],
     init_adapter: Path | None = None,
+    reward_model: Path | None = None,
 ) -> dict[str, Any]:
     job_dir = scratch / "runs" / name
     config = apply_overrides(preset(method, "cpu-smoke"), overrides)
@@ -145,6 +146,7 @@ def run_recipe(
         max_lora_rank=16,
         device="cpu",
         init_adapter_path=init_adapter,
+        reward_model_path=reward_model,
     )
     print(
         f"  {name}: {method}, {config.max_steps} steps x batch {config.per_device_train_batch_size}, "
@@ -181,6 +183,8 @@ def run_recipe(
         "wall_s": wall,
         "reference": by_name["start"].get("reference"),
         "adapter": Path(final["adapter_dir"]),
+        "metrics": metrics,
+        "num_train_rows": by_name["start"].get("num_train_rows"),
     }
     print(
         f" {figures['s_per_step']:.2f} s/step, peak RSS {figures['peak_rss_mb']:.0f} MB, {wall:.0f} s in all"

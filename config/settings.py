@@ -341,6 +341,7 @@ TRAINING_GATE_MAX_TOKENS = env_int("ARENA_GATE_MAX_TOKENS", 256, minimum=1)
 TRAINING_GATE_JUDGE_MAX_TOKENS = env_int("ARENA_GATE_JUDGE_MAX_TOKENS", 512, minimum=16)
 TRAINING_GATE_MIN_WIN_RATE = env_float("ARENA_GATE_MIN_WIN_RATE", 0.0, minimum=0.0)
 TRAINING_GATE_HOLD = env_bool("ARENA_GATE_HOLD", default=False)  # below the threshold: wait for an admin
+TRAINING_GATE_VS_LEADER = env_bool("ARENA_GATE_VS_LEADER", default=False)  # also compare with the leader (informational)
 # The built-in datasets (training/builtin.py paths are relative to this folder).
 BUILTIN_DATA_DIR = Path(env_str("ARENA_BUILTIN_DATA_DIR", str(BASE_DIR / "data")))
 # Test and benchmark inputs only (LMSYS battle counts, published ratings); the product never reads it.

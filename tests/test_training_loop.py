@@ -115,10 +115,12 @@ def test_a_dpo_job_trains_on_the_arenas_own_votes_from_the_command_line(base_mod
     assert "[" in capfd.readouterr().err  # the progress bar went to stderr
 
 
-def launch_and_wait(method: str, base_model: ServedModel, dataset: str) -> tuple[dict, Job]:
-    """``launch_training --wait`` on the cpu-smoke preset + SMOKE: (its printed result, the job)."""
-    args = ["--method", method, "--base", base_model.public_name, "--dataset", dataset, "--preset", "cpu-smoke"]
-    for item in SMOKE:
+def launch_and_wait(method: str, base_model: ServedModel, dataset: str, overrides: list[str] = SMOKE,
+                    extra: tuple[str, ...] = ()) -> tuple[dict, Job]:
+    """``launch_training --wait`` on the cpu-smoke preset + ``overrides`` (and ``extra`` arguments, e.g.
+    ``--reward-job``): (its printed result, the job)."""
+    args = ["--method", method, "--base", base_model.public_name, "--dataset", dataset, "--preset", "cpu-smoke", *extra]
+    for item in overrides:
         args += ["--set", item]
     out = StringIO()
     call_command("launch_training", *args, "--wait", stdout=out)

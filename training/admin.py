@@ -86,6 +86,11 @@ def _score_pair(post, checkpoint: Checkpoint) -> dict:
     return {**item, "a_score": a, "b_score": b, "better": "A" if a > b else "B" if b > a else "neither"}
 
 
+def _gate_runs(checkpoint: Checkpoint) -> list:
+    """The checkpoint's gate runs in the order they ran: the parent comparison, then the leader's."""
+    return list(checkpoint.gate_runs.select_related("opponent").order_by("created_at", "pk"))
+
+
 def _run_label(job: Job) -> str:
     return f"job {job.pk} · {job.get_method_display()} · {job.dataset}"
 
@@ -204,7 +209,7 @@ class JobAdmin(_AddThroughService, admin.ModelAdmin):
         return render_to_string("admin/training/job/progress_panel.html", {
             "job": job, "charts": job_charts(job.metrics or [], job.method), "checkpoint": checkpoint,
             "last": (job.metrics or [{}])[-1], "others": others, "comparison": comparison,
-            "gate_runs": list(checkpoint.gate_runs.select_related("opponent")) if checkpoint else [],
+            "gate_runs": _gate_runs(checkpoint) if checkpoint else [],
         })
 
     def progress_view(self, request, job_id: int):
@@ -257,7 +262,7 @@ class CheckpointAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         checkpoint = get_object_or_404(Checkpoint, pk=object_id)
-        context = {**(extra_context or {}), "checkpoint": checkpoint}
+        context = {**(extra_context or {}), "checkpoint": checkpoint, "gate_runs": _gate_runs(checkpoint)}
         if checkpoint.kind == Checkpoint.Kind.SCORER and request.method == "POST" and "score_a" in request.POST:
             if not self.has_view_permission(request, checkpoint):
                 raise PermissionDenied

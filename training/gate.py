@@ -17,6 +17,11 @@ spent on it.
   and its 95% bootstrap interval. Below ``TRAINING_GATE_MIN_WIN_RATE`` the contestant waits for
   an admin (entered with sampling weight 0) when ``TRAINING_GATE_HOLD`` is on; otherwise it
   battles as usual. A tiny local judge is a smoke test of the mechanism, not a verdict.
+* Against the leader (``TRAINING_GATE_VS_LEADER``, off by default): after the parent comparison a
+  second run (role ``leader``) compares the new model with the top model of the latest ratings
+  snapshot's overall board (``leader_for``), when that model is neither the new one nor its parent
+  and is battle-ready; otherwise a skipped run says why. It is informational only: the parent run
+  alone admits or holds the contestant.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from training.models import Checkpoint, GateRun
 
 GATE_TASK = "training.tasks.gate_run"
 BOOTSTRAP_ROUNDS = 1000
+SCORER_SKIP = "a reward model scores answers and never battles: there is no contestant to gate"
 
 # Arena-Hard-Auto's judge instructions (lmarena/arena-hard-auto, judge_config), shortened.
 JUDGE_SYSTEM = (
@@ -236,17 +242,73 @@ def _admit_or_hold(model: ServedModel, passed: bool | None) -> None:
 
 
 def gate_after_registration(checkpoint: Checkpoint) -> None:
-    """Queue the gate for a new contestant (training queue, after the job's own work is recorded)."""
+    """Queue the gate for a new contestant (training queue, after the job's own work is recorded);
+    for a scorer, record at once a skipped run saying why none runs."""
     from celery import current_app
     from django.db import transaction
 
-    if settings.TRAINING_GATE_JUDGE == "off" or checkpoint.served_model_id is None:
+    if settings.TRAINING_GATE_JUDGE == "off":
+        return
+    if checkpoint.kind == Checkpoint.Kind.SCORER:  # recorded at once, so the job page says why no gate ran
+        GateRun.objects.create(checkpoint=checkpoint, opponent_role="", status=GateRun.Status.SKIPPED,
+                               error=SCORER_SKIP)
+        return
+    if checkpoint.served_model_id is None:
         return
     transaction.on_commit(lambda: current_app.send_task(GATE_TASK, args=[checkpoint.pk]))
 
 
 def gate_run_for(checkpoint_id: int) -> GateRun:
-    """The task's work: the gate of a new contestant against its parent."""
+    """The task's work: the gate of a new contestant against its parent (the run returned), then,
+    with ``TRAINING_GATE_VS_LEADER``, the informational run against the leader."""
     checkpoint = Checkpoint.objects.select_related("served_model__parent__endpoint", "served_model__endpoint",
                                                    "base_model__endpoint").get(pk=checkpoint_id)
-    return gate_run(checkpoint)
+    run = gate_run(checkpoint)
+    if settings.TRAINING_GATE_VS_LEADER:
+        gate_run_vs_leader(checkpoint)
+    return run
+
+
+# ---------------------------------------------------------------------- against the leader
+
+
+def leader_for(checkpoint: Checkpoint) -> tuple[ServedModel | None, str]:
+    """(the leader to compare the checkpoint's contestant with, "") or (None, why there is none):
+    the first model, not retired, of the latest snapshot's overall board, if it is battle-ready
+    and is neither the new model nor its parent."""
+    from arena.contestants import contestants_battle_ready
+    from arena.leaderboard.selectors import UnknownCategory, board_get, snapshot_latest
+
+    new = checkpoint.served_model
+    snapshot = snapshot_latest()
+    if snapshot is None:
+        return None, "no leaderboard yet (no ratings snapshot)"
+    try:
+        rows = (board_get(snapshot.data, "overall")["board"] or {}).get("rows") or []
+    except (UnknownCategory, KeyError, TypeError):
+        rows = []
+    name = next((row["model"] for row in rows if not row.get("retired")), None)
+    if name is None:
+        return None, "the leaderboard has no ranked model yet"
+    leader = ServedModel.objects.filter(public_name=name).select_related("endpoint").first()
+    if leader is None:
+        return None, f"the leader {name} is no longer a served model"
+    if new is not None and leader.pk == new.pk:
+        return None, f"the new model {name} is the leader"
+    if new is not None and leader.pk == new.parent_id:
+        return None, f"the leader {name} is the parent: the parent comparison covers it"
+    if leader.pk not in {model.pk for model, _ in contestants_battle_ready()}:
+        return None, f"the leader {name} is not battle-ready (unhealthy, retired or on hold)"
+    return leader, ""
+
+
+def gate_run_vs_leader(checkpoint: Checkpoint, *, judge_kind: str | None = None, judge=None,
+                       num_prompts: int | None = None) -> GateRun:
+    """A second, informational gate run against the arena's leader (role ``leader``): it never
+    admits nor holds the contestant. Skipped, saying why, when ``leader_for`` finds none."""
+    leader, why = leader_for(checkpoint)
+    if leader is None:
+        return GateRun.objects.create(checkpoint=checkpoint, opponent_role="leader", status=GateRun.Status.SKIPPED,
+                                      error=why)
+    return gate_run(checkpoint, opponent=leader, role="leader", judge_kind=judge_kind, judge=judge,
+                    num_prompts=num_prompts)

@@ -305,15 +305,17 @@ def job_register_checkpoint(job: Job, done: dict) -> Checkpoint:
     """
     scorer = not config_class(job.method).servable
     full = done.get("finetuning_type") == Checkpoint.FinetuningType.FULL
-    checkpoint, _ = Checkpoint.objects.get_or_create(
+    checkpoint, created = Checkpoint.objects.get_or_create(
         job=job,
         defaults={"adapter_path": done["adapter_dir"], "base_model": job.base_model,
                   "parent": job.init_checkpoint, "final_metrics": done.get("metrics") or {},
                   "kind": Checkpoint.Kind.SCORER if scorer else Checkpoint.Kind.CONTESTANT,
                   "finetuning_type": Checkpoint.FinetuningType.FULL if full else Checkpoint.FinetuningType.LORA},
     )
-    if scorer:
-        return checkpoint  # a reward model scores; it never enters the arena
+    if scorer:  # a reward model scores; it never enters the arena (its skipped gate run says so)
+        if created:
+            gate_after_registration(checkpoint)
+        return checkpoint
     # the model page shows the description: the lineage reaches the leaderboard's model details through it
     what = "Full fine-tune" if full else "LoRA adapter"
     description = (f"{job.get_method_display()} of {job.base_model} on {job.dataset} ({what}; job {job.pk}, preset "

@@ -26,7 +26,7 @@ null. Every event has ``event`` and
 
 * ``init``: ``pid``, ``method`` -- the process is up (model loading follows).
 * ``start``: ``total_steps``, ``num_rows`` (rows read), ``num_train_rows`` (left after
-  TRL drops rows truncated to nothing), ``num_epochs``, ``method``, ``config``,
+  TRL drops rows truncated to nothing or too long, and GRPO its over-long prompts), ``num_epochs``, ``method``, ``config``,
   ``device``, ``num_threads``, ``init_adapter_path`` (null for a new adapter), ``lora``
   (the adapter actually trained: ``r``, ``lora_alpha``, ``target_modules``; null for a full
   fine-tune) and, for DPO, ``reference``: ``"base"`` (a new adapter: the base model with the

@@ -81,13 +81,18 @@ def train(run: RecipeRun) -> int:
     common.check_quantization(cfg, device)
     recipe = RECIPES[cfg.method]
     rows = common.load_rows(spec["dataset_path"], cfg)
-    # optional hooks of a method module: split_rows, MODEL, PEFT_TASK_TYPE, extra_parts, heldout_metrics
+    # optional hooks of a method module: split_rows, MODEL, PEFT_TASK_TYPE, fit_rows, extra_parts, heldout_metrics
     train_rows, heldout = recipe.split_rows(rows, cfg) if hasattr(recipe, "split_rows") else (rows, [])
     log.info("%s: %d rows (%d held out) from %s, base %s, device %s, %d threads", cfg.method, len(rows),
              len(heldout), spec["dataset_path"], base, device, torch.get_num_threads())
     seq_cls = getattr(recipe, "MODEL", "") == "seq-cls"
     tokenizer, model = common.load_tokenizer_and_model(base, device, init_dir, seq_cls=seq_cls,
                                                        quantization=common.quantization_kwargs(cfg), full=cfg.full)
+    if hasattr(recipe, "fit_rows"):
+        kept = recipe.fit_rows(train_rows, tokenizer, cfg)
+        log.info("%s: %d of %d training rows fit max_length=%d", cfg.method, len(kept), len(train_rows),
+                 cfg.max_length)
+        train_rows = kept
     extra = recipe.extra_parts(spec, base, device) if hasattr(recipe, "extra_parts") else {}
     dataset = Dataset.from_list(train_rows)
     if run.cancel_requested():
@@ -115,7 +120,7 @@ def train(run: RecipeRun) -> int:
     }
     callback.num_train_rows = len(trainer.train_dataset)
     if callback.num_train_rows == 0:
-        raise JobError(f"no training rows left after truncation to max_length={cfg.max_length}")
+        raise JobError(f"no training rows left within max_length={cfg.max_length}")
     try:
         result = trainer.train()
     finally:

@@ -120,3 +120,86 @@ def test_registering_a_contestant_queues_its_gate(battle_models, settings, tmp_p
         gate.gate_after_registration(checkpoint)
     assert broker_queue("training") == []
     assert services.JOB_RUN_TASK != gate.GATE_TASK
+
+
+def leader_snapshot(leader: ServedModel, *others: ServedModel, wins: int = 3):
+    """A real ratings snapshot after ``leader`` won ``wins`` votes and lost one against each of ``others``;
+    it must top the overall board."""
+    from arena.leaderboard.selectors import board_get
+    from arena.leaderboard.services import snapshot_create
+    from tests.factories import make_vote
+
+    for other in others:
+        for winner in ["model_a"] * wins + ["model_b"]:
+            make_vote(leader, other, winner)
+    snapshot = snapshot_create()
+    assert board_get(snapshot.data, "overall")["board"]["rows"][0]["model"] == leader.public_name
+    return snapshot
+
+
+@pytest.mark.django_db
+def test_the_gate_also_meets_the_leader_and_that_run_only_informs(battle_models, gate_settings, tmp_path, vllm_url,
+                                                                  client):
+    from arena.contestants import contestant_hold
+
+    new, parent = battle_models
+    checkpoint = make_checkpoint(new, parent, tmp_path)
+    # the same weights behind two more endpoints: the leader, and the judge
+    leader, _ = (ServedModel.objects.create(
+        public_name=name, endpoint=Endpoint.objects.create(name=name, base_url=f"{vllm_url}/v1", healthy=True),
+        engine_model_id="smollm2-135m-instruct", generation={"temperature": 0.0}) for name in ("smollm2-leader",
+                                                                                                "smollm2-judge"))
+    leader_snapshot(leader, parent)
+    gate_settings.TRAINING_GATE_JUDGE, gate_settings.TRAINING_GATE_LLM_JUDGE = "llm", "smollm2-judge"
+    gate_settings.TRAINING_GATE_PROMPTS, gate_settings.TRAINING_GATE_MAX_TOKENS = 2, 8
+    gate_settings.TRAINING_GATE_JUDGE_MAX_TOKENS = 16
+    gate_settings.TRAINING_GATE_VS_LEADER = True
+
+    # alone, the leader run never admits a held model, whatever its result (the parent run decides)
+    contestant_hold(new)
+    run = gate.gate_run_vs_leader(checkpoint)
+    assert run.status == "done", run.error
+    assert run.opponent_role == "leader" and run.opponent == leader and run.num_prompts == 2
+    assert all(v["new"] and v["old"] and len(v["games"]) == 2 for v in run.verdicts)
+    assert Contestant.objects.get(served_model=new).sampling_weight == 0.0
+    GateRun.objects.all().delete()
+
+    # the worker's task: the parent comparison, then the leader's
+    gate.gate_run_for(checkpoint.pk)
+    parent_run, leader_run = GateRun.objects.order_by("created_at", "pk")
+    assert (parent_run.opponent_role, parent_run.opponent, parent_run.status) == ("parent", parent, "done")
+    assert (leader_run.opponent_role, leader_run.opponent, leader_run.status) == ("leader", leader, "done")
+
+    client.force_login(get_user_model().objects.create_superuser("boss", "", "pw-for-tests"))
+    for url in (reverse("admin:training_job_change", args=[checkpoint.job_id]),
+                reverse("admin:training_checkpoint_change", args=[checkpoint.pk])):
+        page = client.get(url).content.decode()
+        assert page.index("vs parent") < page.index("vs leader")
+        assert "only the comparison with the parent admits or holds the model" in page
+        assert "smollm2-leader" in page
+
+
+@pytest.mark.django_db
+def test_the_leader_run_is_skipped_saying_why(tmp_path, settings):
+    from tests.factories import make_model
+
+    parent = make_model(public_name="base")
+    new = make_model(public_name="base-sft-j1")
+    checkpoint = make_checkpoint(new, parent, tmp_path)
+    settings.TRAINING_GATE_JUDGE = "llm"
+
+    def skipped_because() -> str:
+        run = gate.gate_run_vs_leader(checkpoint)
+        assert (run.status, run.opponent_role, run.opponent) == ("skipped", "leader", None)
+        return run.error
+
+    assert skipped_because() == "no leaderboard yet (no ratings snapshot)"
+    rival = make_model(public_name="rival")
+    leader_snapshot(parent, rival)
+    assert "is the parent" in skipped_because()
+    leader_snapshot(new, parent, rival, wins=8)  # the new model's own wins put it on top
+    assert skipped_because() == "the new model base-sft-j1 is the leader"
+    leader_snapshot(rival, new, parent, wins=30)
+    Endpoint.objects.filter(pk=rival.endpoint_id).update(healthy=False)
+    assert skipped_because() == "the leader rival is not battle-ready (unhealthy, retired or on hold)"
+    assert GateRun.objects.filter(opponent_role="leader", status="skipped").count() == 4

@@ -96,12 +96,15 @@ def test_the_scorer_scores_any_text_pair(reward_run, tmp_path):
 
 def test_grpo_against_the_reward_model(tmp_path, reward_run, dpo_rows):  # noqa: F811
     _, _, adapter = reward_run
-    prompts = [{"prompt": r["prompt"]} for r in dpo_rows]
+    # 7 short prompts and one far over max_length - max_completion_length = 112 tokens, which is dropped
+    prompts = [{"prompt": r["prompt"]} for r in dpo_rows[:7]]
+    prompts.append({"prompt": [{"role": "user", "content": "Summarise this: " + "the sea is wide and deep. " * 60}]})
     job_dir = make_job(tmp_path, "grpo", prompts, overrides=["num_generations=2", "max_completion_length=16"],
                        reward_model_path=str(adapter))
     rc, events = run(job_dir)
     assert rc == progress.EXIT_OK, log_tail(job_dir)
     assert_progress(events, "grpo", 2)
+    assert (events[1]["num_rows"], events[1]["num_train_rows"]) == (8, 7)
     for e in (e for e in events if e["event"] == "log"):
         assert isinstance(e["reward"], float)  # the reward model's scores of the sampled completions
     assert_servable_adapter(tmp_path / "adapter-grpo")

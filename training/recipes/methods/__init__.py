@@ -7,7 +7,8 @@
 * ``start_fields(trainer, init_dir)`` -- extra fields of the ``start`` progress event.
 
 and optionally: ``split_rows(rows, cfg)`` -> (train, held out); ``MODEL = "seq-cls"`` and
-``PEFT_TASK_TYPE`` (a scorer); ``extra_parts(spec, base, device)`` -> more trainer keyword
+``PEFT_TASK_TYPE`` (a scorer); ``fit_rows(rows, tokenizer, cfg)`` -> the training rows that fit
+``max_length`` (GRPO's prompts); ``extra_parts(spec, base, device)`` -> more trainer keyword
 arguments (GRPO's reward model); ``heldout_metrics(trainer, heldout, tokenizer, cfg)`` -> more
 ``done`` metrics.
 

@@ -7,6 +7,10 @@ and it is the trainer TRL develops first (vLLM generation, LoRA). Each prompt ge
 ``reward_model_path``: a scorer checkpoint's adapter, merged into the base's classification
 body). Generation runs in the policy on the CPU, or through vLLM (``use_vllm``, colocated) on
 a GPU machine. With ``beta`` 0 (TRL's default) no reference model is loaded.
+
+TRL's GRPO never truncates a prompt, and arena-hard prompts run to 2,500 tokens: ``fit_rows``
+drops the prompts longer than ``max_length - max_completion_length`` tokens (as the reward
+trainer drops over-long pairs), so ``max_length`` bounds every sequence, hence time and memory.
 """
 
 from __future__ import annotations
@@ -29,11 +33,24 @@ def extra_parts(spec: dict[str, Any], base: Path, device: str) -> dict[str, Any]
     return {"reward_funcs": reward_model, "reward_processing_classes": tokenizer}
 
 
+def prompt_budget(cfg: GRPORecipeConfig) -> int:
+    """The longest prompt, in tokens, that leaves room for a whole completion within ``max_length``."""
+    return max(1, cfg.max_length - cfg.max_completion_length)
+
+
+def fit_rows(rows: list[dict[str, Any]], tokenizer, cfg: GRPORecipeConfig) -> list[dict[str, Any]]:
+    """The rows whose chat-formatted prompt fits ``prompt_budget``."""
+    budget = prompt_budget(cfg)
+    return [row for row in rows
+            if len(tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True,
+                                                 return_dict=True)["input_ids"]) <= budget]
+
+
 def trainer_config(fields: dict[str, Any], cfg: GRPORecipeConfig):
     from trl import GRPOConfig
 
     fields = dict(fields)
-    fields.pop("max_length")  # GRPO bounds the completion, not the whole sequence
+    fields.pop("max_length")  # GRPOConfig bounds the completion only; fit_rows bounds the prompt
     return GRPOConfig(**fields, num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
                       temperature=cfg.temperature, beta=cfg.beta, use_vllm=cfg.use_vllm,
                       **({"vllm_mode": "colocate"} if cfg.use_vllm else {}))
