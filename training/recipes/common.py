@@ -22,7 +22,8 @@ from typing import Any
 
 from training import formats
 from training.recipes import progress
-from training.recipes.config import ALL_LINEAR, METHODS, RecipeConfig, adapter_servability_problems
+from training.recipes.config import ALL_LINEAR, METHODS, RecipeConfig
+from training.recipes.servability import adapter_servability_problems
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ turns them into TRL ``SFTConfig`` / ``DPOConfig`` plus a PEFT ``LoraConfig``.
   coerced to each field's type.
 * ``config.servability_problems(max_lora_rank)`` -- what would stop vLLM from serving the
   adapter: DoRA, ``modules_to_save``, LoRA on embeddings / lm_head, rank above the
-  server's ``--max-lora-rank``. ``adapter_servability_problems(dir)`` checks a saved
+  server's ``--max-lora-rank``. ``training.recipes.servability`` checks a saved
   ``adapter_config.json`` the same way. None of this applies to ``finetuning_type="full"``
   (every parameter trains, no adapter: the result is a whole model directory, served by an
   engine of its own, see ``full_model_problems(dir, base)``).
@@ -28,18 +28,15 @@ Checkpoints are always off (the runner saves only the final adapter), so there i
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from training.formats import PREFERENCE, PROMPT, SFT, TEXT, UNPAIRED
+from training.recipes.servability import DEFAULT_MAX_LORA_RANK, lora_problems
 from training.recipes.values import ALL_LINEAR, check_type, coerce, range_text
 
-DEFAULT_MAX_LORA_RANK = 16  # vLLM's default --max-lora-rank
 # LLaMA-Factory's name and values. "full": every parameter trains and the whole model is saved
 # (small bases only: weights, gradients and Adam state cost ~16 bytes per parameter in fp32).
 # The alignment-handbook's full fine-tuning learning rates are 2e-5 (SFT) and 5e-7 (DPO), a
@@ -72,9 +69,6 @@ DPO_LOSS_TYPES = (
     "sft",
     "sigmoid_norm",
 )
-# module-name fragments of input embeddings / output heads, which vLLM cannot take LoRA
-# weights or full copies (modules_to_save) for
-_EMBEDDING_NAMES = ("embed", "lm_head", "wte", "wpe", "output_layer")
 # short names accepted by apply_overrides
 ALIASES = {
     "lr": "learning_rate",
@@ -219,7 +213,7 @@ class RecipeConfig:
         (none for a full fine-tune: it has no adapter)."""
         if self.full:
             return []
-        return _servability(
+        return lora_problems(
             r=self.lora_r,
             use_dora=self.use_dora,
             modules_to_save=self.lora_modules_to_save,
@@ -456,82 +450,3 @@ def apply_overrides(config: RecipeConfig, overrides: Iterable[str]) -> RecipeCon
         except ValueError as exc:
             problems.append(f"{key}: {exc}")
     return config._updated(data, problems)
-
-
-# ---------------------------------------------------------------------- adapters on disk
-
-
-def adapter_servability_problems(
-    adapter_dir: str | os.PathLike, max_lora_rank: int = DEFAULT_MAX_LORA_RANK
-) -> list[str]:
-    """Check a saved PEFT adapter (``adapter_config.json`` + weights) the way vLLM would."""
-    adapter_dir = Path(adapter_dir)
-    cfg_path = adapter_dir / "adapter_config.json"
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return [f"{cfg_path} is missing"]
-    except (OSError, ValueError) as exc:
-        return [f"{cfg_path} is unreadable: {exc}"]
-    problems = []
-    if not any((adapter_dir / n).is_file() for n in ("adapter_model.safetensors", "adapter_model.bin")):
-        problems.append(f"{adapter_dir} has no adapter_model.safetensors")
-    if cfg.get("peft_type", "LORA") != "LORA":
-        problems.append(f"peft_type is {cfg.get('peft_type')!r}, not 'LORA'")
-    if cfg.get("bias", "none") != "none" or cfg.get("lora_bias"):
-        problems.append("LoRA bias terms are not supported by vLLM")
-    ranks = [cfg.get("r", 0)] + list((cfg.get("rank_pattern") or {}).values())
-    problems += _servability(
-        r=max(ranks),
-        use_dora=bool(cfg.get("use_dora")),
-        modules_to_save=cfg.get("modules_to_save") or [],
-        target_modules=cfg.get("target_modules") or [],
-        max_lora_rank=max_lora_rank,
-        keys=("r", "use_dora", "modules_to_save", "target_modules"),
-    )
-    return problems
-
-
-def full_model_problems(model_dir: str | os.PathLike, base_dir: str | os.PathLike) -> list[str]:
-    """Check a saved full model the way vLLM will load it: ``config.json`` of the base's
-    ``model_type``, safetensors weights, and a tokenizer with a chat template."""
-    model_dir, base_dir = Path(model_dir), Path(base_dir)
-    problems = []
-    try:
-        cfg = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-        base = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return [f"config.json is missing or unreadable: {exc}"]
-    if cfg.get("model_type") != base.get("model_type"):
-        problems.append(f"model_type is {cfg.get('model_type')!r}, the base's is {base.get('model_type')!r}")
-    if not list(model_dir.glob("*.safetensors")):
-        problems.append(f"{model_dir} has no .safetensors weights")
-    if not (model_dir / "tokenizer_config.json").is_file() or not any(
-            (model_dir / n).is_file() for n in ("tokenizer.json", "tokenizer.model")):
-        problems.append(f"{model_dir} has no tokenizer")
-    elif not (model_dir / "chat_template.jinja").is_file() and "chat_template" not in json.loads(
-            (model_dir / "tokenizer_config.json").read_text(encoding="utf-8")):
-        problems.append(f"{model_dir} has no chat template")
-    return problems
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _servability(*, r, use_dora, modules_to_save, target_modules, max_lora_rank, keys) -> list[str]:
-    k_r, k_dora, k_save, k_targets = keys
-    out = []
-    if r > max_lora_rank:
-        out.append(f"{k_r}: rank {r} is above the vLLM server's --max-lora-rank {max_lora_rank}")
-    if use_dora:
-        out.append(f"{k_dora}: vLLM cannot serve DoRA adapters")
-    if modules_to_save:
-        out.append(
-            f"{k_save}: vLLM cannot serve adapters with modules_to_save ({', '.join(map(str, modules_to_save))})"
-        )
-    if isinstance(target_modules, str):
-        target_modules = [] if target_modules == ALL_LINEAR else [target_modules]
-    bad = [t for t in target_modules if any(e in str(t).lower() for e in _EMBEDDING_NAMES)]
-    if bad:
-        out.append(f"{k_targets}: vLLM cannot serve LoRA on embeddings or the LM head ({', '.join(bad)})")
-    return out

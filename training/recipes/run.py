@@ -36,14 +36,13 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from training.recipes import common, progress  # noqa: E402
 from training.recipes.common import Cancelled, JobError, RecipeRun  # noqa: E402
-from training.recipes.config import (  # noqa: E402
+from training.recipes.config import RecipeConfig, config_from_dict  # noqa: E402
+from training.recipes.methods import RECIPES  # noqa: E402
+from training.recipes.servability import (  # noqa: E402
     DEFAULT_MAX_LORA_RANK,
-    RecipeConfig,
     adapter_servability_problems,
-    config_from_dict,
     full_model_problems,
 )
-from training.recipes.methods import RECIPES  # noqa: E402
 
 log = logging.getLogger("training.recipes.run")
 

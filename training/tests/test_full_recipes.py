@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from training.recipes.config import full_model_problems
+from training.recipes.servability import full_model_problems
 from training.tests.test_recipe_run import (  # noqa: F401
     BASE_MODEL,
     _real_parts,

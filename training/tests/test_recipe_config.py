@@ -11,18 +11,17 @@ import pytest
 
 from training.recipes import progress
 from training.recipes.config import (
-    DEFAULT_MAX_LORA_RANK,
     PRESETS,
     DPORecipeConfig,
     RecipeConfigError,
     SFTRecipeConfig,
-    adapter_servability_problems,
     apply_overrides,
     config_class,
     config_from_dict,
     parse_override,
     preset,
 )
+from training.recipes.servability import DEFAULT_MAX_LORA_RANK, adapter_servability_problems
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -335,7 +334,7 @@ def test_a_reward_model_cannot_be_a_full_fine_tune():
 
 
 def test_a_saved_full_model_is_checked_the_way_vllm_loads_it(tmp_path):
-    from training.recipes.config import full_model_problems
+    from training.recipes.servability import full_model_problems
 
     base, saved = tmp_path / "base", tmp_path / "saved"
     base.mkdir()

@@ -20,7 +20,8 @@ import pytest
 from tests.helpers import missing_part
 from training.formats import parse_dataset, write_jsonl
 from training.recipes import progress
-from training.recipes.config import adapter_servability_problems, apply_overrides, preset
+from training.recipes.config import apply_overrides, preset
+from training.recipes.servability import adapter_servability_problems
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT / "data"  # the built-in datasets shipped with the repository
