@@ -103,7 +103,7 @@ def assert_scorer(admin, job: Job) -> Checkpoint:
     accuracy = checkpoint.heldout_accuracy()
     assert 0.0 <= accuracy <= 1.0 and checkpoint.final_metrics["heldout_rows"] == 6
     page = admin.get(reverse("admin:training_checkpoint_change", args=[checkpoint.pk])).content.decode()
-    assert f"{accuracy:.1%} of 6 held-out pairs (chance: 50%)" in page and 'id="scorer-accuracy"' in page
+    assert f"{accuracy:.1%} of 6 held-out pairs (95% interval " in page and "chance is 50%" in page and 'id="scorer-accuracy"' in page
     [run] = gate_runs_of(job)
     assert run.status == "skipped" and run.error == SCORER_SKIP
     assert SCORER_SKIP in job_page(admin, job)

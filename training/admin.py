@@ -20,6 +20,7 @@ from training import services
 from training.forms import DatasetImportForm, JobLaunchForm
 from training.models import Checkpoint, Dataset, Job
 from training.plots import compare_chart, job_charts
+from training.scorers import accuracy_text, scorer_score_pairs
 
 
 class _AddThroughService:
@@ -74,8 +75,6 @@ class _AddThroughService:
 
 def _score_pair(post, checkpoint: Checkpoint) -> dict:
     """The scorer's verdict on one typed pair, for the checkpoint page."""
-    from training.scorers import scorer_score_pairs
-
     item = {"prompt": post.get("score_prompt", ""), "a": post.get("score_a", ""), "b": post.get("score_b", "")}
     if not all(v.strip() for v in item.values()):
         return {**item, "error": "Type a prompt and two answers."}
@@ -257,8 +256,7 @@ class CheckpointAdmin(admin.ModelAdmin):
         value = checkpoint.heldout_accuracy()
         if checkpoint.kind != Checkpoint.Kind.SCORER or value is None:
             return "—"
-        rows = (checkpoint.final_metrics or {}).get("heldout_rows")
-        return f"{value:.1%} of {rows} held-out pairs (chance: 50%)"
+        return accuracy_text(value, int((checkpoint.final_metrics or {}).get("heldout_rows") or 0))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         checkpoint = get_object_or_404(Checkpoint, pk=object_id)

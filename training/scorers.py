@@ -60,3 +60,21 @@ def _tmp_dir() -> Path:
     path = settings.DATA_DIR / "tmp"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def accuracy_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of an accuracy measured on ``n`` pairs: whether a
+    reward model is above chance (0.5) is whether the whole interval is."""
+    if n <= 0:
+        return 0.0, 1.0
+    denominator = 1 + z * z / n
+    centre = (accuracy + z * z / (2 * n)) / denominator
+    half = z * (accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) ** 0.5 / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def accuracy_text(accuracy: float, n: int) -> str:
+    """``"59.5% of 300 held-out pairs (95% interval 53.9%–64.9%: above chance)"``."""
+    low, high = accuracy_interval(accuracy, n)
+    verdict = "above chance" if low > 0.5 else "below chance" if high < 0.5 else "not distinguishable from chance"
+    return f"{accuracy:.1%} of {n} held-out pairs (95% interval {low:.1%}–{high:.1%}: {verdict}; chance is 50%)"

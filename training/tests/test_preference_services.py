@@ -133,3 +133,17 @@ class TestLaunchChecks:
         assert response.status_code == 302, response.content[:3000]
         job = Job.objects.get(method="grpo")
         assert job.reward_model == scorer and [m["args"] for m in broker_queue("training")] == [[job.pk]]
+
+
+def test_a_reward_models_accuracy_interval_is_wilsons_and_says_whether_it_beats_chance():
+    from scipy.stats import binomtest
+
+    from training.scorers import accuracy_interval, accuracy_text
+
+    for wins, n in ((179, 300), (3, 6), (0, 10), (40, 40)):
+        expected = binomtest(wins, n).proportion_ci(confidence_level=0.95, method="wilson")
+        low, high = accuracy_interval(wins / n, n)
+        assert low == pytest.approx(expected.low, abs=1e-3) and high == pytest.approx(expected.high, abs=1e-3)
+    assert accuracy_text(179 / 300, 300).endswith("above chance; chance is 50%)")
+    assert "not distinguishable from chance" in accuracy_text(0.55, 160)
+    assert "below chance" in accuracy_text(0.3, 200)
