@@ -10,7 +10,7 @@ from serving.models import ServedModel
 from training import formats
 from training.builtin import BUILTIN_DATASETS
 from training.models import Checkpoint, Dataset, Job
-from training.recipes.config import PRESETS
+from training.recipes.config import PRESETS, parse_override
 
 
 class DatasetImportForm(forms.ModelForm):
@@ -64,6 +64,12 @@ class DatasetImportForm(forms.ModelForm):
 class JobLaunchForm(forms.ModelForm):
     preset = forms.ChoiceField(choices=[("", "— defaults —")] + sorted(
         {(name, name) for presets in PRESETS.values() for name in presets}), required=False, initial="cpu-smoke")
+    finetuning_type = forms.ChoiceField(
+        label="Fine-tuning", initial="lora", required=False, widget=forms.RadioSelect, choices=[
+            ("lora", "LoRA adapter: hot-loaded into the base model's engine within seconds (default)"),
+            ("full", "Full fine-tune: every weight trains (small bases; lower the learning rate); "
+                     "the model gets an engine of its own"),
+        ])
     overrides = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4, "cols": 60}), required=False,
         help_text="Your own hyperparameters, one key=value per line (e.g. learning_rate=1e-4, max_steps=20)",
@@ -84,3 +90,24 @@ class JobLaunchForm(forms.ModelForm):
     def clean_overrides(self) -> list[str]:
         """One ``key=value`` per line, blank lines dropped; the values are checked by ``job_launch``."""
         return [line.strip() for line in (self.cleaned_data.get("overrides") or "").splitlines() if line.strip()]
+
+    def clean(self):
+        """The Fine-tuning choice becomes the ``finetuning_type`` override; typed a second time with
+        another value, the form says so rather than let one silently win."""
+        data = super().clean()
+        kind, overrides = data.get("finetuning_type") or "lora", data.get("overrides")
+        if overrides is None:
+            return data
+        typed = []
+        for line in overrides:
+            try:
+                key, value = parse_override(line)
+            except ValueError:
+                continue  # job_launch names the malformed line
+            if key == "finetuning_type":
+                typed.append(value)
+        if any(value != kind for value in typed):
+            raise ValidationError(f"Fine-tuning is {kind} above but finetuning_type={typed[-1]} below: set it once.")
+        if kind != "lora" and not typed:
+            data["overrides"] = [*overrides, f"finetuning_type={kind}"]
+        return data

@@ -108,6 +108,25 @@ class TestJobAdmin:
         assert form.cleaned_data["overrides"] == ["max_steps=3", "lr=1e-4"]
         assert not Job.objects.exists() and broker_queue("training") == []
 
+    def test_a_full_fine_tune_is_a_choice_on_the_launch_form_said_once(self, admin_client, broker_queue, tmp_path,
+                                                                      django_capture_on_commit_callbacks):
+        dataset = self.make_dataset(tmp_path)
+        page = admin_client.get(reverse("admin:training_job_add")).content.decode()
+        assert 'name="finetuning_type" value="full"' in page and "an engine of its own" in page
+        form = {"base_model": self.base.pk, "method": "sft", "dataset": dataset.pk, "preset": "cpu-smoke",
+                "finetuning_type": "lora", "overrides": "finetuning_type=full"}
+        response = admin_client.post(reverse("admin:training_job_add"), form)
+        assert response.status_code == 200 and "set it once" in response.content.decode()
+        assert not Job.objects.exists()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post(reverse("admin:training_job_add"),
+                                         {**form, "finetuning_type": "full", "overrides": "learning_rate=2e-5"})
+        assert response.status_code == 302, response.content[:3000]
+        job = Job.objects.get()
+        assert job.config["finetuning_type"] == "full" and job.config["learning_rate"] == 2e-5
+        # left out (an older form, a script): LoRA, the default
+        assert JobLaunchForm({**form, "finetuning_type": "", "overrides": ""}).is_valid()
+
     def test_the_job_page_shows_progress_plots_and_cancel(self, admin_client, tmp_path):
         job = Job.objects.create(base_model=self.base, method="dpo", dataset=self.make_dataset(tmp_path), config={},
                                  status="running", step=2, total_steps=4,
