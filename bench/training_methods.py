@@ -29,10 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -49,6 +46,7 @@ from bench.training_speed import (  # noqa: E402
     Processes,
     free_port,
     normalised,
+    run_in_scratch,
     run_recipe,
     scratch_env,
 )
@@ -189,30 +187,14 @@ def main() -> None:
     if unknown := set(only) - set(METHODS):
         raise SystemExit(f"unknown methods: {', '.join(sorted(unknown))}")
 
-    def on_sigterm(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    scratch = Path(tempfile.mkdtemp(prefix="arena-methods-bench-"))
-    procs = Processes()
-    ok = False
-    try:
+    def work(procs: Processes, scratch: Path) -> None:
         runs = bench_methods(procs, scratch, args.steps or None, only)
         if not args.skip_gate:
             if "reward" not in runs:
                 raise SystemExit("the gate needs the reward model: include reward in --only or pass --skip-gate")
             bench_gate(procs, scratch, args.vllm_url, runs, args.gate_prompts, args.gate_tokens)
-        ok = True
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping what was started", file=sys.stderr)
-    finally:
-        procs.stop_all()
-        if ok and not args.keep:
-            shutil.rmtree(scratch, ignore_errors=True)
-        else:
-            print(f"scratch directory (logs, job dirs): {scratch}", file=sys.stderr)
-    if not ok:
-        sys.exit(130)
+
+    run_in_scratch("arena-methods-bench-", work, keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -467,24 +468,35 @@ def main() -> None:
     if not Path(ENGINE_PYTHON).exists() or not (BASE_MODEL / "config.json").exists():
         raise SystemExit(f"needs {ENGINE_PYTHON} and {BASE_MODEL}: run `make models`")
 
-    def on_sigterm(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    scratch = Path(tempfile.mkdtemp(prefix="arena-training-bench-"))
-    procs = Processes()
-    ok = False
-    try:
+    def work(procs: Processes, scratch: Path) -> None:
         if not args.skip_runner:
             bench_runner(procs, scratch, args.steps or None)
         if not args.skip_launch:
             bench_launch(procs, scratch, args.vllm_url)
+
+    run_in_scratch("arena-training-bench-", work, keep=args.keep)
+
+
+def run_in_scratch(prefix: str, work: Callable[[Processes, Path], None], *, keep: bool) -> None:
+    """Run ``work(procs, scratch)`` in a new scratch directory; on the way out (SIGTERM and Ctrl-C
+    included) stop every process it started, and remove the scratch unless ``keep`` or it failed
+    (then its path is printed: logs and job directories). Exits 130 when interrupted."""
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    procs = Processes()
+    ok = False
+    try:
+        work(procs, scratch)
         ok = True
     except KeyboardInterrupt:
         print("\ninterrupted: stopping what was started", file=sys.stderr)
     finally:
         procs.stop_all()
-        if ok and not args.keep:
+        if ok and not keep:
             shutil.rmtree(scratch, ignore_errors=True)
         else:
             print(f"scratch directory (logs, job dirs): {scratch}", file=sys.stderr)

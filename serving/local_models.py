@@ -8,6 +8,9 @@ from django.conf import settings
 
 from serving.engines import EngineSpec
 
+#: Endpoint names of the local models: ``local-<key>`` (``LocalModel.endpoint_name``).
+ENDPOINT_PREFIX = "local-"
+
 
 @dataclass(frozen=True)
 class LocalModel:
@@ -20,6 +23,10 @@ class LocalModel:
     description: str
     generation: dict = field(default_factory=dict)
     chat_template: str | None = None  # relative to the repository root
+
+    @property
+    def endpoint_name(self) -> str:
+        return f"{ENDPOINT_PREFIX}{self.key}"
 
     def engine_spec(self) -> EngineSpec:
         template = str(settings.BASE_DIR / self.chat_template) if self.chat_template else None

@@ -290,7 +290,7 @@ def local_models_register() -> list[ServedModel]:
     for local in enabled_local_models():
         spec = local.engine_spec()
         endpoint, _ = Endpoint.objects.update_or_create(
-            name=f"local-{local.key}",
+            name=local.endpoint_name,
             defaults={
                 "kind": Endpoint.Kind.VLLM, "base_url": f"{spec.root_url}/v1", "managed": True,
                 "model_dir": spec.model_dir, "served_name": local.served_name,

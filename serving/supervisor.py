@@ -4,7 +4,7 @@ Run by `make run` (``config/management/commands/run_all.py``, every 2 s beside i
 children) or alone by ``manage.py run_engines`` (an engine host, next to its GPUs). One supervisor
 per database: two would start the same engines twice.
 
-* Wanted (``wanted_specs``): managed vLLM endpoints with a ``model_dir`` and at least one active
+* Wanted (``wanted_endpoints``): managed vLLM endpoints with a ``model_dir`` and at least one active
   served model -- the local models of `make run` (``local-<key>``, only those enabled by
   ``ARENA_LOCAL_MODELS``, first, on their own ports and ``engine-<key>.log``) and the engines of
   full fine-tunes (``serving.services.served_model_register_full``; ``engine-<endpoint>.log``).
@@ -35,6 +35,7 @@ from serving import services
 from serving.engine_plan import DEAD, RUNNING, STARTING, Observed, backoff_s, plan
 from serving.engines import EngineProcess, EngineSpec, log_tail
 from serving.errors import EngineError
+from serving.local_models import ENDPOINT_PREFIX, LOCAL_MODELS, enabled_local_models
 from serving.models import Endpoint, ServedModel
 
 logger = logging.getLogger(__name__)
@@ -42,15 +43,12 @@ logger = logging.getLogger(__name__)
 MAX_FAILURES = 5
 #: An engine up this long has its failure count cleared.
 STABLE_S = 300.0
-LOCAL_PREFIX = "local-"
 
 
 def wanted_endpoints() -> list[Endpoint]:
     """The managed endpoints whose engine should run, local models first, then by age."""
-    from serving.local_models import LOCAL_MODELS, enabled_local_models
-
-    enabled = {f"{LOCAL_PREFIX}{m.key}" for m in enabled_local_models()}
-    local = {f"{LOCAL_PREFIX}{key}" for key in LOCAL_MODELS}
+    enabled = {m.endpoint_name for m in enabled_local_models()}
+    local = {m.endpoint_name for m in LOCAL_MODELS.values()}
     active = ServedModel.objects.filter(endpoint=OuterRef("pk"), active=True)
     rows = (Endpoint.objects.filter(managed=True, kind=Endpoint.Kind.VLLM).exclude(model_dir="")
             .filter(Exists(active)).order_by("created_at", "pk"))
@@ -61,7 +59,7 @@ def wanted_endpoints() -> list[Endpoint]:
 def engine_spec(endpoint: Endpoint) -> EngineSpec:
     """The engine of a managed endpoint: the same spec `make run` always used for a local model."""
     parts = urlsplit(endpoint.base_url)
-    key = endpoint.name.removeprefix(LOCAL_PREFIX)
+    key = endpoint.name.removeprefix(ENDPOINT_PREFIX)
     return EngineSpec(
         name=key, model_dir=endpoint.model_dir, served_name=endpoint.served_name or endpoint.name,
         port=parts.port or 80, python=settings.ENGINE_PYTHON, host=parts.hostname or "127.0.0.1",
