@@ -221,7 +221,10 @@ def _copy_votes(connection, n_models: int, a: np.ndarray, b: np.ndarray, outcome
     with connection.cursor() as cursor:
         battle_cols = ("id, public_id, model_a_id, model_b_id, status, mode, conversation_a, conversation_b, "
                        "language, turn_total, prompt_tokens, rater_id, ip_hash, created_at, updated_at")
-        vote_cols = "id, battle_id, winner, rater_id, ip_hash, identity_leak, identity_words, side_error, style, created_at"
+        # Every NOT NULL column without a database default is listed (Django's defaults live in Python, not in
+        # the table): a new such column on Vote must be added here, and the smoke run in CI says so.
+        vote_cols = ("id, battle_id, winner, rater_id, ip_hash, exclusion, prompt_hash, identity_leak, identity_words, "
+                     "side_error, style, created_at")
         for start in range(0, n, 100_000):
             stop = min(n, start + 100_000)
             battles, votes = [], []
@@ -234,7 +237,7 @@ def _copy_votes(connection, n_models: int, a: np.ndarray, b: np.ndarray, outcome
                 )
                 st = style[k]
                 votes.append(
-                    f"{k + 1}\t{k + 1}\t{winners[k]}\t{rater}\t\t{'t' if leak[k] else 'f'}\t[]\t"
+                    f"{k + 1}\t{k + 1}\t{winners[k]}\t{rater}\t\t\t\t{'t' if leak[k] else 'f'}\t[]\t"
                     f"{'t' if side_error[k] else 'f'}\t"
                     f'{{"a": {{"tokens": {st[0]}, "headers": {st[1]}, "lists": {st[2]}, "bold": {st[3]}}}, '
                     f'"b": {{"tokens": {st[4]}, "headers": {st[5]}, "lists": {st[6]}, "bold": {st[7]}}}}}\t{ts}\n'
