@@ -18,6 +18,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+# The pure rating maths (numpy, no Django): the one list of interval methods.
+from arena.ratings.intervals import CI_METHODS
 from config.env import env_bool, env_float, env_int, env_list, env_secret, env_str, env_url
 from config.paths import ensure_dirs
 
@@ -278,11 +280,12 @@ if _anchor_raw:
             f"ARENA_LEADERBOARD_ANCHOR={_anchor_raw!r} must be MODEL=RATING, e.g. mixtral-8x7b-instruct-v0.1=1114"
         )
     ARENA_LEADERBOARD_ANCHOR = (_anchor_model.strip(), _anchor_value)
-# Intervals and weighting (arena/ratings_robust.py): "bootstrap" or "sandwich" (LMArena's default);
-# reweighting by inverse pair frequency, each pair's weight floored at MIN_PAIR_COUNT battles.
+# Intervals and weighting (arena/ratings/intervals.py, the one list of methods): "bootstrap" or
+# "sandwich" (LMArena's default); reweighting by inverse pair frequency, each pair's weight floored
+# at MIN_PAIR_COUNT battles.
 ARENA_LEADERBOARD_CI = env_str("ARENA_LEADERBOARD_CI", "bootstrap").strip() or "bootstrap"
-if ARENA_LEADERBOARD_CI not in ("bootstrap", "sandwich"):
-    raise ImproperlyConfigured(f"ARENA_LEADERBOARD_CI={ARENA_LEADERBOARD_CI!r} must be bootstrap or sandwich")
+if ARENA_LEADERBOARD_CI not in CI_METHODS:
+    raise ImproperlyConfigured(f"ARENA_LEADERBOARD_CI={ARENA_LEADERBOARD_CI!r} must be one of {', '.join(CI_METHODS)}")
 ARENA_LEADERBOARD_REWEIGHTED = env_bool("ARENA_LEADERBOARD_REWEIGHTED", False)
 ARENA_LEADERBOARD_MIN_PAIR_COUNT = env_int("ARENA_LEADERBOARD_MIN_PAIR_COUNT", 50, minimum=1)
 # A model is shown as provisional (ranked after the others) below this many votes or above this

@@ -14,6 +14,7 @@ import numpy as np
 
 from arena.provisional import ProvisionalRule, mark_provisional, mark_retired
 from arena.ratings import (
+    DEFAULT_MIN_PAIR_COUNT,
     Board,
     PairCounts,
     compute_board,
@@ -21,7 +22,6 @@ from arena.ratings import (
     predicted_win_rate,
     rank_upper_bound,
 )
-from arena.ratings_robust import DEFAULT_MIN_PAIR_COUNT
 
 #: Heatmaps show the best models of the largest group: more cells than this are unreadable.
 HEATMAP_MODELS = 15

@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from arena.ratings import ABOUT_INTERVALS
-from arena.ratings_robust import ABOUT_REWEIGHTED, ABOUT_SANDWICH, DEFAULT_MIN_PAIR_COUNT
+from arena.ratings import ABOUT_REWEIGHTED, DEFAULT_MIN_PAIR_COUNT, INTERVAL_METHODS
 
 ABOUT_EXCLUDED = (
     "Only anonymous battles count: a vote is left out when either answer named a model or its "
@@ -38,7 +37,7 @@ ABOUT_STYLE = (
 
 def about_intervals(board: Mapping[str, Any]) -> str:
     """How this board's intervals were computed (bootstrap or sandwich, reweighted or not)."""
-    text = ABOUT_SANDWICH if board.get("ci") == "sandwich" else ABOUT_INTERVALS
+    text = INTERVAL_METHODS.get(board.get("ci"), INTERVAL_METHODS["bootstrap"]).about
     if board.get("reweighted"):
         text += ABOUT_REWEIGHTED.format(floor=board.get("min_pair_count", DEFAULT_MIN_PAIR_COUNT))
     return text

@@ -18,6 +18,7 @@ from arena.ratings import (
     LMSYS_ANCHOR,
     WINNERS,
     PairCounts,
+    bootstrap,
     compute_board,
     elo_from_arrays,
     elo_update,
@@ -301,7 +302,7 @@ def test_chord_bootstrap_equals_full_newton_refits(monkeypatch: pytest.MonkeyPat
     counts = small_league(seed=1, n=5, per_pair=15)
     fast = compute_board(counts, rounds=30, seed=3)
     # No chord iterations: every replicate is refitted from scratch by damped Newton.
-    monkeypatch.setattr(ratings, "_CHORD_MAX_ITER", 0)
+    monkeypatch.setattr(bootstrap, "_CHORD_MAX_ITER", 0)
     slow = compute_board(counts, rounds=30, seed=3)
     assert fast.ci_low == pytest.approx(slow.ci_low, abs=1e-5)
     assert fast.ci_high == pytest.approx(slow.ci_high, abs=1e-5)
@@ -311,7 +312,7 @@ def test_multinomial_sampler_is_multinomial() -> None:
     rng = np.random.default_rng(0)
     p = np.array([0.5, 0.3, 0.15, 0.05])
     n, size = 400, 20_000
-    draws = ratings._multinomial(rng, p * 7.0, n, size).T  # Poisson path: n >= 2K
+    draws = bootstrap._multinomial(rng, p * 7.0, n, size).T  # Poisson path: n >= 2K
     assert np.all(draws.sum(axis=1) == n)
     se = np.sqrt(n * p * (1 - p) / size)
     assert np.all(np.abs(draws.mean(axis=0) - n * p) < 5 * se)

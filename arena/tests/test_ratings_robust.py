@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from arena.ratings import POINTS_PER_LOGIT, PairCounts, compute_board
-from arena.ratings_robust import pair_weights, sandwich_half_widths
+from arena.ratings import POINTS_PER_LOGIT, PairCounts, compute_board, pair_weights
+from arena.ratings.sandwich import sandwich_half_widths
 from tests.helpers import shared_data_file
 
 FIXTURE = Path(__file__).parent / "data" / "arena_rank_lmsys_20240814.json"

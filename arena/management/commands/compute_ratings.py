@@ -21,8 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from arena.battle_files import BattleFileError, read_battle_arrays
 from arena.leaderboard.boards import CLI_ROW_KEYS, board_build
-from arena.ratings import INITIAL_RATING, PairCounts, elo_from_arrays
-from arena.ratings_robust import CI_METHODS
+from arena.ratings import CI_METHODS, INITIAL_RATING, PairCounts, elo_from_arrays
 
 
 def parse_anchor(raw: str) -> tuple[str, float]:

@@ -1,7 +1,6 @@
-"""Sandwich (Huber–White) intervals and inverse-pair-frequency reweighting for Bradley–Terry.
+"""Sandwich (Huber–White) intervals for Bradley–Terry, and the reweighting they are used with.
 
-Pure module: numpy and scipy only, no Django, no I/O, and no import of :mod:`arena.ratings`
-(which calls into this one). It works on the per-pair arrays that module fits on: ``i``, ``j``
+Pure module: numpy and scipy only, no Django, no I/O. It works on the per-pair arrays that module fits on: ``i``, ``j``
 (model indices of each pair), ``counts`` (``(n_pairs, 4)``: ``[i_wins, j_wins, tie,
 tie_bothbad]``) and the fitted ``beta`` (logits).
 
@@ -9,7 +8,7 @@ Both follow LMArena's ``arena-rank`` library (the code behind its board since 20
 numbers agree with it (``arena/tests/test_ratings_robust.py`` checks this on the 1.67M public
 battles against outputs it recorded):
 
-* **Reweighting** (:func:`pair_weights`): every battle of the unordered pair {i, j} gets weight
+* **Reweighting** (:func:`arena.ratings.weights.pair_weights`): every battle of the unordered pair {i, j} gets weight
   ``1 / max(n_ij, min_pair_count)``, so that each pair with at least ``min_pair_count`` battles
   weighs the same in the fit however often it was sampled: heavily sampled pairs (the
   "Leaderboard Illusion" critique, Singh et al. 2025) no longer dominate. The floor keeps a
@@ -33,19 +32,6 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.special import expit
 from scipy.stats import norm
 
-__all__ = [
-    "ABOUT_SANDWICH",
-    "CI_METHODS",
-    "DEFAULT_MIN_PAIR_COUNT",
-    "HESSIAN_REG",
-    "pair_weights",
-    "sandwich_half_widths",
-]
-
-#: Interval methods known to :func:`arena.ratings.compute_board`.
-CI_METHODS: tuple[str, str] = ("bootstrap", "sandwich")
-#: arena-rank's default floor on the pair count in the inverse-frequency weight.
-DEFAULT_MIN_PAIR_COUNT = 50
 #: arena-rank's default ``hessian_reg`` (per battle when unweighted).
 HESSIAN_REG = 1e-5
 
@@ -58,18 +44,6 @@ ABOUT_SANDWICH = (
     "interval too narrow. Rank is 1 plus the number of models whose interval lies entirely "
     "above this model's interval."
 )
-#: Appended when the fit is reweighted.
-ABOUT_REWEIGHTED = (
-    " Votes are reweighted by inverse pair frequency: every pair of models with at least {floor} "
-    "votes counts the same, however often it was sampled."
-)
-
-
-def pair_weights(total: np.ndarray, min_pair_count: float = DEFAULT_MIN_PAIR_COUNT) -> np.ndarray:
-    """Weight of each battle of a pair: ``1 / max(n_pair, min_pair_count)`` (``total``: battles per pair)."""
-    if min_pair_count < 1:
-        raise ValueError("min_pair_count must be at least 1")
-    return 1.0 / np.maximum(np.asarray(total, dtype=np.float64), float(min_pair_count))
 
 
 def _laplacian(n: int, i: np.ndarray, j: np.ndarray, values: np.ndarray) -> np.ndarray:
