@@ -112,7 +112,9 @@ def test_a_dpo_job_trains_on_the_arenas_own_votes_from_the_command_line(base_mod
     assert result["status"] == "succeeded" and result["model"] == f"smollm2-135m-instruct-dpo-j{job.pk}"
     assert result["checkpoint"] == job.checkpoint.adapter_path
     assert any("rewards/margins" in m for m in job.metrics)
-    assert "[" in capfd.readouterr().err  # the progress bar went to stderr
+    # The progress bar went to stderr and ended full, with the job's own step count.
+    bar = capfd.readouterr().err.rsplit("\r", 1)[-1]
+    assert f"job {job.pk} succeeded [{'#' * 30}] {job.total_steps}/{job.total_steps}" in bar, bar
 
 
 def launch_and_wait(method: str, base_model: ServedModel, dataset: str, overrides: list[str] = SMOKE,
