@@ -18,9 +18,22 @@ greedy optimal design):
    and by Sherman–Morrison lowers U by ``v · xᵀ C M C x / (1 + v · xᵀ C x)``. The next pair is
    the one with the largest drop; for a batch, C is updated after each pick as if the vote had
    happened (votes already promised to pending battles count the same way).
-4. A floor: each pick is, with probability ``floor``, a pair drawn uniformly among all pairs
-   instead, so no model is starved and every pair stays possible (and the board keeps
-   evidence against model drift that the fitted ratings would not predict).
+4. Held models: a model of weight 0 (held by the gate, paused by an admin, out of pairing for
+   another reason) is drawn only when fewer than two models of positive weight remain, as in
+   weighted pairing; its variance and order terms still shape ``C`` and ``M`` but no pair with it
+   is picked. (Before this rule a held model, sitting unrated at the mean, kept the largest
+   order terms and took 93% of the picks of a 10-model arena.)
+5. A repeat cap: once the less-played model of a pair has :data:`CAP_AFTER` battles, the pair
+   may hold at most ``repeat_cap`` times its even share of them (``1/(n − 1)`` with ``n``
+   eligible models: 3/29 ≈ 10% in a 30-model arena, 3/9 in a 10-model one, no cap below five
+   models); a capped pair is not picked (except by the floor).
+   Without it one pair took 37% of the first 1,000 battles after an entry: the information
+   of a newcomer's votes is largest against its closest rival, but a board built on one
+   opponent is fragile (a model-specific quirk of that rival moves the newcomer unchecked).
+6. A floor: each pick is, with probability ``floor``, a pair drawn uniformly among the pairs of
+   eligible models instead, so every eligible model takes part in at least ``floor · 2/n`` of the
+   battles (``n`` eligible models), every pair stays possible, and the board keeps evidence
+   against model drift that the fitted ratings would not predict.
 
 Entry point: :func:`choose_pairs`. Sides are for the caller to randomise.
 """
@@ -34,26 +47,34 @@ import numpy as np
 from scipy.special import expit
 from scipy.stats import norm
 
-__all__ = ["PRIOR_SD_POINTS", "ActiveRule", "choose_pairs", "covariance", "focus_matrix", "pair_gains"]
+__all__ = ["CAP_AFTER", "PRIOR_SD_POINTS", "ActiveRule", "choose_pairs", "covariance", "eligible_models",
+           "focus_matrix", "pair_gains"]
 
 #: Prior standard deviation of a rating (Elo points) used only to choose pairs: weak next to a
 #: few dozen votes, but it keeps the variance of a model without votes finite.
 PRIOR_SD_POINTS = 350.0
 _POINTS_PER_LOGIT = 400.0 / math.log(10.0)
+#: The repeat cap applies once the less-played model of a pair has this many battles.
+CAP_AFTER = 20
 
 
 @dataclass(frozen=True)
 class ActiveRule:
-    """``floor``: share of uniformly random pairs; ``adjacent``: weight ``a`` of the order terms."""
+    """``floor``: share of uniformly random pairs; ``adjacent``: weight ``a`` of the order terms;
+    ``repeat_cap``: the most a pair may hold of its less-played model's battles, in multiples of
+    the even share ``1/(n − 1)`` (``inf``: no cap)."""
 
     floor: float = 0.1
     adjacent: float = 1.0
+    repeat_cap: float = 3.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.floor <= 1.0:
             raise ValueError("floor must be between 0 and 1")
         if self.adjacent < 0:
             raise ValueError("adjacent must be >= 0")
+        if not self.repeat_cap >= 1.0:
+            raise ValueError("repeat_cap must be at least 1 (the even share)")
 
 
 def covariance(battles: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -93,6 +114,20 @@ def pair_gains(cov: np.ndarray, focus: np.ndarray, beta: np.ndarray) -> np.ndarr
     return gain
 
 
+def eligible_models(weight: np.ndarray) -> np.ndarray:
+    """Models a pick may use: those of positive weight, or every model when fewer than two have one."""
+    positive = np.asarray(weight, dtype=np.float64) > 0
+    return positive if positive.sum() >= 2 else np.ones(len(positive), dtype=bool)
+
+
+def _capped(battles: np.ndarray, repeat_cap: float, n_eligible: int) -> np.ndarray:
+    """Pairs over the repeat cap (rule 5 of the module docstring)."""
+    cap = min(1.0, repeat_cap / max(n_eligible - 1, 1))
+    per_model = battles.sum(axis=1)
+    fewer = np.minimum(per_model[:, None], per_model[None, :])
+    return (fewer >= CAP_AFTER) & (battles > cap * fewer)
+
+
 def choose_pairs(
     battles: np.ndarray,
     beta: np.ndarray,
@@ -110,18 +145,25 @@ def choose_pairs(
     if n < 2:
         raise ValueError("at least two models are needed")
     beta = np.asarray(beta, dtype=np.float64)
+    battles = np.array(battles, dtype=np.float64)
     cov = covariance(battles, beta)
     focus = focus_matrix(beta, cov, weight, rule.adjacent)
     p = expit(beta[:, None] - beta[None, :])
+    ok = eligible_models(weight)
+    usable = np.triu(ok[:, None] & ok[None, :], 1)
+    members = np.flatnonzero(ok)
     picks: list[tuple[int, int]] = []
     for _ in range(k):
-        if rng.random() < rule.floor:
-            i, j = sorted(int(x) for x in rng.choice(n, 2, replace=False))
+        allowed = usable & ~_capped(battles, rule.repeat_cap, len(members))
+        if rng.random() < rule.floor or not allowed.any():
+            i, j = sorted(int(x) for x in rng.choice(members, 2, replace=False))
         else:
-            gain = np.triu(pair_gains(cov, focus, beta), 1)
+            gain = np.where(allowed, pair_gains(cov, focus, beta), -np.inf)
             best = np.flatnonzero(gain == gain.max())
             i, j = divmod(int(rng.choice(best)), n)
         picks.append((i, j))
+        battles[i, j] += 1
+        battles[j, i] += 1
         x = cov[:, i] - cov[:, j]
         v = p[i, j] * (1.0 - p[i, j])
         cov = cov - np.outer(x, x) * (v / (1.0 + v * (x[i] - x[j])))

@@ -1,6 +1,7 @@
 """How many votes each pairing mode needs to rank a new model (a simulation that prints a table).
 
     .venv/bin/python bench/sampling.py [--seeds 12] [--initial 300000] [--horizon 25000] [--batch 100]
+    .venv/bin/python bench/sampling.py --smoke     # 2 seeds, a short horizon: seconds, for CI
 
 Pure simulation (no Django, no database). The arena: 30 models whose true ratings are the
 published 2024-08-13 Chatbot Arena ratings of every 4th model of that board (1314 … 955, the
@@ -22,9 +23,13 @@ Every ``--batch`` votes the board is refitted with sandwich intervals
 
 Modes: ``uniform`` (every pair equally likely), ``weighted`` (the arena's default:
 ``arena.pairing.sample_pair`` with weight 1 and the new-model boost, ``ARENA_NEW_MODEL_BOOST``
-= 5 for its first ``ARENA_NEW_MODEL_BOOST_VOTES`` = 50 votes), ``active``
-(``arena.sampling.choose_pairs``, 10% random floor, the new model's weight 5 while it has
-fewer than 300 votes). Medians over ``--seeds`` runs; ">H" means not reached in the horizon.
+= 5 for its first ``ARENA_NEW_MODEL_BOOST_VOTES`` = 50 votes), ``newcomer`` (the trivial
+baseline of issue 21: 90% of battles put the new model against a uniformly random opponent,
+the rest are uniform pairs), ``active``
+(``arena.sampling.choose_pairs``, 10% random floor, repeat cap, the new model's weight 5 while it
+has fewer than 300 votes). Medians over ``--seeds`` runs; ">H" means not reached in the horizon.
+"busiest pair" is the largest share one pair took of the first 1,000 battles after the entry
+(median over seeds); "to new" the share of those battles that involved the new model.
 
 With the defaults (12 seeds; ~3 minutes here) it printed:
 
@@ -133,10 +138,18 @@ def run(mode: str, seed: int, names: list[str], true: np.ndarray, new: int, args
     boost_left = BOOST_VOTES
     beta = np.zeros(n)
     true_top = list(np.argsort(-true)[:10])
-    result = {"new": None, "top10": None, "covered": 0, "intervals": 0, "new_covered_at_stop": None}
+    result = {"new": None, "top10": None, "covered": 0, "intervals": 0, "new_covered_at_stop": None, "first": []}
     votes = 0
     while votes < args.horizon:
-        if mode == "active":
+        if mode == "newcomer":
+            pairs = []
+            for _ in range(args.batch):
+                if rng.random() < 0.9:
+                    other = int(rng.choice([k for k in range(n) if k != new]))
+                    pairs.append((new, other))
+                else:
+                    pairs.append(tuple(int(x) for x in rng.choice(n, 2, replace=False)))
+        elif mode == "active":
             battles = arena.battles()
             weight = np.ones(n)
             if battles[new].sum() < PROVISIONAL_VOTES:
@@ -152,6 +165,9 @@ def run(mode: str, seed: int, names: list[str], true: np.ndarray, new: int, args
                 boost_left -= new in pair
                 pairs.append(pair)
         a, b = np.array(pairs).T
+        for x, y in pairs:
+            if len(result["first"]) < 1000:
+                result["first"].append((min(x, y), max(x, y)))
         swap = rng.random(len(a)) < 0.5  # random sides
         arena.vote(np.where(swap, b, a), np.where(swap, a, b))
         votes += len(a)
@@ -185,16 +201,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="votes between two refits")
     parser.add_argument("--new", default="gemma-2-27b-it")
     parser.add_argument("--data", type=Path, default=DATA, help="folder of the shared arena_battles files")
+    parser.add_argument("--smoke", action="store_true", help="2 seeds, 20,000 initial votes, a 1,000-vote horizon")
     args = parser.parse_args()
+    if args.smoke:
+        args.seeds, args.initial, args.horizon = 2, 20_000, 1_000
     names, true, new = arena_models(args.data, args.new)
     tie_rate = observed_tie_rate(args.data)
     print(f"30 models (true {true.max() - true.min():.0f}-point spread), new model {names[new]} "
           f"(true rank {int((true > true[new]).sum()) + 1}), tie rate {tie_rate:.3f}, {args.initial:,} votes before "
           f"the entry, refit every {args.batch} votes, {args.seeds} seeds, horizon {args.horizon:,} votes")
     print(f"{'mode':10} {'votes to ±20 (new)':>20} {'votes to top-10 order':>22} {'coverage':>9} "
-          f"{'new covered at stop':>20} {'time':>6}")
+          f"{'new covered at stop':>20} {'busiest pair':>13} {'to new':>7} {'time':>6}")
     medians = {}
-    for mode in ("uniform", "weighted", "active"):
+    for mode in ("uniform", "weighted", "newcomer", "active"):
         started = time.perf_counter()
         runs = [run(mode, 1000 + s, names, true, new, args, tie_rate) for s in range(args.seeds)]
         medians[mode] = median_votes(runs, "new")
@@ -203,9 +222,14 @@ def main() -> None:
 
         def show(x: float) -> str:
             return f">{args.horizon:,}" if x == np.inf else f"{x:,.0f}"
+        busiest = statistics.median(max(map(r["first"].count, set(r["first"]))) / len(r["first"]) for r in runs)
+        to_new = statistics.median(sum(new in q for q in r["first"]) / len(r["first"]) for r in runs)
         print(f"{mode:10} {show(medians[mode]):>20} {show(median_votes(runs, 'top10')):>22} {coverage:9.3f} "
-              f"{(f'{sum(stops)}/{len(stops)}' if stops else '-'):>20} {time.perf_counter() - started:5.0f}s")
-    print(f"weighted / active, votes for the new model's ±20 interval: {medians['weighted'] / medians['active']:.1f}x")
+              f"{(f'{sum(stops)}/{len(stops)}' if stops else '-'):>20} {busiest:13.1%} {to_new:7.1%} "
+              f"{time.perf_counter() - started:5.0f}s")
+    for baseline in ("weighted", "newcomer"):
+        print(f"{baseline} / active, votes for the new model's ±20 interval: "
+              f"{medians[baseline] / medians['active']:.2f}x")
 
 
 if __name__ == "__main__":

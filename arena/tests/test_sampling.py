@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arena.sampling import ActiveRule, choose_pairs, covariance, focus_matrix, pair_gains
+from arena.sampling import ActiveRule, choose_pairs, covariance, eligible_models, focus_matrix, pair_gains
 
 
 def arena(n: int = 5, votes: float = 200.0) -> tuple[np.ndarray, np.ndarray]:
@@ -60,3 +60,45 @@ def test_bad_rules_and_too_few_models_are_errors():
         ActiveRule(adjacent=-1)
     with pytest.raises(ValueError, match="two models"):
         choose_pairs(np.zeros((1, 1)), np.zeros(1), np.ones(1), 1, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.1, 1.0])
+def test_a_held_model_is_never_drawn_while_two_others_can_battle(floor):
+    # The case of issue 21: an unrated held model at the mean of a 10-model arena (it used to take 93%).
+    battles, beta = arena(10, 30.0)
+    battles[4, :] = battles[:, 4] = 0.0
+    beta[4] = 0.0
+    weight = np.ones(10)
+    weight[4] = 0.0
+    picks = choose_pairs(battles, beta, weight, 300, np.random.default_rng(3), ActiveRule(floor=floor))
+    assert not any(4 in p for p in picks)
+    assert len({m for p in picks for m in p}) >= 2
+
+
+def test_held_models_are_drawn_only_when_fewer_than_two_others_remain():
+    battles, beta = arena(4)
+    picks = choose_pairs(battles, beta, np.array([1.0, 0.0, 0.0, 0.0]), 50, np.random.default_rng(4),
+                         ActiveRule(floor=0.1))
+    assert {m for p in picks for m in p} & {1, 2, 3}  # the only positive model needs a held rival
+    assert eligible_models(np.array([0.0, 2.0, 0.0, 1.0])).tolist() == [False, True, False, True]
+    assert eligible_models(np.zeros(3)).all()
+
+
+def test_no_pair_takes_more_than_its_cap_of_a_models_battles():
+    battles, beta = arena(16, 100.0)
+    battles[15, :] = battles[:, 15] = 0.0  # a newcomer, level with model 7
+    beta[15] = beta[7]
+    weight = np.ones(16)
+    weight[15] = 5.0
+    picks = choose_pairs(battles, beta, weight, 400, np.random.default_rng(5), ActiveRule(floor=0.0, repeat_cap=2.0))
+    newcomer = [p for p in picks if 15 in p]
+    busiest = max(newcomer.count(p) for p in set(newcomer))
+    # Once the newcomer has CAP_AFTER battles no opponent exceeds twice the even share (2/15) of them,
+    # give or take the one pick that crosses it.
+    assert busiest <= 2 / 15 * len(newcomer) + 1
+    uncapped = choose_pairs(battles, beta, weight, 400, np.random.default_rng(5),
+                            ActiveRule(floor=0.0, repeat_cap=np.inf))
+    newcomer = [p for p in uncapped if 15 in p]
+    assert max(newcomer.count(p) for p in set(newcomer)) > 2 / 15 * len(newcomer) + 1  # the cap is what holds it
+    with pytest.raises(ValueError, match="repeat_cap"):
+        ActiveRule(repeat_cap=0.5)
