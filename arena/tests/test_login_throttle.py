@@ -55,3 +55,21 @@ def test_zero_turns_the_throttle_off(client, account, settings):
     for n in range(LIMIT + 2):
         sign_in(client, "/accounts/login/", f"wrong-{n}")
     assert sign_in(client, "/accounts/login/", "right-password").status_code == 302
+
+
+@pytest.mark.parametrize("raw,expected", [("0", "False 1 900"), ("7", "True 7 900")])
+def test_the_settings_map_onto_axes(raw, expected):
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "print(s.AXES_ENABLED, s.AXES_FAILURE_LIMIT, int(s.AXES_COOLOFF_TIME.total_seconds()))")
+    env = {**os.environ, "ARENA_LOGIN_FAILURE_LIMIT": raw, "DJANGO_SETTINGS_MODULE": "config.settings_test"}
+    env.pop("ARENA_LOGIN_LOCKOUT_S", None)
+    out = subprocess.run([sys.executable, "-c", code], cwd=django_settings.BASE_DIR, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[-2] == expected
