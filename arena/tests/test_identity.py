@@ -100,3 +100,34 @@ class TestObfuscatedNames:
 
     def test_a_name_split_over_two_lines_or_a_long_gap_is_not_joined(self):
         assert find_identity_words(["The gem\nma was there; qw ---- en"], self.WORDS) == []
+
+
+class TestGeneratedObfuscations:
+    """Random mixes of the obfuscations, as an adaptive attacker would try them."""
+
+    @staticmethod
+    def disguise(name: str, draw) -> str:
+        from hypothesis import strategies as st
+
+        separator = draw(st.sampled_from(["", "-", ".", "_", "*", "·", " ", " - ", "\u200b", "\u2060", "\u00ad"]))
+        letters = []
+        for ch in name:
+            if draw(st.booleans()):
+                ch = ch.upper()
+            if draw(st.booleans()) and ch.isascii() and ch.isalnum():
+                ch = chr(ord(ch) + 0xFEE0)  # its fullwidth form
+            letters.append(ch + draw(st.sampled_from(["", "\u200d", "\ufeff", "\u034f"])))
+        return separator.join(letters)
+
+    @pytest.mark.parametrize("name", ["smollm", "gemma", "claude", "mistral"])
+    def test_every_mix_is_found(self, name):
+        from hypothesis import given, settings
+        from hypothesis import strategies as st
+
+        @settings(max_examples=150, deadline=None)
+        @given(st.data())
+        def check(data):
+            text = f"Hello! I am {self.disguise(name, data.draw)}, your assistant."
+            assert find_identity_words([text], [name]) == [name], text
+
+        check()
