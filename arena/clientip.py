@@ -88,12 +88,14 @@ def scope_client_ip(scope: dict) -> str | None:
 
 
 class TrustedProxyMiddleware:
-    """Sets ``request.META["REMOTE_ADDR"]`` to :func:`client_ip` for the rest of Django."""
+    """Sets ``request.META["REMOTE_ADDR"]`` to :func:`client_ip` for the rest of Django, keeping the
+    direct peer's address as ``request.META["ARENA_PEER_ADDR"]`` (what /metrics decides on)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        request.META["ARENA_PEER_ADDR"] = request.META.get("REMOTE_ADDR", "")
         ip = client_ip(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))
         if ip:
             request.META["REMOTE_ADDR"] = ip

@@ -35,15 +35,19 @@ def account_rater_id(user) -> str:
 
 
 def battle_create(*, rater_id: str, ip_hash: str = "", rng: random.Random | None = None) -> Battle:
-    """Start a battle between two distinct battle-ready models chosen by sampling weight."""
-    limits.check_battle(rater_id, ip_hash)
-    ready = contestants_battle_ready()
-    try:
-        a_id, b_id = pair_for([m.pk for m, _ in ready], [weight for _, weight in ready], rng)
-    except PairingError:
-        raise ArenaError("no_models", "Fewer than two models are available right now; try again shortly.") from None
-    by_id = {m.pk: m for m, _ in ready}
-    battle = Battle.objects.create(model_a=by_id[a_id], model_b=by_id[b_id], rater_id=rater_id, ip_hash=ip_hash)
+    """Start a battle between two distinct battle-ready models chosen by sampling weight.
+
+    The limit check and the insert share one transaction holding the rater's and IP hash's
+    limit lock (``arena.limits``), so parallel sockets cannot overshoot the limit."""
+    with transaction.atomic():
+        limits.check_battle(rater_id, ip_hash)
+        ready = contestants_battle_ready()
+        try:
+            a_id, b_id = pair_for([m.pk for m, _ in ready], [weight for _, weight in ready], rng)
+        except PairingError:
+            raise ArenaError("no_models", "Fewer than two models are available right now; try again shortly.") from None
+        by_id = {m.pk: m for m, _ in ready}
+        battle = Battle.objects.create(model_a=by_id[a_id], model_b=by_id[b_id], rater_id=rater_id, ip_hash=ip_hash)
     metrics.BATTLES.inc()
     return battle
 

@@ -12,7 +12,8 @@ one per process; Prometheus sums the web replicas):
 State that lives in the database is read at scrape time, so every process reports the same
 truth (take ``max`` across replicas): ``arena_training_jobs{status}``.
 
-``metrics_view`` answers only a peer in ``ARENA_METRICS_ALLOWED_NETS`` or a request bearing
+``metrics_view`` answers only a direct peer (the TCP peer, never an ``X-Forwarded-For`` address,
+even from a trusted proxy) in ``ARENA_METRICS_ALLOWED_NETS`` or a request bearing
 ``ARENA_METRICS_TOKEN``; everyone else gets 404. Django's own request metrics come from
 django-prometheus' middleware.
 """
@@ -99,7 +100,9 @@ def _allowed(request) -> bool:
     if token and hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
         return True
     try:
-        peer = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        # The direct peer, never an address a proxy forwarded: a trusted proxy in front of a
+        # reachable port would otherwise let any client claim 127.0.0.1 in X-Forwarded-For.
+        peer = ipaddress.ip_address(request.META.get("ARENA_PEER_ADDR", request.META.get("REMOTE_ADDR", "")))
     except ValueError:
         return False
     return any(peer in ipaddress.ip_network(net, strict=False) for net in settings.ARENA_METRICS_ALLOWED_NETS)

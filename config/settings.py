@@ -13,6 +13,7 @@ import json
 import math
 import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -427,6 +428,24 @@ try:
 except ValueError as _exc:
     raise ImproperlyConfigured(f"ARENA_METRICS_ALLOWED_NETS: {_exc}") from None
 ARENA_METRICS_TOKEN = env_secret("ARENA_METRICS_TOKEN")
+
+# Sign-in throttle (django-axes) of /admin/login/ and /accounts/login/: after N failed sign-ins from
+# one client address, that address is refused (429) for the lockout time; 0 turns it off. Addresses
+# are stored only as a pseudo-address made from their salted hash (arena.login_throttle).
+ARENA_LOGIN_FAILURE_LIMIT = env_int("ARENA_LOGIN_FAILURE_LIMIT", 5, minimum=0)
+ARENA_LOGIN_LOCKOUT_S = env_int("ARENA_LOGIN_LOCKOUT_S", 900, minimum=1)
+INSTALLED_APPS.append("axes")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as axes requires
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_ENABLED = ARENA_LOGIN_FAILURE_LIMIT > 0
+AXES_FAILURE_LIMIT = max(1, ARENA_LOGIN_FAILURE_LIMIT)
+AXES_COOLOFF_TIME = timedelta(seconds=ARENA_LOGIN_LOCKOUT_S)
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_CLIENT_IP_CALLABLE = "arena.login_throttle.pseudo_address"
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lockout ends on time, whatever is tried meanwhile
+AXES_DISABLE_ACCESS_LOG = True  # no table of successful sign-ins (addresses, browsers)
+AXES_LOCKOUT_TEMPLATE = "arena/login_locked.html"
 
 # Logs: JSON lines in production (plain text in development), IP addresses replaced by a salted
 # hash in every message whatever its logger (config/logs.py).

@@ -1,6 +1,7 @@
 """docker-compose.yml runs as written: the compose binary accepts it, the app services start in production
 mode only with the secret files it mounts, start order follows healthchecks, the shared volume carries the
-models and adapters, and the GPU training worker is the CUDA build.
+models and adapters, the GPU training worker is the CUDA build, and only the TLS proxy is published, the
+one hop web trusts.
 
 The binary is Debian's docker-compose 1.29 (.ci/run installs it) or a modern `docker compose`.
 """
@@ -80,7 +81,8 @@ def test_the_training_worker_is_the_cuda_build_on_a_gpu(spec):
 def _app_env(spec, service: str, secrets_dir: Path) -> dict[str, str]:
     env = {}
     for key, value in spec["services"][service]["environment"].items():
-        value = re.sub(r"\$\{ARENA_HOSTNAME:-([^}]*)\}", lambda m: "arena.example.org", str(value))
+        value = re.sub(r"\$\{([A-Z_]+):-([^}]*)\}",
+                       lambda m: "arena.example.org" if m[1] == "ARENA_HOSTNAME" else m[2], str(value))
         env[key] = value.replace("/run/secrets/", f"{secrets_dir}/")
     return env
 
@@ -129,3 +131,60 @@ def test_the_vllm_service_uses_the_launchers_cuda_flags(spec):
     service_env = spec["services"]["vllm"]["environment"]
     assert {k: env[k] for k in ("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "HF_HUB_OFFLINE")} == {
         k: service_env[k] for k in ("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "HF_HUB_OFFLINE")}
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict:
+    """The file as the compose binary resolves it (defaults of ${VAR:-default} filled in)."""
+    result = subprocess.run([*compose_binary(), "-f", str(COMPOSE), "config"], cwd=REPO, capture_output=True,
+                            text=True, env={**os.environ, "ARENA_HOSTNAME": "arena.example.org"}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def _published(service: dict) -> list[tuple[str, int]]:
+    """(host address, port) of each published port, long or short syntax."""
+    found = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            found.append((port.get("host_ip", "0.0.0.0"), int(port["published"])))
+        else:
+            parts = str(port).split("/")[0].split(":")
+            found.append((parts[0] if len(parts) == 3 else "0.0.0.0", int(parts[-2])))
+    return found
+
+
+def test_only_the_proxy_is_published_and_web_is_reachable_inside_the_network_only(resolved):
+    services = resolved["services"]
+    assert sorted(port for _, port in _published(services["proxy"])) == [80, 443, 443]
+    for name, service in services.items():
+        if name != "proxy":
+            assert all(host == "127.0.0.1" for host, _ in _published(service)), f"{name} is published"
+    assert "ports" not in services["web"]
+
+
+def test_web_trusts_exactly_the_proxy_hop(resolved):
+    import ipaddress
+
+    services = resolved["services"]
+    proxy_address = ipaddress.ip_address(services["proxy"]["networks"]["default"]["ipv4_address"])
+    subnet = ipaddress.ip_network(resolved["networks"]["default"]["ipam"]["config"][0]["subnet"])
+    assert proxy_address in subnet
+    for name in APP_SERVICES:
+        trusted = services[name]["environment"]["ARENA_TRUSTED_PROXIES"]
+        assert ipaddress.ip_network(trusted) == ipaddress.ip_network(f"{proxy_address}/32"), name
+    # The metrics view allows only loopback peers by default: the proxy's address is not among them.
+    assert "ARENA_METRICS_ALLOWED_NETS" not in services["web"]["environment"]
+
+
+def test_the_proxy_forwards_to_web_and_keeps_metrics_off_the_public_side(resolved):
+    proxy = resolved["services"]["proxy"]
+    mounts = {(v["target"] if isinstance(v, dict) else v.split(":")[1]):
+              (v.get("source", "") if isinstance(v, dict) else v.split(":")[0]) for v in proxy["volumes"]}
+    source = mounts["/etc/caddy/Caddyfile"]
+    caddyfile = REPO / "deploy" / "Caddyfile"
+    assert Path(source).resolve() == caddyfile.resolve()
+    text = caddyfile.read_text()
+    assert "reverse_proxy web:8000" in text and "{$ARENA_HOSTNAME" in text
+    assert re.search(r"@metrics path /metrics", text) and "respond @metrics 404" in text
+    assert proxy["depends_on"] == {"web": {"condition": "service_healthy"}}

@@ -92,6 +92,16 @@ class TestHeadersAndMetrics:
             assert b'arena_training_jobs{status="queued"} 0.0' in response.content
             assert b"django_http_requests_total_by_method_total" in response.content
 
+    def test_metrics_decide_on_the_direct_peer_never_a_forwarded_address(self, client, settings):
+        # The proxy is trusted for the rater's address, but a client naming 127.0.0.1 through it is no local peer.
+        settings.ARENA_TRUSTED_PROXIES = "10.0.0.0/8"
+        forged = client.get("/metrics", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="127.0.0.1")
+        assert forged.status_code == 404
+        settings.ARENA_TRUSTED_PROXIES = "1"
+        assert client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == 404
+        settings.ARENA_METRICS_ALLOWED_NETS = ["10.0.0.0/8"]  # a scraper inside the network, reaching web directly
+        assert client.get("/metrics", REMOTE_ADDR="10.0.0.5").status_code == 200
+
     def test_arena_counters_follow_battles_votes_and_errors(self, django_capture_on_commit_callbacks):
         def value(name, **labels):
             return REGISTRY.get_sample_value(name, labels) or 0.0

@@ -141,3 +141,41 @@ class TestHubIds:
     @pytest.mark.parametrize("good", ["HuggingFaceH4/ultrachat_200k", "imdb", "Anthropic/hh-rlhf", "a.b-c_d/e1"])
     def test_real_ids_pass(self, good):
         assert hub_id(good) == good
+
+
+@pytest.mark.django_db
+class TestHubIdsAreNeverLocalPaths:
+    """``datasets.load_dataset("var/training")`` reads a local folder of that name when one exists."""
+
+    def plant(self, root):
+        folder = root / "owner" / "name"
+        folder.mkdir(parents=True)
+        (folder / "train.jsonl").write_text(json.dumps(GOOD) + "\n")  # a file of the server, not of the hub
+        return folder
+
+    def test_an_id_naming_a_folder_in_the_working_directory_is_looked_up_on_the_hub_only(
+            self, settings, tmp_path, monkeypatch):
+        from pathlib import Path
+
+        from tests.helpers import missing_part
+
+        if not Path(settings.ENGINE_PYTHON).exists():
+            missing_part(f"engine environment missing: {settings.ENGINE_PYTHON} (make engine)")
+        repo = str(settings.BASE_DIR)
+        workdir = tmp_path / "workdir"
+        self.plant(workdir)
+        monkeypatch.setenv("PYTHONPATH", repo)  # the tool still imports from the repository
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here: the lookup must fail, not read the folder
+        settings.BASE_DIR = workdir  # the service's working directory for the tool
+        settings.DATA_DIR = tmp_path / "data"
+        with pytest.raises(services.TrainingError, match="Could not load 'owner/name'"):
+            services.dataset_from_hub("owner/name", name="planted", fmt="messages")
+        assert not Dataset.objects.exists()
+
+    @pytest.mark.parametrize("path", ["/etc", "~/data", "./owner/name"])
+    def test_the_tool_refuses_a_path(self, path, tmp_path, capsys):
+        from training.tools.hub_export import main
+
+        assert main([path, "--out", str(tmp_path / "out.jsonl")]) == 2
+        assert "is a path, not a hub dataset id" in capsys.readouterr().err
+        assert not (tmp_path / "out.jsonl").exists()
