@@ -93,9 +93,13 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
 
 
 def _deepspeed_config(config: dict):
-    """The accelerate config file of the job's DeepSpeed stage, or None."""
+    """The accelerate config file of the job's DeepSpeed stage, or None. On a worker not declared
+    cuda the runner starts plain, so that it refuses the job naming the missing GPU (accelerate's
+    DeepSpeed launcher would fail first, less clearly)."""
     stage = config.get("deepspeed", "none")
-    return None if stage == "none" else backends.accelerate_config(stage)
+    if stage == "none" or settings.TRAINING_DEVICE != "cuda":
+        return None
+    return backends.accelerate_config(stage)
 
 
 def _job_follow(job: Job, process: subprocess.Popen, directory: Path, log_path: Path, poll_s: float) -> int:

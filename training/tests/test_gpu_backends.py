@@ -17,6 +17,7 @@ from django.urls import reverse
 
 from tests.factories import make_endpoint, make_model
 from tests.helpers import missing_part
+from training.execution import _deepspeed_config
 from training.forms import JobLaunchForm
 from training.models import Dataset, Job
 from training.recipes import progress
@@ -128,3 +129,11 @@ def test_the_runner_refuses_them_on_the_cpu(tmp_path, values, refusal):
     final = progress.final_event(progress.read_events(tmp_path / "job" / "progress.jsonl"))
     assert done.returncode != 0 and final["event"] == "error", (done.stdout[-2000:], done.stderr[-2000:])
     assert refusal in final["error"]
+
+
+def test_a_worker_without_a_declared_gpu_starts_the_runner_plain_so_it_refuses_clearly(settings):
+    full = {"finetuning_type": "full", "deepspeed": "zero3"}
+    settings.TRAINING_DEVICE = "cpu"
+    assert _deepspeed_config(full) is None
+    settings.TRAINING_DEVICE = "cuda"
+    assert _deepspeed_config(full) == accelerate_config("zero3") and _deepspeed_config({"deepspeed": "none"}) is None
