@@ -4,7 +4,8 @@ A preset only fills in an endpoint's blank fields and creates its listed models
 (inactive, so an admin checks prices and turns them on); nothing here is contacted.
 Prices change often: a preset model carries a price only where the provider's own page gave
 one, with that page and the date it was read (``price_source``, ``price_read_on``; the admin
-sees both in the model's description). Elsewhere the price is left empty for the admin.
+sees both when the models are created and on each model's admin page, never on public pages).
+Elsewhere the price is left empty for the admin.
 Key variables use the ``ARENA_KEY_`` prefix that the endpoint validator allows.
 Base URLs ending in ``<...>`` name the part the admin must fill in.
 What each provider's API accepts is in ``serving/providers.py``; sources in ``docs/providers.md``.
@@ -151,9 +152,15 @@ def preset_create_models(endpoint: Endpoint) -> list[ServedModel]:
             endpoint=endpoint, engine_model_id=entry.engine_model_id, public_name=name, active=False,
             context_length=entry.context_length, organization=entry.organization, license=entry.license,
             price_input_per_mtok=entry.price_input_per_mtok, price_output_per_mtok=entry.price_output_per_mtok,
-            description=entry.price_note(), generation=preset_generation(endpoint),
+            generation=preset_generation(endpoint),
         ))
     return created
+
+
+def preset_model(model: ServedModel) -> PresetModel | None:
+    """The preset entry a served model was created from, if its endpoint's preset lists it."""
+    preset = PRESETS.get(model.endpoint.preset)
+    return next((m for m in preset.models if m.engine_model_id == model.engine_model_id), None) if preset else None
 
 
 def preset_generation(endpoint: Endpoint) -> dict:

@@ -11,6 +11,7 @@ streamed answer go through the real form, probe and openai client.
 from __future__ import annotations
 
 import asyncio
+import html
 from decimal import Decimal
 
 import openai
@@ -63,11 +64,15 @@ def test_each_provider_preset_is_added_from_the_form_and_answers_through_its_qui
         models = ServedModel.objects.filter(endpoint=endpoint)
         assert {m.engine_model_id for m in models} == {m.engine_model_id for m in PRESETS[preset].models}
         assert "set their prices, then activate them" in page.content.decode()
-        for entry in PRESETS[preset].models:  # a shipped price says where and when it was read
+        for entry in PRESETS[preset].models:  # a shipped price says where and when it was read (admin only)
             model = models.get(engine_model_id=entry.engine_model_id)
             assert model.price_input_per_mtok == entry.price_input_per_mtok and not model.active
-            assert model.description == entry.price_note()
-            assert ("read on 2026-12-06" in model.description) == (entry.price_input_per_mtok is not None)
+            note = entry.price_note()
+            assert ("read on 2026-12-06 from https://" in note) == (entry.price_input_per_mtok is not None)
+            # (the admin capitalises each message's first letter)
+            assert f"{model.public_name}: {note}".lower() in html.unescape(page.content.decode()).lower()
+            model_page = admin_client.get(f"/admin/serving/servedmodel/{model.pk}/change/").content.decode()
+            assert note in html.unescape(model_page) and not model.description
 
         model = models.first()
         # What an admin may well set: more tokens than the arena allows, a high temperature.
