@@ -5,7 +5,13 @@ device cuda, the cpu-smoke presets on real shipped data), then vLLM serving the 
 with serving/vllm_launch.py's CUDA flags, both adapters hot-loaded under new names, and one
 streamed answer from each model. Prints every figure and writes them to OUT/figures.json.
 
-    python scripts/gpu_check.py --model-dir DIR --data DIR --out DIR
+With ``--backends`` (the GPU-only training backends, requirements/gpu.txt installed): an SFT and
+a DPO job with ``backend=unsloth`` (their adapters are hot-loaded and answer too), and a full SFT
+fine-tune under ``accelerate launch`` with each DeepSpeed config (``deepspeed=zero2``, ``zero3``;
+the runner checks the saved model is servable). These have never run on this project's CPU
+machines: this is where they run end to end.
+
+    python scripts/gpu_check.py --model-dir DIR --data DIR --out DIR [--backends]
 
 Standard library plus the project's pure modules; torch and vLLM run in subprocesses.
 """
@@ -28,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from serving.vllm_launch import build_vllm_command  # noqa: E402
 from training import formats  # noqa: E402
 from training.recipes import progress  # noqa: E402
+from training.recipes.backends import accelerate_config  # noqa: E402
 from training.recipes.config import preset  # noqa: E402
 
 ROWS = 256
@@ -45,26 +52,31 @@ def dataset(data_dir: Path, relative: str, fmt: str, out: Path) -> Path:
     return formats.write_jsonl(result.rows[:ROWS], out)
 
 
-def train(method: str, *, model_dir: str, data: Path, out: Path, init: str | None = None) -> dict:
-    job_dir = out / f"job-{method}"
-    config = preset(method, "cpu-smoke").to_dict()
+def train(method: str, *, model_dir: str, data: Path, out: Path, init: str | None = None, label: str = "",
+          overrides: dict | None = None) -> dict:
+    label = label or method
+    job_dir = out / f"job-{label}"
+    config = preset(method, "cpu-smoke").updated(overrides or {})
     progress.write_job(job_dir, method=method, base_model_path=model_dir, dataset_path=data,
-                       output_dir=job_dir / "adapter", config=config, device="cuda", init_adapter_path=init)
+                       output_dir=job_dir / ("model" if config.full else "adapter"), config=config.to_dict(),
+                       device="cuda", init_adapter_path=init)
+    stage = config.deepspeed
+    command = progress.runner_command(sys.executable, job_dir,
+                                      accelerate_config=accelerate_config(stage) if stage != "none" else None)
     started = time.monotonic()
     with open(job_dir / "log.txt", "wb") as log:
-        code = subprocess.run([sys.executable, "-m", "training.recipes.run", str(job_dir)], cwd=REPO,
-                              stdout=log, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
     wall = time.monotonic() - started
     final = progress.final_event(progress.read_events(job_dir / "progress.jsonl")) or {}
     if code != 0 or final.get("event") != "done":
         tail = (job_dir / "log.txt").read_text(errors="replace")[-3000:]
-        raise SystemExit(f"{method} job failed (exit {code}):\n{tail}")
+        raise SystemExit(f"{label} job failed (exit {code}):\n{tail}")
     metrics = final["metrics"]
     figures = {"wall_s": round(wall, 1), "adapter": final["adapter_dir"]}
     for key in ("steps", "s_per_step", "train_runtime", "train_loss", "device", "num_train_rows"):
         if key in metrics:
             figures[key] = metrics[key]
-    say(f"{method}: {figures}")
+    say(f"{label}: {figures}")
     return figures
 
 
@@ -164,6 +176,7 @@ def main() -> int:
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--kv-cache-gib", type=float, default=2.0)
+    parser.add_argument("--backends", action="store_true", help="also Unsloth and DeepSpeed ZeRO 2/3 runs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
@@ -175,9 +188,20 @@ def main() -> int:
     figures["sft"] = train("sft", model_dir=args.model_dir, data=sft_data, out=args.out)
     figures["dpo"] = train("dpo", model_dir=args.model_dir, data=dpo_data, out=args.out,
                            init=figures["sft"]["adapter"])
-    figures["serve"] = serve(args.model_dir, args.out, {"gpu-check-sft-1": figures["sft"]["adapter"],
-                                                        "gpu-check-dpo-1": figures["dpo"]["adapter"]},
-                             args.kv_cache_gib)
+    adapters = {"gpu-check-sft-1": figures["sft"]["adapter"], "gpu-check-dpo-1": figures["dpo"]["adapter"]}
+    if args.backends:
+        unsloth = {"backend": "unsloth"}
+        figures["unsloth-sft"] = train("sft", model_dir=args.model_dir, data=sft_data, out=args.out,
+                                       label="unsloth-sft", overrides=unsloth)
+        figures["unsloth-dpo"] = train("dpo", model_dir=args.model_dir, data=dpo_data, out=args.out,
+                                       label="unsloth-dpo", overrides=unsloth)
+        adapters.update({"gpu-check-unsloth-sft-1": figures["unsloth-sft"]["adapter"],
+                         "gpu-check-unsloth-dpo-1": figures["unsloth-dpo"]["adapter"]})
+        for stage in ("zero2", "zero3"):
+            figures[f"{stage}-full-sft"] = train(
+                "sft", model_dir=args.model_dir, data=sft_data, out=args.out, label=f"{stage}-full-sft",
+                overrides={"finetuning_type": "full", "deepspeed": stage, "learning_rate": 2e-5})
+    figures["serve"] = serve(args.model_dir, args.out, adapters, args.kv_cache_gib)
     (args.out / "figures.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
     return 0

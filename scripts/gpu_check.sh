@@ -7,9 +7,13 @@
 #   3. scripts/gpu_check.py: one SFT and one DPO smoke job on the GPU (cpu-smoke presets, real
 #      shipped data), vLLM serving the model with serving/vllm_launch.py's CUDA flags, both
 #      adapters hot-loaded, one streamed answer each; the figures are printed and written to
-#      $GPU_CHECK_OUT/figures.json (default var/gpu-check).
-# Environment: GPU_PYTHON, GPU_CHECK_OUT, GPU_CHECK_KV_CACHE_GIB (default 2),
-# ARENA_BUILTIN_DATA_DIR (default data/, the shipped built-in datasets).
+#      $GPU_CHECK_OUT/figures.json (default var/gpu-check);
+#   4. unless GPU_CHECK_BACKENDS=0: requirements/gpu.txt (Unsloth, DeepSpeed, bitsandbytes) into
+#      that environment, then the same driver with --backends: SFT and DPO with backend=unsloth
+#      (adapters hot-loaded and answering), and a full SFT under accelerate with each DeepSpeed
+#      config (deepspeed=zero2, zero3). Never run on the project's CPU machines.
+# Environment: GPU_PYTHON, GPU_CHECK_OUT, GPU_CHECK_KV_CACHE_GIB (default 2), GPU_CHECK_BACKENDS
+# (default 1), ARENA_BUILTIN_DATA_DIR (default data/, the shipped built-in datasets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,5 +35,14 @@ DATA="${ARENA_BUILTIN_DATA_DIR:-data}"
 mkdir -p "$OUT/models"
 HF_HUB_OFFLINE=1 "$PY" serving/tools/convert_gguf.py --out "$OUT/models" --only smollm2 >/dev/null \
     || die "converting SmolLM2 failed"
+BACKENDS=()
+if [ "${GPU_CHECK_BACKENDS:-1}" != 0 ]; then
+    "$PY" -m pip install -q --progress-bar off -r requirements/gpu.txt \
+        || die "installing requirements/gpu.txt into $PY's environment failed"
+    mapfile -t NODEPS < <(sed -n 's/^#nodeps:[[:space:]]*//p' requirements/gpu.txt | sed 's/[[:space:]]*$//' | grep -v '^$')
+    "$PY" -m pip install -q --progress-bar off --no-deps "${NODEPS[@]}" || die "installing unsloth (--no-deps) failed"
+    "$PY" -c 'import unsloth, deepspeed, bitsandbytes' || die "unsloth/deepspeed/bitsandbytes do not import"
+    BACKENDS=(--backends)
+fi
 HF_HUB_OFFLINE=1 "$PY" scripts/gpu_check.py --model-dir "$OUT/models/smollm2-135m-instruct" \
-    --data "$DATA" --out "$OUT" --kv-cache-gib "${GPU_CHECK_KV_CACHE_GIB:-2}"
+    --data "$DATA" --out "$OUT" --kv-cache-gib "${GPU_CHECK_KV_CACHE_GIB:-2}" "${BACKENDS[@]}"

@@ -63,6 +63,8 @@ class EndpointAdmin(admin.ModelAdmin):
         if created:
             self.message_user(request, f"{obj}: created {', '.join(m.public_name for m in created)} (inactive: "
                                        "set their prices, then activate them)")
+            for model in created:
+                self.message_user(request, f"{model.public_name}: {presets.preset_model(model).price_note()}")
         self.check_health(request, [obj])
 
     def get_form(self, request, obj=None, **kwargs):
@@ -122,4 +124,9 @@ class ServedModelAdmin(admin.ModelAdmin):
     list_filter = ["active", "kind", "endpoint"]
     list_editable = ["active"]
     search_fields = ["public_name", "engine_model_id", "organization"]
-    readonly_fields = ["created_at", "last_error"]
+    readonly_fields = ["created_at", "last_error", "preset_price"]
+
+    @admin.display(description="Preset price")
+    def preset_price(self, obj):
+        entry = presets.preset_model(obj) if obj.pk else None
+        return entry.price_note() if entry else "-"

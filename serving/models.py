@@ -16,6 +16,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from serving.providers import refused_params, rules_for
+
 logger = logging.getLogger(__name__)
 
 env_name_validator = RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "An environment variable name, e.g. ARENA_KEY_OPENAI.")
@@ -224,6 +226,18 @@ class ServedModel(models.Model):
 
     def __str__(self) -> str:
         return self.public_name
+
+    def clean(self) -> None:
+        """A sampling parameter the endpoint's provider rejects or ignores is refused here, by name,
+        rather than failing (or silently not applying) in every battle."""
+        super().clean()
+        if self.endpoint_id is None or not isinstance(self.generation, dict):
+            return
+        rules = rules_for(self.endpoint.preset)
+        refused = refused_params(rules, self.generation)
+        if refused:
+            raise ValidationError({"generation": f"{rules.name} does not accept {', '.join(refused)}; "
+                                                  "remove it from the generation parameters."})
 
     def generation_params(self, *, max_tokens: int) -> dict:
         """The model's sampling parameters, its ``max_tokens`` capped at the caller's ``max_tokens``."""

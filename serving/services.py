@@ -21,6 +21,7 @@ from django.utils.text import slugify
 from serving.adapter_hash import adapter_dir_sha256
 from serving.errors import EngineError, EngineUnreachable
 from serving.models import Endpoint, ServedModel, origin_of
+from serving.providers import rules_for
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ def _probe(endpoint: Endpoint) -> str:
                 error = f"/health answered {response.status_code}"
             elif endpoint.api_key_env:
                 endpoint_list_models(endpoint)  # /health is open: check the key where the API needs it
+        elif rules_for(endpoint.preset).health == "chat":
+            error = _probe_chat_key(endpoint)
         else:
             endpoint_list_models(endpoint)
     except httpx.HTTPError as exc:
@@ -112,11 +115,33 @@ def _probe(endpoint: Endpoint) -> str:
     return error
 
 
+def _probe_chat_key(endpoint: Endpoint) -> str:
+    """For providers without a model list: an empty chat request, which the API refuses as invalid
+    (400/422) once it has accepted the key, and with 401/403 when it has not. Nothing is generated
+    or billed. "" when the key was accepted."""
+    url = f"{endpoint.base_url.rstrip('/')}/chat/completions"
+    try:
+        response = httpx.post(url, json={"model": "", "messages": []}, headers=endpoint.auth_headers(url),
+                              timeout=settings.SERVING_HEALTH_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        return f"{endpoint.name}: /chat/completions failed: {exc.__class__.__name__}: {exc}"
+    if response.status_code in (401, 403):
+        return _key_refused(endpoint, response.status_code)
+    if response.status_code in (400, 422):
+        return ""
+    return f"{endpoint.name}: /chat/completions answered {response.status_code} to the key check"
+
+
 def endpoint_register_models(endpoint: Endpoint, *, defaults: dict | None = None) -> list[ServedModel]:
     """Create a base ServedModel for every base model the endpoint reports that we don't know yet.
 
     LoRA adapters (entries with a ``parent``) are registered by training when it loads them.
+    A provider without a model list (its rules probe by chat) raises EngineError saying so.
     """
+    rules = rules_for(endpoint.preset)
+    if rules.health == "chat":
+        raise EngineError(f"{endpoint.name}: the arena reads no model list from {rules.name}; the preset "
+                          "created its models, add others by hand (Served models > Add)")
     created = []
     for entry in endpoint_list_models(endpoint):
         model_id = entry.get("id")

@@ -3,13 +3,17 @@
 Each endpoint's terms apply to its streams: at most ``max_concurrency`` open at
 once per event loop (others wait for a slot), ``timeout_s`` for connecting and
 between chunks, retries of a refused or unreachable opening (``serving.retry``),
-and its extra request fields. The last event carries the API's token usage
-(``stream_options.include_usage``) or ``None`` where the server sent none.
+and its extra request fields. Each request is fitted to the endpoint's provider
+(``serving.providers.shape_request``: the token cap's field name, the temperature's bound, no
+sampling field the provider does not accept). The last event carries the API's token usage
+(asked for with ``stream_options.include_usage`` where the provider takes it; the last usage a
+chunk carried counts) or ``None`` where the server sent none.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,7 +21,10 @@ from dataclasses import dataclass, field
 import openai
 
 from serving.models import ServedModel
+from serving.providers import ANY, ProviderRules, rules_for, shape_request
 from serving.retry import RetryPolicy, with_retries
+
+logger = logging.getLogger(__name__)
 
 # Per event loop, since a client's connection pool belongs to the loop that opened it.
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -55,6 +62,7 @@ class ModelTarget:
     max_concurrency: int = 0
     retry: RetryPolicy = RetryPolicy()
     extra_body: dict = field(default_factory=dict)
+    rules: ProviderRules = ANY
 
     @classmethod
     def of(cls, model: ServedModel, *, max_tokens: int) -> ModelTarget:
@@ -65,7 +73,7 @@ class ModelTarget:
             endpoint.base_url, endpoint.api_key(), model.engine_model_id, params,
             timeout_s=endpoint.timeout_s, max_concurrency=endpoint.max_concurrency,
             retry=RetryPolicy(max_retries=endpoint.retry_max, backoff_s=endpoint.retry_backoff_s),
-            extra_body=dict(endpoint.extra_body or {}),
+            extra_body=dict(endpoint.extra_body or {}), rules=rules_for(endpoint.preset),
         )
 
 
@@ -97,17 +105,21 @@ async def stream_chat(target: ModelTarget, messages: list[dict]) -> AsyncIterato
 
 
 async def _stream(target: ModelTarget, messages: list[dict]) -> AsyncIterator[StreamEvent]:
-    params = dict(target.params)
-    extra_body = {**target.extra_body, **{key: params.pop(key) for key in list(params) if key in _EXTRA_BODY_KEYS}}
+    params, extra_body, dropped = shape_request(target.rules, target.params, target.extra_body)
+    if dropped:
+        logger.warning("%s: not sending %s (%s does not accept it)", target.engine_model_id, ", ".join(dropped),
+                       target.rules.name)
+    extra_body.update({key: params.pop(key) for key in list(params) if key in _EXTRA_BODY_KEYS})
     client = client_for(target.base_url, target.api_key, target.timeout_s)
+    usage_option = {"stream_options": {"include_usage": True}} if target.rules.stream_usage else {}
 
     def open_stream():
         return client.chat.completions.create(
             model=target.engine_model_id,
             messages=messages,
             stream=True,
-            stream_options={"include_usage": True},
             extra_body=extra_body or None,
+            **usage_option,
             **params,
         )
 

@@ -161,8 +161,8 @@ class JobAdmin(_AddThroughService, admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["base_model", "method", "dataset", "preset", "finetuning_type", "overrides", "init_checkpoint",
-                    "reward_model"]
+            return ["base_model", "method", "dataset", "preset", "finetuning_type", "backend", "deepspeed", "overrides",
+                    "init_checkpoint", "reward_model"]
         # Status, progress and errors are in the live panel above the form; only fixed facts here.
         return ["base_model", "method", "dataset", "preset", "init_checkpoint", "reward_model", "config", "created_by",
                 "created_at"]

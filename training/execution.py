@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from serving.errors import EngineError
 from training.models import Job
-from training.recipes import progress
+from training.recipes import backends, progress
 from training.services import job_register_checkpoint, jobs_reap_stale
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
     events_path = directory / progress.PROGRESS_FILE
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            progress.runner_command(settings.ENGINE_PYTHON, directory, num_processes=settings.TRAINING_NUM_PROCESSES),
+            progress.runner_command(settings.ENGINE_PYTHON, directory, num_processes=settings.TRAINING_NUM_PROCESSES,
+                                    accelerate_config=_deepspeed_config(job.config)),
             cwd=settings.BASE_DIR,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
@@ -89,6 +90,16 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
         _job_fail_unfollowed(job, exc)
         raise
     return _job_finish(job, returncode, progress.read_events(events_path), log_path)
+
+
+def _deepspeed_config(config: dict):
+    """The accelerate config file of the job's DeepSpeed stage, or None. On a worker not declared
+    cuda the runner starts plain, so that it refuses the job naming the missing GPU (accelerate's
+    DeepSpeed launcher would fail first, less clearly)."""
+    stage = config.get("deepspeed", "none")
+    if stage == "none" or settings.TRAINING_DEVICE != "cuda":
+        return None
+    return backends.accelerate_config(stage)
 
 
 def _job_follow(job: Job, process: subprocess.Popen, directory: Path, log_path: Path, poll_s: float) -> int:

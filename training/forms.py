@@ -4,13 +4,18 @@ service (``training.admin``), whose TrainingError it shows on the form, input ke
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from serving.models import ServedModel
 from training import formats
 from training.builtin import BUILTIN_DATASETS
 from training.models import Checkpoint, Dataset, Job
+from training.recipes.backends import gpu_note
 from training.recipes.config import PRESETS, parse_override
+
+#: Launch-form choices that become overrides: (field, default).
+_CHOICE_OVERRIDES = (("finetuning_type", "lora"), ("backend", "trl"), ("deepspeed", "none"))
 
 
 class DatasetImportForm(forms.ModelForm):
@@ -70,6 +75,16 @@ class JobLaunchForm(forms.ModelForm):
             ("full", "Full fine-tune: every weight trains (small bases; lower the learning rate); "
                      "the model gets an engine of its own"),
         ])
+    backend = forms.ChoiceField(
+        label="Training backend", initial="trl", required=False, choices=[
+            ("trl", "TRL + PEFT (CPU or GPU; default)"),
+            ("unsloth", "Unsloth FastLanguageModel (SFT/DPO, LoRA or QLoRA; CUDA GPU only)"),
+        ])
+    deepspeed = forms.ChoiceField(
+        label="DeepSpeed (full fine-tunes)", initial="none", required=False, choices=[
+            ("none", "None"), ("zero2", "ZeRO stage 2 (optimizer state and gradients sharded; CUDA GPUs only)"),
+            ("zero3", "ZeRO stage 3 (parameters sharded too; CUDA GPUs only)"),
+        ])
     overrides = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4, "cols": 60}), required=False,
         help_text="Your own hyperparameters, one key=value per line (e.g. learning_rate=1e-4, max_steps=20)",
@@ -86,28 +101,36 @@ class JobLaunchForm(forms.ModelForm):
         self.fields["init_checkpoint"].help_text = "Optional: continue this adapter (e.g. DPO after an SFT)"
         self.fields["reward_model"].queryset = Checkpoint.objects.filter(kind=Checkpoint.Kind.SCORER)
         self.fields["reward_model"].help_text = "GRPO only: the trained reward model the policy learns against"
+        note = gpu_note(settings.TRAINING_DEVICE)
+        self.fields["backend"].help_text = note
+        self.fields["deepspeed"].help_text = f"With Fine-tuning: full. {note}"
 
     def clean_overrides(self) -> list[str]:
         """One ``key=value`` per line, blank lines dropped; the values are checked by ``job_launch``."""
         return [line.strip() for line in (self.cleaned_data.get("overrides") or "").splitlines() if line.strip()]
 
     def clean(self):
-        """The Fine-tuning choice becomes the ``finetuning_type`` override; typed a second time with
+        """The Fine-tuning, backend and DeepSpeed choices become overrides; typed a second time with
         another value, the form says so rather than let one silently win."""
         data = super().clean()
-        kind, overrides = data.get("finetuning_type") or "lora", data.get("overrides")
+        overrides = data.get("overrides")
         if overrides is None:
             return data
-        typed = []
+        typed: dict[str, list[str]] = {}
         for line in overrides:
             try:
                 key, value = parse_override(line)
             except ValueError:
                 continue  # job_launch names the malformed line
-            if key == "finetuning_type":
-                typed.append(value)
-        if any(value != kind for value in typed):
-            raise ValidationError(f"Fine-tuning is {kind} above but finetuning_type={typed[-1]} below: set it once.")
-        if kind != "lora" and not typed:
-            data["overrides"] = [*overrides, f"finetuning_type={kind}"]
+            typed.setdefault(key, []).append(value)
+        added = []
+        for name, default in _CHOICE_OVERRIDES:
+            chosen = data.get(name) or default
+            values = typed.get(name, [])
+            if any(value != chosen for value in values):
+                label = {"finetuning_type": "Fine-tuning"}.get(name, name)
+                raise ValidationError(f"{label} is {chosen} above but {name}={values[-1]} below: set it once.")
+            if chosen != default and not values:
+                added.append(f"{name}={chosen}")
+        data["overrides"] = [*overrides, *added]
         return data

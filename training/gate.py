@@ -27,6 +27,7 @@ spent on it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import re
 import time
@@ -118,7 +119,8 @@ def _answers(models: list[ServedModel], prompts: list[str], max_tokens: int) -> 
 
 def _judge_llm(judge: ServedModel, prompts: list[str], new: list[str], old: list[str]) -> list[list[dict]]:
     target = ModelTarget.of(judge, max_tokens=settings.TRAINING_GATE_JUDGE_MAX_TOKENS)
-    target = ModelTarget(target.base_url, target.api_key, target.engine_model_id, {**target.params, "temperature": 0.0})
+    # The judge's endpoint terms (provider rules, retries, extra fields) stay; only the temperature changes.
+    target = dataclasses.replace(target, params={**target.params, "temperature": 0.0})
 
     def messages(prompt, a, b):
         return [{"role": "system", "content": JUDGE_SYSTEM},

@@ -29,6 +29,7 @@ from training.builtin import get_builtin
 from training.errors import TrainingError
 from training.gate import gate_after_registration, gate_holds
 from training.models import Checkpoint, Dataset, Job
+from training.recipes.backends import gpu_refusal
 from training.recipes.config import (
     RecipeConfigError,
     apply_overrides,
@@ -241,6 +242,9 @@ def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset
         raise TrainingError("Continuing a full fine-tune is not supported: pick a LoRA checkpoint, or train "
                             "from the base model again.")
     config = job_config(method, preset_name, overrides)
+    refusal = gpu_refusal(config, settings.TRAINING_DEVICE)
+    if refusal:
+        raise TrainingError(refusal)
     job = Job.objects.create(base_model=base_model, method=method, dataset=dataset, preset=preset_name,
                              config=config, created_by=created_by, init_checkpoint=init_checkpoint,
                              reward_model=reward_model)

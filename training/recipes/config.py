@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from training.formats import PREFERENCE, PROMPT, SFT, TEXT, UNPAIRED
+from training.recipes.backends import BACKENDS, DEEPSPEED_STAGES, backend_problems
 from training.recipes.servability import DEFAULT_MAX_LORA_RANK, lora_problems
 from training.recipes.values import ALL_LINEAR, check_type, coerce, range_text
 
@@ -129,6 +130,8 @@ class RecipeConfig:
     max_train_rows: int = field(
         default=0, metadata=_rng(0, 1_000_000_000)
     )  # 0: all; else a seeded random sample
+    backend: str = field(default="trl", metadata={"choices": BACKENDS})  # unsloth: CUDA only (backends.py)
+    deepspeed: str = field(default="none", metadata={"choices": DEEPSPEED_STAGES})  # full fine-tunes, CUDA only
 
     # ------------------------------------------------------------------ construction
 
@@ -193,6 +196,7 @@ class RecipeConfig:
             out.append("lora_target_modules: must be a non-empty list of module names")
         if not all(isinstance(t, str) and t.strip() for t in self.lora_modules_to_save):
             out.append("lora_modules_to_save: must be a list of module names")
+        out += backend_problems(self.method, backend=self.backend, deepspeed=self.deepspeed, full=self.full)
         if self.full and self.load_in_4bit:
             out.append("load_in_4bit: QLoRA is LoRA on a frozen 4-bit base; a full fine-tune trains every weight "
                        "and cannot (set load_in_4bit=false or finetuning_type=lora)")

@@ -109,11 +109,17 @@ def write_job(
     return path
 
 
-def runner_command(python: str, job_dir: str | os.PathLike, *, num_processes: int = 1) -> list[str]:
+def runner_command(python: str, job_dir: str | os.PathLike, *, num_processes: int = 1,
+                   accelerate_config: str | os.PathLike | None = None) -> list[str]:
     """The command that runs a job: the runner itself, or with ``num_processes`` > 1 the runner
     under ``accelerate launch`` (data-parallel; on the CPU, processes joined by gloo). Only the
-    main process writes progress events and saves the adapter."""
+    main process writes progress events and saves the adapter. With ``accelerate_config`` (a
+    DeepSpeed ZeRO config of ``training/recipes/deepspeed``) it always runs under ``accelerate
+    launch`` with that file, ``num_processes`` GPUs."""
     run = ["-m", "training.recipes.run", str(job_dir)]
+    if accelerate_config:
+        return [python, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config),
+                "--num_processes", str(max(1, num_processes)), "--main_process_port", str(_free_port()), *run]
     if num_processes <= 1:
         return [python, *run]
     # --multi_gpu is accelerate's torch.distributed launcher (its --cpu would start one process);

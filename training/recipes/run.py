@@ -34,7 +34,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from training.recipes import common, progress  # noqa: E402
+from training.recipes import common, progress, unsloth_backend  # noqa: E402
 from training.recipes.common import Cancelled, JobError, RecipeRun  # noqa: E402
 from training.recipes.config import RecipeConfig, config_from_dict  # noqa: E402
 from training.recipes.methods import RECIPES  # noqa: E402
@@ -78,6 +78,11 @@ def train(run: RecipeRun) -> int:
         torch.set_num_threads(cfg.num_threads)
     device = common.pick_device(spec.get("device"))
     common.check_quantization(cfg, device)
+    if cfg.deepspeed != "none" and device != "cuda":
+        raise JobError(f"deepspeed={cfg.deepspeed} needs NVIDIA CUDA GPUs; this job runs on the CPU (no GPU here). "
+                       "Train the full fine-tune without deepspeed here, or on GPU training workers.")
+    if cfg.backend == "unsloth":
+        unsloth_backend.check(device)  # also imports unsloth before transformers/TRL build anything
     recipe = RECIPES[cfg.method]
     rows = common.load_rows(spec["dataset_path"], cfg)
     # optional hooks of a method module: split_rows, MODEL, PEFT_TASK_TYPE, fit_rows, extra_parts, heldout_metrics
@@ -85,8 +90,11 @@ def train(run: RecipeRun) -> int:
     log.info("%s: %d rows (%d held out) from %s, base %s, device %s, %d threads", cfg.method, len(rows),
              len(heldout), spec["dataset_path"], base, device, torch.get_num_threads())
     seq_cls = getattr(recipe, "MODEL", "") == "seq-cls"
-    tokenizer, model = common.load_tokenizer_and_model(base, device, init_dir, seq_cls=seq_cls,
-                                                       quantization=common.quantization_kwargs(cfg), full=cfg.full)
+    if cfg.backend == "unsloth":
+        tokenizer, model = unsloth_backend.load(base, cfg, init_dir)  # already LoRA-wrapped
+    else:
+        tokenizer, model = common.load_tokenizer_and_model(base, device, init_dir, seq_cls=seq_cls,
+                                                           quantization=common.quantization_kwargs(cfg), full=cfg.full)
     if hasattr(recipe, "fit_rows"):
         kept = recipe.fit_rows(train_rows, tokenizer, cfg)
         log.info("%s: %d of %d training rows fit max_length=%d", cfg.method, len(kept), len(train_rows),
@@ -106,7 +114,7 @@ def train(run: RecipeRun) -> int:
         processing_class=tokenizer,
         # TRL refuses a peft_config for a model that already is a PeftModel (a scorer merges its init);
         # a full fine-tune has none: every weight trains
-        peft_config=None if cfg.full or (init_dir and not seq_cls) else common.lora_config(
+        peft_config=None if cfg.full or cfg.backend == "unsloth" or (init_dir and not seq_cls) else common.lora_config(
             cfg, getattr(recipe, "PEFT_TASK_TYPE", "CAUSAL_LM")),
         callbacks=[callback],
         **extra,
