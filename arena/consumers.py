@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from arena import clientip, services
 from arena.leaderboard import services as leaderboard_services
 from arena.markdown import render_markdown
 from arena.models import Response
+from serving.errors import input_refused
 from serving.streaming import stream_chat
 
 logger = logging.getLogger(__name__)
@@ -54,22 +54,6 @@ def _side_error_message(exc: BaseException) -> str:
     if isinstance(exc, openai.APIStatusError):
         return "This model's server answered with an error."  # no status: a 404 would say "a LoRA adapter"
     return "This model failed to answer."
-
-
-#: What an engine or provider says when the request's content is at fault: context overflow (vLLM, OpenAI:
-#: "maximum context length", "context_length_exceeded"; "max_tokens is too large"), a prompt over a
-#: size limit, a content filter (Azure: "content_filter").
-_INPUT_REFUSAL = re.compile(r"context|too long|too large|too many|max_tokens|max_model_len|input_tokens|"
-                            r"content[ _](?:filter|policy|management)", re.IGNORECASE)
-
-
-def _rater_caused(exc: BaseException) -> bool:
-    """Whether the rater's own input caused the failure (never counted toward an error hold): a 413, or a
-    400/422 that says the request's content was at fault. Other 4xx (key, unknown model, rate limit) and
-    every 5xx, timeout or lost connection are the model's."""
-    if not isinstance(exc, openai.APIStatusError):
-        return False
-    return exc.status_code == 413 or (exc.status_code in (400, 422) and bool(_INPUT_REFUSAL.search(str(exc))))
 
 
 class BattleConsumer(AsyncJsonWebsocketConsumer):
@@ -208,7 +192,7 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
             outcome = {"state": Response.State.CANCELLED, "finish_reason": "cancelled"}
         except Exception as exc:  # noqa: BLE001 - one side's failure must not break the other
             logger.warning("battle %s side %s failed: %r", plan.battle_id, side, exc)
-            outcome = {"state": Response.State.ERROR, "finish_reason": "error", "rater_caused": _rater_caused(exc),
+            outcome = {"state": Response.State.ERROR, "finish_reason": "error", "rater_caused": input_refused(exc),
                        "error": f"{exc.__class__.__name__}: {exc}", "public_error": _side_error_message(exc)}
         finished = time.perf_counter()
         content = "".join(parts)

@@ -80,7 +80,8 @@ def test_the_health_round_stores_each_models_context_length_from_vllm(vllm_url):
 
 @pytest.mark.parametrize("text", [
     "Name a fruit.", CJK_PROMPT, "x " * 1800, "🦜" * 900, "\ufdfa" * 900, "S\u200bm\u200bo\u200bl" * 300,
-    "Ｓｍｏｌ" * 700, "a\u0301" * 1500, "".join(chr(0x10000 + i) for i in range(900)),
+    "Ｓｍｏｌ" * 700, "a\u0301" * 1500, "".join(chr(0x10000 + i) for i in range(900)), " " * 3000, "\n" * 3000,
+    "\u3000" * 1000,
 ])
 def test_the_token_bound_is_never_below_the_engines_count(vllm_url, text):
     model = served(vllm_url, "bound", refresh=False)

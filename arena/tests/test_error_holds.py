@@ -9,10 +9,10 @@ import openai
 import pytest
 from django.urls import reverse
 
-from arena.consumers import _rater_caused
 from arena.contestants import contestants_battle_ready, contestants_pairing_state
 from arena.models import Battle, Response
 from arena.serving_stats import serving_stats
+from serving.errors import input_refused
 from tests.factories import make_finished_battle, make_model
 
 pytestmark = pytest.mark.django_db
@@ -114,10 +114,10 @@ def api_error(status: int, message: str) -> openai.APIStatusError:
     (500, "maximum context length", False),  # a 5xx is the server's whatever it says
 ])
 def test_only_a_refusal_of_the_prompt_itself_is_the_raters_error(status, message, rater):
-    assert _rater_caused(api_error(status, message)) is rater
+    assert input_refused(api_error(status, message)) is rater
 
 
 def test_timeouts_and_lost_connections_are_the_models_errors():
     request = httpx.Request("POST", "http://engine/v1/chat/completions")
-    assert not _rater_caused(TimeoutError())
-    assert not _rater_caused(openai.APIConnectionError(request=request))
+    assert not input_refused(TimeoutError())
+    assert not input_refused(openai.APIConnectionError(request=request))
