@@ -9,6 +9,7 @@ import openai
 import pytest
 from django.urls import reverse
 
+from arena import pairing_holds
 from arena.contestants import contestants_battle_ready, contestants_pairing_state
 from arena.models import Battle, Response
 from arena.serving_stats import serving_stats
@@ -69,7 +70,9 @@ def test_errors_the_raters_input_caused_never_count_toward_a_hold():
     assert (stats["responses"], stats["errors"], stats["rater_errors"], stats["error_rate"]) == (0, 0, 40, 0.0)
 
 
-def test_holds_never_leave_fewer_than_two_models_and_the_admin_and_the_log_say_why(admin_client, caplog):
+def test_holds_never_leave_fewer_than_two_models_and_the_admin_and_the_log_say_why(admin_client, caplog,
+                                                                                    monkeypatch):
+    monkeypatch.setattr(pairing_holds, "_floor_logged", {})  # logged at most every 5 min per model id and process
     first, second = make_model(), make_model()
     raters, ips = ["r1", "r2", "r3"], ["ip-1", "ip-2", "ip-3"]
     fail(first, second, raters=raters, ips=ips, battles=6, rival_state="error")  # both sides fail
