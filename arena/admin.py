@@ -120,7 +120,7 @@ class BattleAdmin(RecordAdmin):
 @admin.register(Response)
 class ResponseAdmin(RecordAdmin):
     list_display = ["where", "model", "outcome", "first_token", "speed"]
-    list_filter = ["state", "model"]
+    list_filter = ["state", "rater_caused", "model"]
     list_select_related = ["turn__battle", "model"]
     readonly_fields = [f.name for f in Response._meta.fields]
 
