@@ -80,12 +80,12 @@ def endpoint_refresh(endpoint: Endpoint) -> dict:
     if not error and endpoint.supports_lora():
         try:
             entries = endpoint_list_models(endpoint)
-        except EngineError as exc:
-            entries, error = None, str(exc)
-        if entries is not None:
-            context_lengths_store(endpoint, entries)  # what the pre-battle fit check reads
-            report = adapters_reconcile(endpoint, entries=entries)
-            error = report["engine_down"]
+        except EngineError:
+            entries = None  # adapters_reconcile asks again and reports the engine down
+        else:
+            context_lengths_store(endpoint, entries)  # what the pre-battle fit check reads (arena.context_fit)
+        report = adapters_reconcile(endpoint, entries=entries)
+        error = report["engine_down"]
     Endpoint.objects.filter(pk=endpoint.pk).update(
         healthy=not error, last_error=error[:2000], last_checked_at=timezone.now()
     )
