@@ -6,9 +6,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from arena import audit
+from arena.contestants import contestants_pairing_state
 from arena.costs import battle_costs, model_usage
 from arena.models import Battle, BoardChange, Contestant, RaterDecision, RatingSnapshot, Response, Turn, Vote
-from arena.pairing_holds import pairing_holds
 from arena.retirement import RetirementError, model_reinstate, model_retire, votes_reinclude
 from arena.serving_stats import model_serving_stats
 from serving.admin import ServedModelAdmin
@@ -120,7 +120,7 @@ class BattleAdmin(RecordAdmin):
 @admin.register(Response)
 class ResponseAdmin(RecordAdmin):
     list_display = ["where", "model", "outcome", "first_token", "speed"]
-    list_filter = ["state", "model"]
+    list_filter = ["state", "rater_caused", "model"]
     list_select_related = ["turn__battle", "model"]
     readonly_fields = [f.name for f in Response._meta.fields]
 
@@ -200,8 +200,9 @@ class ServedModelArenaAdmin(ServedModelAdmin):
     def pairing(self, model):
         if not model.active or not model.endpoint.healthy:
             return "out: " + ("inactive" if not model.active else "endpoint unhealthy")
-        hold = pairing_holds([model]).get(model.pk)
-        return f"paused: {hold}" if hold else "in"
+        state = contestants_pairing_state()  # over every contestant: the two-model floor depends on all
+        hold = state.holds.get(model.pk)
+        return f"paused: {hold}" if hold else f"ALERT: {state.kept[model.pk]}" if model.pk in state.kept else "in"
 
     @admin.display(description="Usage and cost")
     def usage_and_cost(self, model):
@@ -220,8 +221,9 @@ class ServedModelArenaAdmin(ServedModelAdmin):
             row = row or {}
             rows.append([f"Last {label}", row.get("responses", 0), _fmt(row.get("ttft_ms"), "{:.0f} ms"),
                          _fmt(row.get("tokens_per_s"), "{:.1f}"), _fmt(row.get("error_rate"), "{:.1%}"),
-                         _fmt(row.get("timeout_rate"), "{:.1%}")])
-        return _table(["", "Responses", "First token (mean)", "Tokens/s (mean)", "Error rate", "Timeout rate"], rows)
+                         _fmt(row.get("timeout_rate"), "{:.1%}"), row.get("error_raters", 0), row.get("rater_errors", 0)])
+        return _table(["", "Responses", "First token (mean)", "Tokens/s (mean)", "Error rate", "Timeout rate",
+                       "Raters with errors", "Errors the prompt caused (not counted)"], rows)
 
 
 def _fmt(value, pattern: str) -> str:

@@ -25,6 +25,7 @@ from arena import clientip, services
 from arena.leaderboard import services as leaderboard_services
 from arena.markdown import render_markdown
 from arena.models import Response
+from serving.errors import input_refused
 from serving.streaming import stream_chat
 
 logger = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
             outcome = {"state": Response.State.CANCELLED, "finish_reason": "cancelled"}
         except Exception as exc:  # noqa: BLE001 - one side's failure must not break the other
             logger.warning("battle %s side %s failed: %r", plan.battle_id, side, exc)
-            outcome = {"state": Response.State.ERROR, "finish_reason": "error",
+            outcome = {"state": Response.State.ERROR, "finish_reason": "error", "rater_caused": input_refused(exc),
                        "error": f"{exc.__class__.__name__}: {exc}", "public_error": _side_error_message(exc)}
         finished = time.perf_counter()
         content = "".join(parts)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import F
 
 from arena.models import Contestant
-from arena.pairing_holds import pairing_holds
+from arena.pairing_holds import PairingState, pairing_holds, pairing_state
 from serving.models import ServedModel
 
 
@@ -23,11 +23,21 @@ def contestant_of(model: ServedModel) -> Contestant:
         return Contestant(served_model=model)
 
 
+def _candidates() -> list[ServedModel]:
+    """Every healthy served model that is not retired."""
+    return list(ServedModel.objects.healthy().filter(contestant__retired_at__isnull=True)
+                .select_related("contestant"))
+
+
+def contestants_pairing_state() -> PairingState:
+    """The holds over every healthy contestant, and the error holds the two-model floor keeps from applying."""
+    return pairing_state(_candidates())
+
+
 def contestants_battle_ready() -> list[tuple[ServedModel, float]]:
     """Every healthy served model that is not retired nor on hold (``arena.pairing_holds``), with its
     effective sampling weight (0: drawn only when no other can be)."""
-    models = list(ServedModel.objects.healthy().filter(contestant__retired_at__isnull=True)
-                  .select_related("contestant"))
+    models = _candidates()
     holds = pairing_holds(models)
     return [(model, contestant_of(model).effective_weight()) for model in models if model.pk not in holds]
 

@@ -117,6 +117,10 @@ class Response(models.Model):
     generation = models.JSONField(default=dict)
     finish_reason = models.CharField(max_length=32, blank=True)
     error = models.TextField(blank=True)
+    # The rater's own input caused the error (the engine refused the prompt: context overflow, a 4xx for
+    # the request): recorded, shown in the serving statistics, never counted toward an error hold.
+    rater_caused = models.BooleanField(default=False, help_text="The engine refused the rater's prompt (context "
+                                       "overflow, a 4xx for its content): not counted toward an error hold")
     ttft_ms = models.FloatField(null=True, blank=True)
     tokens_per_s = models.FloatField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)

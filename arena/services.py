@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from arena import limits, quality
 from arena.contestants import contestants_battle_ready, contestants_count_vote
+from arena.context_fit import TurnFit, turn_fit
 from arena.costs import response_account
 from arena.errors import ArenaError
 from arena.identity import find_identity_words
@@ -26,6 +27,7 @@ from arena.pairing import PairingError
 from arena.pairing_mode import pair_for
 from arena.style import approx_tokens, style_counts
 from config import metrics
+from serving.models import ServedModel
 from serving.streaming import ModelTarget
 
 
@@ -106,15 +108,36 @@ def _detect_language(text: str) -> str:
     return best.lang if best.prob >= LANGUAGE_MIN_PROBABILITY else ""
 
 
-@transaction.atomic
 def battle_turn_begin(*, battle_id, rater_id: str, text) -> TurnPlan:
-    """Append the user's prompt to both sides and open a pending response on each."""
+    """Append the user's prompt to both sides and open a pending response on each.
+
+    First, outside the transaction (it may ask the engines to count tokens), whether the conversation
+    fits both sides' contexts (``arena.context_fit``): on the first turn a pair that does not fit is
+    drawn again among the models that fit, later the prompt is refused. A refused prompt changes nothing.
+    """
     if not isinstance(text, str) or not text.strip():
         raise ArenaError("empty_prompt", "Type a prompt first.")
     if len(text) > settings.ARENA_MAX_PROMPT_CHARS:
         raise ArenaError(
             "prompt_too_long", f"The prompt is {len(text)} characters; the limit is {settings.ARENA_MAX_PROMPT_CHARS}."
         )
+    return _turn_open(battle_id=battle_id, rater_id=rater_id, text=text, fit=_turn_fit(battle_id, rater_id, text))
+
+
+def _turn_fit(battle_id, rater_id: str, text: str) -> TurnFit | None:
+    """The pair for the next turn, or None where the battle cannot take one (``_turn_open`` says why)."""
+    try:
+        battle = Battle.objects.select_related("model_a__endpoint", "model_b__endpoint").get(
+            public_id=uuid.UUID(str(battle_id)))
+    except (ValueError, Battle.DoesNotExist):
+        return None
+    if battle.rater_id != rater_id or battle.is_locked() or battle.turn_total >= settings.ARENA_MAX_TURNS:
+        return None
+    return turn_fit(battle, text)
+
+
+@transaction.atomic
+def _turn_open(*, battle_id, rater_id: str, text: str, fit: TurnFit | None) -> TurnPlan:
     battle = _locked_battle(battle_id, rater_id)
     if battle.is_locked():
         raise ArenaError("battle_closed", "This battle has been voted on; start a new round.")
@@ -124,6 +147,13 @@ def battle_turn_begin(*, battle_id, rater_id: str, text) -> TurnPlan:
     turn_index = battle.turn_total
     if turn_index >= settings.ARENA_MAX_TURNS:
         raise ArenaError("too_many_turns", f"This battle has reached its {settings.ARENA_MAX_TURNS} turns; vote now.")
+    if fit is None or fit.turn_index != turn_index:  # another prompt got in first: the fit was judged on another
+        raise ArenaError("busy", "Wait for both answers before sending another prompt.")
+    if (fit.model_a_id, fit.model_b_id) != (battle.model_a_id, battle.model_b_id):
+        # First turn only (turn_fit): nothing was shown yet, so the new pair is invisible to the rater.
+        battle.model_a, battle.model_b = (ServedModel.objects.select_related("endpoint").get(pk=pk)
+                                          for pk in (fit.model_a_id, fit.model_b_id))
+        battle.save(update_fields=["model_a", "model_b", "updated_at"])
 
     turn = Turn.objects.create(battle=battle, index=turn_index, prompt=text)
     user_message = {"role": "user", "content": text}
@@ -157,9 +187,10 @@ def battle_turn_begin(*, battle_id, rater_id: str, text) -> TurnPlan:
 def battle_side_finish(
     *, response_id: int, state: str, content: str, finish_reason: str = "", error: str = "",
     ttft_ms: float | None = None, tokens_per_s: float | None = None, completion_tokens: int | None = None,
-    prompt_tokens: int | None = None,
+    prompt_tokens: int | None = None, rater_caused: bool = False,
 ) -> Response:
-    """Record one side's answer (with its usage and cost, ``arena.costs``) and append it to that side's conversation."""
+    """Record one side's answer (with its usage and cost, ``arena.costs``) and append it to that side's conversation.
+    ``rater_caused``: the rater's input caused the error (kept out of error holds, ``arena.serving_stats``)."""
     response = Response.objects.select_related("turn", "model").get(pk=response_id)
     battle = Battle.objects.select_for_update().get(pk=response.turn.battle_id)
     if response.state != Response.State.PENDING:
@@ -168,6 +199,7 @@ def battle_side_finish(
     response.content = content
     response.finish_reason = finish_reason
     response.error = error[:4000]
+    response.rater_caused = rater_caused and state == Response.State.ERROR
     response.ttft_ms, response.tokens_per_s, response.completion_tokens = ttft_ms, tokens_per_s, completion_tokens
     if settings.ARENA_ACCOUNTING:
         response_account(response, battle.conversation(response.side), prompt_tokens=prompt_tokens)

@@ -251,6 +251,9 @@ ARENA_ACCOUNTING = env_bool("ARENA_ACCOUNTING", default=True)
 ARENA_PAIRING_MAX_ERROR_RATE = env_float("ARENA_PAIRING_MAX_ERROR_RATE", 0.5, minimum=0.0)
 ARENA_PAIRING_ERROR_WINDOW_S = env_float("ARENA_PAIRING_ERROR_WINDOW_S", 900.0, minimum=10.0)
 ARENA_PAIRING_ERROR_MIN_RESPONSES = env_int("ARENA_PAIRING_ERROR_MIN_RESPONSES", 5, minimum=1)
+# A hold also needs its errors to come from this many distinct rater ids AND IP hashes (one client
+# cannot take a model out), and never leaves fewer than two battle-ready models (the admin is told).
+ARENA_PAIRING_ERROR_MIN_RATERS = env_int("ARENA_PAIRING_ERROR_MIN_RATERS", 3, minimum=1)
 # An open battle touched this recently holds its adapters' slots on their engine.
 ARENA_LORA_BUSY_WINDOW_S = env_float("ARENA_LORA_BUSY_WINDOW_S", 600.0, minimum=1.0)
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from serving.adapter_hash import adapter_dir_sha256
+from serving.context import context_lengths_store
 from serving.errors import EngineError, EngineUnreachable
 from serving.models import Endpoint, ServedModel, origin_of
 from serving.providers import rules_for
@@ -78,7 +79,13 @@ def endpoint_refresh(endpoint: Endpoint) -> dict:
     error = _probe(endpoint)
     report = None
     if not error and endpoint.supports_lora():
-        report = adapters_reconcile(endpoint)
+        try:
+            entries = endpoint_list_models(endpoint)
+        except EngineError:
+            entries = None  # adapters_reconcile asks again and reports the engine down
+        else:
+            context_lengths_store(endpoint, entries)  # what the pre-battle fit check reads (arena.context_fit)
+        report = adapters_reconcile(endpoint, entries=entries)
         error = report["engine_down"]
     Endpoint.objects.filter(pk=endpoint.pk).update(
         healthy=not error, last_error=error[:2000], last_checked_at=timezone.now()
@@ -272,7 +279,7 @@ def served_model_register_full(*, parent: ServedModel, name: str, model_dir: str
         )
 
 
-def adapters_reconcile(endpoint: Endpoint) -> dict:
+def adapters_reconcile(endpoint: Endpoint, *, entries: list[dict] | None = None) -> dict:
     """Bring the engine's adapters in line with the active LoRA contestants; three cases, never confused:
 
     * engine down (no answer, 502/503/504): change nothing, retry at the next check; ``engine_down``
@@ -283,7 +290,7 @@ def adapters_reconcile(endpoint: Endpoint) -> dict:
     """
     report: dict = {"reloaded": [], "deactivated": [], "present": [], "engine_down": ""}
     try:
-        loaded = {entry.get("id") for entry in endpoint_list_models(endpoint)}
+        loaded = {entry.get("id") for entry in (endpoint_list_models(endpoint) if entries is None else entries)}
     except EngineError as exc:
         report["engine_down"] = str(exc)
         return report

@@ -102,13 +102,17 @@ def test_an_endpoints_budget_pauses_all_its_models():
 
 def test_a_high_error_rate_takes_a_model_out_until_the_failures_age_out(settings):
     settings.ARENA_PAIRING_MAX_ERROR_RATE, settings.ARENA_PAIRING_ERROR_MIN_RESPONSES = 0.5, 4
-    flaky, steady = make_model(), make_model()
-    for state in ("error", "error", "done"):
-        make_finished_battle(model_a=flaky, model_b=steady, states=(state, "done"))
+    settings.ARENA_PAIRING_ERROR_MIN_RATERS = 3
+    flaky, steady, third = make_model(), make_model(), make_model()
+    for index, state in enumerate(("error", "error", "done")):
+        battle = make_finished_battle(model_a=flaky, model_b=steady, states=(state, "done"), rater_id=f"r{index}")
+        Battle.objects.filter(pk=battle.pk).update(ip_hash=f"ip{index}")
     assert flaky.public_name in ready_names(), "three responses are too few to judge"
-    make_finished_battle(model_a=flaky, model_b=steady, states=("error", "done"))
-    assert ready_names() == {steady.public_name}
-    assert pairing_holds([flaky])[flaky.pk] == "error rate 75% over the last 15 min (3 of 4)"
+    battle = make_finished_battle(model_a=flaky, model_b=steady, states=("error", "done"), rater_id="r3")
+    Battle.objects.filter(pk=battle.pk).update(ip_hash="ip3")
+    assert ready_names() == {steady.public_name, third.public_name}
+    everyone = [flaky, steady, third]
+    assert pairing_holds(everyone)[flaky.pk] == "error rate 75% over the last 15 min (3 of 4, from 3 raters)"
     Response.objects.filter(model=flaky).update(started_at=timezone.now() - timedelta(hours=1))
     assert flaky.public_name in ready_names()
 
