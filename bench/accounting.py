@@ -104,7 +104,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--history", type=int, default=5000)
+    parser.add_argument("--smoke", action="store_true", help="10 rounds over 200 responses (seconds, for CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.history = 10, 200
     scratch = tempfile.mkdtemp(prefix="arena-bench-accounting-")
     os.environ["ARENA_DATA_DIR"] = scratch
     os.environ.pop("DATABASE_URL", None)

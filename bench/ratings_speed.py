@@ -383,7 +383,11 @@ def main() -> None:
         help="PostgreSQL server to create the scratch database on (default: DATABASE_URL if it is "
              "PostgreSQL, else postgres://postgres@127.0.0.1:5432/postgres)",
     )
+    parser.add_argument("--smoke", action="store_true",
+                        help="20,000 battles of 20 models, one run, one baseline round (seconds, for CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.battles, args.models, args.repeat, args.baseline_rounds = 20_000, 20, 1, 1
 
     print(
         f"numpy {np.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "

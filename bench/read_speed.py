@@ -70,12 +70,14 @@ print(time.perf_counter() - t0)
 """
 
 
-def write_battles(path: Path, source: Path) -> int:
+def write_battles(path: Path, source: Path, scale: float = 1.0) -> int:
+    """The pair counts as one battle per line; ``scale`` < 1 keeps that share of each count (rounded up)."""
     data = json.loads(source.read_text())
     models, n = data["models"], 0
     with path.open("w") as fh:
         for (i, j), outcomes in zip(data["X"], data["Y"], strict=True):
             for winner, count in zip(WINNERS, outcomes, strict=True):
+                count = int(count) if scale >= 1 else -(-int(count) * scale // 1)
                 fh.write((json.dumps({"model_a": models[i], "model_b": models[j], "winner": winner}) + "\n") * int(count))
                 n += int(count)
     return n
@@ -117,12 +119,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--arena-rank-python", help="a Python with arena-rank installed (not this environment)")
     parser.add_argument("--data", type=Path, default=DATA, help="the pair-counts JSON (default: %(default)s)")
+    parser.add_argument("--smoke", action="store_true", help="1%% of the battles, one run, 5 rounds (seconds, for CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.repeat, args.rounds = 1, 5
     if not args.data.exists():
         sys.exit(f"missing {args.data}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "battles.jsonl"
-        n = write_battles(path, args.data)
+        n = write_battles(path, args.data, 0.01 if args.smoke else 1.0)
         print(f"{n:,} battles, {path.stat().st_size / 1e6:.0f} MB of JSON Lines; median of {args.repeat} runs")
         t_old, (counts_old, elo_old) = timed(lambda: previous_reader(path), args.repeat)
         t_new, (counts_new, elo_new) = timed(lambda: current_reader(path), args.repeat)

@@ -180,7 +180,10 @@ def main() -> None:
     parser.add_argument("--vllm-url", default="", help="reuse a running vLLM serving smollm2-135m-instruct")
     parser.add_argument("--skip-gate", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument("--smoke", action="store_true", help="SFT and DPO, one step each, no gate (for CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.only, args.steps, args.skip_gate = "sft,dpo", 1, True
     if not Path(ENGINE_PYTHON).exists() or not (BASE_MODEL / "config.json").exists():
         raise SystemExit(f"needs {ENGINE_PYTHON} and {BASE_MODEL}: run `make models`")
     only = [m.strip() for m in args.only.split(",") if m.strip()]
