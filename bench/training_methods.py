@@ -148,7 +148,7 @@ def bench_gate(procs: Processes, scratch: Path, vllm_url: str, runs: dict[str, d
     def checkpoint(method: str, **fields) -> Checkpoint:
         job = Job.objects.create(base_model=base, method=method, dataset=dataset, status="succeeded",
                                  config=preset(method, "cpu-smoke").to_dict())  # the scorer reads max_length
-        return Checkpoint.objects.create(job=job, adapter_path=str(runs[method]["adapter"]), base_model=base, **fields)
+        return Checkpoint.objects.create(job=job, weights_dir=str(runs[method]["adapter"]), base_model=base, **fields)
 
     scorer = checkpoint("reward", kind="scorer", final_metrics=runs["reward"]["metrics"])
     new = served_model_register_adapter(parent=base, name=f"bench-sft-{int(time.time())}",

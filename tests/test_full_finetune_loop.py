@@ -68,7 +68,7 @@ def test_a_full_fine_tune_gets_its_own_engine_answers_and_its_engine_stops_when_
                               overrides=TINY_FULL)
     job = wait_for(job, {"succeeded"})
     checkpoint = Checkpoint.objects.get(job=job)
-    model_dir = Path(checkpoint.adapter_path)
+    model_dir = Path(checkpoint.weights_dir)
     assert checkpoint.finetuning_type == "full" and model_dir.name == "model"
     assert not (model_dir / "adapter_config.json").exists()
     assert json.loads((model_dir / "config.json").read_text())["model_type"] == "llama"

@@ -94,7 +94,7 @@ def test_a_second_worker_joined_by_the_script_trains_a_queued_job_for_the_arena(
 
     # Its checkpoint reached the arena: in the shared data folder, registered, and served by the arena's vLLM.
     checkpoint = Checkpoint.objects.get(job=job)
-    assert Path(checkpoint.adapter_path).is_relative_to(settings.DATA_DIR)
-    assert (Path(checkpoint.adapter_path) / "adapter_config.json").is_file()
+    assert Path(checkpoint.weights_dir).is_relative_to(settings.DATA_DIR)
+    assert (Path(checkpoint.weights_dir) / "adapter_config.json").is_file()
     served = {m["id"] for m in httpx.get(f"{vllm_url}/v1/models").json()["data"]}
     assert checkpoint.served_model.engine_model_id in served and checkpoint.served_model.active

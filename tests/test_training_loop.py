@@ -66,7 +66,7 @@ def test_an_sft_job_trains_is_served_and_battles(base_model, celery_worker_proce
     assert job.total_steps == 2 and job.step == 2
     assert [m["step"] for m in job.metrics] == [1, 2] and all("loss" in m for m in job.metrics)
     checkpoint = Checkpoint.objects.get(job=job)
-    assert (Path(checkpoint.adapter_path) / "adapter_config.json").exists()
+    assert (Path(checkpoint.weights_dir) / "adapter_config.json").exists()
     contestant = checkpoint.served_model
     assert contestant.public_name == f"smollm2-135m-instruct-sft-j{job.pk}"
     assert contestant.kind == "lora" and contestant.active and contestant_of(contestant).boost_votes_left > 0
@@ -110,7 +110,7 @@ def test_a_dpo_job_trains_on_the_arenas_own_votes_from_the_command_line(base_mod
     celery_worker_process()
     result, job = launch_and_wait("dpo", base_model, "arena-votes")
     assert result["status"] == "succeeded" and result["model"] == f"smollm2-135m-instruct-dpo-j{job.pk}"
-    assert result["checkpoint"] == job.checkpoint.adapter_path
+    assert result["checkpoint"] == job.checkpoint.weights_dir
     assert any("rewards/margins" in m for m in job.metrics)
     # The progress bar went to stderr and ended full, with the job's own step count.
     bar = capfd.readouterr().err.rsplit("\r", 1)[-1]

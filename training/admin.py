@@ -245,7 +245,7 @@ class JobAdmin(_AddThroughService, admin.ModelAdmin):
 class CheckpointAdmin(admin.ModelAdmin):
     list_display = ["__str__", "kind", "finetuning_type", "job", "lineage_text", "contestant", "accuracy", "created_at"]
     list_filter = ["kind", "finetuning_type"]
-    readonly_fields = ["kind", "finetuning_type", "job", "adapter_path", "adapter_sha256", "base_model", "parent", "final_metrics",
+    readonly_fields = ["kind", "finetuning_type", "job", "weights_dir", "adapter_sha256", "base_model", "parent", "final_metrics",
                        "served_model", "created_at", "lineage_text", "contestant", "accuracy"]
     change_form_template = "admin/training/checkpoint/change_form.html"
 

@@ -69,8 +69,8 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
         dataset_path=job.dataset.file, config=job.config,
         output_dir=directory / ("model" if job.config.get("finetuning_type") == "full" else "adapter"),
         max_lora_rank=settings.VLLM_MAX_LORA_RANK, device=settings.TRAINING_DEVICE or None,
-        **({"init_adapter_path": job.init_checkpoint.adapter_path} if job.init_checkpoint else {}),
-        **({"reward_model_path": job.reward_model.adapter_path} if job.reward_model else {}),
+        **({"init_adapter_path": job.init_checkpoint.weights_dir} if job.init_checkpoint else {}),
+        **({"reward_model_path": job.reward_model.weights_dir} if job.reward_model else {}),
     )
     log_path = directory / "train.log"
     events_path = directory / progress.PROGRESS_FILE

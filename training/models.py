@@ -154,8 +154,8 @@ class Checkpoint(models.Model):
     job = models.OneToOneField(Job, on_delete=models.PROTECT, related_name="checkpoint")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CONTESTANT)
     finetuning_type = models.CharField(max_length=8, choices=FinetuningType.choices, default=FinetuningType.LORA,
-                                       help_text="What adapter_path holds: a LoRA adapter or a whole model")
-    adapter_path = models.CharField(max_length=500, help_text="The adapter directory, or the full model's directory")
+                                       help_text="What weights_dir holds: a LoRA adapter or a whole model")
+    weights_dir = models.CharField(max_length=500, help_text="The adapter directory, or the full model's directory")
     adapter_sha256 = models.CharField(max_length=64, blank=True, help_text="Content hash of the adapter directory")
     base_model = models.ForeignKey(ServedModel, on_delete=models.PROTECT, related_name="checkpoints")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")

@@ -36,7 +36,7 @@ def scorer_score_pairs(checkpoint: Checkpoint, items: list[dict], *, timeout_s: 
         if sum(len(m.get("content", "")) for m in prompt) + len(item["a"]) + len(item["b"]) > MAX_PAIR_CHARS:
             raise TrainingError(f"Item {i + 1} is longer than {MAX_PAIR_CHARS} characters.")
         clean.append({"prompt": prompt, "a": item["a"], "b": item["b"]})
-    request = {"base_model_path": checkpoint.base_model.endpoint.model_dir, "adapter_path": checkpoint.adapter_path,
+    request = {"base_model_path": checkpoint.base_model.endpoint.model_dir, "adapter_path": checkpoint.weights_dir,
                "max_length": int(checkpoint.job.config.get("max_length") or 1024), "items": clean,
                "device": settings.TRAINING_DEVICE or "cpu", "num_threads": 1}
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=_tmp_dir(), delete=False) as fh:

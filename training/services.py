@@ -311,7 +311,7 @@ def job_register_checkpoint(job: Job, done: dict) -> Checkpoint:
     full = done.get("finetuning_type") == Checkpoint.FinetuningType.FULL
     checkpoint, created = Checkpoint.objects.get_or_create(
         job=job,
-        defaults={"adapter_path": done["adapter_dir"], "base_model": job.base_model,
+        defaults={"weights_dir": done["adapter_dir"], "base_model": job.base_model,
                   "parent": job.init_checkpoint, "final_metrics": done.get("metrics") or {},
                   "kind": Checkpoint.Kind.SCORER if scorer else Checkpoint.Kind.CONTESTANT,
                   "finetuning_type": Checkpoint.FinetuningType.FULL if full else Checkpoint.FinetuningType.LORA},
@@ -326,10 +326,10 @@ def job_register_checkpoint(job: Job, done: dict) -> Checkpoint:
                    f"{job.preset or 'custom'}). Lineage: {' → '.join(checkpoint.lineage())}.")
     if full:  # a whole model: served by an engine of its own, which the engine supervisor starts
         model = served_model_register_full(parent=job.base_model, name=job.contestant_name(),
-                                           model_dir=checkpoint.adapter_path, description=description)
+                                           model_dir=checkpoint.weights_dir, description=description)
     else:
         model = served_model_register_adapter(parent=job.base_model, name=job.contestant_name(),
-                                              adapter_path=checkpoint.adapter_path, description=description)
+                                              adapter_path=checkpoint.weights_dir, description=description)
     checkpoint.served_model, checkpoint.adapter_sha256 = model, model.adapter_sha256
     checkpoint.save(update_fields=["served_model", "adapter_sha256"])
     # the arena boosts a new contestant for its first votes; with ARENA_GATE_HOLD it waits for the gate

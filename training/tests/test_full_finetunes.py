@@ -39,7 +39,7 @@ def test_a_full_checkpoint_is_served_on_a_managed_endpoint_of_its_own(base, sft_
     model = checkpoint.served_model
     assert checkpoint.finetuning_type == "full" and checkpoint.is_full()
     assert model.kind == "full" and model.parent == base and model.endpoint != base.endpoint
-    assert model.endpoint.managed and not model.endpoint.healthy and model.endpoint.model_dir == checkpoint.adapter_path
+    assert model.endpoint.managed and not model.endpoint.healthy and model.endpoint.model_dir == checkpoint.weights_dir
     assert checkpoint.adapter_sha256 == model.adapter_sha256 != ""
     assert contestant_of(model).boost_votes_left > 0  # entered; it battles once its engine is healthy
     job = checkpoint.job

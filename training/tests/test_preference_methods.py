@@ -156,10 +156,10 @@ def test_the_gate_with_a_reward_model_judge(reward_run, battle_models, settings,
                                      file=str(path))
     reward_job = Job.objects.create(base_model=parent, method="reward", dataset=dataset, status="succeeded",
                                     config={"max_length": 128})
-    scorer = Checkpoint.objects.create(job=reward_job, adapter_path=str(adapter), base_model=parent, kind="scorer",
+    scorer = Checkpoint.objects.create(job=reward_job, weights_dir=str(adapter), base_model=parent, kind="scorer",
                                        final_metrics=events[-1]["metrics"])
     sft_job = Job.objects.create(base_model=parent, method="sft", dataset=dataset, status="succeeded", config={})
-    checkpoint = Checkpoint.objects.create(job=sft_job, adapter_path="/a", base_model=parent, served_model=new)
+    checkpoint = Checkpoint.objects.create(job=sft_job, weights_dir="/a", base_model=parent, served_model=new)
     run = gate.gate_run(checkpoint, num_prompts=3)
     assert run.status == "done", run.error
     assert run.judge_kind == "reward" and run.judge_name == str(scorer)

@@ -69,7 +69,7 @@ class TestLaunchChecks:
     def checkpoint(self, method: str, kind: str) -> Checkpoint:
         job = Job.objects.create(base_model=self.base, method=method, dataset=self.pairs, config={},
                                  status="succeeded")
-        return Checkpoint.objects.create(job=job, adapter_path="/a", base_model=self.base, kind=kind,
+        return Checkpoint.objects.create(job=job, weights_dir="/a", base_model=self.base, kind=kind,
                                          final_metrics={"heldout_accuracy": 0.62, "heldout_rows": 40})
 
     def test_grpo_needs_a_scorer_of_the_same_base(self, broker_queue):
@@ -118,7 +118,7 @@ class TestLaunchChecks:
         scorer = self.checkpoint("reward", "scorer")
         job = Job.objects.create(base_model=self.base, method="grpo", dataset=self.prompts, config={},
                                  init_checkpoint=sft, reward_model=scorer)
-        grpo = Checkpoint.objects.create(job=job, adapter_path="/g", base_model=self.base, parent=sft)
+        grpo = Checkpoint.objects.create(job=job, weights_dir="/g", base_model=self.base, parent=sft)
         assert grpo.lineage() == ["base", f"sft j{sft.job_id}", f"grpo j{job.pk} (reward j{scorer.job_id})"]
 
     def test_the_admin_launches_grpo_with_a_reward_model_and_refuses_it_without(self, client, broker_queue,

@@ -47,7 +47,7 @@ class Command(BaseCommand):
         model = checkpoint.served_model if checkpoint else None
         scorer = checkpoint is not None and checkpoint.kind == Checkpoint.Kind.SCORER
         self.stdout.write(json.dumps({"job": job.pk, "status": job.status,
-                                      "checkpoint": checkpoint.adapter_path if checkpoint else None,
+                                      "checkpoint": checkpoint.weights_dir if checkpoint else None,
                                       "kind": checkpoint.kind if checkpoint else None,
                                       "heldout_accuracy": checkpoint.heldout_accuracy() if scorer else None,
                                       "model": model.public_name if model else None}))
