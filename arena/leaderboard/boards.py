@@ -15,11 +15,13 @@ import numpy as np
 from arena.provisional import ProvisionalRule, mark_provisional, mark_retired
 from arena.ratings import (
     DEFAULT_MIN_PAIR_COUNT,
+    DEFAULT_PRIOR_SD,
     Board,
     PairCounts,
     compute_board,
     fit_style_control,
     predicted_win_rate,
+    prior_reg,
     rank_upper_bound,
 )
 
@@ -107,6 +109,8 @@ def board_build(
     ci: str = "bootstrap",
     reweighted: bool = False,
     min_pair_count: int = DEFAULT_MIN_PAIR_COUNT,
+    prior_sd: float = DEFAULT_PRIOR_SD,
+    ties: str = "half",
     provisional: ProvisionalRule | None = None,
     retired: Collection[str] = (),
 ) -> dict[str, Any]:
@@ -122,6 +126,7 @@ def board_build(
     """
     board = compute_board(
         counts, anchor=anchor, rounds=rounds, seed=seed, ci=ci, reweighted=reweighted, min_pair_count=min_pair_count,
+        reg=prior_reg(prior_sd), ties=ties,
     )
     rows = mark_retired(mark_provisional(board_rows(
         board.models, board.rating, board.ci_low, board.ci_high, board.rank, board.battles,
@@ -138,6 +143,9 @@ def board_build(
         "ci": ci,
         "reweighted": reweighted,
         "min_pair_count": min_pair_count,
+        "prior_sd": prior_sd,
+        "ties": ties,
+        "tie_param": board.tie_param,
         "heatmaps": _heatmaps(board, largest),
     }
 
