@@ -29,6 +29,7 @@ One module per job, each readable in one sitting:
 ``board``          the whole leaderboard (:func:`compute_board`, :class:`Board`)
 ``style_control``  FastChat's contextual BT (:func:`fit_style_control`)
 ``ties``           Davidson and Rao–Kupper tie models (:func:`fit_ties`, :data:`TIE_MODELS`)
+``fragility``      votes whose removal would swap neighbours on the board (``Board.flips``)
 =================  ==========================================================================
 
 The names below are the public API; import them from ``arena.ratings``.

@@ -21,9 +21,10 @@ from arena.ratings.bt import (
     predicted_win_rate,
 )
 from arena.ratings.counts import PairCounts
+from arena.ratings.fragility import adjacent_flips, bt_cells
 from arena.ratings.intervals import CI_METHODS, IntervalInputs, interval_bounds
 from arena.ratings.scale import POINTS_PER_LOGIT
-from arena.ratings.ties import TIE_MODELS, tie_board_fit
+from arena.ratings.ties import TIE_MODELS, tie_board_fit, tie_cells
 from arena.ratings.weights import DEFAULT_MIN_PAIR_COUNT, pair_weights
 
 
@@ -64,7 +65,9 @@ class Board:
     ``ci``: the interval method (:data:`arena.ratings.intervals.CI_METHODS`); ``reweighted``:
     whether battles were weighted by inverse pair frequency; ``ties``: the tie model
     (:data:`arena.ratings.ties.TIE_MODELS`) and ``tie_param`` its fitted tie parameter (None
-    for ``half``).
+    for ``half``). ``flips[k]``: about how many votes, removed, would swap ``models[k]`` and
+    ``models[k + 1]`` (:mod:`arena.ratings.fragility`; None for the last model, neighbours in
+    different components, or when no removal does it).
     """
 
     models: list[str]
@@ -88,6 +91,7 @@ class Board:
     reweighted: bool = False
     ties: str = "half"
     tie_param: float | None = None
+    flips: list[int | None] = field(default_factory=list)
 
     @property
     def is_connected(self) -> bool:
@@ -189,14 +193,16 @@ def compute_board(
     ci_low, ci_high = interval_bounds(ci, IntervalInputs(
         counts=counts, i=i, j=j, beta=beta, rating=rating, offset=offset, hess=hess, labels=labels, lam=lam,
         weight=weight, rounds=rounds, seed=seed))
+    flips = adjacent_flips(rating, counts.models, labels, beta, hess, bt_cells(i, j, counts.counts, beta, weight))
     return _board_of(counts, rating, ci_low, ci_high, labels, excluded=excluded, anchor=applied,
-                     n_battles=n_battles, rounds=rounds, seed=seed, reg=reg, ci=ci, reweighted=reweighted)
+                     n_battles=n_battles, rounds=rounds, seed=seed, reg=reg, ci=ci, reweighted=reweighted, flips=flips)
 
 
 def _tie_board(counts: PairCounts, ties: str, lam: float, labels: np.ndarray, anchor: tuple[str, float] | None,
                *, excluded: list[str], rounds: int, seed: int, reg: float, ci: str) -> Board:
     """The board of a tie model (Davidson or Rao–Kupper) on the same scale: β centred, in points."""
-    beta, low, high, tie_param = tie_board_fit(ties, counts, lam, ci, rounds, seed)
+    fit, low, high = tie_board_fit(ties, counts, lam, ci, rounds, seed)
+    beta, tie_param = fit.beta, fit.tie
     rating = _to_points(beta)
     offset = _anchor_offset(counts.models, rating, anchor)
     rating = rating + offset
@@ -208,7 +214,8 @@ def _tie_board(counts: PairCounts, ties: str, lam: float, labels: np.ndarray, an
     applied = (anchor[0], float(anchor[1])) if anchor is not None and anchor[0] in counts.models else None
     return _board_of(counts, rating, ci_low, ci_high, labels, excluded=excluded, anchor=applied,
                      n_battles=int(round(counts.n_battles)), rounds=rounds, seed=seed, reg=reg, ci=ci,
-                     reweighted=False, ties=ties, tie_param=tie_param)
+                     reweighted=False, ties=ties, tie_param=tie_param,
+                     flips=adjacent_flips(rating, counts.models, labels, beta, fit.hess, tie_cells(fit, counts)))
 
 
 def _board_of(counts: PairCounts, rating: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray,

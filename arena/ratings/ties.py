@@ -279,20 +279,36 @@ def _shifted_fit(fit: TieFit, counts: PairCounts, cells, lam: float, z: np.ndarr
     return beta
 
 
+def tie_cells(fit: TieFit, counts: PairCounts) -> tuple[np.ndarray, ...]:
+    """The (pair × outcome) cells for :mod:`arena.ratings.fragility`: ``(cell_i, cell_j, per-vote
+    score in β_i − β_j, count, per-vote score in the tie parameter)``."""
+    i, j = counts.pairs[:, 0], counts.pairs[:, 1]
+    x = fit.beta[i] - fit.beta[j]
+    one, zero = np.ones(len(i)), np.zeros(len(i))
+    fx, ft = [], []
+    for cell in ((one, zero, zero), (zero, one, zero), (zero, zero, one)):
+        _, f_x, f_t, *_ = _pair_terms(fit.model, x, fit.tie, *cell)
+        fx.append(f_x)
+        ft.append(f_t)
+    return (np.concatenate([i, i, i]), np.concatenate([j, j, j]), np.concatenate(fx),
+            np.concatenate(_cells(counts)), np.concatenate(ft))
+
+
 def tie_board_fit(model: str, counts: PairCounts, lam: float, ci: str, rounds: int,
-                  seed: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, float]:
-    """What :func:`arena.ratings.board.compute_board` needs from a tie model: centred β (logits),
-    the 95% bounds in logits relative to nothing (None when there is nothing to say: fewer than
-    two models, no battles, or bootstrap with 0 rounds) and the tie parameter."""
-    fit = fit_ties(model, counts, lam)
-    beta = fit.beta - fit.beta.mean() if counts.n_models else fit.beta
+                  seed: int) -> tuple[TieFit, np.ndarray | None, np.ndarray | None]:
+    """What :func:`arena.ratings.board.compute_board` needs from a tie model: the fit (β centred)
+    and the 95% bounds of β in logits (None when there is nothing to say: fewer than two
+    models, no battles, or bootstrap with 0 rounds)."""
+    raw = fit_ties(model, counts, lam)
+    fit = TieFit(model, raw.beta - raw.beta.mean() if counts.n_models else raw.beta, raw.tie, raw.hess)
+    beta = fit.beta
     if counts.n_models < 2 or counts.n_battles <= 0:
-        return beta, None, None, fit.tie
+        return fit, None, None
     if ci == "sandwich":
         half = 1.959963984540054 * np.sqrt(np.clip(np.diag(tie_sandwich_cov(fit, counts, lam)), 0.0, None))
-        return beta, beta - half, beta + half, fit.tie
+        return fit, beta - half, beta + half
     if rounds <= 0:
-        return beta, None, None, fit.tie
+        return fit, None, None
     boot = tie_bootstrap_betas(fit, counts, lam, rounds, seed)
     low, high = np.percentile(boot, [2.5, 97.5], axis=0)
-    return beta, low, high, fit.tie
+    return fit, low, high
