@@ -152,3 +152,11 @@ def test_the_davidson_fit_on_the_public_battles_agrees_with_leaderbots_table():
     assert float(np.sum(total * pt)) == pytest.approx(float(t.sum()), rel=1e-4)  # the tie share is fitted exactly
     assert 0.19 < float(np.median(predicted_ties)) < 0.23
     assert POINTS_PER_LOGIT * (fit.beta.max() - np.sort(fit.beta)[-20]) > 100  # the optimum's spread, in points
+
+
+def test_the_page_text_states_the_prior_and_the_tie_model():
+    from arena.leaderboard.text import about_intervals
+
+    text = about_intervals({"ci": "sandwich", "prior_sd": 100.0, "ties": "davidson"})
+    assert "give or take 100 points" in text and "Davidson's tie model" in text
+    assert "tie model" not in about_intervals({"ci": "bootstrap", "prior_sd": 100.0, "ties": "half"})
