@@ -77,6 +77,19 @@ def test_it_reproduces_the_published_2024_08_13_leaderboard(public_battles):
     assert rows[0]["model"] == "chatgpt-4o-latest" and rows[0]["rank"] == 1
 
 
+def test_the_davidson_board_of_the_public_battles_has_leaderbots_top_twenty(public_battles):
+    # leaderbot's README table (the same 1.67M battles, Davidson); names there are cut at 20 characters.
+    table = shared_file("leaderbot_readme_davidson_top20.txt").read_text().splitlines()
+    theirs = [line.split("|")[1].split(". ", 1)[1].strip().removesuffix("...") for line in table
+              if line.startswith("|") and ". " in line.split("|")[1]]
+    rows = run(str(public_battles), "--ties", "davidson", "--ci", "sandwich", "--prior-sd", "4000")
+    top = [r["model"] for r in rows[:20]]
+    assert len(theirs) == 20
+    # Each of our top 20 carries one of their (cut) names, as often as their table has it.
+    assert sorted(max((n for n in theirs if m.startswith(n)), key=len, default="?") for m in top) == sorted(theirs)
+    assert top[0] == "chatgpt-4o-latest" and all(r["ci_low"] < r["rating"] < r["ci_high"] for r in rows[:20])
+
+
 def test_a_small_file_gives_sorted_rows_with_elo(tmp_path):
     path = write_lines(tmp_path / "b.jsonl", [
         {"model_a": "x", "model_b": "y", "winner": "model_a", "tstamp": 2},
