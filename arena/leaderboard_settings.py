@@ -42,6 +42,8 @@ def board_settings() -> dict[str, Any]:
         "ci": settings.ARENA_LEADERBOARD_CI,
         "reweighted": settings.ARENA_LEADERBOARD_REWEIGHTED,
         "min_pair_count": settings.ARENA_LEADERBOARD_MIN_PAIR_COUNT,
+        "prior_sd": settings.ARENA_LEADERBOARD_PRIOR_SD,
+        "ties": settings.ARENA_LEADERBOARD_TIES,
         "provisional_votes": settings.ARENA_LEADERBOARD_PROVISIONAL_VOTES,
         "provisional_width": settings.ARENA_LEADERBOARD_PROVISIONAL_WIDTH,
     }
@@ -53,5 +55,7 @@ def board_options() -> dict[str, Any]:
         "ci": values["ci"],
         "reweighted": values["reweighted"],
         "min_pair_count": values["min_pair_count"],
+        "prior_sd": values["prior_sd"],
+        "ties": values["ties"],
         "provisional": ProvisionalRule(values["provisional_votes"], values["provisional_width"]),
     }

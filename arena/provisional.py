@@ -4,9 +4,11 @@ A model's score is *provisional* while it has fewer than ``min_votes`` votes or 
 is wider than ``max_width`` points (``ci_high - ci_low``). Its row stays on the board with its
 rating, interval and rank (every score stays disclosed, as the "Leaderboard Illusion" critique,
 Singh et al. 2025, asks), but it is marked ``provisional`` and listed *after* the established
-models of its group: a place in the order is not claimed before the votes support one. It is
-not ranked separately: its rank is still 1 + the number of models whose interval lies entirely
-above its own, over every model, so that a rank means the same thing in both lists.
+models of its group: a place in the order is not claimed before the votes support one. Nor is a
+rank: its ``rank`` is None ("not ranked yet") and its computed rank moves to ``rank_if_settled``.
+The public rank rule (1 + the number of models whose interval lies entirely above) rewards a
+wide interval: a model with one vote has an upper bound above everybody and would be "rank 1"
+by that vote alone. The established models keep their ranks, computed over every model.
 
 A *retired* model (an admin decision, logged with who and why) keeps its votes in the fit, so
 the other ratings do not move when it leaves, and its row stays on the board marked
@@ -36,9 +38,13 @@ def is_provisional(row: Mapping[str, Any], rule: ProvisionalRule) -> bool:
 
 
 def mark_provisional(rows: Iterable[Mapping[str, Any]], rule: ProvisionalRule) -> list[dict[str, Any]]:
-    """Rows with ``provisional`` set; within each ``group`` (in first-seen order) the established
-    rows first, then the provisional ones, each part keeping its order (by rating)."""
-    marked = [{**row, "provisional": is_provisional(row, rule)} for row in rows]
+    """Rows with ``provisional`` set (a provisional row's ``rank`` becomes None, the computed one
+    ``rank_if_settled``); within each ``group`` (in first-seen order) the established rows first,
+    then the provisional ones, each part keeping its order (by rating)."""
+    marked = []
+    for row in rows:
+        flag = is_provisional(row, rule)
+        marked.append({**row, "provisional": flag, **({"rank": None, "rank_if_settled": row.get("rank")} if flag else {})})
     groups: dict[Any, list[dict[str, Any]]] = {}
     for row in marked:
         groups.setdefault(row.get("group", 0), []).append(row)

@@ -46,11 +46,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from arena.ratings import (  # noqa: E402
+    DEFAULT_PRIOR_SD,
     LMSYS_ANCHOR,
+    TIE_MODELS,
     PairCounts,
     compute_board,
     elo_from_arrays,
     fit_bt,
+    prior_reg,
 )
 
 DATA = REPO.parent / "shared" / "data" / "arena_battles"
@@ -408,6 +411,15 @@ def main() -> None:
         f"    recovery of the true ratings: RMS error {np.sqrt(np.mean(err**2)):.2f} points, "
         f"median 95% interval width {np.median(board.ci_high - board.ci_low):.2f}"
     )
+
+    # The live board's choice (ARENA_LEADERBOARD_PRIOR_SD, ARENA_LEADERBOARD_TIES) against (b), the
+    # public board's ridge with ties as half: the issue's budget is 1.5x.
+    for ties in TIE_MODELS:
+        for ci in ("bootstrap", "sandwich"):
+            t_live, _ = timed(lambda ties=ties, ci=ci: compute_board(
+                counts, rounds=100, seed=0, reg=prior_reg(DEFAULT_PRIOR_SD), ties=ties, ci=ci), args.repeat)
+            print(f"(b') compute_board, prior SD {DEFAULT_PRIOR_SD:.0f}, ties {ties:10s} {ci:9s} {t_live * 1e3:8.1f} ms"
+                  f"   {t_live / t_board:5.2f}x (b)")
 
     start = np.full(args.models, 1000.0)
     t_elo, _ = timed(lambda: elo_from_arrays(a, b, outcome, start), max(1, args.repeat // 2))

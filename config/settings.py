@@ -20,7 +20,9 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 # The pure rating maths (numpy, no Django): the one list of interval methods.
+from arena.ratings.bt import DEFAULT_PRIOR_SD
 from arena.ratings.intervals import CI_METHODS
+from arena.ratings.ties import DEFAULT_TIES, TIE_MODELS
 from config.env import env_bool, env_float, env_int, env_list, env_secret, env_str, env_url
 from config.paths import ensure_dirs
 
@@ -292,6 +294,14 @@ if ARENA_LEADERBOARD_CI not in CI_METHODS:
     raise ImproperlyConfigured(f"ARENA_LEADERBOARD_CI={ARENA_LEADERBOARD_CI!r} must be one of {', '.join(CI_METHODS)}")
 ARENA_LEADERBOARD_REWEIGHTED = env_bool("ARENA_LEADERBOARD_REWEIGHTED", False)
 ARENA_LEADERBOARD_MIN_PAIR_COUNT = env_int("ARENA_LEADERBOARD_MIN_PAIR_COUNT", 50, minimum=1)
+# The board's prior: every rating ~ Normal(arena mean, SD²), SD in Elo points (arena.ratings.bt).
+ARENA_LEADERBOARD_PRIOR_SD = env_float("ARENA_LEADERBOARD_PRIOR_SD", DEFAULT_PRIOR_SD, minimum=1.0)
+# How a tie (and "both bad") enters the fit: half a win each, or a Davidson / Rao-Kupper tie model.
+ARENA_LEADERBOARD_TIES = env_str("ARENA_LEADERBOARD_TIES", DEFAULT_TIES).strip() or DEFAULT_TIES
+if ARENA_LEADERBOARD_TIES not in TIE_MODELS:
+    raise ImproperlyConfigured(f"ARENA_LEADERBOARD_TIES={ARENA_LEADERBOARD_TIES!r} must be one of {', '.join(TIE_MODELS)}")
+if ARENA_LEADERBOARD_TIES != "half" and ARENA_LEADERBOARD_REWEIGHTED:
+    raise ImproperlyConfigured("ARENA_LEADERBOARD_REWEIGHTED needs ARENA_LEADERBOARD_TIES=half")
 # A model is shown as provisional (ranked after the others) below this many votes or above this
 # interval width (ci_high - ci_low, points).
 ARENA_LEADERBOARD_PROVISIONAL_VOTES = env_int("ARENA_LEADERBOARD_PROVISIONAL_VOTES", 300, minimum=0)

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from training import services
 from training.forms import DatasetImportForm, JobLaunchForm
+from training.gate_agreement import gate_agreement
 from training.models import Checkpoint, Dataset, Job
 from training.plots import compare_chart, job_charts
 from training.scorers import accuracy_text, scorer_score_pairs
@@ -210,6 +211,7 @@ class JobAdmin(_AddThroughService, admin.ModelAdmin):
             "job": job, "charts": job_charts(job.metrics or [], job.method), "checkpoint": checkpoint,
             "last": (job.metrics or [{}])[-1], "others": others, "comparison": comparison,
             "gate_runs": _gate_runs(checkpoint) if checkpoint else [],
+            "gate_agreement": gate_agreement() if checkpoint else [],
         })
 
     def progress_view(self, request, job_id: int):
@@ -261,7 +263,8 @@ class CheckpointAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         checkpoint = get_object_or_404(Checkpoint, pk=object_id)
-        context = {**(extra_context or {}), "checkpoint": checkpoint, "gate_runs": _gate_runs(checkpoint)}
+        context = {**(extra_context or {}), "checkpoint": checkpoint, "gate_runs": _gate_runs(checkpoint),
+                   "gate_agreement": gate_agreement()}
         if checkpoint.kind == Checkpoint.Kind.SCORER and request.method == "POST" and "score_a" in request.POST:
             if not self.has_view_permission(request, checkpoint):
                 raise PermissionDenied

@@ -21,6 +21,7 @@ from arena.leaderboard.text import ABOUT_ELO, ABOUT_EXCLUDED, ABOUT_STYLE, about
 from arena.leaderboard_settings import board_settings
 from arena.models import RatingSnapshot
 from arena.ratings import ABOUT_INTERVALS
+from arena.ratings.fragility import ABOUT_FRAGILITY
 
 
 def _snapshot_meta(snapshot: RatingSnapshot) -> dict[str, Any]:
@@ -49,11 +50,13 @@ def board_payload(snapshot: RatingSnapshot, category: str = "overall", style: bo
     "description", "style_control", "votes", "min_votes", "enough_votes"}, "categories": [{"key",
     "label", "votes", "enough_votes"}], "totals": {"models", "votes", "all_votes", "counted_votes",
     "excluded_votes"}, "excluded": {"identity_leak", "named_mode", "side_error"}, "anchor",
-    "connectivity": {"is_connected", "components"}, "rows": [...], "message", "changelog"}``; rows
+    "connectivity": {"is_connected", "components"}, "rows": [...], "top", "message", "changelog"}``; rows
     as :func:`arena.leaderboard.boards.board_build` gives them (``provisional`` and ``retired``
     flags; established rows first within each group); ``message`` says why there are no rows
     (below the category's threshold), else None; ``changelog``: the public log of retirements
-    and re-included votes (:func:`~arena.leaderboard.selectors.changelog`), newest first.
+    and re-included votes (:func:`~arena.leaderboard.selectors.changelog`), newest first;
+    ``top``: whether first place is settled and the sentence saying so
+    (:func:`arena.leaderboard.boards.top_status`; None before boards had it).
     """
     data = snapshot.data
     entry = board_get(data, category, style)
@@ -80,6 +83,7 @@ def board_payload(snapshot: RatingSnapshot, category: str = "overall", style: bo
             "components": board["components"] if board else [],
         },
         "rows": rows,
+        "top": board.get("top") if board else None,
         "message": None if board else _below_threshold_message(entry),
         "changelog": changelog(),
     }
@@ -187,6 +191,8 @@ def page_context(snapshot: RatingSnapshot | None, category: str = "overall", sty
     context["groups"] = groups
     context["models_total"] = len(rows)
     context["anchor"] = board["anchor"]
+    context["top"] = board.get("top")
+    context["about_fragility"] = ABOUT_FRAGILITY
     context["coefficients"] = board.get("coefficients")
     context.update(_page_plots(board, groups[0]))
     return context

@@ -25,7 +25,10 @@ def reproduce_info(groups: Sequence[tuple], names: Mapping[int, str]) -> dict[st
     anchor = settings.ARENA_LEADERBOARD_ANCHOR
     argv = ["--rounds", str(settings.ARENA_LEADERBOARD_ROUNDS), "--seed", "0", "--ci", settings.ARENA_LEADERBOARD_CI,
             "--reweighted" if settings.ARENA_LEADERBOARD_REWEIGHTED else "--no-reweighted",
-            "--min-pair-count", str(settings.ARENA_LEADERBOARD_MIN_PAIR_COUNT)]
+            "--min-pair-count", str(settings.ARENA_LEADERBOARD_MIN_PAIR_COUNT),
+            "--prior-sd", repr(float(settings.ARENA_LEADERBOARD_PRIOR_SD)), "--ties", settings.ARENA_LEADERBOARD_TIES,
+            "--provisional-votes", str(settings.ARENA_LEADERBOARD_PROVISIONAL_VOTES),
+            "--provisional-width", repr(float(settings.ARENA_LEADERBOARD_PROVISIONAL_WIDTH))]
     if anchor:
         argv += ["--anchor", f"{anchor[0]}={anchor[1]!r}"]
     return {

@@ -1,6 +1,7 @@
 """The leaderboard page's prose: what the intervals, exclusions, Elo column and style control mean.
 
-The intervals' text depends on the board (bootstrap or sandwich, reweighted or not):
+The intervals' text depends on the board (bootstrap or sandwich, reweighted or not, its prior and
+tie model):
 :func:`about_intervals`."""
 
 from __future__ import annotations
@@ -40,4 +41,13 @@ def about_intervals(board: Mapping[str, Any]) -> str:
     text = INTERVAL_METHODS.get(board.get("ci"), INTERVAL_METHODS["bootstrap"]).about
     if board.get("reweighted"):
         text += ABOUT_REWEIGHTED.format(floor=board.get("min_pair_count", DEFAULT_MIN_PAIR_COUNT))
+    if board.get("prior_sd"):
+        text += (f" Every rating starts from a prior: the arena mean, give or take {board['prior_sd']:.0f} points "
+                 "(one standard deviation), so a model with few votes stays near the middle with a wide "
+                 "interval, and the votes take over as they come in.")
+    ties = board.get("ties")
+    if ties and ties != "half":
+        name = {"davidson": "Davidson's", "rao-kupper": "Rao and Kupper's"}.get(ties, ties)
+        text += (f" Ties (and “both are bad”) are modelled as a third outcome with {name} tie model, "
+                 "not counted as half a win each.")
     return text

@@ -20,13 +20,16 @@ One module per job, each readable in one sitting:
 ``counts``         :class:`PairCounts`, the aggregated input of every fit
 ``elo``            online Elo (:func:`elo_update`, :func:`elo_from_arrays`)
 ``linalg``         small dense linear algebra that stays on the calling thread
-``bt``             the Bradley–Terry Newton fit (:func:`fit_bt`, :func:`predicted_win_rate`)
+``bt``             the Bradley–Terry Newton fit (:func:`fit_bt`, :func:`predicted_win_rate`) and
+                   its Gaussian prior (:func:`prior_reg`, :data:`DEFAULT_PRIOR_SD`)
 ``intervals``      the interval methods behind one interface (:data:`INTERVAL_METHODS`):
 ``bootstrap``      resampled refits
 ``sandwich``       Huber–White standard errors (LMArena's default)
 ``weights``        inverse-pair-frequency reweighting (:func:`pair_weights`)
 ``board``          the whole leaderboard (:func:`compute_board`, :class:`Board`)
 ``style_control``  FastChat's contextual BT (:func:`fit_style_control`)
+``ties``           Davidson and Rao–Kupper tie models (:func:`fit_ties`, :data:`TIE_MODELS`)
+``fragility``      votes whose removal would swap neighbours on the board (``Board.flips``)
 =================  ==========================================================================
 
 The names below are the public API; import them from ``arena.ratings``.
@@ -34,7 +37,14 @@ The names below are the public API; import them from ``arena.ratings``.
 
 from arena.ratings.board import Board, compute_board, rank_upper_bound
 from arena.ratings.bootstrap import ABOUT_INTERVALS
-from arena.ratings.bt import DEFAULT_REG, fit_bt, predicted_win_rate
+from arena.ratings.bt import (
+    DEFAULT_PRIOR_SD,
+    DEFAULT_REG,
+    fit_bt,
+    predicted_win_rate,
+    prior_reg,
+    prior_sd_of_reg,
+)
 from arena.ratings.counts import PairCounts
 from arena.ratings.elo import elo_from_arrays, elo_update
 from arena.ratings.intervals import CI_METHODS, INTERVAL_METHODS, IntervalMethod
@@ -57,6 +67,7 @@ from arena.ratings.style_control import (
     fit_style_control,
     style_features,
 )
+from arena.ratings.ties import DEFAULT_TIES, TIE_MODELS, fit_ties, outcome_probs
 from arena.ratings.weights import ABOUT_REWEIGHTED, DEFAULT_MIN_PAIR_COUNT, pair_weights
 
 __all__ = [
@@ -67,7 +78,9 @@ __all__ = [
     "Board",
     "CI_METHODS",
     "DEFAULT_MIN_PAIR_COUNT",
+    "DEFAULT_PRIOR_SD",
     "DEFAULT_REG",
+    "DEFAULT_TIES",
     "ELO_BASE",
     "ELO_K",
     "ELO_SCALE",
@@ -81,14 +94,19 @@ __all__ = [
     "StyleControlFit",
     "TIE",
     "TIE_BOTHBAD",
+    "TIE_MODELS",
     "WINNERS",
     "compute_board",
     "elo_from_arrays",
     "elo_update",
     "fit_bt",
     "fit_style_control",
+    "fit_ties",
+    "outcome_probs",
     "pair_weights",
     "predicted_win_rate",
+    "prior_reg",
+    "prior_sd_of_reg",
     "rank_upper_bound",
     "style_features",
 ]

@@ -21,7 +21,10 @@ from arena.ratings.bt import (
     predicted_win_rate,
 )
 from arena.ratings.counts import PairCounts
+from arena.ratings.fragility import adjacent_flips, bt_cells
 from arena.ratings.intervals import CI_METHODS, IntervalInputs, interval_bounds
+from arena.ratings.scale import POINTS_PER_LOGIT
+from arena.ratings.ties import TIE_MODELS, tie_board_fit, tie_cells
 from arena.ratings.weights import DEFAULT_MIN_PAIR_COUNT, pair_weights
 
 
@@ -60,7 +63,11 @@ class Board:
     ``excluded``: models dropped for having fewer than ``min_battles`` battles.
     ``anchor``: the anchor applied, or None (none asked, or the model is not on the board).
     ``ci``: the interval method (:data:`arena.ratings.intervals.CI_METHODS`); ``reweighted``:
-    whether battles were weighted by inverse pair frequency.
+    whether battles were weighted by inverse pair frequency; ``ties``: the tie model
+    (:data:`arena.ratings.ties.TIE_MODELS`) and ``tie_param`` its fitted tie parameter (None
+    for ``half``). ``flips[k]``: about how many votes, removed, would swap ``models[k]`` and
+    ``models[k + 1]`` (:mod:`arena.ratings.fragility`; None for the last model, neighbours in
+    different components, or when no removal does it).
     """
 
     models: list[str]
@@ -82,6 +89,9 @@ class Board:
     reg: float = field(default=DEFAULT_REG)
     ci: str = "bootstrap"
     reweighted: bool = False
+    ties: str = "half"
+    tie_param: float | None = None
+    flips: list[int | None] = field(default_factory=list)
 
     @property
     def is_connected(self) -> bool:
@@ -124,6 +134,7 @@ def compute_board(
     ci: str = "bootstrap",
     reweighted: bool = False,
     min_pair_count: int = DEFAULT_MIN_PAIR_COUNT,
+    ties: str = "half",
 ) -> Board:
     """The whole leaderboard from aggregated counts.
 
@@ -141,6 +152,10 @@ def compute_board(
        relative to the data.
     4. Ranks, pair matrices and predicted win rates.
 
+    ``ties``: ``half`` (above) or a tie model of :mod:`arena.ratings.ties` (``davidson``,
+    ``rao-kupper``), fitted by Newton with the same prior; its intervals are sandwich or
+    bootstrap as asked (``reweighted`` is not offered with a tie model).
+
     Works for an empty board (every array empty) and a single model (rating 1000 or the
     anchor's rating, interval of zero width, rank 1, matrices of shape (1, 1)).
     """
@@ -148,6 +163,10 @@ def compute_board(
         raise ValueError("rounds must be >= 0")
     if ci not in CI_METHODS:
         raise ValueError(f"ci must be one of {', '.join(CI_METHODS)}, got {ci!r}")
+    if ties not in TIE_MODELS:
+        raise ValueError(f"ties must be one of {', '.join(TIE_MODELS)}, got {ties!r}")
+    if ties != "half" and reweighted:
+        raise ValueError("reweighting is only offered with ties counted as half (ties='half')")
     per_model = counts.battles_per_model()
     keep = [m for m, nb in zip(counts.models, per_model, strict=True) if nb >= min_battles]
     excluded = [m for m, nb in zip(counts.models, per_model, strict=True) if nb < min_battles]
@@ -162,6 +181,8 @@ def compute_board(
         lam *= float(weight @ total) / max(float(total.sum()), 1.0)
         wins, total = wins * weight, total * weight
 
+    if ties != "half":
+        return _tie_board(counts, ties, lam, labels, anchor, excluded=excluded, rounds=rounds, seed=seed, reg=reg, ci=ci)
     beta, hess = _newton(i, j, wins, total, n, lam, labels)
     rating = _to_points(beta)
     offset = _anchor_offset(counts.models, rating, anchor)
@@ -172,8 +193,29 @@ def compute_board(
     ci_low, ci_high = interval_bounds(ci, IntervalInputs(
         counts=counts, i=i, j=j, beta=beta, rating=rating, offset=offset, hess=hess, labels=labels, lam=lam,
         weight=weight, rounds=rounds, seed=seed))
+    flips = adjacent_flips(rating, counts.models, labels, beta, hess, bt_cells(i, j, counts.counts, beta, weight))
     return _board_of(counts, rating, ci_low, ci_high, labels, excluded=excluded, anchor=applied,
-                     n_battles=n_battles, rounds=rounds, seed=seed, reg=reg, ci=ci, reweighted=reweighted)
+                     n_battles=n_battles, rounds=rounds, seed=seed, reg=reg, ci=ci, reweighted=reweighted, flips=flips)
+
+
+def _tie_board(counts: PairCounts, ties: str, lam: float, labels: np.ndarray, anchor: tuple[str, float] | None,
+               *, excluded: list[str], rounds: int, seed: int, reg: float, ci: str) -> Board:
+    """The board of a tie model (Davidson or Rao–Kupper) on the same scale: β centred, in points."""
+    fit, low, high = tie_board_fit(ties, counts, lam, ci, rounds, seed)
+    beta, tie_param = fit.beta, fit.tie
+    rating = _to_points(beta)
+    offset = _anchor_offset(counts.models, rating, anchor)
+    rating = rating + offset
+    if low is None or high is None:
+        ci_low, ci_high = rating.copy(), rating.copy()
+    else:
+        ci_low = _to_points(beta) + offset + POINTS_PER_LOGIT * (low - beta)
+        ci_high = _to_points(beta) + offset + POINTS_PER_LOGIT * (high - beta)
+    applied = (anchor[0], float(anchor[1])) if anchor is not None and anchor[0] in counts.models else None
+    return _board_of(counts, rating, ci_low, ci_high, labels, excluded=excluded, anchor=applied,
+                     n_battles=int(round(counts.n_battles)), rounds=rounds, seed=seed, reg=reg, ci=ci,
+                     reweighted=False, ties=ties, tie_param=tie_param,
+                     flips=adjacent_flips(rating, counts.models, labels, beta, fit.hess, tie_cells(fit, counts)))
 
 
 def _board_of(counts: PairCounts, rating: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray,

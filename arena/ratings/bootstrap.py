@@ -145,6 +145,12 @@ def _bootstrap_betas(
     )
     inc_t = inc.T.tocsr()
     precond = _solve_spd(hess0, np.eye(n))
+    # Randomised prior: each replicate's prior is centred at a draw from the prior itself, so a
+    # model the votes say little about spreads over the prior (its honest uncertainty) instead
+    # of collapsing onto the arena mean in every replicate. For a Gaussian-linear model this
+    # makes the replicates posterior draws; where the votes dominate, λ·z is negligible.
+    centre = (np.random.default_rng([seed, 1]).standard_normal((n, rounds)) / math.sqrt(lam)
+              if lam > 0 else np.zeros((n, rounds)))
 
     theta = np.repeat(beta0[:, None], rounds, axis=1)
     converged = np.zeros(rounds, dtype=bool)
@@ -155,9 +161,9 @@ def _bootstrap_betas(
         if len(live) == 0:
             break
         if len(live) == rounds:
-            th, tot, w = theta, total, wins  # views: no copies while every replicate is running
+            th, tot, w, z = theta, total, wins, centre  # views: no copies while every replicate runs
         else:
-            th, tot, w = theta[:, live], total[:, live], wins[:, live]
+            th, tot, w, z = theta[:, live], total[:, live], wins[:, live], centre[:, live]
         p = inc @ th
         # σ(x) = (1 + tanh(x/2)) / 2: ~5x faster than scipy's expit on large arrays, and
         # accurate to ~1e-16 absolute, which is what the gradient N·σ − S needs.
@@ -167,7 +173,7 @@ def _bootstrap_betas(
         p *= 0.5
         p *= tot
         p -= w
-        step = _matmul(precond, inc_t @ p + lam * th)
+        step = _matmul(precond, inc_t @ p + lam * (th - z))
         size = np.max(np.abs(step), axis=0)
         # A step that does not shrink means the frozen Hessian is too far off for this
         # replicate: leave it where it is and let Newton finish it below.
@@ -178,5 +184,5 @@ def _bootstrap_betas(
         stalled[live[~ok]] = True
     for r in np.flatnonzero(~converged):
         start = theta[:, r] if np.all(np.isfinite(theta[:, r])) else beta0
-        theta[:, r], _ = _newton(i, j, wins[:, r], total[:, r], n, lam, labels, start)
+        theta[:, r], _ = _newton(i, j, wins[:, r], total[:, r], n, lam, labels, start, centre[:, r])
     return theta.T

@@ -19,14 +19,35 @@ from arena.ratings.counts import PairCounts
 from arena.ratings.linalg import _solve_spd
 from arena.ratings.scale import INITIAL_RATING, POINTS_PER_LOGIT
 
-#: Ridge penalty ``reg/2 · Σ θ²`` on ratings in log10-odds units (θ = rating/400), the convention of
-#: FastChat's ``fit_contextual_bt``. Why not 0: with a pure maximum-likelihood fit, a model that has
-#: won (or lost) all its battles has no finite rating, and such models are common in a young arena
-#: and in bootstrap replicates. 0.01 keeps every rating finite while moving the ratings fitted on
-#: the 1.67M public battles by under 0.01 point, far below what is displayed. Pass ``reg=0`` for
-#: the exact maximum-likelihood estimate (only finite when every model has both won and lost,
-#: counting ties as half of each, against a connected set of opponents).
+#: The ridge of the public LMSYS board, ``reg/2 · Σ θ²`` on ratings in log10-odds units (θ =
+#: rating/400, FastChat's ``fit_contextual_bt`` convention). A ridge is a Gaussian prior: ``reg``
+#: = (400 / SD)², so 0.01 is a prior of SD 4000 points centred on the arena mean, practically
+#: flat (it moves the ratings fitted on the 1.67M public battles by under 0.01 point). It is the
+#: default of the pure functions so that reproductions of the published board compare like with
+#: like; the live board uses a prior somebody chose, ``ARENA_LEADERBOARD_PRIOR_SD`` (see
+#: :func:`prior_reg` and :data:`DEFAULT_PRIOR_SD`). Pass ``reg=0`` for the exact maximum-likelihood
+#: estimate (only finite when every model has both won and lost, counting ties as half of each,
+#: against a connected set of opponents).
 DEFAULT_REG = 0.01
+
+#: The live board's prior: ratings ~ Normal(arena mean, SD²) with SD in Elo points, chosen by
+#: ``bench/predictive.py`` (the best log-loss of the next votes after 100–300 votes, in arenas of
+#: 20 and 60 public models; see the README). A model with few votes stays near the middle with an
+#: interval about ±1.96·SD wide; with thousands of votes the data outweigh it.
+DEFAULT_PRIOR_SD = 100.0
+
+
+def prior_reg(sd_points: float) -> float:
+    """The ridge ``reg`` (log10-odds units, as :data:`DEFAULT_REG`) of a Gaussian prior of SD
+    ``sd_points`` Elo points on every rating: ``(400 / sd)²``; ``inf`` (no prior) gives 0."""
+    if not sd_points > 0:
+        raise ValueError("the prior's SD must be a positive number of points")
+    return 0.0 if sd_points == float("inf") else (400.0 / sd_points) ** 2
+
+
+def prior_sd_of_reg(reg: float) -> float:
+    """The inverse of :func:`prior_reg`: the SD in points of the prior a ridge ``reg`` is."""
+    return float("inf") if reg == 0 else 400.0 / math.sqrt(reg)
 
 
 # Newton stops when the largest step is below this (in logits): 1e-10 logit ≈ 2e-8 Elo points.
@@ -56,12 +77,14 @@ def _components(n: int, i: np.ndarray, j: np.ndarray) -> tuple[int, np.ndarray]:
 
 
 def _nll(
-    beta: np.ndarray, i: np.ndarray, j: np.ndarray, wins: np.ndarray, total: np.ndarray, lam: float
+    beta: np.ndarray, i: np.ndarray, j: np.ndarray, wins: np.ndarray, total: np.ndarray, lam: float,
+    centre: np.ndarray | float = 0.0,
 ) -> float:
     x = beta[i] - beta[j]
     # −log σ(x) = logaddexp(0, −x): stable for any x.
     loss = wins @ np.logaddexp(0.0, -x) + (total - wins) @ np.logaddexp(0.0, x)
-    return float(loss + 0.5 * lam * beta @ beta)
+    d = beta - centre
+    return float(loss + 0.5 * lam * d @ d)
 
 
 def _grad_hess(
@@ -72,11 +95,12 @@ def _grad_hess(
     total: np.ndarray,
     lam: float,
     gauge: np.ndarray | None,
+    centre: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     n = len(beta)
     p = expit(beta[i] - beta[j])
     resid = total * p - wins
-    g = np.bincount(i, resid, n) - np.bincount(j, resid, n) + lam * beta
+    g = np.bincount(i, resid, n) - np.bincount(j, resid, n) + lam * (beta - centre)
     h = total * p * (1.0 - p)
     # The Hessian is a weighted graph Laplacian (pairs are unique, so plain assignment is safe).
     hess = np.zeros((n, n))
@@ -109,8 +133,11 @@ def _newton(
     lam: float,
     labels: np.ndarray,
     beta0: np.ndarray | None = None,
+    centre: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Damped Newton for the (ridge-)penalised BT likelihood, in logits.
+
+    The prior (ridge) is centred at ``centre`` (0: the arena mean; the bootstrap draws it).
 
     Returns ``(beta, hessian)``: the optimum (each component's mean at 0) and the Hessian there
     (gauge included when ``lam == 0``), which the bootstrap reuses as its preconditioner.
@@ -122,17 +149,17 @@ def _newton(
     beta = np.zeros(n) if beta0 is None else np.array(beta0, dtype=np.float64)
     f0: float | None = None
     for _ in range(_NEWTON_MAX_ITER):
-        g, hess = _grad_hess(beta, i, j, wins, total, lam, gauge)
+        g, hess = _grad_hess(beta, i, j, wins, total, lam, gauge, centre)
         step = _solve_spd(hess, g)
         big = float(np.max(np.abs(step), initial=0.0))
         if big > 1e-6:
             # Backtracking (Armijo): far from the optimum a full Newton step on a logistic
             # likelihood can overshoot; near it the quadratic model is exact and rounding
             # would make the test meaningless, hence the threshold.
-            f0 = _nll(beta, i, j, wins, total, lam) if f0 is None else f0
+            f0 = _nll(beta, i, j, wins, total, lam, centre) if f0 is None else f0
             slope = float(g @ step)
             t = 1.0
-            while (f1 := _nll(beta - t * step, i, j, wins, total, lam)) > f0 - 1e-4 * t * slope and t > 1e-8:
+            while (f1 := _nll(beta - t * step, i, j, wins, total, lam, centre)) > f0 - 1e-4 * t * slope and t > 1e-8:
                 t *= 0.5
             step *= t
             big *= t
@@ -142,7 +169,7 @@ def _newton(
         beta -= step
         if big < _NEWTON_TOL:
             break
-    _, hess = _grad_hess(beta, i, j, wins, total, lam, gauge)
+    _, hess = _grad_hess(beta, i, j, wins, total, lam, gauge, centre)
     return beta, hess
 
 

@@ -85,11 +85,18 @@ def sandwich_half_widths(
     meat = _laplacian(n, i, j, meat_vals)
     reg = hessian_reg * (float(total.sum()) if weight is None else 1.0)
     hess[np.diag_indices(n)] += reg + lam
+    # The prior counts as pseudo-data whose score variance equals its information (λ): a model
+    # with no votes gets the prior's variance, and where the model is right the sandwich
+    # becomes the posterior covariance (H_data + λ)⁻¹.
+    meat[np.diag_indices(n)] += lam
     try:
         factor = cho_factor(hess, lower=True, check_finite=False)
         h_inv_b = cho_solve(factor, meat, check_finite=False)
         cov = cho_solve(factor, h_inv_b.T, check_finite=False)
     except np.linalg.LinAlgError:  # no battles and no regulariser: nothing is known
         return np.zeros(n)
+    # Ratings are shown centred (mean 1000): the covariance of β − mean(β).
+    cov -= cov.mean(axis=0, keepdims=True)
+    cov -= cov.mean(axis=1, keepdims=True)
     z = float(norm.ppf(0.5 + level / 2.0))
     return z * np.sqrt(np.clip(np.diag(cov), 0.0, None))

@@ -9,3 +9,6 @@ def quick_leaderboard(settings):
     settings.ARENA_LEADERBOARD_MIN_VOTES = 1
     settings.ARENA_LEADERBOARD_CATEGORY_MIN_VOTES = 4
     settings.ARENA_LEADERBOARD_ANCHOR = None
+    # A handful of votes would make every model provisional (unranked): these tests check ranks.
+    settings.ARENA_LEADERBOARD_PROVISIONAL_VOTES = 0
+    settings.ARENA_LEADERBOARD_PROVISIONAL_WIDTH = 1e9

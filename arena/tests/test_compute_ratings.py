@@ -54,7 +54,8 @@ def public_battles(tmp_path_factory) -> Path:
 
 
 def test_it_reproduces_the_published_2024_08_13_leaderboard(public_battles):
-    rows = run(str(public_battles), "--anchor", "mixtral-8x7b-instruct-v0.1=1114", "--rounds", "10")
+    # The public board's ridge (0.01 = a prior of SD 4000 points), not the live board's prior.
+    rows = run(str(public_battles), "--anchor", "mixtral-8x7b-instruct-v0.1=1114", "--rounds", "10", "--prior-sd", "4000")
     with shared_file("lmsys_leaderboard_ratings_20240813.csv").open(newline="") as fh:
         published = {row["key"]: float(row["rating"]) for row in csv.DictReader(fh)}
     published["chatgpt-4o-latest"] = published.pop("chatgpt-4o-latest-2024-08-08")
@@ -74,6 +75,19 @@ def test_it_reproduces_the_published_2024_08_13_leaderboard(public_battles):
         # Percentile intervals of a bootstrap need not contain the point estimate; they are near it.
         assert row["ci_low"] <= row["ci_high"] and row["ci_low"] - 30 < row["rating"] < row["ci_high"] + 30
     assert rows[0]["model"] == "chatgpt-4o-latest" and rows[0]["rank"] == 1
+
+
+def test_the_davidson_board_of_the_public_battles_has_leaderbots_top_twenty(public_battles):
+    # leaderbot's README table (the same 1.67M battles, Davidson); names there are cut at 20 characters.
+    table = shared_file("leaderbot_readme_davidson_top20.txt").read_text().splitlines()
+    theirs = [line.split("|")[1].split(". ", 1)[1].strip().removesuffix("...") for line in table
+              if line.startswith("|") and ". " in line.split("|")[1]]
+    rows = run(str(public_battles), "--ties", "davidson", "--ci", "sandwich", "--prior-sd", "4000")
+    top = [r["model"] for r in rows[:20]]
+    assert len(theirs) == 20
+    # Each of our top 20 carries one of their (cut) names, as often as their table has it.
+    assert sorted(max((n for n in theirs if m.startswith(n)), key=len, default="?") for m in top) == sorted(theirs)
+    assert top[0] == "chatgpt-4o-latest" and all(r["ci_low"] < r["rating"] < r["ci_high"] for r in rows[:20])
 
 
 def test_a_small_file_gives_sorted_rows_with_elo(tmp_path):

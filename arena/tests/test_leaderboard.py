@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from django.conf import settings
 from scipy.optimize import minimize
 
 from arena import services
@@ -68,7 +69,9 @@ class TestSnapshotCreate:
             make_vote(a, b, w)
         snapshot = leaderboard_services.snapshot_create()
         board = entry(snapshot, "overall")["board"]
-        expected = bt_by_scipy([(a.public_name, b.public_name, w) for a, b, w in plan])
+        # The board's prior (SD in points) is the ridge (400/SD)² of the scipy fit.
+        sd = settings.ARENA_LEADERBOARD_PRIOR_SD
+        expected = bt_by_scipy([(a.public_name, b.public_name, w) for a, b, w in plan], reg=(400 / sd) ** 2)
         assert [r["model"] for r in board["rows"]] == ["ant", "bee", "cat"]
         for row in board["rows"]:
             assert row["rating"] == pytest.approx(expected[row["model"]], abs=1e-3)

@@ -49,3 +49,37 @@ def test_the_board_page_api_and_csv_mark_a_provisional_model(client, settings):
     assert page.count('class="badge provisional"') == 1 and "fewer than 12 votes" in page
     table = list(csv.DictReader(io.StringIO(client.get("/leaderboard.csv").content.decode())))
     assert [r["provisional"] for r in table] == ["False", "False", "False", "True"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("ci", ["bootstrap", "sandwich"])
+def test_a_model_with_one_vote_is_provisional_everywhere_unranked_and_its_interval_holds_its_estimate_and_the_mean(
+        client, settings, ci):
+    # The report: after one vote a model showed 1819, interval 1000–1819, rank 1.
+    settings.ARENA_LEADERBOARD_CI = ci
+    settings.ARENA_LEADERBOARD_PROVISIONAL_VOTES = 20
+    settings.ARENA_LEADERBOARD_PROVISIONAL_WIDTH = 10_000.0
+    ant, bee, cat, star = (make_model(public_name=n) for n in ("ant", "bee", "cat", "star"))
+    for _ in range(15):
+        make_vote(ant, bee, "model_a")
+        make_vote(bee, cat, "model_a")
+        make_vote(ant, cat, "model_a")
+        make_vote(bee, ant, "tie")
+    make_vote(star, ant, "model_a")  # one vote, against the best model
+    leaderboard_services.snapshot_create()
+    rows = client.get("/api/leaderboard").json()["rows"]
+    assert [(r["model"], r["provisional"]) for r in rows] == [
+        ("ant", False), ("bee", False), ("cat", False), ("star", True)]
+    assert rows[0]["rank"] == 1 and rows[3]["rank"] is None and rows[3]["rank_if_settled"] >= 1
+    star_row = rows[3]
+    mean = sum(r["rating"] for r in rows) / len(rows)
+    assert star_row["ci_low"] < star_row["rating"] < star_row["ci_high"]
+    assert star_row["ci_low"] < mean < star_row["ci_high"]
+    assert star_row["rating"] < rows[0]["rating"] + 100  # the prior keeps one vote from pulling it far
+    page = client.get("/leaderboard/").content.decode()
+    assert page.count('class="badge provisional"') == 1 and "Provisional: not ranked" in page
+    table = list(csv.DictReader(io.StringIO(client.get("/leaderboard.csv").content.decode())))
+    assert [(r["model"], r["rank"], r["provisional"]) for r in table][-1] == ("star", "", "True")
+    card = client.get("/leaderboard/model/star/").content.decode()
+    assert "provisional</span>, not ranked yet" in card
+    assert "rank 1" in client.get("/leaderboard/model/ant/").content.decode()

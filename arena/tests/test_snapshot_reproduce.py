@@ -28,6 +28,9 @@ def test_votes_hash_is_the_vote_multiset():
     {"ARENA_LEADERBOARD_ROUNDS": 25},
     {"ARENA_LEADERBOARD_CI": "sandwich", "ARENA_LEADERBOARD_REWEIGHTED": True, "ARENA_LEADERBOARD_MIN_PAIR_COUNT": 3,
      "ARENA_LEADERBOARD_ANCHOR": ("bee", 1200.0)},
+    {"ARENA_LEADERBOARD_TIES": "davidson", "ARENA_LEADERBOARD_CI": "sandwich", "ARENA_LEADERBOARD_PRIOR_SD": 150.0,
+     "ARENA_LEADERBOARD_PROVISIONAL_VOTES": 40},
+    {"ARENA_LEADERBOARD_TIES": "rao-kupper", "ARENA_LEADERBOARD_ROUNDS": 10},
 ])
 def test_compute_ratings_on_a_snapshots_exported_votes_reproduces_its_board(db, settings, tmp_path, config):
     for key, value in config.items():

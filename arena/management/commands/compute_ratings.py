@@ -6,7 +6,11 @@ the same code as the leaderboard page (:func:`arena.leaderboard.boards.board_bui
 list sorted by rating (by group, then rating, when the battles form separate groups), each row
 ``{"model", "rating", "ci_low", "ci_high", "rank", "battles", "elo"}``. ``--ci`` picks
 bootstrap (default) or sandwich intervals, ``--reweighted`` weights battles by inverse pair
-frequency (``--min-pair-count`` floor); both default to the leaderboard settings. On any
+frequency (``--min-pair-count`` floor), ``--prior-sd`` sets the Gaussian prior (SD in Elo points;
+4000 is the public LMSYS board's ridge), ``--ties`` the tie model (half, davidson, rao-kupper);
+all default to the leaderboard settings.
+``--provisional-votes``/``--provisional-width`` apply the board's provisional rule (a provisional
+row is listed last in its group with ``rank`` null); by default no row is provisional. On any
 error nothing is printed on stdout and the exit status is 1.
 """
 
@@ -21,7 +25,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from arena.battle_files import BattleFileError, read_battle_arrays
 from arena.leaderboard.boards import CLI_ROW_KEYS, board_build
-from arena.ratings import CI_METHODS, INITIAL_RATING, PairCounts, elo_from_arrays
+from arena.provisional import ProvisionalRule
+from arena.ratings import CI_METHODS, INITIAL_RATING, TIE_MODELS, PairCounts, elo_from_arrays
 
 
 def parse_anchor(raw: str) -> tuple[str, float]:
@@ -50,11 +55,25 @@ class Command(BaseCommand):
                             help="weight battles by inverse pair frequency (default: ARENA_LEADERBOARD_REWEIGHTED)")
         parser.add_argument("--min-pair-count", type=int, default=None,
                             help="floor on the pair count in the weights (default: ARENA_LEADERBOARD_MIN_PAIR_COUNT)")
+        parser.add_argument("--prior-sd", type=float, default=None,
+                            help="SD (Elo points) of the Gaussian prior on every rating (default: "
+                                 "ARENA_LEADERBOARD_PRIOR_SD; 4000 is the public LMSYS board's ridge 0.01)")
+        parser.add_argument("--ties", choices=TIE_MODELS, default=None,
+                            help="tie model: half a win each, davidson or rao-kupper (default: ARENA_LEADERBOARD_TIES)")
+        parser.add_argument("--provisional-votes", type=int, default=0,
+                            help="rows with fewer votes are provisional: listed last, rank null (default 0: none)")
+        parser.add_argument("--provisional-width", type=float, default=math.inf,
+                            help="rows with a wider interval (points) are provisional (default: none)")
 
     def handle(self, *args, file: str, anchor: str | None, rounds: int, seed: int, ci: str | None,
-               reweighted: bool | None, min_pair_count: int | None, **options) -> None:
+               reweighted: bool | None, min_pair_count: int | None, prior_sd: float | None,
+               ties: str | None, provisional_votes: int, provisional_width: float, **options) -> None:
         if rounds < 0:
             raise CommandError("--rounds must be 0 or more")
+        if prior_sd is not None and not (math.isfinite(prior_sd) and prior_sd > 0):
+            raise CommandError("--prior-sd must be a positive number of Elo points")
+        if provisional_votes < 0 or not provisional_width >= 0:
+            raise CommandError("--provisional-votes and --provisional-width must be 0 or more")
         if min_pair_count is not None and min_pair_count < 1:
             raise CommandError("--min-pair-count must be 1 or more")
         anchor_pair = parse_anchor(anchor) if anchor is not None else None
@@ -76,6 +95,9 @@ class Command(BaseCommand):
             ci=ci or settings.ARENA_LEADERBOARD_CI,
             reweighted=settings.ARENA_LEADERBOARD_REWEIGHTED if reweighted is None else reweighted,
             min_pair_count=min_pair_count or settings.ARENA_LEADERBOARD_MIN_PAIR_COUNT,
+            prior_sd=prior_sd or settings.ARENA_LEADERBOARD_PRIOR_SD,
+            ties=ties or settings.ARENA_LEADERBOARD_TIES,
+            provisional=ProvisionalRule(provisional_votes, provisional_width),
         )
         rows = [{key: row[key] for key in CLI_ROW_KEYS} for row in board["rows"]]
         self.stdout.write(json.dumps(rows, indent=1))
