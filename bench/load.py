@@ -65,7 +65,7 @@ from bench.load_raters import (  # noqa: E402
 )
 from bench.load_report import capacity_line, print_header, print_steps, print_totals, step_verdict  # noqa: E402
 
-CAPACITY_RATES = "1,2,3,4,6,8,11,15,20"
+CAPACITY_RATES = "0.5,1,2,3,4,6,8,12,16"
 
 
 def scratch_database(url: str, scratch_dir: Path) -> str:
@@ -109,6 +109,15 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used (``/proc/PID/stat``, all their threads)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def web_env(args, scratch: Path) -> dict:
@@ -173,7 +182,7 @@ def pace_from_settings(args) -> Pace:
                 votes_per_hour=settings.ARENA_LIMIT_VOTES_PER_HOUR, votes_per_day=settings.ARENA_LIMIT_VOTES_PER_DAY)
 
 
-async def drive(args, ports: list[int], pace: Pace, prompts: Prompts, first_index: int,
+async def drive(args, ports: list[int], pids: list[int], pace: Pace, prompts: Prompts, first_index: int,
                 rates: list[float]) -> tuple[Stats, list[bool], int]:
     """One run against ``ports``: closed loop (no ``rates``) or open loop; returns the stats, each open-loop
     step's verdict and how many raters were made."""
@@ -191,19 +200,25 @@ async def drive(args, ports: list[int], pace: Pace, prompts: Prompts, first_inde
             await closed_loop(raters, args.duration)
             return stats, verdicts, len(raters)
 
-        def judge(step: int) -> None:
-            verdicts.append(step_verdict(stats, step)[0])
-            print_steps(args, stats, rates, [step], heading=not step)
+        progress: list[bool] = []
+
+        cpu_mark = [cpu_seconds(pids)]
 
         def on_step(step: int) -> bool:
-            # A step is judged one step later, once the battles it started (up to ~25 s long) have ended.
+            cpu_mark.append(cpu_seconds(pids))
+            stats.web_cpu[step] = cpu_mark[-1] - cpu_mark[-2]
+            # Progress: a step is judged one step later, once the battles it started (up to ~25 s) have
+            # ended, unless the server is saturated; the final table waits for every battle.
             if step:
-                judge(step - 1)
-            return not (args.capacity and len(verdicts) >= 2 and not any(verdicts[-2:]))
+                progress.append(step_verdict(stats, step - 1)[0])
+                print_steps(args, stats, rates, [step - 1], heading=step == 1, note="progress")
+            return not (args.capacity and len(progress) >= 2 and not any(progress[-2:]))
 
         pool = Pool(make)
-        await open_loop(pool, stats, rates, args.step_s, on_step)
-        judge(len(verdicts))
+        ran = range(await open_loop(pool, stats, rates, args.step_s, on_step))
+        verdicts = [step_verdict(stats, step)[0] for step in ran]
+        print("final (every battle ended):")
+        print_steps(args, stats, rates, ran, heading=True)
         return stats, verdicts, len(pool.everyone)
     finally:
         probe.cancel()
@@ -224,18 +239,21 @@ def run_config(args, env: dict, webs: int, rates: list[float], first_index: int,
                       seed=first_index)
     votes_before = Vote.objects.count()
     print_header(args, webs, rates, pace, cpus, votes_before)
-    cpu_before, wall_before = time.process_time(), time.monotonic()
+    cpu_before, wall_before, web_before = time.process_time(), time.monotonic(), cpu_seconds(pids)
     try:
-        stats, verdicts, made = asyncio.run(drive(args, [port for _, port, _ in processes], pace, prompts,
+        stats, verdicts, made = asyncio.run(drive(args, [port for _, port, _ in processes], pids, pace, prompts,
                                                   first_index, rates))
         for pid in pids:
             memory[pid][1] = rss_mb(pid)
+        stats.web_cpu_total = cpu_seconds(pids) - web_before
     finally:
         stop([p for p, _, _ in processes])
-    generator_cpu = (time.process_time() - cpu_before) / (time.monotonic() - wall_before)
+    wall = time.monotonic() - wall_before
+    generator_cpu = (time.process_time() - cpu_before) / wall
     if not rates:
+        stats.web_cpu[0] = stats.web_cpu_total
         print_steps(args, stats, [], [0], heading=True)
-    healthy = print_totals(args, stats, memory, [log for _, _, log in processes], generator_cpu)
+    healthy = print_totals(args, stats, memory, [log for _, _, log in processes], generator_cpu, wall)
     return stats, verdicts, made, healthy
 
 
@@ -244,7 +262,7 @@ def parse_args(argv=None):
     parser.add_argument("--raters", type=int, default=50, help="closed loop: raters, each at its own pace")
     parser.add_argument("--duration", type=float, default=60.0, help="closed loop: seconds")
     parser.add_argument("--rates", default="", help="open loop: battles per second of each step, e.g. 2,4,8")
-    parser.add_argument("--step-s", type=float, default=40.0, help="open loop: seconds per step")
+    parser.add_argument("--step-s", type=float, default=30.0, help="open loop: seconds per step")
     parser.add_argument("--capacity", action="store_true",
                         help=f"open loop over --rates (default {CAPACITY_RATES}) for one web process, then two")
     parser.add_argument("--smoke", action="store_true", help="a few raters for a few seconds (CI)")
@@ -306,7 +324,9 @@ def main(argv=None) -> int:
                                              "--token-ms", str(args.token_ms)], cwd=REPO))
             args.engine_url = f"http://127.0.0.1:{port}"
         args.engine_url = args.engine_url.rstrip("/")
+        began = time.monotonic()
         prepare_database(args)
+        print(f"database migrated and static files collected in {time.monotonic() - began:.0f} s", flush=True)
         logs = scratch / "logs"
         logs.mkdir()
         healthy, lines, made = True, [], 0

@@ -80,6 +80,8 @@ class Stats:
     side_errors: dict = field(default_factory=dict)  # public message -> count
     dropped: dict = field(default_factory=dict)  # close code / exception -> count
     joined: int = 0
+    web_cpu: dict = field(default_factory=dict)  # step -> CPU seconds the web processes used during it
+    web_cpu_total: float = 0.0
 
     def add(self, kind: str, step: int, seconds: float) -> None:
         self.samples.setdefault(kind, []).append((step, seconds))
@@ -289,9 +291,10 @@ class Pool:
             rater.lost(exc)
 
 
-async def open_loop(pool: Pool, stats: Stats, rates: list[float], step_s: float, on_step=None) -> None:
+async def open_loop(pool: Pool, stats: Stats, rates: list[float], step_s: float, on_step=None) -> int:
     """Battles arrive at ``rates[k]`` per second (Poisson) during step k, whether or not the server keeps
-    up. ``on_step(k)`` may return False to end the run after step k (all battles under way finish)."""
+    up. ``on_step(k)`` may return False to end the run after step k (all battles under way finish).
+    Returns the number of steps run."""
     tasks: set[asyncio.Task] = set()
     arrival = stats.started
     for step, rate in enumerate(rates):
@@ -307,10 +310,12 @@ async def open_loop(pool: Pool, stats: Stats, rates: list[float], step_s: float,
         await sleep_until(end)
         if on_step is not None and on_step(step) is False:
             break
-    stats.step += 1  # sockets opened or closed from now on belong to no measured step
+    ran = stats.step + 1
+    stats.step = ran  # sockets opened or closed from now on belong to no measured step
     if tasks:
         await asyncio.wait(tasks)
     await asyncio.gather(*(r.leave() for r in pool.everyone if r.ws is not None), return_exceptions=True)
+    return ran
 
 
 async def probe_provider(base_url: str, model: str, max_tokens: int, stats: Stats, every: float = 1.0) -> None:

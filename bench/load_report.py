@@ -72,10 +72,10 @@ def step_verdict(stats, step: int | None) -> tuple[bool, dict]:
     return ok, f
 
 
-def print_steps(args, stats, rates: list[float], steps: list[int], heading: bool) -> None:
+def print_steps(args, stats, rates: list[float], steps: list[int], heading: bool, note: str = "") -> None:
     if heading:
         print(f"{'offered':>8} {'raters':>6} {'voted/s':>7} | {'TTFT p50  p99':>13} | {'provider p50  p99':>17} | "
-              f"{'overhead':>8} | {'vote p50  p99':>13} | {'start p99':>9} {'join p99':>8} | verdict (ms)")
+              f"{'overhead':>8} | {'vote p50  p99':>13} | {'start p99':>9} {'join p99':>8} | web CPU  verdict (ms)")
     for step in steps:
         ok, f = step_verdict(stats, step if rates else None)
         span = args.step_s if rates else args.duration
@@ -84,7 +84,7 @@ def print_steps(args, stats, rates: list[float], steps: list[int], heading: bool
         print(f"{offered:>8} {stats.held_max.get(step, 0):6d} {stats.voted.get(step, 0) / span:7.2f} | "
               f"{ms(f['ttft_p50'])} {ms(f['ttft_p99'])}   | {ms(f['direct_p50'])} {ms(f['direct_p99'])}       | "
               f"{overhead} | {ms(f['vote_p50'])} {ms(f['vote_p99'])}   | {ms(f['start_p99'])}     {ms(f['join_p99'])}  | "
-              f"{'pass' if ok else 'FAIL'}", flush=True)
+              f"{stats.web_cpu.get(step, float('nan')) / span:6.0%}  {'pass' if ok else 'FAIL'} {note}", flush=True)
 
 
 def server_errors(logs) -> int:
@@ -109,7 +109,12 @@ def vote_audit(acked: list[str]) -> dict:
             "side_errors": rows.filter(side_error=True).count(), "reasons": reasons}
 
 
-def print_totals(args, stats, memory: dict, logs, generator_cpu: float) -> bool:
+def cpu_per_battle(stats) -> float:
+    """The web processes' CPU seconds per voted battle over the whole run (NaN without a vote)."""
+    return stats.web_cpu_total / len(stats.acked) if stats.acked else float("nan")
+
+
+def print_totals(args, stats, memory: dict, logs, generator_cpu: float, wall: float) -> bool:
     audit = vote_audit(stats.acked)
     errors = server_errors(logs)
     refused = stats.error_frames.get("rate_limited", 0)
@@ -120,8 +125,11 @@ def print_totals(args, stats, memory: dict, logs, generator_cpu: float) -> bool:
           f"by reason {audit['reasons']}, identity leaks {audit['identity_leaks']}, side errors {audit['side_errors']}")
     print(f"rate_limited frames {refused}; error frames {stats.error_frames or 0}; side errors {stats.side_errors or 0}; "
           f"dropped sockets {stats.dropped or 0}; ERROR lines in web logs {errors}")
-    print(f"load generator CPU {generator_cpu:.0%} of one core; load average after {load[0]:.1f}; web RSS "
-          + ", ".join(f"{a:.0f} -> {b:.0f} MB" for a, b in memory.values()))
+    per_battle = cpu_per_battle(stats)
+    print(f"web CPU {stats.web_cpu_total:.1f} s in {wall:.0f} s ({stats.web_cpu_total / wall:.0%} of one core), "
+          f"{per_battle * 1000:.0f} ms a voted battle: one core held full would serve at most "
+          f"{1 / per_battle:.1f} battles/s; load generator CPU {generator_cpu:.0%} of one core; load average after "
+          f"{load[0]:.1f}; web RSS " + ", ".join(f"{a:.0f} -> {b:.0f} MB" for a, b in memory.values()))
     return not (stats.error_frames or stats.dropped or stats.side_errors or errors or audit["lost"]
                 or audit["duplicated"] or audit["counted"] != len(set(stats.acked)) or not stats.acked)
 
