@@ -225,18 +225,16 @@ async def drive(args, ports: list[int], pids: list[int], pace: Pace, prompts: Pr
         await asyncio.gather(probe, return_exceptions=True)
 
 
-def run_config(args, env: dict, webs: int, rates: list[float], first_index: int, cpus, logs: Path) -> tuple:
+def run_config(args, env: dict, webs: int, prompts: Prompts, first_index: int, cpus, logs: Path) -> tuple:
     """Start ``webs`` web processes, drive them, stop them; print the figures. Returns (stats, verdicts,
     raters made, web memory, web logs)."""
     processes = start_webs(webs, env, cpus, logs)
     pids = [p.pid for p, _, _ in processes]
     memory = {pid: [rss_mb(pid), float("nan")] for pid in pids}
     pace = pace_from_settings(args)
-    from arena import selectors
     from arena.models import Vote
 
-    prompts = Prompts([p for source in selectors.PROMPT_SOURCES for p in selectors.arena_prompts(source)],
-                      seed=first_index)
+    rates = args.rates
     votes_before = Vote.objects.count()
     print_header(args, webs, rates, pace, cpus, votes_before)
     cpu_before, wall_before, web_before = time.process_time(), time.monotonic(), cpu_seconds(pids)
@@ -310,6 +308,10 @@ def main(argv=None) -> int:
     import django
 
     django.setup()
+    from django.conf import settings
+
+    from arena import selectors
+
     helpers = []
     engine = None
     try:
@@ -330,8 +332,10 @@ def main(argv=None) -> int:
         logs = scratch / "logs"
         logs.mkdir()
         healthy, lines, made = True, [], 0
+        prompts = Prompts([p for source in selectors.PROMPT_SOURCES for p in selectors.arena_prompts(source)],
+                          repeat_cap=settings.ARENA_PROMPT_REPEAT_CAP)  # one round-robin for the whole run
         for webs in ([1, 2] if args.capacity else [args.webs]):
-            stats, verdicts, count, ok = run_config(args, env, webs, args.rates, made, web_cpus, logs)
+            stats, verdicts, count, ok = run_config(args, env, webs, prompts, made, web_cpus, logs)
             made += count
             healthy &= ok
             if args.rates:

@@ -15,7 +15,7 @@ Contract:
   rater is never refused: each ``rate_limited`` frame the report counts is a defect.
 * Prompts are the arena's real prompts, handed out round-robin over all raters (:class:`Prompts`),
   so no first prompt reaches ``ARENA_PROMPT_REPEAT_CAP`` votes before every prompt has been used
-  that often; past that, a pass number is prefixed (a rater asking again, in other words).
+  that often; past that, each pass prefixes its number (a rater asking again, in other words).
 * :func:`closed_loop` keeps N raters, each battling at its own pace (their rate follows the
   server's speed). :func:`open_loop` starts battles at a set Poisson rate per step whatever the
   server does: each goes to an idle rater whose pace allows it, or to a new rater who joins
@@ -100,18 +100,19 @@ class Stats:
 class Prompts:
     """The real prompts, shuffled once and handed out round-robin (see the module contract)."""
 
-    def __init__(self, prompts: list[str], seed: int = 0):
+    def __init__(self, prompts: list[str], repeat_cap: int = 0, seed: int = 0):
         if not prompts:
             raise ValueError("no arena prompts to ask (ARENA_PROMPTS_DIR)")
         self.prompts = list(prompts)
         random.Random(seed).shuffle(self.prompts)
+        self.repeat_cap = repeat_cap  # 0: no cap
         self.used = 0
 
     def next(self) -> str:
         passes, index = divmod(self.used, len(self.prompts))
         self.used += 1
         text = self.prompts[index]
-        return text if passes < 10 else f"Question {passes}: {text}"
+        return text if not self.repeat_cap or passes < self.repeat_cap else f"Question {passes}: {text}"
 
 
 def address(index: int) -> str:

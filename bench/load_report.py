@@ -8,7 +8,8 @@ generator during the same step); a step with no vote or no baseline fails.
 :func:`print_totals` returns False when an honest rater was refused (``rate_limited``) or met any
 other error frame, a socket dropped, a side failed, a web process logged an ERROR, or a vote
 acknowledged to a rater was lost, duplicated or left out of the ratings (``Vote.counted``,
-after the outlier test ran).
+after the outlier test ran), or the votes' rater ids and IP hashes do not pair up one to one (each
+rater must be its own session and its own address).
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ def vote_audit(acked: list[str]) -> dict:
     return {"stored": len(stored), "lost": len(set(acked) - set(stored)),
             "duplicated": len(acked) - len(set(acked)) + len(stored) - len(set(stored)),
             "counted": rows.counted().count(), "identity_leaks": rows.filter(identity_leak=True).count(),
-            "side_errors": rows.filter(side_error=True).count(), "reasons": reasons}
+            "side_errors": rows.filter(side_error=True).count(), "reasons": reasons,
+            "rater_ids": rows.values("rater_id").distinct().count(), "ip_hashes": rows.values("ip_hash").distinct().count(),
+            "pairs": rows.values("rater_id", "ip_hash").distinct().count()}
 
 
 def cpu_per_battle(stats) -> float:
@@ -123,6 +126,8 @@ def print_totals(args, stats, memory: dict, logs, generator_cpu: float, wall: fl
     print(f"raters joined {stats.joined}; votes acknowledged {len(stats.acked)}, stored {audit['stored']}, lost "
           f"{audit['lost']}, duplicated {audit['duplicated']}; counted {audit['counted']} ({share:.1%}) "
           f"by reason {audit['reasons']}, identity leaks {audit['identity_leaks']}, side errors {audit['side_errors']}")
+    print(f"the votes came from {audit['rater_ids']} rater ids (session cookies) and {audit['ip_hashes']} IP hashes "
+          f"(X-Forwarded-For through the trusted hop)")
     print(f"rate_limited frames {refused}; error frames {stats.error_frames or 0}; side errors {stats.side_errors or 0}; "
           f"dropped sockets {stats.dropped or 0}; ERROR lines in web logs {errors}")
     per_battle = cpu_per_battle(stats)
@@ -131,7 +136,8 @@ def print_totals(args, stats, memory: dict, logs, generator_cpu: float, wall: fl
           f"{1 / per_battle:.1f} battles/s; load generator CPU {generator_cpu:.0%} of one core; load average after "
           f"{load[0]:.1f}; web RSS " + ", ".join(f"{a:.0f} -> {b:.0f} MB" for a, b in memory.values()))
     return not (stats.error_frames or stats.dropped or stats.side_errors or errors or audit["lost"]
-                or audit["duplicated"] or audit["counted"] != len(set(stats.acked)) or not stats.acked)
+                or audit["duplicated"] or audit["counted"] != len(set(stats.acked)) or not stats.acked
+                or not audit["rater_ids"] == audit["ip_hashes"] == audit["pairs"])
 
 
 def capacity_line(stats, args, webs: int, verdicts: list[bool]) -> str:
