@@ -52,8 +52,9 @@ def print_header(args, webs: int, rates: list[float], pace, cpus, votes_before: 
     print(f"a rater: types {pace.typing[0]:g}-{pace.typing[1]:g} s, reads {pace.reading[0]:g}-{pace.reading[1]:g} s, "
           f"thinks {pace.think[0]:g}-{pace.think[1]:g} s (closed loop), >= {pace.min_gap:g} s between its battles; "
           f"own X-Forwarded-For address and session cookie")
-    pin = (f"generator + fake provider on CPU {sorted(args.generator_cpu)}, web process i on CPU "
-           f"{[sorted(c) for c in cpus]}[i mod {len(cpus)}]" if cpus else "nothing pinned")
+    where = ", ".join(str(min(cpus[i % len(cpus)])) for i in range(webs)) if cpus else ""
+    pin = (f"generator + fake provider pinned to CPU {min(args.generator_cpu)}, web process{'es' if webs > 1 else ''} "
+           f"to CPU {where}" if cpus else "nothing pinned")
     print(f"CPUs: {os.cpu_count()} ({pin}; PostgreSQL and Redis unpinned); load average before "
           f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; votes already stored {votes_before}")
 
