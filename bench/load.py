@@ -192,7 +192,8 @@ async def drive(args, ports: list[int], pids: list[int], pace: Pace, prompts: Pr
     def make(index: int) -> Rater:
         return Rater(first_index + index, targets[index % len(targets)], pace, prompts, stats, args.timeout)
 
-    probe = asyncio.create_task(probe_provider(f"{args.engine_url}/v1", args.engine_model, args.tokens, stats))
+    probe = asyncio.create_task(probe_provider(f"{args.engine_url}/v1", args.engine_model, args.tokens, stats,
+                                                 prompts.prompts))
     verdicts: list[bool] = []
     try:
         if not rates:

@@ -319,17 +319,19 @@ async def open_loop(pool: Pool, stats: Stats, rates: list[float], step_s: float,
     return ran
 
 
-async def probe_provider(base_url: str, model: str, max_tokens: int, stats: Stats, every: float = 1.0) -> None:
-    """Two concurrent streams straight to the provider (as a battle makes) every ``every`` seconds, until
-    cancelled: the provider's own time to first token, kind ``direct``, for each stream."""
+async def probe_provider(base_url: str, model: str, max_tokens: int, stats: Stats, prompts: list[str],
+                         every: float = 1.0) -> None:
+    """Two concurrent streams straight to the provider (as a battle makes, with one of the raters'
+    prompts) every ``every`` seconds, until cancelled: the provider's own time to first token, kind
+    ``direct``, for each stream."""
     import openai
 
     client = openai.AsyncOpenAI(base_url=base_url, api_key="none", max_retries=0, timeout=60)
 
-    async def one(step: int) -> None:
+    async def one(step: int, prompt: str) -> None:
         sent = now()
         stream = await client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": "Name three rivers."}],
+            model=model, messages=[{"role": "user", "content": prompt}],
             stream=True, max_tokens=max_tokens, temperature=0.7)
         first = True
         async for chunk in stream:
@@ -340,7 +342,8 @@ async def probe_provider(base_url: str, model: str, max_tokens: int, stats: Stat
     try:
         while True:
             step = stats.step
-            await asyncio.gather(one(step), one(step), return_exceptions=True)
+            prompt = random.choice(prompts)
+            await asyncio.gather(one(step, prompt), one(step, prompt), return_exceptions=True)
             await asyncio.sleep(every)
     finally:
         await client.close()

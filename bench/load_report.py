@@ -7,8 +7,9 @@ is less than ``TTFT_OVERHEAD`` over the provider's own median (streamed to direc
 generator during the same step); a step with no vote or no baseline fails.
 :func:`print_totals` returns False when an honest rater was refused (``rate_limited``) or met any
 other error frame, a socket dropped, a side failed, a web process logged an ERROR, or a vote
-acknowledged to a rater was lost, duplicated or left out of the ratings (``Vote.counted``,
-after the outlier test ran), or the votes' rater ids and IP hashes do not pair up one to one (each
+acknowledged to a rater was lost, duplicated or left out of the ratings by a rule about raters
+(``Vote.exclusion``: too fast, repeated prompt, outlier, after the outlier test ran; an identity
+leak is the model's doing and only reported: a real engine may name itself), or the votes' rater ids and IP hashes do not pair up one to one (each
 rater must be its own session and its own address).
 """
 
@@ -53,7 +54,7 @@ def print_header(args, webs: int, rates: list[float], pace, cpus, votes_before: 
           f"thinks {pace.think[0]:g}-{pace.think[1]:g} s (closed loop), >= {pace.min_gap:g} s between its battles; "
           f"own X-Forwarded-For address and session cookie")
     where = ", ".join(str(min(cpus[i % len(cpus)])) for i in range(webs)) if cpus else ""
-    pin = (f"generator + fake provider pinned to CPU {min(args.generator_cpu)}, web process{'es' if webs > 1 else ''} "
+    pin = (f"generator{' + fake provider' if args.fake else ''} pinned to CPU {min(args.generator_cpu)}, web process{'es' if webs > 1 else ''} "
            f"to CPU {where}" if cpus else "nothing pinned")
     print(f"CPUs: {os.cpu_count()} ({pin}; PostgreSQL and Redis unpinned); load average before "
           f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; votes already stored {votes_before}")
@@ -137,7 +138,7 @@ def print_totals(args, stats, memory: dict, logs, generator_cpu: float, wall: fl
           f"{1 / per_battle:.1f} battles/s; load generator CPU {generator_cpu:.0%} of one core; load average after "
           f"{load[0]:.1f}; web RSS " + ", ".join(f"{a:.0f} -> {b:.0f} MB" for a, b in memory.values()))
     return not (stats.error_frames or stats.dropped or stats.side_errors or errors or audit["lost"]
-                or audit["duplicated"] or audit["counted"] != len(set(stats.acked)) or not stats.acked
+                or audit["duplicated"] or set(audit["reasons"]) != {"counted"} or not stats.acked
                 or not audit["rater_ids"] == audit["ip_hashes"] == audit["pairs"])
 
 
