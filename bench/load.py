@@ -41,6 +41,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -349,6 +350,7 @@ def main(argv=None) -> int:
         stop(helpers)
         if engine:
             engine.stop()
+        shutil.rmtree(scratch / "static", ignore_errors=True)  # 5 MB of collected files; logs and SQLite stay
 
 
 if __name__ == "__main__":
