@@ -52,6 +52,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from django.conf import settings  # noqa: E402  (lazy: read once main() has set the environment)
+from django.core.management import call_command  # noqa: E402
+
 from bench.battle_latency import free_port, start_engine  # noqa: E402
 from bench.load_raters import (  # noqa: E402
     Pace,
@@ -65,6 +68,7 @@ from bench.load_raters import (  # noqa: E402
     probe_provider,
 )
 from bench.load_report import capacity_line, print_header, print_steps, print_totals, step_verdict  # noqa: E402
+from tests.faults import start_daphne  # noqa: E402
 
 CAPACITY_RATES = "0.5,1,2,3,4,6,8,12,16"
 
@@ -140,9 +144,7 @@ def web_env(args, scratch: Path) -> dict:
 
 def prepare_database(args) -> None:
     """Migrate, collect static files, and register the two contestants."""
-    from django.core.management import call_command
-
-    from serving.models import Endpoint, ServedModel
+    from serving.models import Endpoint, ServedModel  # models load only after django.setup() in main()
 
     call_command("migrate", verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
@@ -153,8 +155,6 @@ def prepare_database(args) -> None:
 
 
 def start_webs(count: int, env: dict, cpus: list[set[int]], logs: Path) -> list[tuple[subprocess.Popen, int, Path]]:
-    from tests.faults import start_daphne
-
     webs = []
     for index in range(count):
         port, log = free_port(), logs / f"load-web-{index}.log"
@@ -174,8 +174,6 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 
 def pace_from_settings(args) -> Pace:
-    from django.conf import settings
-
     least_read = settings.ARENA_MIN_VOTE_SECONDS + 1.0
     return Pace(typing=(args.typing[0], args.typing[1]), reading=(least_read, least_read + args.reading_extra),
                 think=(args.think[0], args.think[1]), min_gap=args.min_gap,
@@ -228,13 +226,14 @@ async def drive(args, ports: list[int], pids: list[int], pace: Pace, prompts: Pr
 
 
 def run_config(args, env: dict, webs: int, prompts: Prompts, first_index: int, cpus, logs: Path) -> tuple:
-    """Start ``webs`` web processes, drive them, stop them; print the figures. Returns (stats, verdicts,
-    raters made, web memory, web logs)."""
+    """Start ``webs`` web processes, drive them, stop them; print the figures. Returns (stats, each step's
+    verdict, raters made, whether every honest-rater check held)."""
+    from arena.models import Vote  # models load only after django.setup() in main()
+
     processes = start_webs(webs, env, cpus, logs)
     pids = [p.pid for p, _, _ in processes]
     memory = {pid: [rss_mb(pid), float("nan")] for pid in pids}
     pace = pace_from_settings(args)
-    from arena.models import Vote
 
     rates = args.rates
     votes_before = Vote.objects.count()
@@ -310,9 +309,7 @@ def main(argv=None) -> int:
     import django
 
     django.setup()
-    from django.conf import settings
-
-    from arena import selectors
+    from arena import selectors  # needs the app registry: only after django.setup()
 
     helpers = []
     engine = None

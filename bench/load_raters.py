@@ -33,6 +33,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import openai
 import websockets
 
 now = time.monotonic
@@ -324,8 +325,6 @@ async def probe_provider(base_url: str, model: str, max_tokens: int, stats: Stat
     """Two concurrent streams straight to the provider (as a battle makes, with one of the raters'
     prompts) every ``every`` seconds, until cancelled: the provider's own time to first token, kind
     ``direct``, for each stream."""
-    import openai
-
     client = openai.AsyncOpenAI(base_url=base_url, api_key="none", max_retries=0, timeout=60)
 
     async def one(step: int, prompt: str) -> None:

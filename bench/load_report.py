@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 import os
 
+from django.conf import settings
+
 VOTE_P99_S = 0.250
 TTFT_OVERHEAD = 0.10
 
@@ -35,8 +37,6 @@ def ms(value: float) -> str:
 
 
 def print_header(args, webs: int, rates: list[float], pace, cpus, votes_before: int) -> None:
-    from django.conf import settings
-
     load = os.getloadavg()
     provider = (f"FAKE bench/fake_openai.py (first word {args.ttft_ms:.0f} ms, then {args.token_ms:.0f} ms a word)"
                 if args.fake else f"{args.engine_url} ({args.engine_model})")
@@ -99,7 +99,7 @@ def vote_audit(acked: list[str]) -> dict:
     """The acknowledged votes against the database, after the outlier test has run on every stored vote."""
     from django.db.models import Count
 
-    from arena import quality
+    from arena import quality  # models load only after django.setup() in bench/load.py
     from arena.models import Vote
 
     quality.outliers_refresh()
