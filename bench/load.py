@@ -21,7 +21,8 @@ battles at a human pace inside the limits. Modes:
 * ``--capacity``: the open loop for one web process, then for two (the client spreads its raters
   over both ports; they share PostgreSQL and the Redis channel layer); a step passes when vote
   round-trip p99 < 250 ms and the median time to first token is < 10% over the provider's own
-  (streamed to directly in the same run); a configuration stops after two failing steps.
+  (streamed to directly in the same run); a configuration stops at its first failing step (judged
+  once its battles have ended, so one more step has run) and its capacity is the step before.
 
 CPU: the load generator (and the fake provider) run pinned to the last CPU this process may use
 (``os.sched_setaffinity``), each web process to one of the others; PostgreSQL and Redis are not
@@ -116,13 +117,19 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds the processes have used (``/proc/PID/stat``, all their threads)."""
-    total = 0
+def web_times(pids: list[int]) -> tuple[float, float]:
+    """(CPU seconds the processes have used, all their threads: ``/proc/PID/stat``; seconds their
+    living threads have waited, runnable, for a CPU: ``/proc/PID/task/*/schedstat``)."""
+    ticks, waited = 0, 0
     for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        ticks += int(fields[11]) + int(fields[12])
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                waited += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):  # a thread that just ended
+                pass
+    return ticks / os.sysconf("SC_CLK_TCK"), waited / 1e9
 
 
 def web_env(args, scratch: Path) -> dict:
@@ -202,17 +209,18 @@ async def drive(args, ports: list[int], pids: list[int], pace: Pace, prompts: Pr
 
         progress: list[bool] = []
 
-        cpu_mark = [cpu_seconds(pids)]
+        marks = [web_times(pids)]
 
         def on_step(step: int) -> bool:
-            cpu_mark.append(cpu_seconds(pids))
-            stats.web_cpu[step] = cpu_mark[-1] - cpu_mark[-2]
+            marks.append(web_times(pids))
+            stats.web_cpu[step] = marks[-1][0] - marks[-2][0]
+            stats.web_wait[step] = marks[-1][1] - marks[-2][1]
             # Progress: a step is judged one step later, once the battles it started (up to ~25 s) have
             # ended, unless the server is saturated; the final table waits for every battle.
             if step:
                 progress.append(step_verdict(stats, step - 1)[0])
                 print_steps(args, stats, rates, [step - 1], heading=step == 1, note="progress")
-            return not (args.capacity and len(progress) >= 2 and not any(progress[-2:]))
+            return not (args.capacity and progress and not progress[-1])  # stop short of a deep overload
 
         pool = Pool(make)
         ran = range(await open_loop(pool, stats, rates, args.step_s, on_step))
@@ -238,19 +246,20 @@ def run_config(args, env: dict, webs: int, prompts: Prompts, first_index: int, c
     rates = args.rates
     votes_before = Vote.objects.count()
     print_header(args, webs, rates, pace, cpus, votes_before)
-    cpu_before, wall_before, web_before = time.process_time(), time.monotonic(), cpu_seconds(pids)
+    cpu_before, wall_before, web_before = time.process_time(), time.monotonic(), web_times(pids)
     try:
         stats, verdicts, made = asyncio.run(drive(args, [port for _, port, _ in processes], pids, pace, prompts,
                                                   first_index, rates))
         for pid in pids:
             memory[pid][1] = rss_mb(pid)
-        stats.web_cpu_total = cpu_seconds(pids) - web_before
+        web_after = web_times(pids)
+        stats.web_cpu_total, stats.web_wait_total = web_after[0] - web_before[0], web_after[1] - web_before[1]
     finally:
         stop([p for p, _, _ in processes])
     wall = time.monotonic() - wall_before
     generator_cpu = (time.process_time() - cpu_before) / wall
     if not rates:
-        stats.web_cpu[0] = stats.web_cpu_total
+        stats.web_cpu[0], stats.web_wait[0] = stats.web_cpu_total, stats.web_wait_total
         print_steps(args, stats, [], [0], heading=True)
     healthy = print_totals(args, stats, memory, [log for _, _, log in processes], generator_cpu, wall)
     return stats, verdicts, made, healthy

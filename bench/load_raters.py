@@ -83,6 +83,8 @@ class Stats:
     joined: int = 0
     web_cpu: dict = field(default_factory=dict)  # step -> CPU seconds the web processes used during it
     web_cpu_total: float = 0.0
+    web_wait: dict = field(default_factory=dict)  # step -> seconds their threads waited, runnable, for a CPU
+    web_wait_total: float = 0.0
 
     def add(self, kind: str, step: int, seconds: float) -> None:
         self.samples.setdefault(kind, []).append((step, seconds))

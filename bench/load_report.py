@@ -78,7 +78,7 @@ def step_verdict(stats, step: int | None) -> tuple[bool, dict]:
 def print_steps(args, stats, rates: list[float], steps: list[int], heading: bool, note: str = "") -> None:
     if heading:
         print(f"{'offered':>8} {'raters':>6} {'voted/s':>7} | {'TTFT p50  p99':>13} | {'provider p50  p99':>17} | "
-              f"{'overhead':>8} | {'vote p50  p99':>13} | {'start p99':>9} {'join p99':>8} | web CPU  verdict (ms)")
+              f"{'overhead':>8} | {'vote p50  p99':>13} | {'start p99':>9} {'join p99':>8} | web CPU wait  verdict (ms)")
     for step in steps:
         ok, f = step_verdict(stats, step if rates else None)
         span = args.step_s if rates else args.duration
@@ -87,7 +87,8 @@ def print_steps(args, stats, rates: list[float], steps: list[int], heading: bool
         print(f"{offered:>8} {stats.held_max.get(step, 0):6d} {stats.voted.get(step, 0) / span:7.2f} | "
               f"{ms(f['ttft_p50'])} {ms(f['ttft_p99'])}   | {ms(f['direct_p50'])} {ms(f['direct_p99'])}       | "
               f"{overhead} | {ms(f['vote_p50'])} {ms(f['vote_p99'])}   | {ms(f['start_p99'])}     {ms(f['join_p99'])}  | "
-              f"{stats.web_cpu.get(step, float('nan')) / span:6.0%}  {'pass' if ok else 'FAIL'} {note}", flush=True)
+              f"{stats.web_cpu.get(step, float('nan')) / span:4.0%} {stats.web_wait.get(step, float('nan')) / span:5.0%}  "
+              f"{'pass' if ok else 'FAIL'} {note}", flush=True)
 
 
 def server_errors(logs) -> int:
@@ -133,7 +134,8 @@ def print_totals(args, stats, memory: dict, logs, generator_cpu: float, wall: fl
     print(f"rate_limited frames {refused}; error frames {stats.error_frames or 0}; side errors {stats.side_errors or 0}; "
           f"dropped sockets {stats.dropped or 0}; ERROR lines in web logs {errors}")
     per_battle = cpu_per_battle(stats)
-    print(f"web CPU {stats.web_cpu_total:.1f} s in {wall:.0f} s ({stats.web_cpu_total / wall:.0%} of one core), "
+    print(f"web CPU {stats.web_cpu_total:.1f} s in {wall:.0f} s ({stats.web_cpu_total / wall:.0%} of one core; its threads "
+          f"waited {stats.web_wait_total:.1f} s, runnable, for a CPU), "
           f"{per_battle * 1000:.0f} ms a voted battle: one core held full would serve at most "
           f"{1 / per_battle:.1f} battles/s; load generator CPU {generator_cpu:.0%} of one core; load average after "
           f"{load[0]:.1f}; web RSS " + ", ".join(f"{a:.0f} -> {b:.0f} MB" for a, b in memory.values()))
@@ -143,11 +145,11 @@ def print_totals(args, stats, memory: dict, logs, generator_cpu: float, wall: fl
 
 
 def capacity_line(stats, args, webs: int, verdicts: list[bool]) -> str:
-    passed = [k for k, ok in enumerate(verdicts) if ok]
     label = f"{webs} web process{'es' if webs > 1 else ''}"
-    if not passed:
+    held = (verdicts + [False]).index(False)  # the steps up to the first failing one
+    if not held:
         return f"capacity, {label}: no step met vote p99 < 250 ms and TTFT overhead < 10%"
-    best = max(passed)
+    best = held - 1
     f = step_figures(stats, best)
     return (f"capacity, {label}: {stats.held_max.get(best, 0)} raters held, {stats.voted.get(best, 0) / args.step_s:.2f} "
             f"battles/s voted (offered {args.rates[best]:g}/s): vote p99 {f['vote_p99'] * 1000:.0f} ms, TTFT p50 "
