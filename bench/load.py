@@ -28,12 +28,12 @@ CPU: the load generator (and the fake provider) run pinned to the last CPU this 
 (``os.sched_setaffinity``), each web process to one of the others; PostgreSQL and Redis are not
 ours to pin. The output says which, with the load average before and after and the generator's
 own CPU use. It exits 1 when an honest rater was refused or a vote was lost, duplicated or left
-out, or a socket dropped.
+out, or a socket dropped; it keeps the web logs then (or with ``--keep``) and removes them otherwise.
 
-    .venv/bin/python bench/load.py --smoke                                 # CI, ~30 s (SQLite)
-    .venv/bin/python bench/load.py --raters 200 --duration 180 \\
-        --database-url postgres://postgres@127.0.0.1:5432/hload --redis-url redis://127.0.0.1:6379/6
-    .venv/bin/python bench/load.py --capacity --database-url ... --redis-url ...   # ~8 minutes
+    .venv/bin/python bench/load.py --smoke                                 # CI, about a minute (SQLite)
+    .venv/bin/python bench/load.py --capacity \\
+        --database-url postgres://postgres@127.0.0.1:5432/arena --redis-url redis://127.0.0.1:6379/15  # <= 10 min
+    .venv/bin/python bench/load.py --raters 40 --duration 120 --database-url ... --redis-url ...
 """
 
 from __future__ import annotations
@@ -289,6 +289,7 @@ def parse_args(argv=None):
     parser.add_argument("--timeout", type=float, default=150.0, help="a rater gives up on a frame after this long")
     parser.add_argument("--generation-timeout", type=float, default=120.0, help="the web's ARENA_GENERATION_TIMEOUT_S")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the generator and the web processes")
+    parser.add_argument("--keep", action="store_true", help="keep the web logs (and SQLite file) of a good run")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
     args = parser.parse_args(argv)
@@ -307,7 +308,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="arena-load-"))
+    scratch, keep = Path(tempfile.mkdtemp(prefix="arena-load-")), True
     generator_cpu, web_cpus = cpu_plan(not args.no_pin)
     if generator_cpu:
         os.sched_setaffinity(0, generator_cpu)  # before any thread exists: every later thread inherits it
@@ -350,13 +351,15 @@ def main(argv=None) -> int:
                 lines.append(capacity_line(stats, args, webs, verdicts))
         for line in lines:
             print(line)
-        print(f"web logs and scratch files: {scratch}")
+        keep = args.keep or not healthy
+        print(f"web logs and scratch files: {scratch if keep else 'removed (--keep keeps them)'}")
         return 0 if healthy else 1
     finally:
         stop(helpers)
         if engine:
             engine.stop()
-        shutil.rmtree(scratch / "static", ignore_errors=True)  # 5 MB of collected files; logs and SQLite stay
+        # The collected static files always go (5 MB); logs and the SQLite file stay after a failure or --keep.
+        shutil.rmtree(scratch / "static" if keep else scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
