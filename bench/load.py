@@ -275,6 +275,7 @@ def parse_args(argv=None):
                         help=f"open loop over --rates (default {CAPACITY_RATES}) for one web process, then two")
     parser.add_argument("--smoke", action="store_true", help="a few raters for a few seconds (CI)")
     parser.add_argument("--webs", type=int, default=1, help="web processes; raters are spread over their ports")
+    parser.add_argument("--fake", action="store_true", help="the FAKE provider (the default; kept for old commands)")
     parser.add_argument("--engine-url", default="", help="a running vLLM server's root URL (default: the FAKE)")
     parser.add_argument("--start-engine", action="store_true", help="start a SmolLM2 vLLM CPU engine of its own")
     parser.add_argument("--engine-model", default="", help="the engine's model id")
@@ -301,6 +302,8 @@ def parse_args(argv=None):
     args.rates = [float(r) for r in args.rates.split(",")] if args.rates else []
     if any(r <= 0 for r in args.rates):
         parser.error("--rates are battles per second, each above 0")
+    if args.fake and (args.engine_url or args.start_engine):
+        parser.error("--fake contradicts --engine-url / --start-engine")
     args.fake = not (args.engine_url or args.start_engine)
     args.engine_model = args.engine_model or ("fake-model" if args.fake else "smollm2-135m-instruct")
     return args
