@@ -142,6 +142,7 @@ def web_env(args, scratch: Path) -> dict:
            "DATABASE_URL": scratch_database(args.database_url, scratch),
            "ARENA_GENERATION_TIMEOUT_S": str(args.generation_timeout), "ARENA_LOG_LEVEL": "WARNING"}
     env.pop("ARENA_TEST_VLLM_URL", None)
+    env.pop("CELERY_BROKER_URL", None)
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
     else:
@@ -291,8 +292,11 @@ def parse_args(argv=None):
     parser.add_argument("--generation-timeout", type=float, default=120.0, help="the web's ARENA_GENERATION_TIMEOUT_S")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the generator and the web processes")
     parser.add_argument("--keep", action="store_true", help="keep the web logs (and SQLite file) of a good run")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
+                        help="a PostgreSQL server and name: the run re-creates <name>_load there; default SQLite")
+    parser.add_argument("--redis-url", default="",
+                        help="a Redis database of the run's own (the refits its votes queue are never served); "
+                             "default: none (in-memory channel layer, a broker folder in the scratch directory)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.raters, args.duration, args.typing, args.reading_extra, args.think = 4, 12.0, (0.5, 1.5), 1.0, (0.5, 1.5)

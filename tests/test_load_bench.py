@@ -1,6 +1,7 @@
 """``bench/load.py``'s simulated raters: their pace keeps them inside the limits, their prompts stay
-under the repeat cap, each is its own address, and the smoke run against a real stack (web process,
-database, the channel layer of ``REDIS_URL`` when set) refuses no honest rater and keeps every vote."""
+under the repeat cap, each is its own address, and the smoke run against a real stack (web process in
+production mode, the database server of ``DATABASE_URL`` or SQLite) refuses no honest rater and keeps
+every vote."""
 
 from __future__ import annotations
 
@@ -60,6 +61,8 @@ def test_every_rater_has_an_address_of_its_own():
 
 
 def test_the_smoke_load_run_refuses_no_honest_rater_and_keeps_and_counts_every_vote():
+    # The run's own scratch database (<name>_load next to DATABASE_URL's, or SQLite); no --redis-url, so the
+    # refits its votes queue go to a broker folder of its own, never to the Redis queue other tests read.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ARENA_"))}
     result = subprocess.run([sys.executable, "bench/load.py", "--smoke"], cwd=REPO, env=env, capture_output=True,
                             text=True, timeout=600)
