@@ -1,12 +1,17 @@
 """A FAKE OpenAI-compatible streaming server, for load-testing the web stack alone.
 
 It stands in for the engine at the HTTP boundary, and nowhere else: ``POST /v1/chat/completions``
-(``stream: true``) answers at once with ``--tokens`` words as Server-Sent Events, the last chunk
-carrying the finish reason and the usage; ``GET /v1/models`` and ``GET /health`` answer as vLLM's do.
-No model runs, so a load test against it measures Django, Channels, the database and Redis,
-not the engine. Never point a real arena at it.
+(``stream: true``) answers with ``--tokens`` words as Server-Sent Events, the first word after
+``--ttft-ms`` and each next one ``--token-ms`` later (a provider's pace: ``bench/load.py`` measures
+the arena's time to first token against this server's own, streamed to directly in the same run),
+the last chunk carrying the finish reason and the usage; ``GET /v1/models`` and ``GET /health``
+answer as vLLM's do. No model runs, so a load test against it measures Django, Channels, the
+database and Redis, not the engine. Never point a real arena at it.
 
-    .venv/bin/python bench/fake_openai.py --port 8999 [--tokens 8] [--delay-ms 0] [--provider openai]
+The answer is plain English that names no model, organization or word of ``ARENA_IDENTITY_WORDS``
+(nor the load test's contestant names), so votes on it are not flagged as identity leaks.
+
+    .venv/bin/python bench/fake_openai.py --port 8999 [--tokens 8] [--ttft-ms 0] [--token-ms 0] [--provider openai]
 
 It also plays a paid provider's documented quirks at the same boundary (``Quirks``; ``PROVIDERS``
 holds one profile per preset, sources in docs/providers.md), for the tests of serving/providers.py:
@@ -27,7 +32,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-WORDS = ("This", " is", " a", " fake", " answer", " from", " the", " load", " test", " server", ".")
+WORDS = ("Rivers", " carry", " water", " from", " the", " hills", " down", " to", " the", " sea", ",", " and",
+         " towns", " grow", " along", " their", " banks", ".", " ")
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ def _response(status: str, body: bytes, content_type: str = "application/json") 
     return (f"HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {len(body)}\r\n\r\n").encode() + body
 
 
-async def _stream(writer: asyncio.StreamWriter, request: dict, tokens: int, delay_s: float,
+async def _stream(writer: asyncio.StreamWriter, request: dict, tokens: int, ttft_s: float, delay_s: float,
                   quirks: Quirks = Quirks()) -> None:
     model = request.get("model", "fake")
     tokens = min(tokens, int(request.get("max_tokens") or request.get("max_completion_tokens") or tokens))
@@ -121,8 +127,10 @@ async def _stream(writer: asyncio.StreamWriter, request: dict, tokens: int, dela
     every = quirks.usage == "every"
     send(_chunk(model, created, {"role": "assistant", "content": ""}, usage=usage(0) if every else None))
     for index in range(tokens):
-        if delay_s:
-            await asyncio.sleep(delay_s)
+        pause = ttft_s if index == 0 else delay_s
+        if pause:
+            await writer.drain()
+            await asyncio.sleep(pause)
         send(_chunk(model, created, {"content": WORDS[index % len(WORDS)]}, usage=usage(index + 1) if every else None))
     finish_usage = usage(tokens) if quirks.usage in ("every", "finish") else None
     send(_chunk(model, created, {}, finish="length" if tokens < 1000 else "stop", usage=finish_usage))
@@ -133,8 +141,8 @@ async def _stream(writer: asyncio.StreamWriter, request: dict, tokens: int, dela
     await writer.drain()
 
 
-async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tokens: int, delay_s: float,
-                 quirks: Quirks = Quirks(), record: list | None = None) -> None:
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tokens: int, ttft_s: float,
+                 delay_s: float, quirks: Quirks = Quirks(), record: list | None = None) -> None:
     try:
         while True:  # keep-alive: the openai client pools its connections
             try:
@@ -149,7 +157,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tok
                 writer.write(refused)
             elif method == "POST" and path.endswith("/chat/completions"):
                 if request.get("stream"):
-                    await _stream(writer, request, tokens, delay_s, quirks)
+                    try:
+                        await _stream(writer, request, tokens, ttft_s, delay_s, quirks)
+                    except ConnectionError:  # the client went away mid-answer (a stopped or cancelled side)
+                        return
                     continue
                 writer.write(_response("400 Bad Request", b'{"error": "the fake server only streams"}'))
             elif method == "GET" and path.endswith("/models") and quirks.models_list:
@@ -164,9 +175,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tok
         writer.close()
 
 
-async def serve(port: int, tokens: int, delay_ms: float, host: str = "127.0.0.1", quirks: Quirks = Quirks()) -> None:
-    server = await asyncio.start_server(lambda r, w: handle(r, w, tokens, delay_ms / 1000.0, quirks), host, port,
-                                        backlog=1024)
+async def serve(port: int, tokens: int, token_ms: float, ttft_ms: float = 0.0, host: str = "127.0.0.1",
+                quirks: Quirks = Quirks()) -> None:
+    server = await asyncio.start_server(
+        lambda r, w: handle(r, w, tokens, ttft_ms / 1000.0, token_ms / 1000.0, quirks), host, port, backlog=4096)
     async with server:
         await server.serve_forever()
 
@@ -187,7 +199,7 @@ class FakeProvider:
 
         async def start() -> None:
             self._server = await asyncio.start_server(
-                lambda r, w: handle(r, w, self.tokens, 0.0, self.quirks, self.requests), "127.0.0.1", 0)
+                lambda r, w: handle(r, w, self.tokens, 0.0, 0.0, self.quirks, self.requests), "127.0.0.1", 0)
             self.port = self._server.sockets[0].getsockname()[1]
             started.set()
 
@@ -219,14 +231,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8999)
     parser.add_argument("--tokens", type=int, default=8, help="words per answer (capped by the request's max_tokens)")
-    parser.add_argument("--delay-ms", type=float, default=0.0, help="pause before each word")
+    parser.add_argument("--ttft-ms", type=float, default=0.0, help="pause before the first word")
+    parser.add_argument("--token-ms", "--delay-ms", type=float, default=0.0, help="pause before each next word")
     parser.add_argument("--provider", choices=sorted(PROVIDERS), default="lenient", help="whose quirks to play")
     parser.add_argument("--api-key", default=None, help="require this Bearer key")
     args = parser.parse_args()
     quirks = PROVIDERS[args.provider]
     if args.api_key:
         quirks = Quirks(**{**quirks.__dict__, "api_key": args.api_key})
-    asyncio.run(serve(args.port, args.tokens, args.delay_ms, quirks=quirks))
+    asyncio.run(serve(args.port, args.tokens, args.token_ms, args.ttft_ms, quirks=quirks))
 
 
 if __name__ == "__main__":
