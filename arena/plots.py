@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from config.chart_ticks import nice_ticks
+from arena.chart_ticks import nice_ticks
 
 __all__ = ["ci_chart", "heatmap", "win_rate_bars"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from config.chart_ticks import nice_ticks
+from arena.chart_ticks import nice_ticks
 
 
 def line_chart(series: dict[str, list[tuple[float, float]]], *, title: str, x_label: str = "step",

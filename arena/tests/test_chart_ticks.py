@@ -1,4 +1,4 @@
-"""config.chart_ticks: the one axis-tick helper of the arena's and the training pages' charts."""
+"""arena.chart_ticks: the one axis-tick helper of the arena's and the training pages' charts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from config.chart_ticks import nice_ticks
+from arena.chart_ticks import nice_ticks
 
 
 @pytest.mark.parametrize(

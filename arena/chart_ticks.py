@@ -1,7 +1,7 @@
 """Round axis ticks for the server-drawn SVG charts (pure: standard library only).
 
-Project-level so that both apps' charts (:mod:`arena.plots`, :mod:`training.plots`) use one
-copy without the arena depending on training.
+Beside the arena's charts (:mod:`arena.plots`); the training pages' charts (:mod:`training.plots`)
+use the same copy, as training already depends on the arena and never the other way round.
 """
 
 from __future__ import annotations
