@@ -33,7 +33,7 @@ import websockets
 from arena.models import RatingSnapshot, Vote
 from conftest import REPO, _database_url_for_subprocess, free_port
 from serving.engines import group_members
-from tests.faults import ThrowawayPostgres, ThrowawayRedis
+from tests.faults import ThrowawayPostgres, start_own_redis
 from tests.helpers import missing_part
 
 pytestmark = [pytest.mark.faults, pytest.mark.vllm]
@@ -147,11 +147,7 @@ REFRESH = "arena.tasks.ratings_refresh"
 
 @pytest.fixture
 def own_redis(tmp_path):
-    redis = ThrowawayRedis(tmp_path, free_port())
-    try:
-        redis.start()
-    except RuntimeError as exc:
-        missing_part(f"cannot start a Redis of the test's own: {exc}")
+    redis = start_own_redis(tmp_path)
     yield redis
     redis.stop()
 

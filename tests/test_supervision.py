@@ -10,9 +10,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from config.processes import GroupGuard, rotate_log
 from config.supervision import after_exit
 from serving.engines import die_with_parent, group_members, pid_alive
+from tests import helpers
+from tests.faults import start_own_redis
 
 
 def wait_until(condition, timeout: float = 30.0) -> bool:
@@ -149,3 +153,16 @@ class TestGroupGuard:
         parent.wait(10)
         assert wait_until(lambda: not pid_alive(child_pid), 10)
         assert die_with_parent() is None  # callable in any process (it sets the flag on this one here)
+
+
+class TestMissingRedisServer:
+    """A fault test's own Redis that cannot start is a missing real part: skipped here, failed in CI."""
+
+    def test_a_missing_redis_server_skips_by_default_and_fails_when_real_parts_are_required(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server on it
+        monkeypatch.setattr(helpers, "REQUIRE_REAL", False)
+        with pytest.raises(pytest.skip.Exception, match="redis-server is not installed"):
+            start_own_redis(tmp_path)
+        monkeypatch.setattr(helpers, "REQUIRE_REAL", True)
+        with pytest.raises(pytest.fail.Exception, match="required real part missing: .*redis-server"):
+            start_own_redis(tmp_path)
