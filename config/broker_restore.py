@@ -8,10 +8,10 @@ messages, which needs a new Redis pool, whose parameters are read from the dropp
 ``AttributeError: 'NoneType' object has no attribute 'hostname'`` in
 ``kombu/transport/redis.py`` ``_connparams``. The AttributeError is not a connection error, so
 celery logs "Unrecoverable error" and the whole worker (with its embedded beat) exits. Upstream:
-the same crash from a channel closed after its transport lost its client is celery/kombu#582
-("Error on restarting Gossip", ``_connparams`` → ``conninfo.hostname``); the close after
-collect comes from celery's consumer teardown on connection loss (celery/celery#10242, followed
-by #10570 for celery/celery#9705). No kombu release past 5.7.0 exists, so it is worked around here.
+the same failure from another close path (a channel closed after its transport lost its client)
+is celery/kombu#582 ("Error on restarting Gossip", ``_connparams`` → ``conninfo.hostname``); the
+consumer's teardown on connection loss was reworked in celery/celery#10242 and #10570 (for
+celery/celery#9705). No kombu release past 5.7.0 exists, so it is worked around here.
 
 Even without the crash the message would be lost: kombu restores an unacked message from its copy
 in Redis' ``unacked`` hash, which a Redis restarted without persistence no longer has.
