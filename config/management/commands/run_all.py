@@ -136,12 +136,20 @@ class Command(BaseCommand):
                     self.engines.reconcile()
                 except Exception as exc:  # noqa: BLE001 - a lost database must not stop the stack
                     self._say(f"engine supervisor round failed: {exc}")
-                for pgid in self.engines.pgids().values():
-                    if pgid is not None:
-                        self.guard.watch(pgid)
+                self._watch_engines()
             for path in self.logs.glob("*.log"):
                 rotate_log(path, settings.ARENA_LOG_MAX_BYTES, settings.ARENA_LOG_BACKUPS)
             self.stopping.wait(POLL_S)
+
+    def _watch_engines(self) -> None:
+        """Tell the guard about each engine's group, and forget the groups that are gone (no stale pgid)."""
+        engines = {pgid for pgid in self.engines.pgids().values() if pgid is not None}
+        for pgid in engines:
+            self.guard.watch(pgid)
+        ours = {child.process.pid for child in self.children if child.process is not None}
+        for pgid in self.guard.known - engines - ours:
+            if not group_members(pgid):
+                self.guard.forget(pgid)
 
     def _on_signal(self, signum, frame) -> None:
         self.stopping.set()
