@@ -104,7 +104,7 @@ def requeue_kept(channel) -> int:
             _kept.pop(0)
             done += 1
     if done:
-        logger.warning("queued %d message(s) held before the broker was lost again", done)
+        logger.warning("queued again %d message(s) held when the broker was lost", done)
     return done
 
 

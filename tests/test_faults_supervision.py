@@ -7,7 +7,8 @@ contestants on the shared vLLM server through served-model rows): no single part
 * The default worker SIGKILLed while it holds a message: run_all restarts it; the held task runs
   once (redelivered by Redis after the visibility timeout), and no finished task runs again.
 * PostgreSQL restarted under battles: the same processes play whole battles again and refit.
-* run_all SIGKILLed: no process it started is left.
+* run_all SIGKILLed: no process it started is left (and, before that, its logs were rotated past
+  ARENA_LOG_MAX_BYTES). Each test stops run_all with Ctrl-C's SIGINT, which stops everything.
 
 Each uses a Redis or PostgreSQL of its own (``tests.faults``), never the machine's.
 """
@@ -105,8 +106,8 @@ def run_all(tmp_path: Path, env_extra: dict[str, str]):
     finally:
         leaders = list(stack.children().values())
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
+            process.send_signal(signal.SIGINT)  # Ctrl-C
+            assert process.wait(60) == 0 and "Stopped." in stack.said(), stack.said()
         assert wait_until(lambda: not any(group_members(pgid) for pgid in leaders), 30), "run_all left processes"
 
 
@@ -177,7 +178,7 @@ def test_redis_killed_while_a_refit_is_held_ends_the_turn_keeps_the_vote_and_ref
             f"no refit within 60 s of Redis coming back:\n{stack.log('worker')[-3000:]}"
         assert time.monotonic() - back <= 60
         worker = stack.log("worker")
-        assert "queued 1 message(s) held before the broker was lost" in worker
+        assert "queued again 1 message(s) held when the broker was lost" in worker
         assert task_ids(worker, REFRESH, "succeeded") == held  # the held message, delivered again, ran once
         assert "Unrecoverable error" not in worker
         assert stack.process.poll() is None
@@ -256,8 +257,12 @@ def test_postgresql_restarted_under_battles_and_the_same_processes_play_and_refi
         postgres.stop()
 
 
-def test_a_sigkilled_run_all_leaves_no_process_behind(tmp_path, transactional_db):
-    with run_all(tmp_path / "stack", {}) as stack:
+def test_a_sigkilled_run_all_leaves_no_process_behind_and_its_logs_were_rotated(tmp_path, transactional_db):
+    with run_all(tmp_path / "stack", {"ARENA_LOG_MAX_BYTES": "1024", "ARENA_LOG_BACKUPS": "2"}) as stack:
+        # Celery's start-up banner alone is over 1 KiB: the supervisor's next round rotates it.
+        assert wait_until(lambda: (stack.logs / "worker.log.1").exists(), 30)
+        assert (stack.logs / "worker.log.1").stat().st_size > 1024
+        assert not (stack.logs / "worker.log.3").exists()
         leaders = list(stack.children().values())
         assert len(leaders) == 4  # the group guard, web, worker, training worker
         members = {pid for leader in leaders for pid in group_members(leader)}
