@@ -55,12 +55,6 @@ _kept: list[Held] = []
 _lock = threading.Lock()
 
 
-def kept() -> list[Held]:
-    """The messages waiting to be queued again (a copy)."""
-    with _lock:
-        return list(_kept)
-
-
 def _restore_unacked(self, client=None):
     """kombu's ``QoS.restore_unacked``, keeping in memory what an unreachable Redis cannot take back."""
     left: list[Held] = []
