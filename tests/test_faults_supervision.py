@@ -7,8 +7,10 @@ contestants on the shared vLLM server through served-model rows): no single part
 * The default worker SIGKILLed while it holds a message: run_all restarts it; the held task runs
   once (redelivered by Redis after the visibility timeout), and no finished task runs again.
 * PostgreSQL restarted under battles: the same processes play whole battles again and refit.
-* run_all SIGKILLed: no process it started is left (and, before that, its logs were rotated past
-  ARENA_LOG_MAX_BYTES). Each test stops run_all with Ctrl-C's SIGINT, which stops everything.
+* The web SIGKILLed: run_all starts it again. run_all SIGKILLed: no process it started is left
+  (and, before that, its logs were rotated past ARENA_LOG_MAX_BYTES).
+
+The others stop run_all with Ctrl-C's SIGINT and check that it stopped everything.
 
 Each uses a Redis or PostgreSQL of its own (``tests.faults``), never the machine's.
 """
@@ -257,12 +259,18 @@ def test_postgresql_restarted_under_battles_and_the_same_processes_play_and_refi
         postgres.stop()
 
 
-def test_a_sigkilled_run_all_leaves_no_process_behind_and_its_logs_were_rotated(tmp_path, transactional_db):
+def test_a_sigkilled_web_comes_back_and_a_sigkilled_run_all_leaves_no_process_behind(tmp_path, transactional_db):
     with run_all(tmp_path / "stack", {"ARENA_LOG_MAX_BYTES": "1024", "ARENA_LOG_BACKUPS": "2"}) as stack:
         # Celery's start-up banner alone is over 1 KiB: the supervisor's next round rotates it.
         assert wait_until(lambda: (stack.logs / "worker.log.1").exists(), 30)
         assert (stack.logs / "worker.log.1").stat().st_size > 1024
         assert not (stack.logs / "worker.log.3").exists()
+
+        web = stack.child("config.web")
+        os.kill(web, signal.SIGKILL)
+        assert wait_until(lambda: stack.child("config.web") not in (None, web) and web_answers(stack.port), 60), \
+            stack.said()
+        assert "web exited with code -9; restarting in 5 s" in stack.said()
         leaders = list(stack.children().values())
         assert len(leaders) == 4  # the group guard, web, worker, training worker
         members = {pid for leader in leaders for pid in group_members(leader)}
