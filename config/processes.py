@@ -27,12 +27,13 @@ from pathlib import Path
 from serving.engines import group_members, signal_group
 
 GRACE_S = 5.0
+REPO = Path(__file__).resolve().parent.parent
 
 
 class GroupGuard:
     def __init__(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "config.processes"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.DEVNULL, start_new_session=True)
+                                        stdout=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
         self.known: set[int] = set()
 
     def _send(self, line: str) -> None:
