@@ -24,6 +24,11 @@ from serving.vllm_launch import build_vllm_command
 
 #: linux/prctl.h: deliver a signal to this process when its parent dies.
 PR_SET_PDEATHSIG = 1
+_SIGKILL = int(signal.SIGKILL)
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
 
 
 @dataclass
@@ -133,16 +138,14 @@ def stop_group(process: subprocess.Popen | None, pgid: int, timeout: float = 20.
 
 def die_with_parent() -> None:
     """``preexec_fn`` of a supervised child: SIGKILL when its parent dies (Linux
-    ``prctl(PR_SET_PDEATHSIG)``; a no-op elsewhere). Runs in the child between fork and exec.
+    ``prctl(PR_SET_PDEATHSIG)``; a no-op elsewhere). Runs in the child between fork and exec, so
+    it only calls a function looked up beforehand (no import, no allocation-heavy work there).
 
     The signal fires when the *thread* that forked the child ends, so only children started from a
     thread that lives as long as the supervisor use it (run_all's main thread); engines, started
     from the engine supervisor's short-lived threads, are covered by ``config.processes.GroupGuard``."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
 
 
 def signal_group(pgid: int, signum: int) -> None:
