@@ -193,7 +193,7 @@ def test_a_sigkilled_worker_is_restarted_and_no_task_runs_twice(own_redis, tmp_p
     from celery import Celery
 
     env = {"REDIS_URL": own_redis.url, "CELERY_VISIBILITY_TIMEOUT_S": "60"}
-    sender = Celery(broker=own_redis.url)
+    sender = Celery(broker=own_redis.url, set_as_current=False)  # the suite's app stays current
     sender.conf.task_default_queue = "default"
     with run_all(tmp_path / "stack", env) as stack:
         done, held = str(uuid.uuid4()), str(uuid.uuid4())
