@@ -63,8 +63,10 @@ class Stack:
         return f"ws://127.0.0.1:{self.port}/ws/arena/"
 
     def log(self, name: str) -> str:
-        path = self.logs / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        """A child's whole log: its rotated copies (oldest first), then the current file."""
+        copies = sorted(self.logs.glob(f"{name}.log.*"), key=lambda p: -int(p.suffix[1:]))
+        paths = [*copies, self.logs / f"{name}.log"]
+        return "".join(p.read_text(errors="replace") for p in paths if p.exists())
 
     def said(self) -> str:
         return self.output.read_text(errors="replace")
