@@ -312,6 +312,9 @@ ARENA_ADMIN_USER = env_str("ARENA_ADMIN_USER", "admin")
 ARENA_ADMIN_PASSWORD = env_secret("ARENA_ADMIN_PASSWORD") or ("admin" if DEBUG else "")
 ARENA_HOST = env_str("ARENA_HOST", "127.0.0.1")
 ARENA_PORT = env_int("ARENA_PORT", 8000, minimum=1, maximum=65535)
+# `make run`'s logs (DATA_DIR/logs/*.log): rotated past this size (0: never), this many copies kept.
+ARENA_LOG_MAX_BYTES = env_int("ARENA_LOG_MAX_BYTES", 50 << 20, minimum=0)
+ARENA_LOG_BACKUPS = env_int("ARENA_LOG_BACKUPS", 3, minimum=0, maximum=100)
 
 # --- Serving ---
 ENGINE_PYTHON = env_str("ARENA_ENGINE_PYTHON", str(BASE_DIR / ".venv-engine" / "bin" / "python"))

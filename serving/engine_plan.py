@@ -18,7 +18,9 @@ and returns the ``Action`` list, stops first:
 * ``wait``: wanted but over the cap (``reason`` says so; the endpoint's ``last_error`` shows it);
 * ``give_up``: dead ``max_failures`` times in a row (``reason``: recorded once, with the log tail).
 
-``backoff_s(failures)`` is the wait before the next try: 5 s, 10 s, 20 s, ... at most 5 minutes.
+``backoff_s(failures)`` is the wait before the next try: 5 s, 10 s, 20 s, ... at most 5 minutes;
+``MAX_FAILURES`` in a row is the give-up count and a process up ``STABLE_S`` has its count cleared
+(the same rules for `make run`'s other children: ``config.supervision``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from dataclasses import dataclass
 from serving.engines import EngineSpec
 
 STARTING, RUNNING, DEAD = "starting", "running", "dead"
+MAX_FAILURES = 5
+#: A process up this long has its failure count cleared.
+STABLE_S = 300.0
 
 
 @dataclass(frozen=True)

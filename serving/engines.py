@@ -7,6 +7,7 @@ the engine's log when it fails to start.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -20,6 +21,14 @@ import httpx
 
 from serving.errors import EngineError
 from serving.vllm_launch import build_vllm_command
+
+#: linux/prctl.h: deliver a signal to this process when its parent dies.
+PR_SET_PDEATHSIG = 1
+_SIGKILL = int(signal.SIGKILL)
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
 
 
 @dataclass
@@ -104,27 +113,42 @@ class EngineProcess:
         server leaves that child running (holding memory and, on a GPU, the device), so a
         dead leader is no reason to return early. Returns once no process of the group is left.
         """
-        pgid = self.pgid
-        if pgid is None:
-            return
-        if self.process is not None and self.process.poll() is None:
-            _signal_group(pgid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _signal_group(pgid, signal.SIGKILL)
-                self.process.wait(5)
-        # The leader is gone (stopped or died): whatever is left of its group goes now.
-        if group_members(pgid):
-            _signal_group(pgid, signal.SIGTERM)
-            if not _wait_group_gone(pgid, timeout):
-                _signal_group(pgid, signal.SIGKILL)
-                _wait_group_gone(pgid, 5)
-        if not group_members(pgid):
+        if self.pgid is not None and stop_group(self.process, self.pgid, timeout):
             self.pgid = None  # never signal a reused group id later
 
 
-def _signal_group(pgid: int, signum: int) -> None:
+def stop_group(process: subprocess.Popen | None, pgid: int, timeout: float = 20.0) -> bool:
+    """SIGTERM a process group (its leader ``process`` first, when it lives), SIGKILL what is left after
+    ``timeout``; True once no process of the group is left (also when the leader had already died)."""
+    if process is not None and process.poll() is None:
+        signal_group(pgid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            signal_group(pgid, signal.SIGKILL)
+            process.wait(5)
+    # The leader is gone (stopped or died): whatever is left of its group goes now.
+    if group_members(pgid):
+        signal_group(pgid, signal.SIGTERM)
+        if not _wait_group_gone(pgid, timeout):
+            signal_group(pgid, signal.SIGKILL)
+            _wait_group_gone(pgid, 5)
+    return not group_members(pgid)
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` of a supervised child: SIGKILL when its parent dies (Linux
+    ``prctl(PR_SET_PDEATHSIG)``; a no-op elsewhere). Runs in the child between fork and exec, so
+    it only calls a function looked up beforehand (no import, no allocation-heavy work there).
+
+    The signal fires when the *thread* that forked the child ends, so only children started from a
+    thread that lives as long as the supervisor use it (run_all's main thread); engines, started
+    from the engine supervisor's short-lived threads, are covered by ``config.processes.GroupGuard``."""
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+
+
+def signal_group(pgid: int, signum: int) -> None:
     try:
         os.killpg(pgid, signum)
     except (ProcessLookupError, PermissionError):

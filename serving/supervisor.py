@@ -32,17 +32,13 @@ from django.db import close_old_connections, connection
 from django.db.models import Exists, OuterRef
 
 from serving import services
-from serving.engine_plan import DEAD, RUNNING, STARTING, Observed, backoff_s, plan
+from serving.engine_plan import DEAD, MAX_FAILURES, RUNNING, STABLE_S, STARTING, Observed, backoff_s, plan
 from serving.engines import EngineProcess, EngineSpec, log_tail
 from serving.errors import EngineError
 from serving.local_models import ENDPOINT_PREFIX, LOCAL_MODELS, enabled_local_models
 from serving.models import Endpoint, ServedModel
 
 logger = logging.getLogger(__name__)
-
-MAX_FAILURES = 5
-#: An engine up this long has its failure count cleared.
-STABLE_S = 300.0
 
 
 def wanted_endpoints() -> list[Endpoint]:

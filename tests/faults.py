@@ -46,6 +46,20 @@ class ThrowawayRedis:
             self.process.wait(10)
 
 
+def start_own_redis(directory: Path) -> ThrowawayRedis:
+    """A started :class:`ThrowawayRedis` on a free port, or ``missing_part`` (a failure under
+    ARENA_REQUIRE_REAL_PARTS=1) when redis-server is not installed or does not start."""
+    from conftest import free_port
+    from tests.helpers import missing_part
+
+    redis = ThrowawayRedis(directory, free_port())
+    try:
+        redis.start()
+    except RuntimeError as exc:
+        missing_part(f"cannot start a Redis of the test's own: {exc}")
+    return redis
+
+
 def start_daphne(repo: Path, port: int, env: dict, log_path: Path, timeout: float = 60.0) -> subprocess.Popen:
     """The real ASGI app served by daphne in a subprocess; returns once /healthz answers."""
     import sys

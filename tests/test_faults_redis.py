@@ -18,19 +18,14 @@ from django.test import AsyncClient
 from arena.leaderboard.services import leaderboard_broadcast
 from arena.models import Vote
 from config.asgi import application
-from conftest import free_port
-from tests.faults import ThrowawayRedis
+from tests.faults import start_own_redis
 
 pytestmark = [pytest.mark.faults, pytest.mark.vllm, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def own_redis(tmp_path, settings):
-    redis = ThrowawayRedis(tmp_path, free_port())
-    try:
-        redis.start()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
+    redis = start_own_redis(tmp_path)
     settings.CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis.url]}}
     }

@@ -18,6 +18,7 @@ from django.db import OperationalError
 from arena import services as arena_services
 from serving.engines import pid_alive
 from serving.models import ServedModel
+from tests.helpers import missing_part
 from tests.test_training_loop import SMOKE, recipe_pid, wait_for, wait_until
 from training import execution, services
 from training.models import Job
@@ -71,7 +72,7 @@ def small_disk(tmp_path, settings):
     mount.mkdir()
     result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
     if result.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {result.stderr.decode().strip()}")
+        missing_part(f"cannot mount a small tmpfs here (needs root): {result.stderr.decode().strip()}")
     settings.TRAINING_JOBS_DIR = mount
     try:
         yield mount
