@@ -20,7 +20,7 @@ def make_checkpoint(new: ServedModel, parent: ServedModel, tmp_path) -> Checkpoi
     dataset = Dataset.objects.create(name=new.public_name, kind="sft", format="messages", source="upload",
                                      file=str(path))
     job = Job.objects.create(base_model=parent, method="sft", dataset=dataset, config={}, status="succeeded")
-    return Checkpoint.objects.create(job=job, adapter_path="/a", base_model=parent, served_model=new)
+    return Checkpoint.objects.create(job=job, weights_dir="/a", base_model=parent, served_model=new)
 
 
 def gate(checkpoint, opponent, win_rate, kind="reward", name="rm-1"):
