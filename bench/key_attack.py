@@ -10,7 +10,8 @@ attacker key (one IP hash, a fresh rater id per battle: it reconnects without a 
 only in battles where it recognises the weakest model and always for it; it waits past the
 minimum voting time and changes its prompt, so no other rule stops it, and its votes are
 spread in time among the honest ones. Scenarios: 60 attack votes among 500 honest (one hour at
-the default limits), 300 among 2,000 (one day).
+the default limits), 300 among 2,000 (one day), and 19 among 500 (one short of the test's
+``ARENA_OUTLIER_MIN_VOTES``: only the share cap applies).
 
 Prints, per scenario and over the seeds: the target's rank (1 = best) on the honest votes, with
 the attacker and every protection off, and with the defaults (``ARENA_OUTLIER_Z``,
@@ -155,7 +156,8 @@ def scenario(honest: int, attack: int, seeds: int) -> None:
 
 
 def cost(sizes: tuple[int, ...], repeat: int) -> None:
-    print("\nCost of the leave-one-key-out test (8 models; keys of 25 votes each, all tested)")
+    print("\nCost of the leave-one-key-out test, run once before each board refit "
+          "(8 models; keys of 25 votes each, all tested)")
     for size in sizes:
         rng = np.random.default_rng(size)
         a, b, outcome, _ = honest_votes(rng, size)
@@ -182,6 +184,7 @@ def main() -> None:
     seeds = args.seeds or (3 if args.smoke else 30)
     scenario(500, 60, seeds)
     scenario(2000, 300, seeds)
+    scenario(500, MIN_VOTES - 1, seeds)  # a key that stops just short of the test: only the cap holds it
     cost((500, 2000) if args.smoke else (500, 2000, 10000), 1 if args.smoke else 5)
 
 

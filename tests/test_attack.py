@@ -4,12 +4,12 @@ running arena, protections on (the documented defaults) and off.
 A real daphne server (the ``asgi_server`` fixture) behind a simulated reverse proxy
 (``ARENA_TRUSTED_PROXIES=1``; each client sends the ``X-Forwarded-For`` its proxy would add)
 serves three contestants on the real vLLM CPU server; the target's answers are cut short
-(``max_tokens`` 3 against 24), so honest readers, who prefer the fuller answer 8 times in 10,
+(``max_tokens`` 3 against 24), so honest readers, who prefer the fuller answer 7 times in 10,
 make it the weakest model. ``ARENA_MIN_VOTE_SECONDS`` is 1 s here (3 by default) to keep the
 test short; everyone waits past it.
 
 * Honest raters: 10, each from its own IPv4 address, 4 battles each, a fresh prompt each time;
-  they read for 1.2 s, then prefer the longer answer (80%), the shorter (10%) or call a tie (10%).
+  they read for 1.2 s, then prefer the longer answer (70%), the shorter (20%) or call a tie (10%).
 * The attacker recognises the target by the text (the shorter answer, when it is much
   shorter; it never looks at frame counts or timing, which pacing hides), votes for it, and
   in battles without it votes like the crowd (for the longer answer) so its record looks
@@ -146,7 +146,7 @@ async def honest_rater(url: str, n: int) -> list[str]:
     outcomes = []
     for k in range(HONEST_BATTLES):
         def choose(texts, rng=rng):
-            return rng.choices([longer(texts), shorter(texts), "tie"], [0.8, 0.1, 0.1])[0]
+            return rng.choices([longer(texts), shorter(texts), "tie"], [0.7, 0.2, 0.1])[0]
 
         prompt = f"In two sentences, tell me about {rng.choice(TOPICS)}. (note {n}-{k})"
         outcomes.append(await play(url, f"198.51.100.{n + 1}", prompt, choose, HONEST_WAIT_S))
