@@ -156,24 +156,35 @@ def scenario(honest: int, attack: int, seeds: int) -> None:
 
 
 def cost(sizes: tuple[int, ...], repeat: int) -> None:
-    print("\nCost of the leave-one-key-out test, run once before each board refit "
-          "(8 models; keys of 25 votes each, all tested)")
+    print("\nCost of the leave-one-key-out test, run once before each board refit (8 models; keys of 25 "
+          "votes each, all tested); baselines in the same process: the old in-fit rule (one fit, one pass) "
+          "and the board it precedes (arena.ratings.compute_board, 100 bootstrap rounds, the default)")
+    names = [str(m) for m in range(len(TRUE))]
+    ratings.compute_board(ratings.PairCounts.from_arrays(names, [0, 1], [1, 2], [0, 1]), rounds=2)  # warm up
     for size in sizes:
-        rng = np.random.default_rng(size)
-        a, b, outcome, _ = honest_votes(rng, size)
-        key = np.arange(size) // 25
-        n_keys = int(key.max()) + 1
-        started = time.perf_counter()
-        for _ in range(repeat):
-            scores = outliers.key_scores(len(TRUE), a, b, outcome, key, min_votes=20)
-        loo = (time.perf_counter() - started) / repeat
-        started = time.perf_counter()
-        for _ in range(repeat):
-            ratings.fit_bt(ratings.PairCounts.from_arrays([str(m) for m in range(len(TRUE))], a, b, outcome))
-        full = (time.perf_counter() - started) / repeat
-        print(f"  {size:>6} votes, {n_keys:>4} keys: test {loo * 1e3:7.1f} ms, {loo / n_keys * 1e6:6.0f} µs per refit "
-              f"({np.mean(scores.steps[scores.steps > 0]):.1f} Newton steps); one full fit (arena.ratings.fit_bt) "
-              f"{full * 1e3:.1f} ms; test / full fit = {loo / full:.0f}x")
+        a, b, outcome, _ = honest_votes(np.random.default_rng(size), size)
+        world = Arena(a, b, outcome, np.arange(size) // 25, np.arange(size) // 25, np.zeros(size, bool))
+        cost_line(world, names, repeat)
+
+
+def cost_line(world: Arena, names: list[str], repeat: int) -> None:
+    a, b, outcome, key = world.a, world.b, world.outcome, world.rater
+    n_keys = int(key.max()) + 1
+    loo = timed(lambda: outliers.key_scores(len(TRUE), a, b, outcome, key, min_votes=20), repeat)
+    steps = outliers.key_scores(len(TRUE), a, b, outcome, key, min_votes=20).steps
+    old = timed(lambda: in_fit_z(world, key, 0), repeat)
+    board = timed(lambda: ratings.compute_board(ratings.PairCounts.from_arrays(names, a, b, outcome), rounds=100,
+                                                seed=0), repeat)
+    print(f"  {len(a):>6} votes, {n_keys:>4} keys: test {loo * 1e3:6.1f} ms = {loo / n_keys * 1e6:5.0f} µs per "
+          f"key's refit ({np.mean(steps[steps > 0]):.1f} Newton steps); old rule {old * 1e3:5.1f} ms "
+          f"(test / old = {loo / old:.0f}x); board {board * 1e3:6.1f} ms (test / board = {loo / board:.2f})")
+
+
+def timed(work, repeat: int) -> float:
+    started = time.perf_counter()
+    for _ in range(repeat):
+        work()
+    return (time.perf_counter() - started) / repeat
 
 
 def main() -> None:
