@@ -22,10 +22,10 @@ that three-point distribution each vote gets the mean and variance of ``ℓ``; a
 predicts 50/50 a decisive vote carries no evidence, and a key that votes like the crowd is
 indistinguishable from it: the test is a backstop, the share cap bounds what remains.
 
-Cost: one fit on every vote, then per tested key its votes' pair counts subtracted and a
-Newton fit warm-started from the full fit (2–3 steps of an n×n solve, n = models), so a
-refit costs microseconds and the test is linear in the votes (figures in ``bench/key_attack.py``
-and README).
+Cost: one fit on every vote, then for every tested key its votes' pair counts subtracted and a
+Newton fit warm-started from the full fit (3–4 steps of an n×n solve, n = models), all tested
+keys at once as batched numpy (chunks of 256 keys), so the test is a few passes over the
+votes plus a few batched solves (figures in ``bench/key_attack.py`` and README).
 
 Cap: for a key and a model, ``others`` = the model's votes from every other key; the key keeps
 its earliest ``max(floor, ⌊share · others / (1 − share)⌋)`` votes on that model (so its kept
@@ -48,6 +48,7 @@ SCORE_OF_A = np.array([1.0, 0.0, 0.5, 0.5])  # outcome code → A's score (ties 
 DEFAULT_REG = 0.01  # the board's ridge (arena.ratings.DEFAULT_REG), in log10-odds units
 _TOL = 1e-8
 _MAX_ITER = 50
+_CHUNK = 256  # keys fitted together (memory: chunk × models² floats)
 
 
 @dataclass(frozen=True)
@@ -132,30 +133,69 @@ def key_scores(n_models: int, a: np.ndarray, b: np.ndarray, outcome: np.ndarray,
     size = int(key.max()) + 1 if len(key) else 0
     votes = np.bincount(key[key >= 0], minlength=size)
     z, steps = np.zeros(size), np.zeros(size, dtype=np.int64)
-    if not len(key) or not (votes >= min_votes).any():
+    tested = np.flatnonzero(votes >= min_votes)
+    if not len(tested):
         return KeyScores(votes, z, steps)
-    n = n_models
+    n, lam = n_models, _ridge(reg)
     pair, y = _oriented(n, a, b, outcome)
-    cells = n * n
-    wins_all = np.bincount(pair, y, cells)
-    total_all = np.bincount(pair, minlength=cells).astype(np.float64)
-    ties_all = int(np.count_nonzero(np.asarray(outcome) >= TIE))
-    lam = _ridge(reg)
-    beta_full, _ = bt_fit(n, *_pairs_of(n, wins_all, total_all), lam=lam)
-    order = np.argsort(key, kind="stable")
-    bounds = np.searchsorted(key[order], np.arange(size + 1))
-    for k in np.flatnonzero(votes >= min_votes):
-        mine = order[bounds[k]:bounds[k + 1]]
-        wins = wins_all - np.bincount(pair[mine], y[mine], cells)
-        total = total_all - np.bincount(pair[mine], minlength=cells)
-        beta, steps[k] = bt_fit(n, *_pairs_of(n, wins, total), lam=lam, beta0=beta_full)
-        rest = len(key) - len(mine)
-        tie_rate = (ties_all - int(np.count_nonzero(np.asarray(outcome)[mine] >= TIE))) / rest if rest else 0.0
+    tie = np.asarray(outcome) >= TIE
+    wins_all = np.bincount(pair, y, n * n)
+    total_all = np.bincount(pair, minlength=n * n).astype(np.float64)
+    cell = np.flatnonzero(total_all > 0)  # the pairs of the full board; a key's board has a subset
+    i, j = np.divmod(cell, n)
+    beta_full, _ = bt_fit(n, i, j, wins_all[cell], total_all[cell], lam=lam)
+    column = np.full(n * n, -1)
+    column[cell] = np.arange(len(cell))
+    for chunk in np.array_split(tested, max(1, len(tested) // _CHUNK + 1)):
+        row = np.full(size, -1)
+        row[chunk] = np.arange(len(chunk))
+        mine = np.flatnonzero((key >= 0) & (row[np.maximum(key, 0)] >= 0))
+        slot = row[key[mine]] * len(cell) + column[pair[mine]]
+        shape = (len(chunk), len(cell))
+        wins = wins_all[cell] - np.bincount(slot, y[mine], shape[0] * shape[1]).reshape(shape)
+        total = total_all[cell] - np.bincount(slot, minlength=shape[0] * shape[1]).reshape(shape)
+        beta, steps[chunk] = _fit_many(n, i, j, wins, total, lam=lam, beta0=beta_full)
+        tie_rate = (tie.sum() - np.bincount(row[key[mine]], tie[mine], len(chunk))) / np.maximum(
+            len(key) - votes[chunk], 1)
         lo, hi = np.divmod(pair[mine], n)
-        loglik, mean, var = vote_loglik_moments(expit(beta[lo] - beta[hi]), y[mine], tie_rate)
-        total_var = float(var.sum())
-        z[k] = float((loglik - mean).sum()) / math.sqrt(total_var) if total_var > 1e-12 else 0.0
+        k = row[key[mine]]
+        loglik, mean, var = vote_loglik_moments(expit(beta[k, lo] - beta[k, hi]), y[mine], tie_rate[k])
+        dev, total_var = np.bincount(k, loglik - mean, len(chunk)), np.bincount(k, var, len(chunk))
+        z[chunk] = np.divide(dev, np.sqrt(total_var), out=np.zeros(len(chunk)), where=total_var > 1e-12)
     return KeyScores(votes, z, steps)
+
+
+def _fit_many(n: int, i: np.ndarray, j: np.ndarray, wins: np.ndarray, total: np.ndarray, *, lam: float,
+              beta0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`bt_fit` for many boards at once (one row of ``wins``/``total`` per board) from one
+    warm start: batched Newton steps, each capped at 1 logit (a trust region, enough from a start
+    this close), until every board's largest step is below the tolerance. ``(betas, steps)``."""
+    count = len(wins)
+    beta = np.tile(np.asarray(beta0, dtype=np.float64), (count, 1))
+    steps = np.zeros(count, dtype=np.int64)
+    active = np.ones(count, dtype=bool)
+    eye = lam * np.eye(n)
+    for _ in range(_MAX_ITER):
+        p = expit(beta[:, i] - beta[:, j])
+        resid = total * p - wins
+        g = lam * beta
+        np.add.at(g.T, i, resid.T)
+        np.add.at(g.T, j, -resid.T)
+        h = total * p * (1.0 - p)
+        hess = np.broadcast_to(eye, (count, n, n)).copy()
+        hess[:, i, j] -= h
+        hess[:, j, i] -= h
+        np.add.at(hess.transpose(1, 2, 0), (i, i), h.T)
+        np.add.at(hess.transpose(1, 2, 0), (j, j), h.T)
+        step = np.linalg.solve(hess, g[..., None])[..., 0]
+        big = np.max(np.abs(step), axis=1)
+        step *= np.minimum(1.0, 1.0 / np.maximum(big, 1e-300))[:, None]
+        beta[active] -= step[active]
+        steps += active
+        active &= big >= _TOL
+        if not active.any():
+            break
+    return beta, steps
 
 
 def _pairs_of(n: int, wins: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

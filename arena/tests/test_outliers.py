@@ -48,27 +48,45 @@ class TestFit:
         assert warm_steps < cold_steps
 
 
+def independent_z(a, b, outcome, key, k) -> float:
+    """Key ``k``'s z from the board's own fit without its votes and plain sums over the 3 outcomes."""
+    rest, mine = key != k, key == k
+    board = ratings.fit_bt(ratings.PairCounts.from_arrays([str(m) for m in range(MODELS)],
+                                                            a[rest], b[rest], outcome[rest]))
+    tie = float(np.mean(outcome[rest] >= 2))
+    dev = var = 0.0
+    for x, y, o in zip(a[mine], b[mine], outcome[mine], strict=True):
+        p = 1 / (1 + 10 ** ((board[y] - board[x]) / 400))
+        t = min(tie, 2 * min(p, 1 - p))
+        values = {0: math.log(p), 1: math.log(1 - p), 2: 0.5 * math.log(p * (1 - p))}
+        probs = {0: p - t / 2, 1: 1 - p - t / 2, 2: t}
+        mean = sum(probs[c] * values[c] for c in values)
+        var += sum(probs[c] * (values[c] - mean) ** 2 for c in values)
+        dev += values[min(int(o), 2)] - mean
+    return dev / math.sqrt(var)
+
+
 class TestKeyScores:
     def test_the_score_is_against_a_board_fitted_without_the_key(self):
         rng = np.random.default_rng(3)
         a, b, outcome = honest(rng, 300)
         key = rng.integers(0, 6, 300)
         scores = outliers.key_scores(MODELS, a, b, outcome, key, min_votes=20)
-        k = int(np.argmax(scores.votes))
-        rest, mine = key != k, key == k
-        board = ratings.fit_bt(ratings.PairCounts.from_arrays([str(m) for m in range(MODELS)],
-                                                                a[rest], b[rest], outcome[rest]))
-        tie = float(np.mean(outcome[rest] >= 2))
-        dev = var = 0.0
-        for x, y, o in zip(a[mine], b[mine], outcome[mine], strict=True):  # plain sums over the 3 outcomes
-            p = 1 / (1 + 10 ** ((board[y] - board[x]) / 400))
-            t = min(tie, 2 * min(p, 1 - p))
-            values = {0: math.log(p), 1: math.log(1 - p), 2: 0.5 * math.log(p * (1 - p))}
-            probs = {0: p - t / 2, 1: 1 - p - t / 2, 2: t}
-            mean = sum(probs[c] * values[c] for c in values)
-            var += sum(probs[c] * (values[c] - mean) ** 2 for c in values)
-            dev += values[min(int(o), 2)] - mean
-        assert scores.z[k] == pytest.approx(dev / math.sqrt(var), abs=1e-4)
+        assert (scores.votes >= 20).all()
+        for k in range(6):
+            assert scores.z[k] == pytest.approx(independent_z(a, b, outcome, key, k), abs=1e-4)
+
+    def test_a_dominant_key_is_refitted_exactly_from_the_warm_start(self):
+        """300 votes for the weakest among 2,000: the board without them is far from the full fit."""
+        rng = np.random.default_rng(7)
+        a, b, outcome = honest(rng, 2000)
+        a, b = np.r_[a, np.full(300, MODELS - 1)], np.r_[b, rng.integers(0, MODELS - 1, 300)]
+        outcome = np.r_[outcome, np.zeros(300, int)]
+        key = np.r_[rng.integers(0, 40, 2000), np.full(300, 40)]
+        scores = outliers.key_scores(MODELS, a, b, outcome, key, min_votes=20)
+        for k in (0, 17, 40):
+            assert scores.z[k] == pytest.approx(independent_z(a, b, outcome, key, k), abs=1e-4)
+        assert scores.z[40] < -20
 
     def test_a_key_voting_for_the_weakest_is_flagged_once_it_no_longer_feeds_the_board(self):
         rng = np.random.default_rng(4)
