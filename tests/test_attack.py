@@ -3,9 +3,10 @@ running arena, protections on (the documented defaults) and off.
 
 A real daphne server (the ``asgi_server`` fixture) behind a simulated reverse proxy
 (``ARENA_TRUSTED_PROXIES=1``; each client sends the ``X-Forwarded-For`` its proxy would add)
-serves three contestants on the real vLLM CPU server; the target's answers are cut short
-(``max_tokens`` 3 against 24), so honest readers, who prefer the fuller answer 7 times in 10,
-make it the weakest model. ``ARENA_MIN_VOTE_SECONDS`` is 1 s here (3 by default) to keep the
+serves three contestants on the real vLLM CPU server. The target is a new model (drawn more
+often for its first votes, ``ARENA_NEW_MODEL_BOOST``, so it is in most battles); its answers
+are cut short (``max_tokens`` 3 against 24), so honest readers, who prefer the fuller answer
+7 times in 10, make it the weakest model. ``ARENA_MIN_VOTE_SECONDS`` is 1 s here (3 by default) to keep the
 test short; everyone waits past it.
 
 * Honest raters: 10, each from its own IPv4 address, 4 battles each, a fresh prompt each time;
@@ -23,7 +24,7 @@ Before the boards are read, ``arena.quality.outliers_refresh`` runs as the refit
 target's rating on the board of counted votes is compared with its rating on the honest votes
 alone, with the 95% bootstrap interval of the latter:
 
-* protections on: the /64 is one key, whose 24 votes the leave-one-key-out test flags; the
+* protections on: the /64 is one key, whose 22 votes the leave-one-key-out test flags; the
   target moves by less than half its interval;
 * protections off: every attack vote counts; the target moves by more than half its interval.
 
@@ -47,6 +48,7 @@ import websockets
 from django.db.models import Count
 
 from arena import quality, ratings
+from arena.contestants import contestant_enter
 from arena.models import Vote
 from serving.models import ServedModel
 from tests.factories import make_endpoint
@@ -58,7 +60,7 @@ PROTECTIONS = ["ARENA_LIMIT_BATTLES_PER_MINUTE", "ARENA_LIMIT_CONCURRENT_GENERAT
                "ARENA_LIMIT_VOTES_PER_DAY", "ARENA_MIN_VOTE_SECONDS", "ARENA_PROMPT_REPEAT_CAP", "ARENA_OUTLIER_Z",
                "ARENA_OUTLIER_MIN_VOTES", "ARENA_KEY_SHARE_CAP", "ARENA_KEY_SHARE_MIN_VOTES", "ARENA_IPV6_PREFIX"]
 MIN_VOTE_SECONDS = 1.0
-HONEST_RATERS, HONEST_BATTLES, ATTACK_BATTLES, ATTACK_SOCKETS = 10, 4, 24, 2
+HONEST_RATERS, HONEST_BATTLES, ATTACK_BATTLES, ATTACK_SOCKETS = 10, 4, 22, 2
 HONEST_WAIT_S, ATTACK_WAIT_S = 1.2, 1.5
 TOPICS = ["a cat", "the sea", "a lighthouse", "winter", "a train", "a library", "rain", "a garden", "a clock",
           "the moon", "bread", "a river"]
@@ -78,9 +80,10 @@ def documented_defaults() -> dict:
 def contestants(transactional_db, vllm_url):
     for name, max_tokens in (("target", 3), ("rival-1", 24), ("rival-2", 24)):
         # One engine model under three names: the unique (endpoint, engine id) pair needs three endpoints.
-        ServedModel.objects.create(public_name=name, endpoint=make_endpoint(base_url=f"{vllm_url}/v1", healthy=True),
-                                   engine_model_id="smollm2-135m-instruct",
-                                   generation={"temperature": 0.8, "max_tokens": max_tokens})
+        model = ServedModel.objects.create(
+            public_name=name, endpoint=make_endpoint(base_url=f"{vllm_url}/v1", healthy=True),
+            engine_model_id="smollm2-135m-instruct", generation={"temperature": 0.8, "max_tokens": max_tokens})
+        contestant_enter(model, boost=name == "target")  # the target is a new model, drawn more often
 
 
 @pytest.fixture(params=["on", "off"])
