@@ -9,7 +9,7 @@ are cut short (``max_tokens`` 3 against 24), so honest readers, who prefer the f
 7 times in 10, make it the weakest model. ``ARENA_MIN_VOTE_SECONDS`` is 1 s here (3 by default) to keep the
 test short; everyone waits past it.
 
-* Honest raters: 10, each from its own IPv4 address, 4 battles each, a fresh prompt each time;
+* Honest raters: 8, each from its own IPv4 address, 4 battles each, a fresh prompt each time;
   they read for 1.2 s, then prefer the longer answer (70%), the shorter (20%) or call a tie (10%).
 * The attacker recognises the target by the text (the shorter answer, when it is much
   shorter; it never looks at frame counts or timing, which pacing hides), votes for it, and
@@ -24,7 +24,7 @@ Before the boards are read, ``arena.quality.outliers_refresh`` runs as the refit
 target's rating on the board of counted votes is compared with its rating on the honest votes
 alone, with the 95% bootstrap interval of the latter:
 
-* protections on: the /64 is one key, whose 22 votes the leave-one-key-out test flags; the
+* protections on: the /64 is one key, whose 26 votes the leave-one-key-out test flags; the
   target moves by less than half its interval;
 * protections off: every attack vote counts; the target moves by more than half its interval.
 
@@ -60,7 +60,7 @@ PROTECTIONS = ["ARENA_LIMIT_BATTLES_PER_MINUTE", "ARENA_LIMIT_CONCURRENT_GENERAT
                "ARENA_LIMIT_VOTES_PER_DAY", "ARENA_MIN_VOTE_SECONDS", "ARENA_PROMPT_REPEAT_CAP", "ARENA_OUTLIER_Z",
                "ARENA_OUTLIER_MIN_VOTES", "ARENA_KEY_SHARE_CAP", "ARENA_KEY_SHARE_MIN_VOTES", "ARENA_IPV6_PREFIX"]
 MIN_VOTE_SECONDS = 1.0
-HONEST_RATERS, HONEST_BATTLES, ATTACK_BATTLES, ATTACK_SOCKETS = 10, 4, 22, 2
+HONEST_RATERS, HONEST_BATTLES, ATTACK_BATTLES, ATTACK_SOCKETS = 8, 4, 26, 2
 HONEST_WAIT_S, ATTACK_WAIT_S = 1.2, 1.5
 TOPICS = ["a cat", "the sea", "a lighthouse", "winter", "a train", "a library", "rain", "a garden", "a clock",
           "the moon", "bread", "a river"]
