@@ -26,7 +26,8 @@ alone, with the 95% bootstrap interval of the latter:
 
 * protections on: the /64 is one key, whose 26 votes the leave-one-key-out test flags; the
   target moves by less than half its interval;
-* protections off: every attack vote counts; the target moves by more than half its interval.
+* protections off: nothing paces the attacker, so it plays twice as many battles (52) in less
+  time; every vote counts, and the target moves by more than half its interval.
 
 Both shifts are printed, with the honest-only baseline.
 """
@@ -60,7 +61,10 @@ PROTECTIONS = ["ARENA_LIMIT_BATTLES_PER_MINUTE", "ARENA_LIMIT_CONCURRENT_GENERAT
                "ARENA_LIMIT_VOTES_PER_DAY", "ARENA_MIN_VOTE_SECONDS", "ARENA_PROMPT_REPEAT_CAP", "ARENA_OUTLIER_Z",
                "ARENA_OUTLIER_MIN_VOTES", "ARENA_KEY_SHARE_CAP", "ARENA_KEY_SHARE_MIN_VOTES", "ARENA_IPV6_PREFIX"]
 MIN_VOTE_SECONDS = 1.0
-HONEST_RATERS, HONEST_BATTLES, ATTACK_BATTLES, ATTACK_SOCKETS = 8, 4, 26, 2
+HONEST_RATERS, HONEST_BATTLES, ATTACK_SOCKETS = 8, 4, 2
+# The limits hold the attacker to 26 battles in about four minutes; with them off nothing paces it,
+# and in less time it plays twice as many.
+ATTACK_BATTLES = {"on": 26, "off": 52}
 HONEST_WAIT_S, ATTACK_WAIT_S = 1.2, 1.5
 TOPICS = ["a cat", "the sea", "a lighthouse", "winter", "a train", "a library", "rain", "a garden", "a clock",
           "the moon", "bread", "a river"]
@@ -156,7 +160,7 @@ async def honest_rater(url: str, n: int) -> list[str]:
     return outcomes
 
 
-async def attacker(url: str, values: dict) -> list[str]:
+async def attacker(url: str, values: dict, battles: int) -> list[str]:
     """Parallel sockets inside one IPv6 /64, a new address, rater id and prompt per battle, paced under the
     battle limit of the whole key (a sliding minute, as the arena counts it); a refusal would be waited out."""
     per_minute = values["ARENA_LIMIT_BATTLES_PER_MINUTE"]
@@ -172,7 +176,7 @@ async def attacker(url: str, values: dict) -> list[str]:
 
     async def loop(worker: int) -> list[str]:
         outcomes = []
-        for k in range(worker, ATTACK_BATTLES, ATTACK_SOCKETS):
+        for k in range(worker, battles, ATTACK_SOCKETS):
             address = f"2001:db8:66:1:{rng.randrange(1, 0xFFFF):x}:{rng.randrange(0xFFFF):x}::{k + 1:x}"
             prompt = f"Write two sentences about {rng.choice(TOPICS)} ({rng.getrandbits(40):x})."
             while True:
@@ -186,8 +190,9 @@ async def attacker(url: str, values: dict) -> list[str]:
     return [outcome for outcomes in results for outcome in outcomes]
 
 
-async def campaign(url: str, values: dict) -> tuple[list[str], list[str]]:
-    results = await asyncio.gather(attacker(url, values), *(honest_rater(url, n) for n in range(HONEST_RATERS)))
+async def campaign(url: str, values: dict, battles: int) -> tuple[list[str], list[str]]:
+    results = await asyncio.gather(attacker(url, values, battles),
+                                   *(honest_rater(url, n) for n in range(HONEST_RATERS)))
     return results[0], [o for outcomes in results[1:] for o in outcomes]
 
 
@@ -208,9 +213,9 @@ def honest_hashes() -> list[str]:
 
 def test_the_adaptive_attack_moves_the_target_only_without_protections(arena, capsys):
     mode, url, values = arena
-    attack, honest = asyncio.run(campaign(url, values))
+    attack, honest = asyncio.run(campaign(url, values, ATTACK_BATTLES[mode]))
     assert honest.count("voted") == HONEST_RATERS * HONEST_BATTLES, honest
-    assert attack.count("voted") == ATTACK_BATTLES, attack
+    assert attack.count("voted") == ATTACK_BATTLES[mode], attack
     quality.outliers_refresh()  # what the refit does first
     counted = Vote.objects.counted()
     everyone, baseline = board(counted), board(counted.filter(ip_hash__in=honest_hashes()))
@@ -232,5 +237,5 @@ def test_the_adaptive_attack_moves_the_target_only_without_protections(arena, ca
         assert attack_votes.values("ip_hash").distinct().count() == 1  # the /64 is one key
         assert abs(shift) < half
     else:
-        assert attack_counted == ATTACK_BATTLES and for_target >= 8
+        assert attack_counted == ATTACK_BATTLES[mode] and for_target >= 8
         assert shift > half
