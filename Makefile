@@ -47,6 +47,7 @@ lint: venv
 
 bench: venv engine
 	$(PY) bench/ratings_speed.py
+	$(PY) bench/key_attack.py
 	$(PY) bench/battle_latency.py
 	$(PY) bench/training_speed.py
 	$(PY) bench/training_methods.py

@@ -11,7 +11,11 @@ Contract:
 * :func:`scope_client_ip` (ASGI scopes, WebSocket and HTTP) and :class:`TrustedProxyMiddleware`
   (Django requests: rewrites ``REMOTE_ADDR``) apply the same rule.
 * :func:`ip_hash` is the only form an address is ever stored or logged in: HMAC-SHA256 keyed
-  with ``ARENA_IP_SALT`` (required and distinct from the secret key outside DEBUG).
+  with ``ARENA_IP_SALT`` (required and distinct from the secret key outside DEBUG). An IPv6
+  address is hashed as its ``/ARENA_IPV6_PREFIX`` network (default /64, what one subscriber
+  gets: a client that picks a new address inside it for every request is one key); an
+  IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) as its IPv4 address; anything that does not
+  parse as an address, as given.
 """
 
 from __future__ import annotations
@@ -27,11 +31,21 @@ from django.core.exceptions import ImproperlyConfigured
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def ip_key(ip: str) -> str:
+    """What :func:`ip_hash` hashes: an IPv4 address, an IPv6 network (``/ARENA_IPV6_PREFIX``), or the text."""
+    address = _address(ip)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, settings.ARENA_IPV6_PREFIX), strict=False))
+    return str(address) if address is not None else ip
+
+
 def ip_hash(ip: str | None) -> str:
-    """A salted hash of an IP address: counts per address without keeping the address."""
+    """A salted hash of an IP address (IPv6: of its network): counts per client without keeping the address."""
     if not ip:
         return ""
-    return hmac.new(settings.ARENA_IP_SALT.encode(), ip.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(settings.ARENA_IP_SALT.encode(), ip_key(ip).encode(), hashlib.sha256).hexdigest()
 
 
 @lru_cache(maxsize=8)

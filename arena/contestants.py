@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import F
 
-from arena.models import Contestant
+from arena.models import Contestant, Vote
 from arena.pairing_holds import PairingState, pairing_holds, pairing_state
 from serving.models import ServedModel
 
@@ -65,8 +65,17 @@ def contestant_enter(model: ServedModel, *, boost: bool = True) -> Contestant:
     return contestant
 
 
-def contestants_count_vote(model_ids: list[int]) -> None:
-    """One vote spent of each boosted model's boost (call inside the vote's transaction)."""
+def contestants_count_vote(vote: Vote) -> None:
+    """One vote spent of the boost of each boosted model of the vote's battle, when the vote counts
+    (``Vote.objects.counted()``); call inside the vote's transaction, after storing it.
+
+    A vote left out (too fast, an identity leak, a failed side, …) spends nothing: otherwise
+    a script could burn a new rival's boost with votes that never reach the board. Marks set
+    later by the key rules (``arena.quality.outliers_refresh``) do not give spent votes back.
+    """
+    if not Vote.objects.counted().filter(pk=vote.pk).exists():
+        return
+    model_ids = [vote.battle.model_a_id, vote.battle.model_b_id]
     # Rows locked in one order first: concurrent votes on the same pair then wait, never deadlock (PostgreSQL).
     boosted = list(Contestant.objects.select_for_update().filter(served_model_id__in=model_ids, boost_votes_left__gt=0)
                    .order_by("pk").values_list("pk", flat=True))

@@ -178,6 +178,7 @@ class Vote(models.Model):
         REPEATED_PROMPT = "repeated_prompt", "Prompt repeated beyond the cap"
         MODERATION = "moderation", "Flagged by moderation"
         OUTLIER_RATER = "outlier_rater", "Rater's votes are outliers"
+        KEY_SHARE = "key_share", "Over one rater's share of a model's votes"
         STAFF_EXCLUDED = "staff_excluded", "Rater excluded by staff"
 
     rater_id = models.CharField(max_length=64, db_index=True)

@@ -15,8 +15,11 @@ Contract:
   unreachable endpoint is logged and lets the vote count (fail open: an outage must not
   discard every vote).
 * :func:`outliers_refresh` (before each refit) marks ``outlier_rater`` on the counted votes of
-  raters, and of IP hashes, whose votes are outliers against the current board
-  (arena/outliers.py), and clears the mark of those no longer outliers.
+  raters, and of IP hashes, whose votes are outliers against a board fitted without them
+  (leave-one-key-out), and ``key_share`` on the votes beyond one key's share of a model's
+  votes (``ARENA_KEY_SHARE_CAP``, the key's earliest votes kept); both rules look at the votes
+  that would count without them, and a mark no longer deserved is cleared (arena/outliers.py).
+  A key staff re-included is exempt from both.
 * :func:`rater_decide` records a staff decision (who, when, what) and re-applies it to the
   rater's votes; the decision rows are the audit log. Every change queues a refit.
 * :func:`identity_words` is the identity list: ``ARENA_IDENTITY_WORDS`` plus every served
@@ -43,7 +46,8 @@ from serving.models import ServedModel
 logger = logging.getLogger(__name__)
 
 Exclusion = Vote.Exclusion
-RATER_LEVEL = [Exclusion.OUTLIER_RATER, Exclusion.STAFF_EXCLUDED]
+KEY_LEVEL = [Exclusion.OUTLIER_RATER, Exclusion.KEY_SHARE]  # recomputed before each refit
+RATER_LEVEL = [*KEY_LEVEL, Exclusion.STAFF_EXCLUDED]
 
 
 def identity_words() -> list[str]:
@@ -147,7 +151,7 @@ def rater_decide(*, rater_key: str, action: str, user=None, note: str = "") -> R
     decision = RaterDecision.objects.create(rater_key=rater_key, action=action, made_by=user, note=note[:300])
     votes = Vote.objects.filter(Q(rater_id=rater_key) | Q(ip_hash=rater_key))
     if action == RaterDecision.Action.EXCLUDE:
-        changed = votes.filter(exclusion__in=[Exclusion.COUNTED, Exclusion.OUTLIER_RATER]).update(
+        changed = votes.filter(exclusion__in=[Exclusion.COUNTED, *KEY_LEVEL]).update(
             exclusion=Exclusion.STAFF_EXCLUDED)
     else:
         changed = votes.filter(exclusion__in=RATER_LEVEL).update(exclusion=Exclusion.COUNTED)
@@ -167,51 +171,56 @@ def _included_keys() -> set[str]:
     return {key for key, action in latest.items() if action == RaterDecision.Action.INCLUDE}
 
 
-def outlier_keys() -> set[str]:
-    """Rater ids and IP hashes whose decisive votes are outliers against a board fitted on the
-    votes that would count without the outlier rule."""
+def _key_column(values: list[str], exempt: set[str]) -> tuple[np.ndarray, list[str]]:
+    """Key index per vote (-1: no key or staff re-included) and the labels."""
+    labels = sorted({v for v in values if v and v not in exempt})
+    index = {k: i for i, k in enumerate(labels)}
+    return np.array([index.get(v, -1) for v in values], dtype=np.int64), labels
+
+
+def key_marks() -> tuple[set[str], set[int]]:
+    """``(outlier keys, capped vote ids)``: the rater ids and IP hashes the leave-one-key-out test
+    flags, and the votes beyond a key's share of a model (arena/outliers.py), among the votes that
+    would count without these two rules. Keys staff re-included are exempt from both."""
     rows = list(
         Vote.objects.filter(battle__mode=Battle.Mode.ANONYMOUS, identity_leak=False, side_error=False,
-                            exclusion__in=[Exclusion.COUNTED, Exclusion.OUTLIER_RATER])
-        .values_list("rater_id", "ip_hash", "winner", "battle__model_a_id", "battle__model_b_id")
+                            exclusion__in=[Exclusion.COUNTED, *KEY_LEVEL])
+        .order_by("created_at", "pk")
+        .values_list("pk", "rater_id", "ip_hash", "winner", "battle__model_a_id", "battle__model_b_id")
     )
     if not rows:
-        return set()
-    model_ids = sorted({r[3] for r in rows} | {r[4] for r in rows})
+        return set(), set()
+    model_ids = sorted({r[4] for r in rows} | {r[5] for r in rows})
     index = {pk: i for i, pk in enumerate(model_ids)}
-    a = np.array([index[r[3]] for r in rows])
-    b = np.array([index[r[4]] for r in rows])
-    outcome = np.array([ratings.WINNERS.index(r[2]) for r in rows])
-    board = ratings.compute_board(ratings.PairCounts.from_arrays([str(m) for m in model_ids], a, b, outcome), rounds=0)
-    position = np.array([board.models.index(str(m)) for m in model_ids])
-    p_a = board.predicted_win_rate[position[a], position[b]]
-    decisive = outcome <= ratings.B_WINS
-    flagged: set[str] = set()
-    for column in (0, 1):  # per rater id, then per IP hash
-        keys = [r[column] for r in rows]
-        labels = sorted({k for k in keys if k})
-        if not labels:
-            continue
-        label_index = {k: i for i, k in enumerate(labels)}
-        keep = decisive & np.array([bool(k) for k in keys])
-        group = np.array([label_index.get(k, 0) for k in keys])[keep]
-        hits = outliers.outliers(group, p_a[keep], outcome[keep] == ratings.A_WINS,
-                                 threshold=settings.ARENA_OUTLIER_Z, min_votes=settings.ARENA_OUTLIER_MIN_VOTES)
-        flagged |= {labels[i] for i in hits}
-    return flagged - _included_keys()
+    exempt = _included_keys()
+    columns = [_key_column([r[1] for r in rows], exempt), _key_column([r[2] for r in rows], exempt)]
+    marks = outliers.vote_marks(
+        len(model_ids), np.array([index[r[4]] for r in rows]), np.array([index[r[5]] for r in rows]),
+        np.array([ratings.WINNERS.index(r[3]) for r in rows]), [key for key, _ in columns],
+        threshold=settings.ARENA_OUTLIER_Z, min_votes=settings.ARENA_OUTLIER_MIN_VOTES,
+        share=settings.ARENA_KEY_SHARE_CAP, floor=settings.ARENA_KEY_SHARE_MIN_VOTES)
+    flagged = {labels[i] for (_, labels), hits in zip(columns, marks.flagged, strict=True) for i in hits}
+    return flagged, {rows[i][0] for i in np.flatnonzero(marks.capped)}
 
 
 def outliers_refresh() -> int:
-    """Mark the outlier raters' counted votes and clear marks no longer deserved; returns changes."""
-    keys = outlier_keys() if settings.ARENA_OUTLIER_Z > 0 else set()
+    """Mark ``outlier_rater`` on the outlier keys' votes and ``key_share`` on the capped votes, and
+    clear the marks no longer deserved; returns how many votes changed."""
+    keys, capped = key_marks()
     match = Q(rater_id__in=keys) | Q(ip_hash__in=keys)
     with transaction.atomic():
-        marked = Vote.objects.filter(match, exclusion=Exclusion.COUNTED).update(exclusion=Exclusion.OUTLIER_RATER)
-        cleared = Vote.objects.filter(exclusion=Exclusion.OUTLIER_RATER).exclude(match).update(
-            exclusion=Exclusion.COUNTED)
-    if marked or cleared:
-        logger.info("outlier raters: %s keys, %s votes marked, %s cleared", len(keys), marked, cleared)
-    return marked + cleared
+        candidates = Vote.objects.filter(exclusion__in=[Exclusion.COUNTED, *KEY_LEVEL])
+        changed = {
+            "outlier": candidates.filter(match).exclude(exclusion=Exclusion.OUTLIER_RATER).update(
+                exclusion=Exclusion.OUTLIER_RATER),
+            "capped": candidates.exclude(match).filter(pk__in=capped).exclude(exclusion=Exclusion.KEY_SHARE).update(
+                exclusion=Exclusion.KEY_SHARE),
+            "cleared": candidates.exclude(match).exclude(pk__in=capped).exclude(exclusion=Exclusion.COUNTED).update(
+                exclusion=Exclusion.COUNTED),
+        }
+    if any(changed.values()):
+        logger.info("key rules: %s outlier keys; votes changed %s", len(keys), changed)
+    return sum(changed.values())
 
 
 def excluded_counts(last_vote_id: int) -> dict[str, int]:

@@ -262,7 +262,7 @@ def battle_vote(*, battle_id, rater_id: str, winner, ip_hash: str = "") -> Vote:
             )
             battle.status = Battle.Status.VOTED
             battle.save(update_fields=["status", "updated_at"])
-            contestants_count_vote([battle.model_a_id, battle.model_b_id])
+            contestants_count_vote(vote)
             transaction.on_commit(_after_vote)
             transaction.on_commit(lambda: metrics.vote_recorded(vote))
     except IntegrityError:

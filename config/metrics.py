@@ -5,12 +5,15 @@ one per process; Prometheus sums the web replicas):
 
 * ``arena_battles_total`` -- battles created;
 * ``arena_votes_total`` -- votes recorded; ``arena_votes_excluded_total{reason}`` -- those
-  of them the leaderboard leaves out, by reason (``vote_exclusion_reasons``);
+  of them the leaderboard leaves out when they are stored, by reason (``vote_exclusion_reasons``:
+  identity leak, side error, and the quality reason of ``arena/quality.py``, e.g. ``too_fast``);
 * ``arena_generation_errors_total{model}`` and ``arena_time_to_first_token_seconds{model}``
   -- per served model (public name), from each finished battle side.
 
 State that lives in the database is read at scrape time, so every process reports the same
-truth (take ``max`` across replicas): ``arena_training_jobs{status}``.
+truth (take ``max`` across replicas): ``arena_training_jobs{status}``, and
+``arena_votes_left_out{reason}`` -- stored votes per quality reason now, including the key rules
+(``outlier_rater``, ``key_share``) that are recomputed before each refit and so can change.
 
 ``metrics_view`` answers only a direct peer (the TCP peer, never an ``X-Forwarded-For`` address,
 even from a trusted proxy) in ``ARENA_METRICS_ALLOWED_NETS`` or a request bearing
@@ -42,9 +45,9 @@ TIME_TO_FIRST_TOKEN = Histogram(
 
 
 def vote_exclusion_reasons(vote) -> list[str]:
-    """Why the leaderboard leaves this vote out (empty: it counts)."""
-    return [reason for reason, flagged in (("identity_leak", vote.identity_leak), ("side_error", vote.side_error))
-            if flagged]
+    """Why the leaderboard leaves this vote out when it is stored (empty: it counts)."""
+    return [reason for reason, flagged in (("identity_leak", vote.identity_leak), ("side_error", vote.side_error),
+                                           (vote.exclusion, bool(vote.exclusion))) if flagged]
 
 
 def vote_recorded(vote) -> None:
@@ -77,10 +80,12 @@ class DatabaseCollector:
 
     def describe(self):
         yield GaugeMetricFamily("arena_training_jobs", "Training jobs by status", labels=["status"])
+        yield GaugeMetricFamily("arena_votes_left_out", "Stored votes left out, by quality reason", labels=["reason"])
 
     def collect(self):
         from django.db.models import Count
 
+        from arena.models import Vote
         from training.models import Job
 
         jobs = GaugeMetricFamily("arena_training_jobs", "Training jobs by status", labels=["status"])
@@ -88,6 +93,13 @@ class DatabaseCollector:
         for status in Job.Status.values:
             jobs.add_metric([status], counts.get(status, 0))
         yield jobs
+        left_out = GaugeMetricFamily("arena_votes_left_out", "Stored votes left out, by quality reason",
+                                     labels=["reason"])
+        counts = dict(Vote.objects.exclude(exclusion="").values_list("exclusion").annotate(n=Count("id")))
+        for reason in Vote.Exclusion.values:
+            if reason:
+                left_out.add_metric([reason], counts.get(reason, 0))
+        yield left_out
 
 
 if not any(isinstance(c, DatabaseCollector) for c in list(REGISTRY._collector_to_names)):

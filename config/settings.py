@@ -230,6 +230,8 @@ if ARENA_PAIRING_FLOOR > 1.0:
 ARENA_REQUIRE_LOGIN = env_bool("ARENA_REQUIRE_LOGIN", default=False)
 # Reverse proxies whose X-Forwarded-For is believed: a hop count ("1") or CIDRs ("10.0.0.0/8,::1/128").
 ARENA_TRUSTED_PROXIES = env_str("ARENA_TRUSTED_PROXIES", "").strip()
+# IPv6 clients are hashed by their network of this many bits (a /64 is one subscriber's LAN).
+ARENA_IPV6_PREFIX = env_int("ARENA_IPV6_PREFIX", 64, minimum=16, maximum=128)
 # Limits, each applied per rater and per IP hash; 0 turns one off.
 ARENA_LIMIT_BATTLES_PER_MINUTE = env_int("ARENA_LIMIT_BATTLES_PER_MINUTE", 6, minimum=0)
 ARENA_LIMIT_CONCURRENT_GENERATIONS = env_int("ARENA_LIMIT_CONCURRENT_GENERATIONS", 2, minimum=0)
@@ -240,6 +242,12 @@ ARENA_MIN_VOTE_SECONDS = env_float("ARENA_MIN_VOTE_SECONDS", 3.0, minimum=0.0)
 ARENA_PROMPT_REPEAT_CAP = env_int("ARENA_PROMPT_REPEAT_CAP", 20, minimum=0)
 ARENA_OUTLIER_Z = env_float("ARENA_OUTLIER_Z", 4.0, minimum=0.0)
 ARENA_OUTLIER_MIN_VOTES = env_int("ARENA_OUTLIER_MIN_VOTES", 20, minimum=1)
+# One key (rater id or IP hash) keeps at most this share of a model's counted votes, or
+# ARENA_KEY_SHARE_MIN_VOTES while the model has few; the rest are left out (key_share).
+ARENA_KEY_SHARE_CAP = env_float("ARENA_KEY_SHARE_CAP", 0.1, minimum=0.0)
+if ARENA_KEY_SHARE_CAP >= 1.0:
+    raise ImproperlyConfigured(f"ARENA_KEY_SHARE_CAP={ARENA_KEY_SHARE_CAP} must be at least 0 and below 1")
+ARENA_KEY_SHARE_MIN_VOTES = env_int("ARENA_KEY_SHARE_MIN_VOTES", 10, minimum=1)
 ARENA_MODERATION_URL = env_url("ARENA_MODERATION_URL", "", {"http", "https"})
 ARENA_MODERATION_MODEL = env_str("ARENA_MODERATION_MODEL", "omni-moderation-latest")
 ARENA_MODERATION_API_KEY = env_secret("ARENA_MODERATION_API_KEY")

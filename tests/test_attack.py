@@ -1,118 +1,199 @@
-"""The vote-rigging attack (Min et al., ICML 2025) against a running arena, protections on and off.
+"""The vote-rigging attack (Min et al., ICML 2025) played by a patient, adaptive attacker against a
+running arena, protections on (the documented defaults) and off.
 
 A real daphne server (the ``asgi_server`` fixture) behind a simulated reverse proxy
 (``ARENA_TRUSTED_PROXIES=1``; each client sends the ``X-Forwarded-For`` its proxy would add)
-serves three contestants on the real vLLM CPU server. Ten honest raters, each from its own
-address, play three battles each, read the answers for a few seconds and vote by a seeded coin
-(they cannot tell the models apart). One attacker from one address plays 48 battles in four parallel loops, reconnecting
-without a cookie for each, recognises the target by its style (its answers are cut at one
-token) and votes for it at once. The target's rating on the board of counted votes is compared
-with its rating on the honest votes alone, with the 95% bootstrap interval of the latter:
+serves three contestants on the real vLLM CPU server. The target is a new model (drawn more
+often for its first votes, ``ARENA_NEW_MODEL_BOOST``, so it is in most battles); its answers
+are cut short (``max_tokens`` 3 against 24), so honest readers, who prefer the fuller answer
+7 times in 10, make it the weakest model. ``ARENA_MIN_VOTE_SECONDS`` is 1 s here (3 by default) to keep the
+test short; everyone waits past it.
 
-* protections on (the documented defaults): the target moves by less than half its interval;
-* protections off (every limit and check at 0): it moves by more than half its interval.
+* Honest raters: 8, each from its own IPv4 address, 4 battles each, a fresh prompt each time;
+  they read for 1.2 s, then prefer the longer answer (70%), the shorter (20%) or call a tie (10%).
+* The attacker recognises the target by the text (the shorter answer, when it is much
+  shorter; it never looks at frame counts or timing, which pacing hides), votes for it, and
+  in battles without it votes like the crowd (for the longer answer) so its record looks
+  ordinary. It waits 1.5 s after the answers (never 0 s), sends a new prompt every time,
+  reconnects without a cookie for every battle (a new rater id each time), takes a new address
+  inside one IPv6 /64 for every connection, plays two sockets in parallel, and paces itself
+  under every limit (at most ``ARENA_LIMIT_BATTLES_PER_MINUTE`` battle starts in any minute for
+  the whole key, two generations at once, far under the vote limits).
+
+Before the boards are read, ``arena.quality.outliers_refresh`` runs as the refit would. The
+target's rating on the board of counted votes is compared with its rating on the honest votes
+alone, with the 95% bootstrap interval of the latter:
+
+* protections on: the /64 is one key, whose 26 votes the leave-one-key-out test flags; the
+  target moves by less than half its interval;
+* protections off: nothing paces the attacker, so it plays twice as many battles (52) in less
+  time; every vote counts, and the target moves by more than half its interval.
+
+Both shifts are printed, with the honest-only baseline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import websockets
+from django.db.models import Count
 
-from arena import ratings
+from arena import quality, ratings
+from arena.contestants import contestant_enter
 from arena.models import Vote
 from serving.models import ServedModel
 from tests.factories import make_endpoint
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.vllm]
 
+REPO = Path(__file__).resolve().parents[1]
 PROTECTIONS = ["ARENA_LIMIT_BATTLES_PER_MINUTE", "ARENA_LIMIT_CONCURRENT_GENERATIONS", "ARENA_LIMIT_VOTES_PER_HOUR",
-               "ARENA_LIMIT_VOTES_PER_DAY", "ARENA_MIN_VOTE_SECONDS", "ARENA_PROMPT_REPEAT_CAP", "ARENA_OUTLIER_Z"]
-HONEST_RATERS, HONEST_BATTLES, ATTACK_BATTLES, ATTACK_WORKERS = 10, 3, 48, 4
-PROMPT = "Write a long story about a cat."
+               "ARENA_LIMIT_VOTES_PER_DAY", "ARENA_MIN_VOTE_SECONDS", "ARENA_PROMPT_REPEAT_CAP", "ARENA_OUTLIER_Z",
+               "ARENA_OUTLIER_MIN_VOTES", "ARENA_KEY_SHARE_CAP", "ARENA_KEY_SHARE_MIN_VOTES", "ARENA_IPV6_PREFIX"]
+MIN_VOTE_SECONDS = 1.0
+HONEST_RATERS, HONEST_BATTLES, ATTACK_SOCKETS = 8, 4, 2
+# The limits hold the attacker to 26 battles in about four minutes; with them off nothing paces it,
+# and in less time it plays twice as many.
+ATTACK_BATTLES = {"on": 26, "off": 52}
+HONEST_WAIT_S, ATTACK_WAIT_S = 1.2, 1.5
+TOPICS = ["a cat", "the sea", "a lighthouse", "winter", "a train", "a library", "rain", "a garden", "a clock",
+          "the moon", "bread", "a river"]
+
+
+def documented_defaults() -> dict:
+    """The protections' values when their variables are unset: config/settings.py read by a fresh process."""
+    env = {k: v for k, v in os.environ.items() if k not in PROTECTIONS and k != "DATABASE_URL"}
+    code = ("import json, django; django.setup(); from django.conf import settings; "
+            f"print(json.dumps({{n: getattr(settings, n) for n in {PROTECTIONS!r}}}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                         env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"}, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture
 def contestants(transactional_db, vllm_url):
-    for name, max_tokens in (("target", 1), ("rival-1", 5), ("rival-2", 5)):
+    for name, max_tokens in (("target", 3), ("rival-1", 24), ("rival-2", 24)):
         # One engine model under three names: the unique (endpoint, engine id) pair needs three endpoints.
-        ServedModel.objects.create(public_name=name, endpoint=make_endpoint(base_url=f"{vllm_url}/v1", healthy=True),
-                                   engine_model_id="smollm2-135m-instruct",
-                                   generation={"temperature": 0.8, "max_tokens": max_tokens})
+        model = ServedModel.objects.create(
+            public_name=name, endpoint=make_endpoint(base_url=f"{vllm_url}/v1", healthy=True),
+            engine_model_id="smollm2-135m-instruct", generation={"temperature": 0.8, "max_tokens": max_tokens})
+        contestant_enter(model, boost=name == "target")  # the target is a new model, drawn more often
 
 
 @pytest.fixture(params=["on", "off"])
-def arena(request, monkeypatch, contestants):
-    """The running arena with the protections at their defaults ("on") or all off."""
+def arena(request, monkeypatch, settings, contestants):
+    """The running arena with the protections at their documented defaults ("on") or all off; the
+    test process's settings match the server's (the refit's key rules run here)."""
     monkeypatch.setenv("ARENA_TRUSTED_PROXIES", "1")
-    for name in PROTECTIONS:
-        if request.param == "on":
-            monkeypatch.delenv(name, raising=False)  # the documented defaults
-        else:
-            monkeypatch.setenv(name, "0")
-    return request.param, request.getfixturevalue("asgi_server").replace("http://", "ws://") + "/ws/arena/"
+    values = documented_defaults() if request.param == "on" else {name: 0 for name in PROTECTIONS}
+    values["ARENA_MIN_VOTE_SECONDS"] = MIN_VOTE_SECONDS if request.param == "on" else 0
+    values["ARENA_OUTLIER_MIN_VOTES"] = values["ARENA_OUTLIER_MIN_VOTES"] or 1
+    values["ARENA_KEY_SHARE_MIN_VOTES"] = values["ARENA_KEY_SHARE_MIN_VOTES"] or 1
+    values["ARENA_IPV6_PREFIX"] = values["ARENA_IPV6_PREFIX"] or 128  # off: every address its own key
+    for name, value in values.items():
+        monkeypatch.setenv(name, str(value))
+        setattr(settings, name, value)
+    url = request.getfixturevalue("asgi_server").replace("http://", "ws://") + "/ws/arena/"
+    return request.param, url, values
 
 
-async def vote(url: str, address: str, prompt: str, choose, wait_s: float) -> tuple[str | None, str]:
-    """Play a battle and vote ``choose(texts)`` (None: skip) after ``wait_s``; returns (battle id, outcome)."""
+def answer_texts(frame: dict, texts: dict) -> None:
+    """Collect the visible text of a side, whatever the frames look like (paced or whole)."""
+    if frame.get("side") in texts and isinstance(frame.get("text"), str):
+        texts[frame["side"]] += frame["text"]
+
+
+async def play(url: str, address: str, prompt: str, choose, wait_s: float) -> str:
+    """Play a battle and vote ``choose(texts)`` after ``wait_s``; returns the outcome ("voted" or an error code)."""
     async with websockets.connect(url, additional_headers={"X-Forwarded-For": address}) as ws:
         await ws.send(json.dumps({"type": "new_battle"}))
         frame = json.loads(await ws.recv())
         if frame["type"] == "error":
-            return None, frame["code"]
+            return frame["code"]
         battle_id, texts = frame["battle_id"], {"a": "", "b": ""}
         await ws.send(json.dumps({"type": "prompt", "battle_id": battle_id, "text": prompt}))
         while (frame := json.loads(await asyncio.wait_for(ws.recv(), 120)))["type"] != "turn_done":
-            if frame["type"] == "delta":
-                texts[frame["side"]] += frame["text"]
-            elif frame["type"] == "error":
-                return None, frame["code"]
-        winner = choose(texts)
-        if winner is None:
-            return battle_id, "skipped"
-        await asyncio.sleep(wait_s)
-        await ws.send(json.dumps({"type": "vote", "battle_id": battle_id, "winner": winner}))
+            if frame["type"] == "error":
+                return frame["code"]
+            answer_texts(frame, texts)
+        await asyncio.sleep(wait_s)  # read (and stay past the minimum voting time)
+        await ws.send(json.dumps({"type": "vote", "battle_id": battle_id, "winner": choose(texts)}))
         frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
-        return battle_id, "voted" if frame["type"] == "revealed" else frame["code"]
+        return "voted" if frame["type"] == "revealed" else frame["code"]
 
 
-def spot_target(texts: dict) -> str | None:
-    """The attacker's classifier: the target's answers are much shorter than everyone else's."""
+def longer(texts: dict) -> str:
+    return "model_a" if len(texts["a"]) >= len(texts["b"]) else "model_b"
+
+
+def shorter(texts: dict) -> str:
+    return "model_b" if longer(texts) == "model_a" else "model_a"
+
+
+def spot_target(texts: dict) -> str:
+    """The attacker's vote: the target (a much shorter answer) when it is there, else like the crowd."""
     short, long_ = sorted(texts, key=lambda side: len(texts[side]))
-    if len(texts[short]) < 0.6 * len(texts[long_]):
+    if len(texts[short]) < 0.5 * len(texts[long_]):
         return f"model_{short}"
-    return None
+    return longer(texts)
 
 
 async def honest_rater(url: str, n: int) -> list[str]:
     rng = random.Random(n)
-    battles = []
+    outcomes = []
     for k in range(HONEST_BATTLES):
         def choose(texts, rng=rng):
-            return rng.choices(["model_a", "model_b", "tie"], [0.45, 0.45, 0.1])[0]
+            return rng.choices([longer(texts), shorter(texts), "tie"], [0.7, 0.2, 0.1])[0]
 
-        battle_id, outcome = await vote(url, f"198.51.100.{n + 1}", f"{PROMPT} Number {n}-{k}.", choose, 3.2)
-        assert outcome == "voted", outcome
-        battles.append(battle_id)
-    return battles
-
-
-async def attacker(url: str) -> list[str]:
-    """A few parallel loops from one address, a fresh cookie-less connection per battle."""
-    async def loop() -> list[str]:
-        return [(await vote(url, "203.0.113.66", PROMPT, spot_target, 0.0))[1]
-                for _ in range(ATTACK_BATTLES // ATTACK_WORKERS)]
-
-    return [outcome for outcomes in await asyncio.gather(*(loop() for _ in range(ATTACK_WORKERS))) for outcome in outcomes]
+        prompt = f"In two sentences, tell me about {rng.choice(TOPICS)}. (note {n}-{k})"
+        outcomes.append(await play(url, f"198.51.100.{n + 1}", prompt, choose, HONEST_WAIT_S))
+    return outcomes
 
 
-async def campaign(url: str) -> tuple[set[str], list[str]]:
-    results = await asyncio.gather(attacker(url), *(honest_rater(url, n) for n in range(HONEST_RATERS)))
-    return {b for battles in results[1:] for b in battles}, results[0]
+async def attacker(url: str, values: dict, battles: int) -> list[str]:
+    """Parallel sockets inside one IPv6 /64, a new address, rater id and prompt per battle, paced under the
+    battle limit of the whole key (a sliding minute, as the arena counts it); a refusal would be waited out."""
+    per_minute = values["ARENA_LIMIT_BATTLES_PER_MINUTE"]
+    rng = random.Random(66)
+    starts: list[float] = []
+    gate = asyncio.Lock()
+
+    async def paced_start() -> None:
+        async with gate:
+            while per_minute and len(recent := [t for t in starts if t > time.monotonic() - 61.0]) >= per_minute:
+                await asyncio.sleep(recent[0] + 61.0 - time.monotonic())
+            starts.append(time.monotonic())
+
+    async def loop(worker: int) -> list[str]:
+        outcomes = []
+        for k in range(worker, battles, ATTACK_SOCKETS):
+            address = f"2001:db8:66:1:{rng.randrange(1, 0xFFFF):x}:{rng.randrange(0xFFFF):x}::{k + 1:x}"
+            prompt = f"Write two sentences about {rng.choice(TOPICS)} ({rng.getrandbits(40):x})."
+            while True:
+                await paced_start()
+                outcomes.append(await play(url, address, prompt, spot_target, ATTACK_WAIT_S))
+                if outcomes[-1] != "rate_limited":
+                    break
+        return outcomes
+
+    results = await asyncio.gather(*(loop(w) for w in range(ATTACK_SOCKETS)))
+    return [outcome for outcomes in results for outcome in outcomes]
+
+
+async def campaign(url: str, values: dict, battles: int) -> tuple[list[str], list[str]]:
+    results = await asyncio.gather(attacker(url, values, battles),
+                                   *(honest_rater(url, n) for n in range(HONEST_RATERS)))
+    return results[0], [o for outcomes in results[1:] for o in outcomes]
 
 
 def board(votes) -> ratings.Board:
@@ -124,27 +205,37 @@ def board(votes) -> ratings.Board:
     return ratings.compute_board(ratings.PairCounts.from_arrays(names, a, b, outcome), rounds=200, seed=0)
 
 
-def target_shift(honest_ids: set[str]) -> tuple[float, float]:
-    """(rating on every counted vote − rating on the honest votes alone, width of the latter's 95% CI)."""
+def honest_hashes() -> list[str]:
+    from arena.clientip import ip_hash
+
+    return [ip_hash(f"198.51.100.{n + 1}") for n in range(HONEST_RATERS)]
+
+
+def test_the_adaptive_attack_moves_the_target_only_without_protections(arena, capsys):
+    mode, url, values = arena
+    attack, honest = asyncio.run(campaign(url, values, ATTACK_BATTLES[mode]))
+    assert honest.count("voted") == HONEST_RATERS * HONEST_BATTLES, honest
+    assert attack.count("voted") == ATTACK_BATTLES[mode], attack
+    quality.outliers_refresh()  # what the refit does first
     counted = Vote.objects.counted()
-    everyone, honest = board(counted), board(counted.filter(battle__public_id__in=honest_ids))
-    i, j = everyone.models.index("target"), honest.models.index("target")
-    return float(everyone.rating[i] - honest.rating[j]), float(honest.ci_high[j] - honest.ci_low[j])
-
-
-def test_the_rigging_attack_moves_the_target_only_without_protections(arena, capsys):
-    mode, url = arena
-    honest_ids, attack = asyncio.run(campaign(url))
-    shift, width = target_shift(honest_ids)
-    half = width / 2
-    attack_counted = Vote.objects.counted().exclude(battle__public_id__in=honest_ids).count()
+    everyone, baseline = board(counted), board(counted.filter(ip_hash__in=honest_hashes()))
+    i, j = everyone.models.index("target"), baseline.models.index("target")
+    shift = float(everyone.rating[i] - baseline.rating[j])
+    half = float(baseline.ci_high[j] - baseline.ci_low[j]) / 2
+    attack_votes = Vote.objects.exclude(ip_hash__in=honest_hashes())
+    attack_counted = counted.exclude(ip_hash__in=honest_hashes()).count()
+    for_target = sum(1 for v in attack_votes.select_related("battle__model_a", "battle__model_b")
+                     if (v.battle.model_a if v.winner == "model_a" else v.battle.model_b).public_name == "target")
+    reasons = dict(attack_votes.values_list("exclusion").annotate(n=Count("pk")))
     with capsys.disabled():
-        print(f"\nattack, protections {mode}: target shift {shift:+.1f} points, honest 95% CI width {width:.1f} "
-              f"(half {half:.1f}); attacker outcomes {dict((o, attack.count(o)) for o in set(attack))}, "
-              f"attacker votes counted {attack_counted}, honest votes {len(honest_ids)}")
+        print(f"\nadaptive attack, protections {mode} (ARENA_MIN_VOTE_SECONDS={values['ARENA_MIN_VOTE_SECONDS']}): "
+              f"target honest-only {baseline.rating[j]:.0f} [{baseline.ci_low[j]:.0f}, {baseline.ci_high[j]:.0f}], "
+              f"with the attack {everyone.rating[i]:.0f}: shift {shift:+.1f} points, half interval {half:.1f}; "
+              f"attack votes {attack_votes.count()} ({for_target} for the target), counted {attack_counted}, "
+              f"left out by reason {reasons}; refused {len(attack) - attack.count('voted')}; attack IP keys {attack_votes.values('ip_hash').distinct().count()}")
     if mode == "on":
-        assert attack.count("rate_limited") > 0 and attack_counted == 0
+        assert attack_votes.values("ip_hash").distinct().count() == 1  # the /64 is one key
         assert abs(shift) < half
     else:
-        assert attack.count("voted") > 10
+        assert attack_counted == ATTACK_BATTLES[mode] and for_target >= 8
         assert shift > half

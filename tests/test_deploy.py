@@ -90,6 +90,7 @@ class TestHeadersAndMetrics:
         for response in (by_token, local):
             assert response.status_code == 200
             assert b'arena_training_jobs{status="queued"} 0.0' in response.content
+            assert b'arena_votes_left_out{reason="key_share"} 0.0' in response.content
             assert b"django_http_requests_total_by_method_total" in response.content
 
     def test_metrics_decide_on_the_direct_peer_never_a_forwarded_address(self, client, settings):

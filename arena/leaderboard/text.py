@@ -18,8 +18,10 @@ ABOUT_EXCLUDED = (
     "(the voter chose the models). Vote quality rules leave out a vote when a side was stopped "
     "or empty, when moderation flagged a prompt or an answer, when it was cast faster than a "
     "reader could compare the answers, when its prompt was already voted on more often than a "
-    "cap (scripted repeats), or when its rater's votes are outliers against the board or staff "
-    "excluded the rater. Such votes are stored but never enter the ratings. A vote "
+    "cap (scripted repeats), when its rater's votes are outliers against a board fitted without "
+    "them, when one rater (or one address) already holds its share of a model's votes (the "
+    "earliest are kept), or when staff excluded the rater. Such votes are stored but never enter "
+    "the ratings. A vote "
     "can be left out for more than one reason, so the reasons can add up to more than the total."
 )
 ABOUT_ELO = (

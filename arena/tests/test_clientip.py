@@ -67,3 +67,21 @@ class TestScopesAndRequests:
         settings.ARENA_IP_SALT = "two"
         assert ip_hash("198.51.100.7") != first and "198.51.100.7" not in first and len(first) == 64
         assert ip_hash(None) == "" and ip_hash("") == ""
+
+
+class TestIpv6Networks:
+    def test_addresses_in_one_ipv6_network_share_a_hash(self, settings):
+        settings.ARENA_IPV6_PREFIX = 64
+        one, two = ip_hash("2001:db8:1:2::1"), ip_hash("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        assert one == two and ip_hash("2001:db8:1:3::1") != one
+        assert ip_hash("[2001:db8:1:2::9]:443") == one
+
+    def test_the_prefix_is_a_setting(self, settings):
+        settings.ARENA_IPV6_PREFIX = 128
+        assert ip_hash("2001:db8:1:2::1") != ip_hash("2001:db8:1:2::2")
+        settings.ARENA_IPV6_PREFIX = 48
+        assert ip_hash("2001:db8:1:2::1") == ip_hash("2001:db8:1:ffff::2")
+
+    def test_ipv4_and_ipv4_mapped_addresses_keep_one_key_each(self, settings):
+        assert ip_hash("::ffff:198.51.100.7") == ip_hash("198.51.100.7") != ip_hash("198.51.100.8")
+        assert ip_hash("not an address") != ip_hash("198.51.100.7")  # hashed as given, never an error

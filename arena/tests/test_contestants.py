@@ -3,12 +3,13 @@
 import random
 
 import pytest
+from django.utils import timezone
 
 from arena import services
 from arena.contestants import contestant_enter, contestant_of, contestants_battle_ready
-from arena.models import Battle, Contestant
+from arena.models import Battle, Contestant, Response
 from serving.models import ServedModel
-from tests.factories import make_model
+from tests.factories import make_finished_battle, make_model
 
 pytestmark = pytest.mark.django_db
 
@@ -63,3 +64,18 @@ def test_the_arena_caps_each_answer_at_its_own_limit(settings):
     plan = services.battle_turn_begin(battle_id=battle.public_id, rater_id="me", text="Hi")
     assert plan.targets["a"].params == {"temperature": 0.0, "max_tokens": 16}
     assert plan.targets["b"].params["max_tokens"] == 4
+
+
+def test_only_a_counted_vote_spends_a_boost(settings):
+    """A vote left out (here too fast, and an identity leak) must not burn a new rival's boost."""
+    settings.ARENA_NEW_MODEL_BOOST, settings.ARENA_NEW_MODEL_BOOST_VOTES = 4.0, 5
+    settings.ARENA_MIN_VOTE_SECONDS = 3.0
+    old, new = make_model(), make_model()
+    contestant_enter(new)
+    fast = make_finished_battle(model_a=old, model_b=new)
+    Response.objects.filter(turn__battle=fast).update(finished_at=timezone.now())
+    leak = make_finished_battle(model_a=old, model_b=new, answers=(f"I am {new.public_name}.", "Hi"))
+    counted = make_finished_battle(model_a=new, model_b=old)
+    for battle in (fast, leak, counted):
+        services.battle_vote(battle_id=battle.public_id, rater_id=battle.rater_id, winner="model_a")
+    assert Contestant.objects.get(served_model=new).boost_votes_left == 4

@@ -126,7 +126,7 @@ class TestSnapshotCreate:
         snapshot = leaderboard_services.snapshot_create()
         assert snapshot.data["totals"] == {"votes": 6, "counted": 1, "excluded": 5}
         quality_reasons = {"side_incomplete": 0, "too_fast": 1, "repeated_prompt": 0, "moderation": 0,
-                           "outlier_rater": 0, "staff_excluded": 0}
+                           "outlier_rater": 0, "key_share": 0, "staff_excluded": 0}
         assert snapshot.data["excluded"] == {"identity_leak": 2, "named_mode": 1, "side_error": 2, **quality_reasons}
         assert set(ratings(snapshot)) == {"ant", "bee"}  # cat only ever had excluded votes
         assert snapshot.data["style_control"]["votes"] == 1

@@ -49,7 +49,7 @@ class TestLeaderboardApi:
         assert row["ci_low"] <= row["rating"] <= row["ci_high"] and row["organization"] == "ant Labs"
         assert data["totals"] == {"models": 3, "votes": 8, "all_votes": 9, "counted_votes": 8, "excluded_votes": 1}
         assert data["excluded"] == {"identity_leak": 1, "named_mode": 0, "side_error": 0, "side_incomplete": 0,
-                                    "too_fast": 0, "repeated_prompt": 0, "moderation": 0, "outlier_rater": 0,
+                                    "too_fast": 0, "repeated_prompt": 0, "moderation": 0, "outlier_rater": 0, "key_share": 0,
                                     "staff_excluded": 0}
         assert data["connectivity"] == {"is_connected": True, "components": [["ant", "bee", "cat"]]}
         assert data["message"] is None

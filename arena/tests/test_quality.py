@@ -5,12 +5,11 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from arena import outliers, quality, services
+from arena import quality, services
 from arena.identity import find_identity_words
 from arena.models import Battle, RaterDecision, RatingSnapshot, Response, Vote
 from serving.local_models import LOCAL_MODELS
@@ -160,26 +159,6 @@ class TestStaffDecisions:
         assert vote.exclusion == Vote.Exclusion.STAFF_EXCLUDED
 
 
-class TestOutlierMaths:
-    def test_a_rater_voting_against_a_confident_board_is_an_outlier_and_an_honest_one_is_not(self):
-        rng = np.random.default_rng(0)
-        p = np.full(30, 0.85)
-        honest = rng.random(30) < p
-        against = np.zeros(30, dtype=bool)
-        rater = np.r_[np.zeros(30, int), np.ones(30, int)]
-        hits = outliers.outliers(rater, np.r_[p, p], np.r_[honest, against], threshold=3.0, min_votes=20)
-        assert hits.tolist() == [1]
-
-    def test_a_coin_flip_board_gives_no_evidence(self):
-        n, z, _ = outliers.rater_scores(np.zeros(40, int), np.full(40, 0.5), np.zeros(40, dtype=bool))
-        assert n[0] == 40 and z[0] == 0.0
-
-    def test_too_few_votes_are_never_an_outlier(self):
-        hits = outliers.outliers(np.zeros(5, int), np.full(5, 0.99), np.zeros(5, dtype=bool), threshold=1.0,
-                                 min_votes=10)
-        assert hits.size == 0
-
-
 def cast(a, b, winner, rater, ip=""):
     battle = make_finished_battle(model_a=a, model_b=b, rater_id=rater)
     Battle.objects.filter(pk=battle.pk).update(ip_hash=ip)
@@ -214,6 +193,63 @@ class TestOutliersRefresh:
         settings.ARENA_OUTLIER_Z = 0
         quality.outliers_refresh()
         assert Vote.objects.counted().count() == 60
+
+    def test_a_key_that_fed_the_board_is_still_caught(self, settings):
+        """Three models; the script's 30 votes for the weakest would drag a board fitted on every
+        vote towards it (the old rule's blind spot); against the board without them they are outliers."""
+        settings.ARENA_OUTLIER_Z, settings.ARENA_OUTLIER_MIN_VOTES = 4.0, 20
+        top, middle, weak = make_model(), make_model(), make_model()
+        for n in range(60):
+            cast(top, middle, "model_b" if n % 4 == 0 else "model_a", f"honest-{n % 20}", ip=f"ip-{n % 20}")
+            cast(middle, weak, "model_b" if n % 5 == 0 else "model_a", f"honest-{n % 20}", ip=f"ip-{n % 20}")
+        for n in range(30):
+            cast(top if n % 2 else middle, weak, "model_b", f"script-{n}", ip="attacker")
+        quality.outliers_refresh()
+        marked = Vote.objects.filter(exclusion=Vote.Exclusion.OUTLIER_RATER)
+        assert set(marked.values_list("ip_hash", flat=True)) == {"attacker"} and marked.count() == 30
+
+
+class TestKeyShare:
+    def test_votes_beyond_one_keys_share_of_a_model_are_left_out_and_come_back_when_others_vote(self, settings):
+        settings.ARENA_KEY_SHARE_CAP, settings.ARENA_KEY_SHARE_MIN_VOTES = 0.2, 2
+        one, two = make_model(), make_model()
+        for n in range(8):
+            cast(one, two, "model_a" if n % 2 else "model_b", f"honest-{n}")
+        heavy = [cast(one, two, "model_a" if n % 2 else "model_b", "heavy", ip="heavy-ip") for n in range(6)]
+        quality.outliers_refresh()
+        # others = 8 on each model → the key keeps max(2, ⌊0.2·8/0.8⌋) = 2 votes: its first two.
+        capped = Vote.objects.filter(exclusion=Vote.Exclusion.KEY_SHARE)
+        assert set(capped.values_list("pk", flat=True)) == {v.pk for v in heavy[2:]}
+        for n in range(12):
+            cast(one, two, "model_a" if n % 2 else "model_b", f"later-{n}")
+        quality.outliers_refresh()  # others = 20 → 5 kept
+        assert set(capped.values_list("pk", flat=True)) == {heavy[5].pk}
+
+    def test_staff_re_inclusion_exempts_a_key_from_the_cap(self, settings):
+        settings.ARENA_KEY_SHARE_CAP, settings.ARENA_KEY_SHARE_MIN_VOTES = 0.2, 2
+        one, two = make_model(), make_model()
+        for n in range(8):
+            cast(one, two, "model_a", f"honest-{n}")
+        for _ in range(6):
+            cast(one, two, "model_a", "heavy")
+        quality.outliers_refresh()
+        assert Vote.objects.filter(exclusion=Vote.Exclusion.KEY_SHARE).count() == 4
+        quality.rater_decide(rater_key="heavy", action="include")
+        quality.outliers_refresh()
+        assert Vote.objects.counted().count() == 14
+
+    def test_the_cap_is_counted_in_the_snapshot(self, settings):
+        from arena.leaderboard.services import ratings_refresh
+
+        settings.ARENA_KEY_SHARE_CAP, settings.ARENA_KEY_SHARE_MIN_VOTES = 0.2, 2
+        settings.ARENA_LEADERBOARD_ROUNDS = settings.ARENA_LEADERBOARD_STYLE_ROUNDS = 2
+        one, two = make_model(), make_model()
+        for n in range(8):
+            cast(one, two, "model_a", f"honest-{n}")
+        for _ in range(6):
+            cast(one, two, "model_b", "heavy")
+        ratings_refresh(force=True)
+        assert RatingSnapshot.objects.latest().data["excluded"]["key_share"] == 4
 
 
 def test_the_ratings_refresh_marks_outliers_before_the_snapshot(settings):
