@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REQUIRE_REAL, missing_part
+from tests.helpers import (
+    REPO,
+    REQUIRE_REAL,
+    database_url_for_subprocess,
+    free_port,
+    missing_part,
+    start_smollm2_engine,
+)
 
-REPO = Path(__file__).resolve().parent
 # Development mode for the suite, also where pytest-django is off (-p no:django) and a helper reads
 # config.settings directly; with pytest-django, config/settings_test.py sets it before settings load.
 os.environ.setdefault("DJANGO_DEBUG", "true")
@@ -64,35 +69,6 @@ def real_server_problems() -> list[str]:
     if app.conf.broker_url != url:
         problems.append(f"the Celery broker is {app.conf.broker_url.split('://')[0]}://..., not REDIS_URL")
     return problems
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_smollm2_engine(log_name: str):
-    """A real SmolLM2 vLLM CPU engine on a free port, ready (an EngineProcess: stop() it), or the test fails."""
-    from django.conf import settings
-
-    from serving.engines import EngineProcess
-    from serving.errors import EngineError
-    from serving.local_models import LOCAL_MODELS
-
-    spec = LOCAL_MODELS["smollm2"].engine_spec()
-    if not Path(spec.python).exists() or not (Path(spec.model_dir) / "config.json").exists():
-        missing_part(f"engine python {spec.python} or model {spec.model_dir} missing: run `make models`")
-    spec.port = free_port()
-    spec.log_path = settings.DATA_DIR / "logs" / log_name
-    engine = EngineProcess(spec)
-    engine.start()
-    try:
-        engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
-    except EngineError as exc:
-        engine.stop()
-        pytest.fail(str(exc))
-    return engine
 
 
 @pytest.fixture(scope="session")
@@ -145,7 +121,7 @@ def asgi_server(transactional_db):
     from tests.faults import start_daphne
 
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": _database_url_for_subprocess()}
+    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess()}
     try:
         process = start_daphne(REPO, port, env, REPO / "var" / "logs" / "test-daphne.log")
     except RuntimeError as exc:
@@ -201,15 +177,6 @@ def _close_stray_db_sessions(request):
         )
 
 
-def _database_url_for_subprocess() -> str:
-    from django.db import connection
-
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.fixture
 def broker_queue():
     """The real Celery broker of this session, its ``default`` and ``training`` queues emptied
@@ -238,7 +205,7 @@ def celery_worker_process(transactional_db):
     log_path.parent.mkdir(parents=True, exist_ok=True)
 
     def start() -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": _database_url_for_subprocess()}
+        env = {**os.environ, "DATABASE_URL": database_url_for_subprocess()}
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-Q", "training,default",

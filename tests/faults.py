@@ -49,8 +49,7 @@ class ThrowawayRedis:
 def start_own_redis(directory: Path) -> ThrowawayRedis:
     """A started :class:`ThrowawayRedis` on a free port, or ``missing_part`` (a failure under
     ARENA_REQUIRE_REAL_PARTS=1) when redis-server is not installed or does not start."""
-    from conftest import free_port
-    from tests.helpers import missing_part
+    from tests.helpers import free_port, missing_part
 
     redis = ThrowawayRedis(directory, free_port())
     try:

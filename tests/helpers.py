@@ -1,10 +1,14 @@
 """Small helpers shared by the tests: the one skip-or-fail rule, the one place that knows where
-the shared data lives, the real Celery broker's queues, and ORM work off Playwright's event loop."""
+the shared data lives, the real Celery broker's queues, ORM work off Playwright's event loop, and
+what tests need to start real servers (a free port, a SmolLM2 engine, the test database's URL for
+a subprocess). Test modules import helpers from here, never from ``conftest.py``, which holds
+only fixtures and hooks."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,6 +16,8 @@ import pytest
 
 #: Set by .ci/run: a missing real part (engine, model, data, Chromium, PostgreSQL, Redis) fails.
 REQUIRE_REAL = os.environ.get("ARENA_REQUIRE_REAL_PARTS") == "1"
+#: The repository root.
+REPO = Path(__file__).resolve().parents[1]
 #: A port nobody listens on: a real connection attempt that is refused at once.
 DEAD_REDIS_URL = "redis://127.0.0.1:1/0"
 
@@ -92,3 +98,42 @@ def dead_broker():
             app._pool.force_close_all()
         app.conf.update(saved_conf)
         app._pool, app.amqp._producer_pool = saved_pools
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_smollm2_engine(log_name: str):
+    """A real SmolLM2 vLLM CPU engine on a free port, ready (an EngineProcess: stop() it), or the test fails."""
+    from django.conf import settings
+
+    from serving.engines import EngineProcess
+    from serving.errors import EngineError
+    from serving.local_models import LOCAL_MODELS
+
+    spec = LOCAL_MODELS["smollm2"].engine_spec()
+    if not Path(spec.python).exists() or not (Path(spec.model_dir) / "config.json").exists():
+        missing_part(f"engine python {spec.python} or model {spec.model_dir} missing: run `make models`")
+    spec.port = free_port()
+    spec.log_path = settings.DATA_DIR / "logs" / log_name
+    engine = EngineProcess(spec)
+    engine.start()
+    try:
+        engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
+    except EngineError as exc:
+        engine.stop()
+        pytest.fail(str(exc))
+    return engine
+
+
+def database_url_for_subprocess() -> str:
+    """The test database as a DATABASE_URL for a server started in a subprocess (daphne, run_all, a worker)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

@@ -15,10 +15,10 @@ from channels.testing import WebsocketCommunicator
 
 from arena.models import Battle, Contestant, Response
 from config.asgi import application
-from conftest import start_smollm2_engine
 from serving import services
 from serving.engines import EngineProcess, group_members, pid_alive
 from serving.models import Endpoint, ServedModel
+from tests.helpers import start_smollm2_engine
 
 pytestmark = [pytest.mark.faults, pytest.mark.vllm, pytest.mark.django_db(transaction=True)]
 

@@ -19,9 +19,8 @@ import time
 import pytest
 import websockets
 
-from conftest import REPO, free_port
 from tests.faults import ThrowawayPostgres, start_daphne
-from tests.helpers import missing_part
+from tests.helpers import REPO, free_port, missing_part
 
 pytestmark = [pytest.mark.faults, pytest.mark.vllm]
 

@@ -34,10 +34,9 @@ import pytest
 import websockets
 
 from arena.models import RatingSnapshot, Vote
-from conftest import REPO, _database_url_for_subprocess, free_port
 from serving.engines import group_members
 from tests.faults import ThrowawayPostgres, start_own_redis
-from tests.helpers import missing_part
+from tests.helpers import REPO, database_url_for_subprocess, free_port, missing_part
 
 pytestmark = [pytest.mark.faults, pytest.mark.vllm]
 
@@ -90,7 +89,7 @@ class Stack:
 @contextmanager
 def run_all(tmp_path: Path, env_extra: dict[str, str]):
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": _database_url_for_subprocess(), "ARENA_DATA_DIR": str(tmp_path / "data"),
+    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "ARENA_DATA_DIR": str(tmp_path / "data"),
            "ARENA_PORT": str(port), "ARENA_ENGINE_PORT": str(free_port()), "ARENA_LOCAL_MODELS": "smollm2",
            "DJANGO_DEBUG": "true", **env_extra}
     for name in ("REDIS_URL", "CELERY_BROKER_URL"):

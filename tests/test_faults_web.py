@@ -20,8 +20,8 @@ from django.db import DatabaseError
 from arena import reaper, services
 from arena.models import Battle, Response
 from config.asgi import application
-from conftest import REPO, _database_url_for_subprocess, free_port
 from tests.faults import start_daphne
+from tests.helpers import REPO, database_url_for_subprocess, free_port
 
 pytestmark = [pytest.mark.faults, pytest.mark.vllm, pytest.mark.django_db(transaction=True)]
 
@@ -47,7 +47,7 @@ async def kill_at_first_delta(url: str, process) -> str:
 
 def test_answers_of_a_web_process_killed_mid_stream_are_reaped_and_the_battle_is_votable(long_answers, settings):
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": _database_url_for_subprocess()}
+    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess()}
     process = start_daphne(REPO, port, env, REPO / "var" / "logs" / "test-fault-daphne.log")
     try:
         battle_id = asyncio.run(kill_at_first_delta(f"ws://127.0.0.1:{port}/ws/arena/", process))

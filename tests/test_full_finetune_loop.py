@@ -16,10 +16,10 @@ import pytest
 from django.conf import settings
 
 from arena.contestants import contestant_of
-from conftest import REPO, _database_url_for_subprocess
 from serving.engines import group_members
 from serving.models import Endpoint, ServedModel
 from serving.streaming import ModelTarget, stream_chat
+from tests.helpers import REPO, database_url_for_subprocess
 from tests.test_training_loop import wait_for, wait_until
 from training import services
 from training.models import Checkpoint
@@ -49,7 +49,7 @@ def run_engines():
     """``manage.py run_engines`` on the test database; SIGTERMed (and waited for) at the end."""
     log_path = settings.DATA_DIR / "logs" / "test-run-engines.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DATABASE_URL": _database_url_for_subprocess(), "ARENA_LOCAL_MODELS": "",
+    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "ARENA_LOCAL_MODELS": "",
            "ARENA_DATA_DIR": str(settings.DATA_DIR)}
     with open(log_path, "ab") as log:
         process = subprocess.Popen([sys.executable, "manage.py", "run_engines", "--poll", "1"], cwd=REPO, env=env,

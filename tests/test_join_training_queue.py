@@ -18,8 +18,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from conftest import REPO, _database_url_for_subprocess
-from tests.helpers import missing_part
+from tests.helpers import REPO, database_url_for_subprocess, missing_part
 from training import services
 from training.models import Checkpoint, Job
 
@@ -34,7 +33,7 @@ def shared_parts() -> dict[str, str]:
     if connection.vendor != "postgresql" or not settings.REDIS_URL:
         missing_part("a worker on another machine shares the arena's PostgreSQL and Redis: run with "
                      "DATABASE_URL=postgres://... and REDIS_URL=redis://...")
-    return {"DATABASE_URL": _database_url_for_subprocess(), "REDIS_URL": settings.REDIS_URL,
+    return {"DATABASE_URL": database_url_for_subprocess(), "REDIS_URL": settings.REDIS_URL,
             "ARENA_DATA_DIR": str(settings.DATA_DIR), "ARENA_ENGINE_PYTHON": settings.ENGINE_PYTHON,
             "ARENA_WEB_PYTHON": sys.executable, "ARENA_TRAINING_DEVICE": "cpu"}
 

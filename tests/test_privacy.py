@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from conftest import REPO, free_port
+from tests.helpers import REPO, free_port
 
 
 def settings_error(**env) -> str:
@@ -37,11 +37,11 @@ class TestIpSalt:
 
 
 def test_the_web_servers_access_log_writes_hashed_addresses_only(tmp_path, transactional_db):
-    from conftest import _database_url_for_subprocess
+    from tests.helpers import database_url_for_subprocess
 
     port = free_port()
     log_path = tmp_path / "web.log"
-    env = {**os.environ, "DATABASE_URL": _database_url_for_subprocess()}
+    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess()}
     with open(log_path, "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "config.web", "-b", "127.0.0.1", "-p", str(port),
                                     "config.asgi:application"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -16,10 +16,9 @@ from channels.testing import WebsocketCommunicator
 from arena.contestants import contestants_battle_ready
 from arena.models import Response
 from config.asgi import application
-from conftest import free_port
 from serving import services
 from serving.models import Endpoint, ServedModel
-from tests.helpers import missing_part
+from tests.helpers import free_port, missing_part
 
 pytestmark = [pytest.mark.vllm, pytest.mark.django_db(transaction=True)]
 
