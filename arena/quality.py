@@ -36,7 +36,7 @@ from datetime import datetime
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 
 from arena import outliers, ratings
 from arena.identity import model_identity_words
@@ -221,11 +221,3 @@ def outliers_refresh() -> int:
     if any(changed.values()):
         logger.info("key rules: %s outlier keys; votes changed %s", len(keys), changed)
     return sum(changed.values())
-
-
-def excluded_counts(last_vote_id: int) -> dict[str, int]:
-    """Votes up to ``last_vote_id`` left out per quality reason (for the leaderboard's About text)."""
-    reasons = [choice for choice in Exclusion.values if choice]
-    counts = Vote.objects.filter(pk__lte=last_vote_id).aggregate(
-        **{reason: Count("pk", filter=Q(exclusion=reason)) for reason in reasons})
-    return {reason: int(counts[reason]) for reason in reasons}

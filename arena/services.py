@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Avg
 from django.utils import timezone
 
-from arena import limits, quality
+from arena import limits, metrics, quality
 from arena.contestants import contestants_battle_ready, contestants_count_vote
 from arena.context_fit import TurnFit, turn_fit
 from arena.costs import response_account
@@ -26,7 +26,6 @@ from arena.models import Battle, Response, Turn, Vote
 from arena.pairing import PairingError
 from arena.pairing_mode import pair_for
 from arena.style import approx_tokens, style_counts
-from config import metrics
 from serving.models import ServedModel
 from serving.streaming import ModelTarget
 

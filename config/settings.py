@@ -434,7 +434,7 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Prometheus: django-prometheus' request/response metrics plus the arena's (config/metrics.py), at
+# Prometheus: django-prometheus' request/response metrics plus the apps' (arena/metrics.py, training/metrics.py; exported by config/metrics.py), at
 # /metrics, answered only to ARENA_METRICS_ALLOWED_NETS (the direct peer's address) or to a request
 # with "Authorization: Bearer $ARENA_METRICS_TOKEN". Keep /metrics off the public proxy.
 INSTALLED_APPS.append("django_prometheus")

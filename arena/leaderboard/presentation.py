@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from django.urls import reverse
 
 from arena import plots
+from arena.exclusions import reasons as exclusion_reasons
 from arena.leaderboard.categories import LONG_PROMPT_TOKENS, MULTI_TURN_MIN
 from arena.leaderboard.selectors import board_get, categories_list, changelog, counted_votes_exist
 from arena.leaderboard.text import ABOUT_ELO, ABOUT_EXCLUDED, ABOUT_STYLE, about_intervals
@@ -177,6 +178,9 @@ def page_context(snapshot: RatingSnapshot | None, category: str = "overall", sty
         style_off_url=_url("leaderboard", "overall", False),
         style_entry=data["style_control"],
         updated=datetime.fromisoformat(data["created_at"]),
+        # One row per reason of the one list (arena.exclusions); a reason newer than the snapshot shows 0.
+        excluded_rows=[{"key": key, "id": f"excluded-{key.replace('_', '-')}", "label": label,
+                        "count": data["excluded"].get(key, 0)} for key, label in exclusion_reasons()],
         style_computed_at=datetime.fromisoformat(entry["computed_at"]) if style and entry.get("computed_at") else None,
     )
     if not board:

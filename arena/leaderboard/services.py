@@ -33,6 +33,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from arena import quality
+from arena.exclusions import reasons as exclusion_reasons
 from arena.leaderboard.boards import anchor_dict, board_build, style_board_build
 from arena.leaderboard.categories import (
     FIXED_CATEGORIES,
@@ -148,13 +149,11 @@ def _category_entries(
 def _vote_totals(last_vote_id: int, counted: int) -> tuple[dict[str, int], dict[str, int]]:
     """``(totals, excluded)`` of the votes up to ``last_vote_id``: all, counted and left out, and
     the reasons for leaving out (a vote may have several)."""
+    facts = {"identity_leak": Q(identity_leak=True), "named_mode": ~Q(battle__mode=Battle.Mode.ANONYMOUS),
+             "side_error": Q(side_error=True)}
+    filters = {key: facts.get(key, Q(exclusion=key)) for key, _ in exclusion_reasons()}  # arena.exclusions
     excluded = Vote.objects.filter(pk__lte=last_vote_id).aggregate(
-        votes=Count("pk"),
-        identity_leak=Count("pk", filter=Q(identity_leak=True)),
-        named_mode=Count("pk", filter=~Q(battle__mode=Battle.Mode.ANONYMOUS)),
-        side_error=Count("pk", filter=Q(side_error=True)),
-    )
-    excluded.update(quality.excluded_counts(last_vote_id))  # side_incomplete, too_fast, … (arena/quality.py)
+        votes=Count("pk"), **{key: Count("pk", filter=where) for key, where in filters.items()})
     votes = excluded.pop("votes")
     return {"votes": votes, "counted": counted, "excluded": votes - counted}, excluded
 
@@ -169,8 +168,8 @@ def snapshot_create() -> RatingSnapshot:
     zero votes.
 
     ``data`` layout (``SNAPSHOT_VERSION`` 1): ``{"version", "created_at", "last_vote_id",
-    "totals": {"votes", "counted", "excluded"}, "excluded": {"identity_leak", "named_mode",
-    "side_error"}, "anchor", "categories": [entry...], "style_control": entry, "settings",
+    "totals": {"votes", "counted", "excluded"}, "excluded": {reason: votes} for every
+    reason of :func:`arena.exclusions.reasons`}, "anchor", "categories": [entry...], "style_control": entry, "settings",
     "reproduce"}`` (``settings``: :func:`arena.leaderboard_settings.board_settings`;
     ``reproduce``: :func:`arena.leaderboard.reproduce.reproduce_info`); an entry is
     ``{"key", "label", "description", "style_control", "votes", "min_votes", "enough_votes",

@@ -11,18 +11,16 @@ from typing import Any
 
 from arena.ratings import ABOUT_REWEIGHTED, DEFAULT_MIN_PAIR_COUNT, INTERVAL_METHODS
 
+#: The reasons themselves are the table under this text, one row per reason of arena.exclusions.
 ABOUT_EXCLUDED = (
-    "Only anonymous battles count: a vote is left out when either answer named a model or its "
-    "maker (an identity leak: the voter may have known who was who), when a side failed to "
-    "answer (the voter judged an error, not a model), or when the battle was in named mode "
-    "(the voter chose the models). Vote quality rules leave out a vote when a side was stopped "
-    "or empty, when moderation flagged a prompt or an answer, when it was cast faster than a "
-    "reader could compare the answers, when its prompt was already voted on more often than a "
-    "cap (scripted repeats), when its rater's votes are outliers against a board fitted without "
-    "them, when one rater (or one address) already holds its share of a model's votes (the "
-    "earliest are kept), or when staff excluded the rater. Such votes are stored but never enter "
-    "the ratings. A vote "
-    "can be left out for more than one reason, so the reasons can add up to more than the total."
+    "Only anonymous battles whose answers both came through count. Each row below is one reason a "
+    "stored vote is left out: facts of the battle (an answer named a model or its maker, so the "
+    "voter may have known who was who; a side failed, so the voter judged an error; named mode, "
+    "so the voter chose the models) and the vote quality rules (votes cast faster than a reader "
+    "could compare the answers, scripted repeats, raters whose votes are outliers against a board "
+    "fitted without them, one rater's share of a model's votes, moderation, staff decisions). Such "
+    "votes are stored but never enter the ratings. A vote can be left out for more than one "
+    "reason, so the reasons can add up to more than the total."
 )
 ABOUT_ELO = (
     "The Elo column is the online Elo rating (K = 4, every model starting at 1000), updated vote "
