@@ -236,7 +236,7 @@ def lora_adapter_dir(tmp_path_factory) -> str:
     from serving.local_models import LOCAL_MODELS
 
     model_dir = LOCAL_MODELS["smollm2"].engine_spec().model_dir
-    if not Path(settings.ENGINE_PYTHON).exists() or not (Path(model_dir) / "config.json").exists():
+    if not Path(settings.ARENA_ENGINE_PYTHON).exists() or not (Path(model_dir) / "config.json").exists():
         missing_part("engine environment or SmolLM2 directory missing: run `make models`")
     out = tmp_path_factory.mktemp("adapter") / "random-lora"
     script = (
@@ -246,7 +246,7 @@ def lora_adapter_dir(tmp_path_factory) -> str:
         "p = get_peft_model(m, LoraConfig(r=16, lora_alpha=16, target_modules='all-linear', init_lora_weights=False))\n"
         "p.save_pretrained(sys.argv[2])\n"
     )
-    subprocess.run([settings.ENGINE_PYTHON, "-c", script, model_dir, str(out)], check=True, capture_output=True,
+    subprocess.run([settings.ARENA_ENGINE_PYTHON, "-c", script, model_dir, str(out)], check=True, capture_output=True,
                    env={**os.environ, "HF_HUB_OFFLINE": "1"})
     return str(out)
 

@@ -46,7 +46,7 @@ def start_engine(log_name: str):
     engine = EngineProcess(spec)
     engine.start()
     print(f"starting vLLM on {spec.root_url} (log {spec.log_path}) ...", flush=True)
-    engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
+    engine.wait_ready(settings.ARENA_ENGINE_START_TIMEOUT_S)
     return engine
 
 

@@ -38,10 +38,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.training_speed import (  # noqa: E402
+    ARENA_ENGINE_PYTHON,
     BASE_MODEL,
     BUILTIN_DATA,
     DPO_DATA,
-    ENGINE_PYTHON,
     SFT_DATA,
     Processes,
     free_port,
@@ -136,7 +136,7 @@ def bench_gate(procs: Processes, scratch: Path, vllm_url: str, runs: dict[str, d
         procs.engines.append(engine)
         print(f"  starting vLLM on {spec.root_url} ...", flush=True)
         engine.start()
-        engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
+        engine.wait_ready(settings.ARENA_ENGINE_START_TIMEOUT_S)
         vllm_url = spec.root_url
     call_command("migrate", verbosity=0)
     endpoint = Endpoint.objects.create(name="bench-local", base_url=f"{vllm_url.rstrip('/')}/v1", healthy=True,
@@ -184,8 +184,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.only, args.steps, args.skip_gate = "sft,dpo", 1, True
-    if not Path(ENGINE_PYTHON).exists() or not (BASE_MODEL / "config.json").exists():
-        raise SystemExit(f"needs {ENGINE_PYTHON} and {BASE_MODEL}: run `make models`")
+    if not Path(ARENA_ENGINE_PYTHON).exists() or not (BASE_MODEL / "config.json").exists():
+        raise SystemExit(f"needs {ARENA_ENGINE_PYTHON} and {BASE_MODEL}: run `make models`")
     only = [m.strip() for m in args.only.split(",") if m.strip()]
     if unknown := set(only) - set(METHODS):
         raise SystemExit(f"unknown methods: {', '.join(sorted(unknown))}")

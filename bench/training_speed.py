@@ -51,7 +51,7 @@ from training.formats import parse_dataset, write_jsonl  # noqa: E402
 from training.recipes import progress  # noqa: E402
 from training.recipes.config import apply_overrides, preset  # noqa: E402
 
-ENGINE_PYTHON = os.environ.get("ARENA_ENGINE_PYTHON", str(REPO / ".venv-engine" / "bin" / "python"))
+ARENA_ENGINE_PYTHON = os.environ.get("ARENA_ENGINE_PYTHON", str(REPO / ".venv-engine" / "bin" / "python"))
 MODELS_DIR = Path(os.environ.get("ARENA_MODELS_DIR", str(REPO / "var" / "models")))
 BASE_MODEL = MODELS_DIR / "smollm2-135m-instruct"
 BUILTIN_DATA = Path(os.environ.get("ARENA_BUILTIN_DATA_DIR", str(REPO / "data")))
@@ -158,7 +158,7 @@ def run_recipe(
     t0 = time.monotonic()
     process = procs.start(
         name,
-        [ENGINE_PYTHON, "-m", "training.recipes.run", str(job_dir)],
+        [ARENA_ENGINE_PYTHON, "-m", "training.recipes.run", str(job_dir)],
         job_dir / "run.log",
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -338,7 +338,7 @@ def bench_launch(procs: Processes, scratch: Path, vllm_url: str) -> None:
         print(f"  starting vLLM on {spec.root_url} (log {spec.log_path}) ...", flush=True)
         t0 = time.monotonic()
         engine.start()
-        engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
+        engine.wait_ready(settings.ARENA_ENGINE_START_TIMEOUT_S)
         print(f"  vLLM ready after {time.monotonic() - t0:.0f} s (not counted below)")
         vllm_url = spec.root_url
     vllm_url = vllm_url.rstrip("/")
@@ -472,8 +472,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.skip_launch, args.steps = True, 1
-    if not Path(ENGINE_PYTHON).exists() or not (BASE_MODEL / "config.json").exists():
-        raise SystemExit(f"needs {ENGINE_PYTHON} and {BASE_MODEL}: run `make models`")
+    if not Path(ARENA_ENGINE_PYTHON).exists() or not (BASE_MODEL / "config.json").exists():
+        raise SystemExit(f"needs {ARENA_ENGINE_PYTHON} and {BASE_MODEL}: run `make models`")
 
     def work(procs: Processes, scratch: Path) -> None:
         if not args.skip_runner:

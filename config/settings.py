@@ -325,51 +325,51 @@ ARENA_LOG_MAX_BYTES = env_int("ARENA_LOG_MAX_BYTES", 50 << 20, minimum=0)
 ARENA_LOG_BACKUPS = env_int("ARENA_LOG_BACKUPS", 3, minimum=0, maximum=100)
 
 # --- Serving ---
-ENGINE_PYTHON = env_str("ARENA_ENGINE_PYTHON", str(BASE_DIR / ".venv-engine" / "bin" / "python"))
+ARENA_ENGINE_PYTHON = env_str("ARENA_ENGINE_PYTHON", str(BASE_DIR / ".venv-engine" / "bin" / "python"))
 MODELS_DIR = Path(env_str("ARENA_MODELS_DIR", str(DATA_DIR / "models")))
 # The local engines listen on consecutive ports from here (serving.local_models: smollm2, then gemma3).
-ENGINE_BASE_PORT = env_int("ARENA_ENGINE_PORT", 8101, minimum=1, maximum=65534)
-ENGINE_START_TIMEOUT_S = env_float("ARENA_ENGINE_START_TIMEOUT_S", 600.0, minimum=10.0)
+ARENA_ENGINE_PORT = env_int("ARENA_ENGINE_PORT", 8101, minimum=1, maximum=65534)
+ARENA_ENGINE_START_TIMEOUT_S = env_float("ARENA_ENGINE_START_TIMEOUT_S", 600.0, minimum=10.0)
 # Engines the supervisor (make run, manage.py run_engines) runs at once, local models included;
 # more wait (their endpoint's last_error says so). 0: no cap. Each CPU engine holds ~1-1.5 GB.
-ENGINE_MAX_ENGINES = env_int("ARENA_MAX_ENGINES", 3, minimum=0, maximum=1000)
-ENGINE_DEVICE = env_str("ARENA_ENGINE_DEVICE", "cpu")
-if ENGINE_DEVICE not in {"cpu", "cuda"}:
-    raise ImproperlyConfigured(f"ARENA_ENGINE_DEVICE must be cpu or cuda, got {ENGINE_DEVICE!r}")
+ARENA_MAX_ENGINES = env_int("ARENA_MAX_ENGINES", 3, minimum=0, maximum=1000)
+ARENA_ENGINE_DEVICE = env_str("ARENA_ENGINE_DEVICE", "cpu")
+if ARENA_ENGINE_DEVICE not in {"cpu", "cuda"}:
+    raise ImproperlyConfigured(f"ARENA_ENGINE_DEVICE must be cpu or cuda, got {ARENA_ENGINE_DEVICE!r}")
 # Which of serving.local_models.LOCAL_MODELS `make run` converts and serves on this machine.
-SERVING_LOCAL_MODELS = env_list("ARENA_LOCAL_MODELS", ["smollm2", "gemma3"])
-_unknown_local = set(SERVING_LOCAL_MODELS) - {"smollm2", "gemma3"}
+ARENA_LOCAL_MODELS = env_list("ARENA_LOCAL_MODELS", ["smollm2", "gemma3"])
+_unknown_local = set(ARENA_LOCAL_MODELS) - {"smollm2", "gemma3"}
 if _unknown_local:
     raise ImproperlyConfigured(f"ARENA_LOCAL_MODELS: unknown model(s) {sorted(_unknown_local)}; choose from smollm2, gemma3")
-VLLM_MAX_LORA_RANK = env_int("ARENA_VLLM_MAX_LORA_RANK", 16, minimum=1)
-SERVING_HEALTH_TIMEOUT_S = env_float("ARENA_HEALTH_TIMEOUT_S", 3.0, minimum=0.1)
+ARENA_VLLM_MAX_LORA_RANK = env_int("ARENA_VLLM_MAX_LORA_RANK", 16, minimum=1)
+ARENA_HEALTH_TIMEOUT_S = env_float("ARENA_HEALTH_TIMEOUT_S", 3.0, minimum=0.1)
 
 # --- Training ---
 TRAINING_JOBS_DIR = Path(env_str("ARENA_TRAINING_DIR", str(DATA_DIR / "training")))
-TRAINING_STARTER_JOBS = env_bool("ARENA_STARTER_JOBS", default=True)
+ARENA_STARTER_JOBS = env_bool("ARENA_STARTER_JOBS", default=True)
 # "" lets the recipe pick (CUDA when available, else CPU); "cpu" or "cuda" forces it.
-TRAINING_DEVICE = env_str("ARENA_TRAINING_DEVICE", "")
-if TRAINING_DEVICE not in {"", "cpu", "cuda"}:
-    raise ImproperlyConfigured(f"ARENA_TRAINING_DEVICE must be cpu, cuda or empty, got {TRAINING_DEVICE!r}")
+ARENA_TRAINING_DEVICE = env_str("ARENA_TRAINING_DEVICE", "")
+if ARENA_TRAINING_DEVICE not in {"", "cpu", "cuda"}:
+    raise ImproperlyConfigured(f"ARENA_TRAINING_DEVICE must be cpu, cuda or empty, got {ARENA_TRAINING_DEVICE!r}")
 # >1: recipes run data-parallel under `accelerate launch` with this many processes (one per device)
-TRAINING_NUM_PROCESSES = env_int("ARENA_TRAINING_PROCESSES", 1, minimum=1, maximum=64)
-TRAINING_HEARTBEAT_TIMEOUT_S = env_int("ARENA_TRAINING_HEARTBEAT_TIMEOUT_S", 120, minimum=5)
-TRAINING_CANCEL_GRACE_S = env_int("ARENA_TRAINING_CANCEL_GRACE_S", 120, minimum=1)
-TRAINING_HUB_TIMEOUT_S = env_int("ARENA_TRAINING_HUB_TIMEOUT_S", 600, minimum=5)
+ARENA_TRAINING_PROCESSES = env_int("ARENA_TRAINING_PROCESSES", 1, minimum=1, maximum=64)
+ARENA_TRAINING_HEARTBEAT_TIMEOUT_S = env_int("ARENA_TRAINING_HEARTBEAT_TIMEOUT_S", 120, minimum=5)
+ARENA_TRAINING_CANCEL_GRACE_S = env_int("ARENA_TRAINING_CANCEL_GRACE_S", 120, minimum=1)
+ARENA_TRAINING_HUB_TIMEOUT_S = env_int("ARENA_TRAINING_HUB_TIMEOUT_S", 600, minimum=5)
 # Scoring text pairs with a reward model (a subprocess of the engine environment).
-TRAINING_SCORE_TIMEOUT_S = env_int("ARENA_TRAINING_SCORE_TIMEOUT_S", 900, minimum=5)
+ARENA_TRAINING_SCORE_TIMEOUT_S = env_int("ARENA_TRAINING_SCORE_TIMEOUT_S", 900, minimum=5)
 # The gate before the arena (training.gate): judge auto | reward | llm | off.
-TRAINING_GATE_JUDGE = env_str("ARENA_GATE_JUDGE", "auto")
-if TRAINING_GATE_JUDGE not in {"auto", "reward", "llm", "off"}:
-    raise ImproperlyConfigured(f"ARENA_GATE_JUDGE must be auto, reward, llm or off, got {TRAINING_GATE_JUDGE!r}")
-TRAINING_GATE_LLM_JUDGE = env_str("ARENA_GATE_LLM_JUDGE", "")  # public name of a served model
-TRAINING_GATE_PROMPTS = env_int("ARENA_GATE_PROMPTS", 20, minimum=1, maximum=100)
-TRAINING_GATE_HELDOUT_PROMPTS = env_int("ARENA_GATE_HELDOUT_PROMPTS", 100, minimum=1, maximum=400)
-TRAINING_GATE_MAX_TOKENS = env_int("ARENA_GATE_MAX_TOKENS", 256, minimum=1)
-TRAINING_GATE_JUDGE_MAX_TOKENS = env_int("ARENA_GATE_JUDGE_MAX_TOKENS", 512, minimum=16)
-TRAINING_GATE_MIN_WIN_RATE = env_float("ARENA_GATE_MIN_WIN_RATE", 0.0, minimum=0.0)
-TRAINING_GATE_HOLD = env_bool("ARENA_GATE_HOLD", default=False)  # below the threshold: wait for an admin
-TRAINING_GATE_VS_LEADER = env_bool("ARENA_GATE_VS_LEADER", default=False)  # also compare with the leader (informational)
+ARENA_GATE_JUDGE = env_str("ARENA_GATE_JUDGE", "auto")
+if ARENA_GATE_JUDGE not in {"auto", "reward", "llm", "off"}:
+    raise ImproperlyConfigured(f"ARENA_GATE_JUDGE must be auto, reward, llm or off, got {ARENA_GATE_JUDGE!r}")
+ARENA_GATE_LLM_JUDGE = env_str("ARENA_GATE_LLM_JUDGE", "")  # public name of a served model
+ARENA_GATE_PROMPTS = env_int("ARENA_GATE_PROMPTS", 20, minimum=1, maximum=100)
+ARENA_GATE_HELDOUT_PROMPTS = env_int("ARENA_GATE_HELDOUT_PROMPTS", 100, minimum=1, maximum=400)
+ARENA_GATE_MAX_TOKENS = env_int("ARENA_GATE_MAX_TOKENS", 256, minimum=1)
+ARENA_GATE_JUDGE_MAX_TOKENS = env_int("ARENA_GATE_JUDGE_MAX_TOKENS", 512, minimum=16)
+ARENA_GATE_MIN_WIN_RATE = env_float("ARENA_GATE_MIN_WIN_RATE", 0.0, minimum=0.0)
+ARENA_GATE_HOLD = env_bool("ARENA_GATE_HOLD", default=False)  # below the threshold: wait for an admin
+ARENA_GATE_VS_LEADER = env_bool("ARENA_GATE_VS_LEADER", default=False)  # also compare with the leader (informational)
 # The built-in datasets (training/builtin.py paths are relative to this folder).
 BUILTIN_DATA_DIR = Path(env_str("ARENA_BUILTIN_DATA_DIR", str(BASE_DIR / "data")))
 # Test and benchmark inputs only (LMSYS battle counts, published ratings); the product never reads it.
@@ -482,10 +482,10 @@ LOGGING["handlers"]["console"].update(formatter=ARENA_LOG_FORMAT, filters=["no_i
 
 # Endpoint API keys: an endpoint names the variable holding its key, and only variables whose
 # name starts with this prefix can be named (never DATABASE_URL, DJANGO_SECRET_KEY, ...).
-SERVING_KEY_ENV_PREFIX = env_str("ARENA_ENDPOINT_KEY_PREFIX", "ARENA_KEY_")
-if not re.fullmatch(r"[A-Z][A-Z0-9_]*_", SERVING_KEY_ENV_PREFIX):
+ARENA_ENDPOINT_KEY_PREFIX = env_str("ARENA_ENDPOINT_KEY_PREFIX", "ARENA_KEY_")
+if not re.fullmatch(r"[A-Z][A-Z0-9_]*_", ARENA_ENDPOINT_KEY_PREFIX):
     raise ImproperlyConfigured(
-        f"ARENA_ENDPOINT_KEY_PREFIX={SERVING_KEY_ENV_PREFIX!r} must be upper-case letters, digits and _, ending in _"
+        f"ARENA_ENDPOINT_KEY_PREFIX={ARENA_ENDPOINT_KEY_PREFIX!r} must be upper-case letters, digits and _, ending in _"
     )
 # Endpoints registered (created or updated) at start by `manage.py bootstrap`: a JSON list of
 # {"name", "base_url", "kind"?, "model_dir"?, "api_key_env"?, "organization"?, "license"?}.
@@ -498,9 +498,9 @@ if not isinstance(SERVING_ENDPOINTS, list) or not all(isinstance(e, dict) for e 
     raise ImproperlyConfigured("ARENA_ENDPOINTS must be a JSON list of objects")
 
 # Dataset imports (training/limits.py): size as sent, size decompressed, server folders readable.
-TRAINING_IMPORT_MAX_UPLOAD_BYTES = env_int("ARENA_IMPORT_MAX_UPLOAD_BYTES", 100 << 20, minimum=1)
+ARENA_IMPORT_MAX_UPLOAD_BYTES = env_int("ARENA_IMPORT_MAX_UPLOAD_BYTES", 100 << 20, minimum=1)
 # The parsed rows take several times the decompressed size in memory: raise both with care.
-TRAINING_IMPORT_MAX_BYTES = env_int("ARENA_IMPORT_MAX_BYTES", 256 << 20, minimum=1)
+ARENA_IMPORT_MAX_BYTES = env_int("ARENA_IMPORT_MAX_BYTES", 256 << 20, minimum=1)
 TRAINING_IMPORT_ROOTS = [Path(p) for p in env_list("ARENA_IMPORT_ROOTS", [str(DATA_DIR / "imports")])]
 # Uploads above this size go to a temporary file instead of memory (Django's default: 2.5 MiB).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 << 20

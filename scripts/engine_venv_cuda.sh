@@ -5,7 +5,7 @@
 #
 #   scripts/engine_venv_cuda.sh [VENV_DIR]      (default: .venv-engine-cuda)
 #
-# Environment: ENGINE_PYTHON (a Python 3.11; default python3.11 or python3), WITH_VLLM=1,
+# Environment: ARENA_ENGINE_PYTHON (a Python 3.11; default python3.11 or python3), WITH_VLLM=1,
 # TORCH_INDEX_URL (an index holding the CUDA torch wheel; default: the configured index, where
 # PyPI's Linux torch wheel is the CUDA build). Used by the Dockerfile's TORCH=cuda build.
 set -euo pipefail
@@ -15,7 +15,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REQ="$REPO_ROOT/requirements/engine.txt"
 VENV="${1:-.venv-engine-cuda}"
 case "$VENV" in /*) ;; *) VENV="$REPO_ROOT/$VENV" ;; esac
-PY="${ENGINE_PYTHON:-$(command -v python3.11 || command -v python3)}"
+PY="${ARENA_ENGINE_PYTHON:-$(command -v python3.11 || command -v python3)}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 HF_HUB_OFFLINE=1
 
 pin() { grep -E "^$1==" "$REQ" | head -1 | cut -d= -f3 | tr -d ' '; }

@@ -70,7 +70,7 @@ class EndpointAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
         if "api_key_env" in form.base_fields:
-            prefix = settings.SERVING_KEY_ENV_PREFIX
+            prefix = settings.ARENA_ENDPOINT_KEY_PREFIX
             form.base_fields["api_key_env"].help_text = (
                 f"The name of the environment variable holding the key, starting with {prefix} "
                 f"(e.g. {prefix}OPENAI). The key itself is never stored or shown, and is sent only to this "

@@ -65,7 +65,7 @@ def chat_token_count(model: ServedModel, messages: list[dict]) -> int | None:
     body = {"model": model.engine_model_id, "messages": messages, "add_generation_prompt": True}
     try:
         response = httpx.post(url, json=body, headers=endpoint.auth_headers(url),
-                              timeout=settings.SERVING_HEALTH_TIMEOUT_S)
+                              timeout=settings.ARENA_HEALTH_TIMEOUT_S)
         response.raise_for_status()
         count = response.json().get("count")
     except (httpx.HTTPError, ValueError, AttributeError) as exc:

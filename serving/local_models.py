@@ -17,7 +17,7 @@ class LocalModel:
     key: str
     directory: str  # under settings.MODELS_DIR
     served_name: str
-    port_offset: int  # the engine listens on settings.ENGINE_BASE_PORT + port_offset
+    port_offset: int  # the engine listens on settings.ARENA_ENGINE_PORT + port_offset
     organization: str
     license: str
     description: str
@@ -32,8 +32,8 @@ class LocalModel:
         template = str(settings.BASE_DIR / self.chat_template) if self.chat_template else None
         return EngineSpec(
             name=self.key, model_dir=str(settings.MODELS_DIR / self.directory), served_name=self.served_name,
-            port=settings.ENGINE_BASE_PORT + self.port_offset, python=settings.ENGINE_PYTHON, log_path=settings.DATA_DIR / "logs" / f"engine-{self.key}.log",
-            chat_template=template, device=settings.ENGINE_DEVICE,
+            port=settings.ARENA_ENGINE_PORT + self.port_offset, python=settings.ARENA_ENGINE_PYTHON, log_path=settings.DATA_DIR / "logs" / f"engine-{self.key}.log",
+            chat_template=template, device=settings.ARENA_ENGINE_DEVICE,
         )
 
 
@@ -56,4 +56,4 @@ LOCAL_MODELS = {
 
 
 def enabled_local_models() -> list[LocalModel]:
-    return [LOCAL_MODELS[key] for key in settings.SERVING_LOCAL_MODELS]
+    return [LOCAL_MODELS[key] for key in settings.ARENA_LOCAL_MODELS]

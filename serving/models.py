@@ -24,9 +24,9 @@ env_name_validator = RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "An environment varia
 
 
 def key_env_allowed(name: str) -> bool:
-    """Only variables named ``SERVING_KEY_ENV_PREFIX*`` (env ARENA_ENDPOINT_KEY_PREFIX, default
+    """Only variables named ``ARENA_ENDPOINT_KEY_PREFIX*`` (env ARENA_ENDPOINT_KEY_PREFIX, default
     ARENA_KEY_) may hold endpoint keys: never DATABASE_URL, DJANGO_SECRET_KEY or any other."""
-    prefix = settings.SERVING_KEY_ENV_PREFIX
+    prefix = settings.ARENA_ENDPOINT_KEY_PREFIX
     return bool(name) and name.startswith(prefix) and len(name) > len(prefix)
 
 
@@ -94,7 +94,7 @@ class Endpoint(models.Model):
             raise ValidationError({"extra_body": f"These fields are set by the arena: {', '.join(sorted(reserved))}"})
         if not self.api_key_env:
             return
-        prefix = settings.SERVING_KEY_ENV_PREFIX
+        prefix = settings.ARENA_ENDPOINT_KEY_PREFIX
         if not key_env_allowed(self.api_key_env):
             raise ValidationError({"api_key_env": f"Endpoint keys can only come from variables named {prefix}..., "
                                                   f"e.g. {prefix}OPENAI (ARENA_ENDPOINT_KEY_PREFIX)."})

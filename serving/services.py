@@ -34,7 +34,7 @@ _UNAVAILABLE_STATUS = {502, 503, 504}
 def endpoint_list_models(endpoint: Endpoint, *, timeout: float | None = None) -> list[dict]:
     """The endpoint's /v1/models entries. Raises EngineUnreachable when the engine does not answer,
     EngineError when it answers something else than a model list."""
-    timeout = timeout or settings.SERVING_HEALTH_TIMEOUT_S
+    timeout = timeout or settings.ARENA_HEALTH_TIMEOUT_S
     try:
         url = f"{endpoint.base_url.rstrip('/')}/models"
         response = httpx.get(url, headers=endpoint.auth_headers(url), timeout=timeout)
@@ -104,7 +104,7 @@ def _probe(endpoint: Endpoint) -> str:
         if endpoint.kind in (Endpoint.Kind.VLLM, Endpoint.Kind.TGI):
             health_url = f"{endpoint.root_url()}/health"
             response = httpx.get(health_url, headers=endpoint.auth_headers(health_url),
-                                 timeout=settings.SERVING_HEALTH_TIMEOUT_S)
+                                 timeout=settings.ARENA_HEALTH_TIMEOUT_S)
             if response.status_code in (401, 403):
                 error = _key_refused(endpoint, response.status_code)
             elif response.status_code != 200:
@@ -129,7 +129,7 @@ def _probe_chat_key(endpoint: Endpoint) -> str:
     url = f"{endpoint.base_url.rstrip('/')}/chat/completions"
     try:
         response = httpx.post(url, json={"model": "", "messages": []}, headers=endpoint.auth_headers(url),
-                              timeout=settings.SERVING_HEALTH_TIMEOUT_S)
+                              timeout=settings.ARENA_HEALTH_TIMEOUT_S)
     except httpx.HTTPError as exc:
         return f"{endpoint.name}: /chat/completions failed: {exc.__class__.__name__}: {exc}"
     if response.status_code in (401, 403):
@@ -231,7 +231,7 @@ def served_model_register_adapter(*, parent: ServedModel, name: str, adapter_pat
         raise
 
 
-#: Managed engines of full fine-tunes listen on ports from ENGINE_BASE_PORT + this offset (the
+#: Managed engines of full fine-tunes listen on ports from ARENA_ENGINE_PORT + this offset (the
 #: local models of `make run` take the first ports), up to MANAGED_PORT_SPAN of them.
 MANAGED_PORT_OFFSET = 16
 MANAGED_PORT_SPAN = 1000
@@ -249,10 +249,10 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def engine_port_choose(host: str = "127.0.0.1") -> int:
-    """A port after ``ENGINE_BASE_PORT`` that no endpoint row uses and that is free on this host.
+    """A port after ``ARENA_ENGINE_PORT`` that no endpoint row uses and that is free on this host.
     Raises EngineError when the range is exhausted."""
     used = {origin_of(url)[2] for url in Endpoint.objects.values_list("base_url", flat=True)}
-    first = settings.ENGINE_BASE_PORT + MANAGED_PORT_OFFSET
+    first = settings.ARENA_ENGINE_PORT + MANAGED_PORT_OFFSET
     for port in range(first, min(first + MANAGED_PORT_SPAN, 65536)):
         if port not in used and port_is_free(port, host):
             return port

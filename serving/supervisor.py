@@ -13,7 +13,7 @@ per database: two would start the same engines twice.
   ``services.endpoint_refresh`` so the endpoint turns healthy with its adapters loaded); restarts
   a dead engine after a backoff, gives up after ``MAX_FAILURES`` failures in a row; stops the
   engine (its whole process group) of an endpoint whose models were all deactivated or retired;
-  keeps at most ``ENGINE_MAX_ENGINES`` running (``ARENA_MAX_ENGINES``, 0: no cap). Why an endpoint
+  keeps at most ``ARENA_MAX_ENGINES`` running (``ARENA_MAX_ENGINES``, 0: no cap). Why an endpoint
   waits or was given up on is written to its ``last_error`` (shown in the admin).
 * ``stop_all`` stops every engine it started.
 """
@@ -58,9 +58,9 @@ def engine_spec(endpoint: Endpoint) -> EngineSpec:
     key = endpoint.name.removeprefix(ENDPOINT_PREFIX)
     return EngineSpec(
         name=key, model_dir=endpoint.model_dir, served_name=endpoint.served_name or endpoint.name,
-        port=parts.port or 80, python=settings.ENGINE_PYTHON, host=parts.hostname or "127.0.0.1",
+        port=parts.port or 80, python=settings.ARENA_ENGINE_PYTHON, host=parts.hostname or "127.0.0.1",
         log_path=settings.DATA_DIR / "logs" / f"engine-{key}.log", chat_template=endpoint.chat_template or None,
-        device=settings.ENGINE_DEVICE, extra_args=[str(a) for a in endpoint.extra_args or []],
+        device=settings.ARENA_ENGINE_DEVICE, extra_args=[str(a) for a in endpoint.extra_args or []],
     )
 
 
@@ -79,8 +79,8 @@ class EngineSupervisor:
     def __init__(self, *, say: Callable[[str], None] | None = None, max_engines: int | None = None,
                  start_timeout_s: float | None = None):
         self.say = say or logger.info
-        self.max_engines = settings.ENGINE_MAX_ENGINES if max_engines is None else max_engines
-        self.start_timeout_s = start_timeout_s or settings.ENGINE_START_TIMEOUT_S
+        self.max_engines = settings.ARENA_MAX_ENGINES if max_engines is None else max_engines
+        self.start_timeout_s = start_timeout_s or settings.ARENA_ENGINE_START_TIMEOUT_S
         self.held: dict[str, _Held] = {}
         self.lock = threading.Lock()
         self.notes: dict[str, str] = {}  # endpoint name -> last_error written by us

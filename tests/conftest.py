@@ -13,8 +13,8 @@ def base_model(transactional_db, vllm_url, settings, tmp_path):
     from serving.local_models import LOCAL_MODELS
 
     spec = LOCAL_MODELS["smollm2"].engine_spec()
-    if not Path(settings.ENGINE_PYTHON).exists():
-        missing_part(f"engine environment missing: {settings.ENGINE_PYTHON} (make engine)")
+    if not Path(settings.ARENA_ENGINE_PYTHON).exists():
+        missing_part(f"engine environment missing: {settings.ARENA_ENGINE_PYTHON} (make engine)")
     endpoint = Endpoint.objects.create(name="test-local", base_url=f"{vllm_url}/v1", healthy=True,
                                        model_dir=spec.model_dir)
     return ServedModel.objects.create(public_name="smollm2-135m-instruct", endpoint=endpoint,

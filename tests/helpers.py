@@ -122,7 +122,7 @@ def start_smollm2_engine(log_name: str):
     engine = EngineProcess(spec)
     engine.start()
     try:
-        engine.wait_ready(settings.ENGINE_START_TIMEOUT_S)
+        engine.wait_ready(settings.ARENA_ENGINE_START_TIMEOUT_S)
     except EngineError as exc:
         engine.stop()
         pytest.fail(str(exc))

@@ -35,8 +35,8 @@ def _needs(parts: set[str]) -> None:
         from django.conf import settings
 
         model = Path(settings.MODELS_DIR) / "smollm2-135m-instruct" / "config.json"
-        if not Path(settings.ENGINE_PYTHON).exists() or not model.exists():
-            missing_part(f"engine python {settings.ENGINE_PYTHON} or model {model} missing: run `make models`")
+        if not Path(settings.ARENA_ENGINE_PYTHON).exists() or not model.exists():
+            missing_part(f"engine python {settings.ARENA_ENGINE_PYTHON} or model {model} missing: run `make models`")
 
 
 @pytest.mark.parametrize(("args", "expect", "parts"), BENCHES, ids=[b[0][0] for b in BENCHES])

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.django_db
 
 def test_bootstrap_registers_local_models_as_unboosted_contestants_and_is_idempotent(settings):
     settings.ARENA_ADMIN_USER, settings.ARENA_ADMIN_PASSWORD = "boss", "s3cret-pass"
-    settings.SERVING_LOCAL_MODELS = ["smollm2"]
-    settings.TRAINING_STARTER_JOBS = False
+    settings.ARENA_LOCAL_MODELS = ["smollm2"]
+    settings.ARENA_STARTER_JOBS = False
     out = StringIO()
     call_command("bootstrap", stdout=out)
     assert get_user_model().objects.get(username="boss").is_superuser

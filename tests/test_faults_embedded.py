@@ -2,7 +2,7 @@
 from a slow hub download while raters vote. No long work may run inside a write transaction, so
 every vote completes and none sees "database is locked".
 
-The hub download is a FAKE at the process boundary: ``ENGINE_PYTHON`` points at a script that
+The hub download is a FAKE at the process boundary: ``ARENA_ENGINE_PYTHON`` points at a script that
 takes longer than SQLite's lock timeout (20 s), then writes real rows where the exporter would.
 """
 
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.vllm, pytest.mark.django_db(transa
 SLOW_S = 25  # longer than the SQLite busy timeout (config.settings: 20 s)
 
 FAKE_HUB_EXPORTER = f"""#!/bin/sh
-# FAKE hub exporter (a slow download): called as ENGINE_PYTHON -m training.tools.hub_export ID --split S --out FILE
+# FAKE hub exporter (a slow download): called as ARENA_ENGINE_PYTHON -m training.tools.hub_export ID --split S --out FILE
 sleep {SLOW_S}
 while [ $# -gt 0 ]; do [ "$1" = "--out" ] && out="$2"; shift; done
 printf '%s\\n' '{json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]})}' > "$out"
@@ -63,7 +63,7 @@ def test_votes_complete_while_an_admin_imports_from_a_slow_hub(asgi_server, batt
     exporter = tmp_path / "fake-hub-python"
     exporter.write_text(FAKE_HUB_EXPORTER)
     exporter.chmod(0o755)
-    settings.ENGINE_PYTHON = str(exporter)
+    settings.ARENA_ENGINE_PYTHON = str(exporter)
     settings.DATA_DIR = tmp_path
     admin = Client()
     admin.force_login(get_user_model().objects.create_superuser("boss", "", "pw-for-tests"))

@@ -85,7 +85,7 @@ def test_starter_jobs_are_queued_from_the_shipped_datasets(settings, tmp_path):
     from training.services import starter_jobs_queue
 
     settings.DATA_DIR = tmp_path
-    settings.TRAINING_STARTER_JOBS = True
+    settings.ARENA_STARTER_JOBS = True
     endpoint = make_endpoint(name="local-smollm2", model_dir=str(tmp_path / "models" / "smollm2"))
     make_model(endpoint=endpoint, kind=ServedModel.Kind.BASE)
     jobs = starter_jobs_queue()
@@ -109,5 +109,5 @@ def test_favicon_is_linked_and_answered(client):
 def test_local_engines_listen_on_consecutive_ports_from_the_setting(settings):
     from serving.local_models import LOCAL_MODELS
 
-    settings.ENGINE_BASE_PORT = 31000
+    settings.ARENA_ENGINE_PORT = 31000
     assert [LOCAL_MODELS[key].engine_spec().port for key in ("smollm2", "gemma3")] == [31000, 31001]

@@ -77,7 +77,7 @@ def test_a_full_fine_tune_gets_its_own_engine_answers_and_its_engine_stops_when_
     model = checkpoint.served_model
     endpoint = model.endpoint
     assert model.kind == "full" and endpoint.managed and endpoint != base_model.endpoint
-    assert wait_until(lambda: Endpoint.objects.get(pk=endpoint.pk).healthy, settings.ENGINE_START_TIMEOUT_S), \
+    assert wait_until(lambda: Endpoint.objects.get(pk=endpoint.pk).healthy, settings.ARENA_ENGINE_START_TIMEOUT_S), \
         Endpoint.objects.get(pk=endpoint.pk).last_error
     assert ServedModel.objects.healthy().filter(pk=model.pk).exists()  # battle-ready
     assert contestant_of(model).effective_weight() > 0

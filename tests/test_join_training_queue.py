@@ -34,7 +34,7 @@ def shared_parts() -> dict[str, str]:
         missing_part("a worker on another machine shares the arena's PostgreSQL and Redis: run with "
                      "DATABASE_URL=postgres://... and REDIS_URL=redis://...")
     return {"DATABASE_URL": database_url_for_subprocess(), "REDIS_URL": settings.REDIS_URL,
-            "ARENA_DATA_DIR": str(settings.DATA_DIR), "ARENA_ENGINE_PYTHON": settings.ENGINE_PYTHON,
+            "ARENA_DATA_DIR": str(settings.DATA_DIR), "ARENA_ENGINE_PYTHON": settings.ARENA_ENGINE_PYTHON,
             "ARENA_WEB_PYTHON": sys.executable, "ARENA_TRAINING_DEVICE": "cpu"}
 
 

@@ -166,7 +166,7 @@ def test_a_killed_worker_leaves_the_job_failed_not_running(base_model, celery_wo
     pid = recipe_pid(job)
     worker.send_signal(signal.SIGKILL)
     worker.wait(10)
-    settings.TRAINING_HEARTBEAT_TIMEOUT_S = 3
+    settings.ARENA_TRAINING_HEARTBEAT_TIMEOUT_S = 3
     time.sleep(4)
     assert services.jobs_reap_stale() == [job.pk]
     job.refresh_from_db()

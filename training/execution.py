@@ -68,7 +68,7 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
         directory, method=job.method, base_model_path=job.base_model.endpoint.model_dir,
         dataset_path=job.dataset.file, config=job.config,
         output_dir=directory / ("model" if job.config.get("finetuning_type") == "full" else "adapter"),
-        max_lora_rank=settings.VLLM_MAX_LORA_RANK, device=settings.TRAINING_DEVICE or None,
+        max_lora_rank=settings.ARENA_VLLM_MAX_LORA_RANK, device=settings.ARENA_TRAINING_DEVICE or None,
         **({"init_adapter_path": job.init_checkpoint.weights_dir} if job.init_checkpoint else {}),
         **({"reward_model_path": job.reward_model.weights_dir} if job.reward_model else {}),
     )
@@ -76,7 +76,7 @@ def job_execute(job_id: int, *, task_id: str = "", worker: str = "", poll_s: flo
     events_path = directory / progress.PROGRESS_FILE
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            progress.runner_command(settings.ENGINE_PYTHON, directory, num_processes=settings.TRAINING_NUM_PROCESSES,
+            progress.runner_command(settings.ARENA_ENGINE_PYTHON, directory, num_processes=settings.ARENA_TRAINING_PROCESSES,
                                     accelerate_config=_deepspeed_config(job.config)),
             cwd=settings.BASE_DIR,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
@@ -97,7 +97,7 @@ def _deepspeed_config(config: dict):
     cuda the runner starts plain, so that it refuses the job naming the missing GPU (accelerate's
     DeepSpeed launcher would fail first, less clearly)."""
     stage = config.get("deepspeed", "none")
-    if stage == "none" or settings.TRAINING_DEVICE != "cuda":
+    if stage == "none" or settings.ARENA_TRAINING_DEVICE != "cuda":
         return None
     return backends.accelerate_config(stage)
 
@@ -116,7 +116,7 @@ def _job_follow(job: Job, process: subprocess.Popen, directory: Path, log_path: 
         if cancel_sent_at is None and Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
             progress.request_cancel(directory)
             cancel_sent_at = time.monotonic()
-        elif cancel_sent_at is not None and time.monotonic() - cancel_sent_at > settings.TRAINING_CANCEL_GRACE_S:
+        elif cancel_sent_at is not None and time.monotonic() - cancel_sent_at > settings.ARENA_TRAINING_CANCEL_GRACE_S:
             process.terminate()  # a step that never ends: SIGTERM also makes the runner stop
         time.sleep(poll_s)
 

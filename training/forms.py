@@ -101,7 +101,7 @@ class JobLaunchForm(forms.ModelForm):
         self.fields["init_checkpoint"].help_text = "Optional: continue this adapter (e.g. DPO after an SFT)"
         self.fields["reward_model"].queryset = Checkpoint.objects.filter(kind=Checkpoint.Kind.SCORER)
         self.fields["reward_model"].help_text = "GRPO only: the trained reward model the policy learns against"
-        note = gpu_note(settings.TRAINING_DEVICE)
+        note = gpu_note(settings.ARENA_TRAINING_DEVICE)
         self.fields["backend"].help_text = note
         self.fields["deepspeed"].help_text = f"With Fine-tuning: full. {note}"
 

@@ -2,22 +2,22 @@
 parent (``gate_run`` takes any other opponent, e.g. the arena's leader) on held-out arena prompts, before human votes are
 spent on it.
 
-* Prompts: the last ``TRAINING_GATE_HELDOUT_PROMPTS`` arena-hard questions, which no prompt
+* Prompts: the last ``ARENA_GATE_HELDOUT_PROMPTS`` arena-hard questions, which no prompt
   dataset built from the arena ever holds (``held_out_prompts``); a run asks the first
-  ``TRAINING_GATE_PROMPTS`` of them.
+  ``ARENA_GATE_PROMPTS`` of them.
 * Answers: both models answer through their serving endpoints (``serving.streaming``); a new
   model whose managed engine is still starting (a full fine-tune) is waited for, up to
-  ``ENGINE_START_TIMEOUT_S``, and the run fails saying so if it never answers.
-* Judge (``TRAINING_GATE_JUDGE``): ``reward`` -- the newest reward model (a scorer checkpoint) of
+  ``ARENA_ENGINE_START_TIMEOUT_S``, and the run fails saying so if it never answers.
+* Judge (``ARENA_GATE_JUDGE``): ``reward`` -- the newest reward model (a scorer checkpoint) of
   the same base scores each answer on its own, so the order cannot matter; ``llm`` -- the served
-  model named by ``TRAINING_GATE_LLM_JUDGE`` (any registered OpenAI-compatible endpoint) judges
+  model named by ``ARENA_GATE_LLM_JUDGE`` (any registered OpenAI-compatible endpoint) judges
   in the Arena-Hard-Auto style, twice per prompt with the answers swapped to cancel position
   bias; ``auto`` -- reward when a scorer exists, else llm when one is named, else no gate.
 * Result (``GateRun``): per-prompt verdicts, wins/ties/losses, the win rate (a tie is half a win)
-  and its 95% bootstrap interval. Below ``TRAINING_GATE_MIN_WIN_RATE`` the contestant waits for
-  an admin (entered with sampling weight 0) when ``TRAINING_GATE_HOLD`` is on; otherwise it
+  and its 95% bootstrap interval. Below ``ARENA_GATE_MIN_WIN_RATE`` the contestant waits for
+  an admin (entered with sampling weight 0) when ``ARENA_GATE_HOLD`` is on; otherwise it
   battles as usual. A tiny local judge is a smoke test of the mechanism, not a verdict.
-* Against the leader (``TRAINING_GATE_VS_LEADER``, off by default): after the parent comparison a
+* Against the leader (``ARENA_GATE_VS_LEADER``, off by default): after the parent comparison a
   second run (role ``leader``) compares the new model with the top model of the latest ratings
   snapshot's overall board (``leader_for``), when that model is neither the new one nor its parent
   and is battle-ready; otherwise a skipped run says why. It is informational only: the parent run
@@ -98,7 +98,7 @@ def win_rate_interval(scores: list[float], *, rounds: int = BOOTSTRAP_ROUNDS, se
 def held_out_prompts() -> list[str]:
     from arena.selectors import arena_prompts
 
-    return arena_prompts("arena-hard")[-settings.TRAINING_GATE_HELDOUT_PROMPTS:]
+    return arena_prompts("arena-hard")[-settings.ARENA_GATE_HELDOUT_PROMPTS:]
 
 
 async def _answer(model_target: ModelTarget, messages: list[dict]) -> str:
@@ -118,7 +118,7 @@ def _answers(models: list[ServedModel], prompts: list[str], max_tokens: int) -> 
 
 
 def _judge_llm(judge: ServedModel, prompts: list[str], new: list[str], old: list[str]) -> list[list[dict]]:
-    target = ModelTarget.of(judge, max_tokens=settings.TRAINING_GATE_JUDGE_MAX_TOKENS)
+    target = ModelTarget.of(judge, max_tokens=settings.ARENA_GATE_JUDGE_MAX_TOKENS)
     # The judge's endpoint terms (provider rules, retries, extra fields) stay; only the temperature changes.
     target = dataclasses.replace(target, params={**target.params, "temperature": 0.0})
 
@@ -149,14 +149,14 @@ def _judge_reward(scorer: Checkpoint, prompts: list[str], new: list[str], old: l
 
 def gate_judge(base_model: ServedModel) -> tuple[str, Checkpoint | ServedModel | None]:
     """(judge kind, the scorer checkpoint or judge model), or ("", None) when no gate runs."""
-    mode = settings.TRAINING_GATE_JUDGE
+    mode = settings.ARENA_GATE_JUDGE
     if mode in ("reward", "auto"):
         scorer = (Checkpoint.objects.filter(kind=Checkpoint.Kind.SCORER, base_model=base_model)
                   .select_related("base_model__endpoint", "job").order_by("-created_at").first())
         if scorer is not None or mode == "reward":
             return GateRun.Judge.REWARD, scorer
-    if mode in ("llm", "auto") and settings.TRAINING_GATE_LLM_JUDGE:
-        return GateRun.Judge.LLM, ServedModel.objects.filter(public_name=settings.TRAINING_GATE_LLM_JUDGE).first()
+    if mode in ("llm", "auto") and settings.ARENA_GATE_LLM_JUDGE:
+        return GateRun.Judge.LLM, ServedModel.objects.filter(public_name=settings.ARENA_GATE_LLM_JUDGE).first()
     return "", None
 
 
@@ -182,10 +182,10 @@ def gate_run(checkpoint: Checkpoint, *, opponent: ServedModel | None = None, rol
         GateRun.objects.filter(pk=run.pk).update(status=GateRun.Status.SKIPPED, error=problem)
         run.refresh_from_db()
         return run
-    prompts = held_out_prompts()[: num_prompts or settings.TRAINING_GATE_PROMPTS]
+    prompts = held_out_prompts()[: num_prompts or settings.ARENA_GATE_PROMPTS]
     try:
         _wait_for_engine(new)
-        new_answers, old_answers = _answers([new, opponent], prompts, settings.TRAINING_GATE_MAX_TOKENS)
+        new_answers, old_answers = _answers([new, opponent], prompts, settings.ARENA_GATE_MAX_TOKENS)
         judged = (_judge_reward if judge_kind == GateRun.Judge.REWARD else _judge_llm)(
             judge, prompts, new_answers, old_answers)
     except Exception as exc:  # noqa: BLE001 - an engine or judge failure is the run's result
@@ -197,7 +197,7 @@ def gate_run(checkpoint: Checkpoint, *, opponent: ServedModel | None = None, rol
                 for p, n, o, g in zip(prompts, new_answers, old_answers, judged, strict=True)]
     scores = [v["score"] for v in verdicts if v["score"] is not None]
     rate, low, high = win_rate_interval(scores)
-    passed = None if rate is None else rate >= settings.TRAINING_GATE_MIN_WIN_RATE
+    passed = None if rate is None else rate >= settings.ARENA_GATE_MIN_WIN_RATE
     GateRun.objects.filter(pk=run.pk).update(
         status=GateRun.Status.DONE, verdicts=verdicts, num_prompts=len(prompts), win_rate=rate, ci_low=low,
         ci_high=high, passed=passed, wall_s=round(time.monotonic() - t0, 2),
@@ -214,12 +214,12 @@ class EngineNotReady(Exception):
 
 def _wait_for_engine(model: ServedModel, poll_s: float = 2.0) -> None:
     """A model on a managed endpoint that is not healthy yet (a full fine-tune's engine starting) is
-    waited for, up to ENGINE_START_TIMEOUT_S; raises EngineNotReady when it never answers."""
+    waited for, up to ARENA_ENGINE_START_TIMEOUT_S; raises EngineNotReady when it never answers."""
     from serving.models import Endpoint
 
     if not model.endpoint.managed or model.endpoint.healthy:
         return
-    deadline = time.monotonic() + settings.ENGINE_START_TIMEOUT_S
+    deadline = time.monotonic() + settings.ARENA_ENGINE_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if Endpoint.objects.filter(pk=model.endpoint_id, healthy=True).exists():
             model.endpoint.refresh_from_db()
@@ -227,13 +227,13 @@ def _wait_for_engine(model: ServedModel, poll_s: float = 2.0) -> None:
         time.sleep(poll_s)
     error = Endpoint.objects.filter(pk=model.endpoint_id).values_list("last_error", flat=True).first() or ""
     raise EngineNotReady(f"the engine of {model.public_name} ({model.endpoint.name}) did not answer within "
-                         f"{settings.ENGINE_START_TIMEOUT_S:.0f} s (ARENA_ENGINE_START_TIMEOUT_S)"
+                         f"{settings.ARENA_ENGINE_START_TIMEOUT_S:.0f} s (ARENA_ENGINE_START_TIMEOUT_S)"
                          + (f": {error.splitlines()[0]}" if error else ""))
 
 
 def gate_holds() -> bool:
     """Whether a new contestant waits (sampling weight 0) until the gate admits it."""
-    return settings.TRAINING_GATE_HOLD and settings.TRAINING_GATE_JUDGE != "off"
+    return settings.ARENA_GATE_HOLD and settings.ARENA_GATE_JUDGE != "off"
 
 
 def _admit_or_hold(model: ServedModel, passed: bool | None) -> None:
@@ -249,7 +249,7 @@ def gate_after_registration(checkpoint: Checkpoint) -> None:
     from celery import current_app
     from django.db import transaction
 
-    if settings.TRAINING_GATE_JUDGE == "off":
+    if settings.ARENA_GATE_JUDGE == "off":
         return
     if checkpoint.kind == Checkpoint.Kind.SCORER:  # recorded at once, so the job page says why no gate ran
         GateRun.objects.create(checkpoint=checkpoint, opponent_role="", status=GateRun.Status.SKIPPED,
@@ -262,11 +262,11 @@ def gate_after_registration(checkpoint: Checkpoint) -> None:
 
 def gate_run_for(checkpoint_id: int) -> GateRun:
     """The task's work: the gate of a new contestant against its parent (the run returned), then,
-    with ``TRAINING_GATE_VS_LEADER``, the informational run against the leader."""
+    with ``ARENA_GATE_VS_LEADER``, the informational run against the leader."""
     checkpoint = Checkpoint.objects.select_related("served_model__parent__endpoint", "served_model__endpoint",
                                                    "base_model__endpoint").get(pk=checkpoint_id)
     run = gate_run(checkpoint)
-    if settings.TRAINING_GATE_VS_LEADER:
+    if settings.ARENA_GATE_VS_LEADER:
         gate_run_vs_leader(checkpoint)
     return run
 

@@ -1,8 +1,8 @@
 """Bounds of dataset imports, checked before anything is read or run.
 
 * ``check_size(source)``: the file as sent (an upload, a server file, bytes) is at most
-  ``TRAINING_IMPORT_MAX_UPLOAD_BYTES`` (env ``ARENA_IMPORT_MAX_UPLOAD_BYTES``). The
-  decompressed bound (``TRAINING_IMPORT_MAX_BYTES``) is enforced while streaming, by
+  ``ARENA_IMPORT_MAX_UPLOAD_BYTES`` (env ``ARENA_IMPORT_MAX_UPLOAD_BYTES``). The
+  decompressed bound (``ARENA_IMPORT_MAX_BYTES``) is enforced while streaming, by
   ``training.reading``.
 * ``server_path(raw, roots)``: a server-side path is accepted only when, with symlinks and
   ``..`` resolved, it lies under one of ``roots`` (``TRAINING_IMPORT_ROOTS``, env
@@ -59,7 +59,7 @@ def size_of(source: Any) -> int | None:
 
 
 def check_size(source: Any) -> None:
-    limit = settings.TRAINING_IMPORT_MAX_UPLOAD_BYTES
+    limit = settings.ARENA_IMPORT_MAX_UPLOAD_BYTES
     size = size_of(source)
     if size is not None and size > limit:
         raise ImportRefused(

@@ -38,13 +38,13 @@ def scorer_score_pairs(checkpoint: Checkpoint, items: list[dict], *, timeout_s: 
         clean.append({"prompt": prompt, "a": item["a"], "b": item["b"]})
     request = {"base_model_path": checkpoint.base_model.endpoint.model_dir, "adapter_path": checkpoint.weights_dir,
                "max_length": int(checkpoint.job.config.get("max_length") or 1024), "items": clean,
-               "device": settings.TRAINING_DEVICE or "cpu", "num_threads": 1}
+               "device": settings.ARENA_TRAINING_DEVICE or "cpu", "num_threads": 1}
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=_tmp_dir(), delete=False) as fh:
         json.dump(request, fh)
     try:
-        result = subprocess.run([settings.ENGINE_PYTHON, "-m", "training.recipes.scoring", fh.name],
+        result = subprocess.run([settings.ARENA_ENGINE_PYTHON, "-m", "training.recipes.scoring", fh.name],
                                 cwd=settings.BASE_DIR, capture_output=True, text=True,
-                                timeout=timeout_s or settings.TRAINING_SCORE_TIMEOUT_S)
+                                timeout=timeout_s or settings.ARENA_TRAINING_SCORE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise TrainingError("Scoring timed out.") from None
     finally:

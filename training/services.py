@@ -83,7 +83,7 @@ def dataset_import(*, name: str, data, fmt: str, source: str = Dataset.Source.UP
         limits.check_size(data)
     except limits.ImportRefused as exc:
         raise TrainingError(str(exc)) from None
-    result = formats.parse_dataset(data, fmt, max_bytes=settings.TRAINING_IMPORT_MAX_BYTES,
+    result = formats.parse_dataset(data, fmt, max_bytes=settings.ARENA_IMPORT_MAX_BYTES,
                                    max_errors=formats.UNLIMITED_ERRORS if skip_invalid else formats.MAX_REPORTED_ERRORS)
     if result.too_large:
         raise TrainingError(f"The file cannot be imported: {result.errors[-1].reason} (ARENA_IMPORT_MAX_BYTES); "
@@ -135,10 +135,10 @@ def dataset_from_hub(hub_id: str, *, name: str, fmt: str, split: str = "train", 
         raise TrainingError(str(exc)) from None
     out = settings.DATA_DIR / "tmp" / f"hub-{slugify(hub_id)}-{int(time.time())}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = [settings.ENGINE_PYTHON, "-m", "training.tools.hub_export", hub_id, "--split", split, "--out", str(out)]
+    command = [settings.ARENA_ENGINE_PYTHON, "-m", "training.tools.hub_export", hub_id, "--split", split, "--out", str(out)]
     try:
         result = subprocess.run(command, cwd=settings.BASE_DIR, capture_output=True, text=True,
-                                timeout=settings.TRAINING_HUB_TIMEOUT_S)
+                                timeout=settings.ARENA_TRAINING_HUB_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise TrainingError(f"Loading {hub_id!r} from the Hugging Face hub timed out.") from None
     if result.returncode != 0:
@@ -192,7 +192,7 @@ def dataset_from_arena_prompts(*, name: str, source: str = "arena-hard", created
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
     if source == "arena-hard":  # the gate's held-out prompts never train
-        prompts = prompts[: -settings.TRAINING_GATE_HELDOUT_PROMPTS]
+        prompts = prompts[: -settings.ARENA_GATE_HELDOUT_PROMPTS]
     if not prompts:
         raise TrainingError(f"No {source} prompts found in {settings.ARENA_PROMPTS_DIR}.")
     rows = [{"prompt": [{"role": "user", "content": p}]} for p in prompts]
@@ -212,7 +212,7 @@ def job_config(method: str, preset_name: str, overrides) -> dict:
         elif overrides:
             config = apply_overrides(config, overrides)
         config.validate()
-        config.check_servable(settings.VLLM_MAX_LORA_RANK)
+        config.check_servable(settings.ARENA_VLLM_MAX_LORA_RANK)
     except (RecipeConfigError, KeyError, ValueError) as exc:
         problems = list(getattr(exc, "problems", []) or [str(exc)])
         raise TrainingError("The recipe configuration is invalid.", problems) from None
@@ -242,7 +242,7 @@ def job_launch(*, base_model: ServedModel, method: str, dataset: Dataset, preset
         raise TrainingError("Continuing a full fine-tune is not supported: pick a LoRA checkpoint, or train "
                             "from the base model again.")
     config = job_config(method, preset_name, overrides)
-    refusal = gpu_refusal(config, settings.TRAINING_DEVICE)
+    refusal = gpu_refusal(config, settings.ARENA_TRAINING_DEVICE)
     if refusal:
         raise TrainingError(refusal)
     job = Job.objects.create(base_model=base_model, method=method, dataset=dataset, preset=preset_name,
@@ -340,13 +340,13 @@ def job_register_checkpoint(job: Job, done: dict) -> Checkpoint:
 
 def jobs_reap_stale() -> list[int]:
     """Mark RUNNING jobs whose worker stopped sending heartbeats as failed, saying why."""
-    limit = timezone.now() - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT_S)
+    limit = timezone.now() - timedelta(seconds=settings.ARENA_TRAINING_HEARTBEAT_TIMEOUT_S)
     reaped = []
     for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=limit):
         updated = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=limit).update(
             status=Job.Status.FAILED, finished_at=timezone.now(),
             error=(f"The worker running this job ({job.worker or 'unknown'}) stopped at step {job.step}: "
-                   f"no heartbeat for over {settings.TRAINING_HEARTBEAT_TIMEOUT_S} s (killed or crashed)."),
+                   f"no heartbeat for over {settings.ARENA_TRAINING_HEARTBEAT_TIMEOUT_S} s (killed or crashed)."),
         )
         if updated:
             reaped.append(job.pk)
@@ -355,7 +355,7 @@ def jobs_reap_stale() -> list[int]:
 
 def starter_jobs_queue() -> list[Job]:
     """On a fresh `make run`: an SFT on real OpenAssistant conversations and a DPO on real HH-RLHF pairs."""
-    if not settings.TRAINING_STARTER_JOBS or Job.objects.exists():
+    if not settings.ARENA_STARTER_JOBS or Job.objects.exists():
         return []
     base = ServedModel.objects.filter(kind=ServedModel.Kind.BASE, active=True).exclude(endpoint__model_dir="")
     base = base.filter(endpoint__name="local-smollm2").first() or base.first()

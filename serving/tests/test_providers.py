@@ -41,7 +41,7 @@ def keyed_vllm_url():
     spec.port, spec.name, spec.extra_args = free_port(), "test-keyed-provider", ["--api-key", KEY]
     spec.log_path = settings.DATA_DIR / "logs" / "test-keyed-provider.log"
     try:
-        with running_engine(spec, settings.ENGINE_START_TIMEOUT_S):
+        with running_engine(spec, settings.ARENA_ENGINE_START_TIMEOUT_S):
             yield spec.root_url
     except EngineError as exc:
         pytest.fail(str(exc))

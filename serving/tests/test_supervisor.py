@@ -58,7 +58,7 @@ def test_endpoints_beyond_the_cap_wait_in_priority_order_saying_why():
 
 @pytest.mark.django_db
 def test_the_supervisor_runs_managed_endpoints_with_an_active_model_local_models_first(settings):
-    settings.SERVING_LOCAL_MODELS = ["smollm2"]
+    settings.ARENA_LOCAL_MODELS = ["smollm2"]
     full = make_endpoint(name="full-x", managed=True, model_dir="/m/x", served_name="x",
                          base_url="http://127.0.0.1:8117/v1", chat_template="/t.jinja")
     make_model(endpoint=full, kind="full")
@@ -78,7 +78,7 @@ def test_the_supervisor_runs_managed_endpoints_with_an_active_model_local_models
 def test_a_full_fine_tune_gets_a_managed_endpoint_on_a_free_unused_port(settings, tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        settings.ENGINE_BASE_PORT = sock.getsockname()[1] - services.MANAGED_PORT_OFFSET  # first port: taken
+        settings.ARENA_ENGINE_PORT = sock.getsockname()[1] - services.MANAGED_PORT_OFFSET  # first port: taken
         first = sock.getsockname()[1]
         make_endpoint(base_url=f"http://127.0.0.1:{first + 1}/v1")  # second: a row has it
         parent = make_model(endpoint=make_endpoint(chat_template="/tpl.jinja"), generation={"temperature": 0.2},
@@ -99,9 +99,9 @@ def test_a_full_fine_tune_gets_a_managed_endpoint_on_a_free_unused_port(settings
 
 @pytest.mark.django_db(transaction=True)
 def test_an_engine_that_cannot_start_is_retried_then_given_up_with_its_log_tail(settings, tmp_path):
-    settings.ENGINE_PYTHON = sys.executable  # the web environment has no vLLM: the engine exits at once
+    settings.ARENA_ENGINE_PYTHON = sys.executable  # the web environment has no vLLM: the engine exits at once
     settings.DATA_DIR = tmp_path
-    settings.SERVING_LOCAL_MODELS = []
+    settings.ARENA_LOCAL_MODELS = []
     (tmp_path / "config.json").write_text("{}")
     endpoint = make_endpoint(name="full-broken", managed=True, model_dir=str(tmp_path), healthy=False,
                              base_url=f"http://127.0.0.1:{services.engine_port_choose()}/v1")

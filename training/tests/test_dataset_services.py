@@ -72,8 +72,8 @@ class TestDatasetSources:
     def test_the_hub_fails_clearly_when_unreachable(self, settings, tmp_path):
         from pathlib import Path
 
-        if not Path(settings.ENGINE_PYTHON).exists():
-            missing_part(f"engine environment missing: {settings.ENGINE_PYTHON} (make engine)")
+        if not Path(settings.ARENA_ENGINE_PYTHON).exists():
+            missing_part(f"engine environment missing: {settings.ARENA_ENGINE_PYTHON} (make engine)")
         settings.DATA_DIR = tmp_path
         with pytest.raises(services.TrainingError) as err:
             services.dataset_from_hub("HuggingFaceH4/ultrachat_200k", name="uc", fmt="messages", split="test_sft")

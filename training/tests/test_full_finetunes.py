@@ -68,7 +68,7 @@ def test_a_full_fine_tune_on_a_4bit_base_is_refused_at_launch(base, sft_data):
 
 
 def test_the_gate_fails_clearly_when_the_new_engine_never_answers(base, sft_data, tmp_path, settings):
-    settings.ENGINE_START_TIMEOUT_S = 0.1
+    settings.ARENA_ENGINE_START_TIMEOUT_S = 0.1
     checkpoint = full_checkpoint(base, sft_data, tmp_path)
     judge = make_model(public_name="judge")
     run = gate_run(checkpoint, judge_kind="llm", judge=judge, num_prompts=1)

@@ -50,8 +50,8 @@ def make_checkpoint(new: ServedModel, parent: ServedModel, tmp_path) -> Checkpoi
 @pytest.fixture
 def gate_settings(settings):
     settings.ARENA_PROMPTS_DIR = shared_data_file("arena_prompts")
-    settings.TRAINING_GATE_MAX_TOKENS = 24
-    settings.TRAINING_GATE_JUDGE_MAX_TOKENS = 48
+    settings.ARENA_GATE_MAX_TOKENS = 24
+    settings.ARENA_GATE_JUDGE_MAX_TOKENS = 48
     return settings
 
 
@@ -63,10 +63,10 @@ def test_an_llm_judge_at_a_real_endpoint_judges_both_orders_and_the_job_page_sho
     judge_endpoint = Endpoint.objects.create(name="judge", base_url=f"{vllm_url}/v1", healthy=True)
     judge = ServedModel.objects.create(public_name="smollm2-judge", endpoint=judge_endpoint,
                                        engine_model_id="smollm2-135m-instruct")
-    gate_settings.TRAINING_GATE_JUDGE = "llm"
-    gate_settings.TRAINING_GATE_LLM_JUDGE = "smollm2-judge"
-    gate_settings.TRAINING_GATE_HOLD = True
-    gate_settings.TRAINING_GATE_MIN_WIN_RATE = 1.01  # nothing passes: the model must wait for an admin
+    gate_settings.ARENA_GATE_JUDGE = "llm"
+    gate_settings.ARENA_GATE_LLM_JUDGE = "smollm2-judge"
+    gate_settings.ARENA_GATE_HOLD = True
+    gate_settings.ARENA_GATE_MIN_WIN_RATE = 1.01  # nothing passes: the model must wait for an admin
     run = gate.gate_run(checkpoint, num_prompts=3)
     assert run.status == "done", run.error
     assert run.judge_kind == "llm" and run.judge_name == str(judge) and run.num_prompts == 3
@@ -91,11 +91,11 @@ def test_an_llm_judge_at_a_real_endpoint_judges_both_orders_and_the_job_page_sho
 def test_a_model_that_passes_is_admitted_and_no_judge_means_no_gate(battle_models, gate_settings, tmp_path):
     new, parent = battle_models
     checkpoint = make_checkpoint(new, parent, tmp_path)
-    gate_settings.TRAINING_GATE_JUDGE = "auto"  # no scorer and no LLM judge named: skipped, saying why
-    gate_settings.TRAINING_GATE_LLM_JUDGE = ""
+    gate_settings.ARENA_GATE_JUDGE = "auto"  # no scorer and no LLM judge named: skipped, saying why
+    gate_settings.ARENA_GATE_LLM_JUDGE = ""
     run = gate.gate_run(checkpoint)
     assert run.status == GateRun.Status.SKIPPED and "no judge" in run.error
-    gate_settings.TRAINING_GATE_HOLD = True
+    gate_settings.ARENA_GATE_HOLD = True
     from arena.contestants import contestant_hold
 
     contestant_hold(new)
@@ -111,11 +111,11 @@ def test_registering_a_contestant_queues_its_gate(battle_models, settings, tmp_p
                                                   django_capture_on_commit_callbacks):
     new, parent = battle_models
     checkpoint = make_checkpoint(new, parent, tmp_path)
-    settings.TRAINING_GATE_JUDGE = "auto"
+    settings.ARENA_GATE_JUDGE = "auto"
     with django_capture_on_commit_callbacks(execute=True):
         gate.gate_after_registration(checkpoint)
     assert [m["task"] for m in broker_queue("training")] == [gate.GATE_TASK]
-    settings.TRAINING_GATE_JUDGE = "off"
+    settings.ARENA_GATE_JUDGE = "off"
     with django_capture_on_commit_callbacks(execute=True):
         gate.gate_after_registration(checkpoint)
     assert broker_queue("training") == []
@@ -150,10 +150,10 @@ def test_the_gate_also_meets_the_leader_and_that_run_only_informs(battle_models,
         engine_model_id="smollm2-135m-instruct", generation={"temperature": 0.0}) for name in ("smollm2-leader",
                                                                                                 "smollm2-judge"))
     leader_snapshot(leader, parent)
-    gate_settings.TRAINING_GATE_JUDGE, gate_settings.TRAINING_GATE_LLM_JUDGE = "llm", "smollm2-judge"
-    gate_settings.TRAINING_GATE_PROMPTS, gate_settings.TRAINING_GATE_MAX_TOKENS = 2, 8
-    gate_settings.TRAINING_GATE_JUDGE_MAX_TOKENS = 16
-    gate_settings.TRAINING_GATE_VS_LEADER = True
+    gate_settings.ARENA_GATE_JUDGE, gate_settings.ARENA_GATE_LLM_JUDGE = "llm", "smollm2-judge"
+    gate_settings.ARENA_GATE_PROMPTS, gate_settings.ARENA_GATE_MAX_TOKENS = 2, 8
+    gate_settings.ARENA_GATE_JUDGE_MAX_TOKENS = 16
+    gate_settings.ARENA_GATE_VS_LEADER = True
 
     # alone, the leader run never admits a held model, whatever its result (the parent run decides)
     contestant_hold(new)
@@ -186,7 +186,7 @@ def test_the_leader_run_is_skipped_saying_why(tmp_path, settings):
     parent = make_model(public_name="base")
     new = make_model(public_name="base-sft-j1")
     checkpoint = make_checkpoint(new, parent, tmp_path)
-    settings.TRAINING_GATE_JUDGE = "llm"
+    settings.ARENA_GATE_JUDGE = "llm"
 
     def skipped_because() -> str:
         run = gate.gate_run_vs_leader(checkpoint)

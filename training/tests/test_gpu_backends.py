@@ -58,7 +58,7 @@ class TestLaunchWithoutAGpu:
     @pytest.mark.parametrize("extra", [["--set", "backend=unsloth"],
                                        ["--set", "finetuning_type=full", "--set", "deepspeed=zero2"]])
     def test_launch_training_refuses_naming_the_missing_gpu(self, launchable, broker_queue, extra):
-        assert django_settings.TRAINING_DEVICE != "cuda"
+        assert django_settings.ARENA_TRAINING_DEVICE != "cuda"
         with pytest.raises(CommandError, match=MISSING_GPU):
             call_command("launch_training", "--method", "sft", "--base", "base-model", "--dataset", "d",
                          "--preset", "cpu-smoke", *extra)
@@ -85,7 +85,7 @@ class TestLaunchWithoutAGpu:
 
     def test_with_gpu_workers_declared_the_same_job_is_queued(self, launchable, settings, broker_queue,
                                                              django_capture_on_commit_callbacks):
-        settings.TRAINING_DEVICE = "cuda"
+        settings.ARENA_TRAINING_DEVICE = "cuda"
         with django_capture_on_commit_callbacks(execute=True):
             call_command("launch_training", "--method", "sft", "--base", "base-model", "--dataset", "d",
                          "--preset", "cpu-smoke", "--set", "finetuning_type=full", "--set", "deepspeed=zero3",
@@ -112,7 +112,7 @@ def test_a_deepspeed_job_runs_under_accelerate_with_the_shipped_config(tmp_path)
 ])
 def test_the_runner_refuses_them_on_the_cpu(tmp_path, values, refusal):
     """The real runner in the engine environment, as a worker would start it (no model is loaded)."""
-    python = django_settings.ENGINE_PYTHON
+    python = django_settings.ARENA_ENGINE_PYTHON
     if not Path(python).exists():
         missing_part(f"engine environment missing: {python} (make engine)")
     model = tmp_path / "model"
@@ -133,7 +133,7 @@ def test_the_runner_refuses_them_on_the_cpu(tmp_path, values, refusal):
 
 def test_a_worker_without_a_declared_gpu_starts_the_runner_plain_so_it_refuses_clearly(settings):
     full = {"finetuning_type": "full", "deepspeed": "zero3"}
-    settings.TRAINING_DEVICE = "cpu"
+    settings.ARENA_TRAINING_DEVICE = "cpu"
     assert _deepspeed_config(full) is None
-    settings.TRAINING_DEVICE = "cuda"
+    settings.ARENA_TRAINING_DEVICE = "cuda"
     assert _deepspeed_config(full) == accelerate_config("zero3") and _deepspeed_config({"deepspeed": "none"}) is None

@@ -29,7 +29,7 @@ def gzip_of_zeros(mib: int) -> bytes:
 class TestSizes:
     def test_a_gzip_bomb_is_refused_within_the_bound(self, settings, tmp_path):
         settings.DATA_DIR = tmp_path
-        settings.TRAINING_IMPORT_MAX_BYTES = 1 << 20
+        settings.ARENA_IMPORT_MAX_BYTES = 1 << 20
         bomb = gzip_of_zeros(64)
         assert len(bomb) < 100_000
         tracemalloc.start()
@@ -46,7 +46,7 @@ class TestSizes:
 
     def test_the_command_line_says_why_and_stores_nothing(self, settings, tmp_path):
         settings.DATA_DIR = tmp_path
-        settings.TRAINING_IMPORT_MAX_BYTES = 1 << 20
+        settings.ARENA_IMPORT_MAX_BYTES = 1 << 20
         path = tmp_path / "bomb.jsonl.gz"
         path.write_bytes(gzip_of_zeros(8))
         err = StringIO()
@@ -57,14 +57,14 @@ class TestSizes:
 
     def test_a_file_over_the_upload_limit_is_refused_before_reading(self, settings, tmp_path):
         settings.DATA_DIR = tmp_path
-        settings.TRAINING_IMPORT_MAX_UPLOAD_BYTES = 1000
+        settings.ARENA_IMPORT_MAX_UPLOAD_BYTES = 1000
         data = (json.dumps(GOOD) + "\n").encode() * 100
         with pytest.raises(services.TrainingError, match="ARENA_IMPORT_MAX_UPLOAD_BYTES"):
             services.dataset_import(name="big", data=data, fmt="messages")
 
     def test_the_form_shows_the_limit(self, admin_client, settings, tmp_path):  # noqa: F811
         settings.DATA_DIR = tmp_path
-        settings.TRAINING_IMPORT_MAX_BYTES = 1 << 20
+        settings.ARENA_IMPORT_MAX_BYTES = 1 << 20
         upload = SimpleUploadedFile("bomb.jsonl.gz", gzip_of_zeros(4))
         response = admin_client.post(reverse("admin:training_dataset_add"), {
             "import_from": "upload", "name": "bomb", "data_format": "messages", "upload": upload,
@@ -159,8 +159,8 @@ class TestHubIdsAreNeverLocalPaths:
 
         from tests.helpers import missing_part
 
-        if not Path(settings.ENGINE_PYTHON).exists():
-            missing_part(f"engine environment missing: {settings.ENGINE_PYTHON} (make engine)")
+        if not Path(settings.ARENA_ENGINE_PYTHON).exists():
+            missing_part(f"engine environment missing: {settings.ARENA_ENGINE_PYTHON} (make engine)")
         repo = str(settings.BASE_DIR)
         workdir = tmp_path / "workdir"
         self.plant(workdir)

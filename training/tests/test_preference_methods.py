@@ -18,8 +18,8 @@ import pytest
 from training.formats import parse_dataset
 from training.recipes import progress
 from training.tests.test_recipe_run import (  # noqa: F401 - _real_parts is an autouse fixture
+    ARENA_ENGINE_PYTHON,
     BASE_MODEL,
-    ENGINE_PYTHON,
     REPO_ROOT,
     RUN_TIMEOUT_S,
     _real_parts,
@@ -86,7 +86,7 @@ def test_the_scorer_scores_any_text_pair(reward_run, tmp_path):
         "base_model_path": str(BASE_MODEL), "adapter_path": str(adapter), "max_length": 128,
         "items": [{"prompt": [{"role": "user", "content": "What is 2+2?"}], "a": "4.", "b": "Go away."},
                   {"prompt": [{"role": "user", "content": "Hi"}], "a": "Hello!", "b": "Hello!"}]}))
-    out = subprocess.run([str(ENGINE_PYTHON), "-m", "training.recipes.scoring", str(request)], cwd=REPO_ROOT,
+    out = subprocess.run([str(ARENA_ENGINE_PYTHON), "-m", "training.recipes.scoring", str(request)], cwd=REPO_ROOT,
                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert out.returncode == 0, out.stderr[-3000:]
     scores = json.loads(out.stdout.splitlines()[-1])["scores"]
@@ -143,8 +143,8 @@ def test_the_gate_with_a_reward_model_judge(reward_run, battle_models, settings,
 
     _, events, adapter = reward_run
     settings.ARENA_PROMPTS_DIR = shared_data_file("arena_prompts")
-    settings.TRAINING_GATE_MAX_TOKENS = 24
-    settings.TRAINING_GATE_JUDGE = "reward"
+    settings.ARENA_GATE_MAX_TOKENS = 24
+    settings.ARENA_GATE_JUDGE = "reward"
     new, parent = battle_models
     parent.endpoint.model_dir = str(BASE_MODEL)
     parent.endpoint.save()
@@ -183,7 +183,7 @@ def test_two_processes_train_data_parallel_with_one_writer(tmp_path, sft_rows): 
     """accelerate launch, two CPU processes joined by gloo: one set of events, one adapter."""
     job_dir = make_job(tmp_path, "sft", sft_rows, overrides=["num_threads=1"])
     log = open(job_dir / "run.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.run(progress.runner_command(str(ENGINE_PYTHON), job_dir, num_processes=2), cwd=REPO_ROOT,
+    proc = subprocess.run(progress.runner_command(str(ARENA_ENGINE_PYTHON), job_dir, num_processes=2), cwd=REPO_ROOT,
                           stdout=log, stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_S,
                           env=dict(os.environ, HF_HUB_OFFLINE="1"))
     log.close()

@@ -25,7 +25,7 @@ from training.recipes.servability import adapter_servability_problems
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT / "data"  # the built-in datasets shipped with the repository
-ENGINE_PYTHON = Path(os.environ.get("ARENA_ENGINE_PYTHON", REPO_ROOT / ".venv-engine" / "bin" / "python"))
+ARENA_ENGINE_PYTHON = Path(os.environ.get("ARENA_ENGINE_PYTHON", REPO_ROOT / ".venv-engine" / "bin" / "python"))
 BASE_MODEL = Path(
     os.environ.get("ARENA_TEST_BASE_MODEL", REPO_ROOT / "var" / "models" / "smollm2-135m-instruct")
 )
@@ -37,8 +37,8 @@ pytestmark = pytest.mark.training
 @pytest.fixture(autouse=True)
 def _real_parts():
     """Skip without the engine env / model -- or fail under ARENA_REQUIRE_REAL_PARTS=1 (CI)."""
-    if not ENGINE_PYTHON.is_file():
-        missing_part(f"engine python not found at {ENGINE_PYTHON}")
+    if not ARENA_ENGINE_PYTHON.is_file():
+        missing_part(f"engine python not found at {ARENA_ENGINE_PYTHON}")
     if not (BASE_MODEL / "config.json").is_file():
         missing_part(f"base model not found at {BASE_MODEL} (no config.json)")
 
@@ -70,7 +70,7 @@ def start(job_dir: Path) -> subprocess.Popen:
     log = open(job_dir / "run.log", "wb")  # noqa: SIM115 - closed by the child's exit
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     return subprocess.Popen(
-        [str(ENGINE_PYTHON), "-m", "training.recipes.run", str(job_dir)],
+        [str(ARENA_ENGINE_PYTHON), "-m", "training.recipes.run", str(job_dir)],
         cwd=REPO_ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
