@@ -209,7 +209,9 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
         turn.producers = {side: asyncio.create_task(self._produce(turn, side)) for side in SIDES}
         try:
             await self._release(turn)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, Exception) as exc:  # a stop, a disconnect, or a send that failed
+            if not isinstance(exc, asyncio.CancelledError):
+                logger.exception("battle %s: streaming the turn failed", plan.battle_id)
             for task in turn.producers.values():
                 task.cancel()
             await asyncio.gather(*turn.producers.values(), return_exceptions=True)
