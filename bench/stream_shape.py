@@ -21,7 +21,7 @@ right (chance: 50%). The "paired" figure is a stronger attacker that knows one s
 battle is each model and picks the likelier assignment. Failed sides drop their battle.
 
     .venv/bin/python bench/stream_shape.py [--battles 32] [--max-tokens 48] [--smoke]
-        [--smollm-url http://127.0.0.1:8190] [--gemma-url http://127.0.0.1:8191]
+        [--smollm-url http://127.0.0.1:8190] [--gemma-url http://127.0.0.1:8191] [--save FEATURES.json]
 
 Without a URL, the bench starts that model's engine itself (converted models under var/models).
 Nothing here asserts: the machine is shared, so figures vary from run to run.
@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import json
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -126,6 +127,10 @@ def summarise(samples: dict[str, list[dict]], battles: int) -> None:
             print(f"{mode:8} {model:8} {means}")
 
 
+def stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--battles", type=int, default=32)
@@ -134,6 +139,7 @@ def main() -> None:
     parser.add_argument("--smollm-url", default="")
     parser.add_argument("--gemma-url", default="")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--save", default="", help="write every side's features here (JSON) to re-analyse")
     args = parser.parse_args()
     if args.smoke:
         args.battles, args.max_tokens = 4, 12
@@ -156,18 +162,24 @@ def main() -> None:
         prompts = [json.loads(line) for line in random.Random(args.seed).sample(lines, args.battles)]
         samples: dict[str, list[dict]] = {mode: [] for mode in MODES}
         dropped = 0
-        for index, prompt in enumerate(prompts):
-            for mode in MODES[index % 3:] + MODES[: index % 3]:
-                turn = asyncio.run(play_turn(ws_urls[mode], prompt))
-                states = {f["side"]: f["state"] for _, f in turn.frames if f["type"] == "side_done"}
-                if set(states.values()) != {"done"}:
-                    dropped += 1
-                    continue
-                for side, model in label_sides(turn).items():
-                    samples[mode].append({"battle": index, "model": model, **side_features(turn, side)})
-            print(f"battle {index + 1}/{len(prompts)} played in every mode", flush=True)
+        signal.signal(signal.SIGTERM, stop_on_sigterm)
+        try:
+            for index, prompt in enumerate(prompts):
+                for mode in MODES[index % 3:] + MODES[: index % 3]:
+                    turn = asyncio.run(play_turn(ws_urls[mode], prompt))
+                    states = {f["side"]: f["state"] for _, f in turn.frames if f["type"] == "side_done"}
+                    if set(states.values()) != {"done"}:
+                        dropped += 1
+                        continue
+                    for side, model in label_sides(turn).items():
+                        samples[mode].append({"battle": index, "model": model, **side_features(turn, side)})
+                print(f"battle {index + 1}/{len(prompts)} played in every mode", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted: the figures below are of the battles played so far")
         if dropped:
             print(f"{dropped} turns dropped: a side failed")
+        if args.save:
+            Path(args.save).write_text(json.dumps(samples, indent=1))
         summarise(samples, args.battles)
     finally:
         for web in webs:
