@@ -17,12 +17,14 @@ tokens per second, when each side ends). A :class:`Pacer` takes both engines' te
       start at the same tick.
     * All sides share one pace (characters per second), and a tick releases either a full quota of
       words from every side still releasing or nothing at all: when one engine falls behind, both
-      sides pause together. The pace starts at ``start_chars_per_s`` and only ever goes down, to
-      ``margin`` times the slowest producing side's measured rate (never below
-      ``min_chars_per_s``), so it tells the rater how fast the slower engine is, never which side
-      that is; as it stays under the slower engine's rate, a side left alone after the other's
-      text ended rarely has to pause. The rest is not sped up once the engines have ended: when
-      that happened would tell which side had the slower engine (the longer answer's or not).
+      sides pause together. The pace starts at ``start_chars_per_s`` (a first chunk of about one
+      word); once every producing side has produced text for ``measure_after_s``, it is
+      ``margin`` times the slowest producing side's mean rate so far (within ``min_chars_per_s``
+      and ``max_chars_per_s``), so it tells the rater how fast the slower engine is, never which
+      side that is. From the moment the first engine ends it can only go down: a side left alone
+      then would otherwise show its own engine's speed. As the pace stays under the slower
+      engine's rate, that side rarely has to pause. Nor is the rest sped up once the engines
+      have ended: when that happened would tell which side had the slower engine.
     * So a side's frames count, chunk sizes and times follow its text's length and the shared pace.
       The consumer sends both ``side_done`` frames together, after the last chunk of both.
 
@@ -48,8 +50,9 @@ MODES = ("paced", "whole", "tokens")
 @dataclass(frozen=True)
 class PaceConfig:
     tick_s: float = 0.08
-    start_chars_per_s: float = 200.0  # about 50 tokens per second, 16 characters a tick
+    start_chars_per_s: float = 60.0  # about a word a tick, until the engines' rates are measured
     min_chars_per_s: float = 15.0
+    max_chars_per_s: float = 400.0
     margin: float = 0.8  # the pace stays this far under the slowest producing side's rate
     measure_after_s: float = 0.5  # a side's rate is measured once it has produced text this long
     max_word_chars: int = 12
@@ -180,17 +183,21 @@ class Pacer:
         return end, end - state.sent
 
     def _measure(self, now: float) -> None:
-        """Lower the shared pace to ``margin`` x the slowest producing side's rate, if below it."""
+        """Set the shared pace from the slowest producing side's mean rate, once every producing side
+        has one; after the first engine ended, only lower it."""
         rates = []
         for state in self._state.values():
-            if state.finished or state.first_at is None:
+            if state.finished:
                 continue
-            elapsed = now - state.first_at
-            if elapsed >= self.config.measure_after_s:
-                rates.append(len(state.fed) / elapsed)
-        if rates:
-            target = max(self.config.min_chars_per_s, self.config.margin * min(rates))
-            self.pace = min(self.pace, target)
+            if state.first_at is None or now - state.first_at < self.config.measure_after_s:
+                return
+            rates.append(len(state.fed) / (now - state.first_at))
+        if not rates:
+            return
+        config = self.config
+        target = min(config.max_chars_per_s, max(config.min_chars_per_s, config.margin * min(rates)))
+        one_ended = any(state.finished for state in self._state.values())
+        self.pace = min(self.pace, target) if one_ended else target
 
     def _take(self, side: str, end: int) -> str:
         state = self._state[side]

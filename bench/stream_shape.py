@@ -12,9 +12,11 @@ ASGI app on a scratch SQLite database, one web process per stream mode:
 
 Each prompt (real arena prompts, ``data/arena_prompts``) is played once in each mode, the modes
 in rotating order. Every frame is recorded with its arrival time. Each side of each battle is
-a sample labelled with its model (read from the database), described by its stream shape:
-frames, characters per frame, time to the first delta, frames per second, time of its last
-delta and of its ``side_done``; and, as the reference, by its answer's length alone. A
+a sample labelled with its model (read from the database), described by its stream shape --
+the four features of issue 19 (frames, characters per frame, time to the first delta, frames
+per second), and all eight: those, the median frame's characters, the share of frames that
+begin with whitespace, the times of its last delta and of its ``side_done`` -- and, as the
+reference, by its answer's length alone. A
 nearest-centroid classifier (features standardised on the training folds) is scored by
 leave-one-battle-out cross-validation; the printed accuracy is the share of sides it names
 right (chance: 50%). The "paired" figure is a stronger attacker that knows one side of each
@@ -44,7 +46,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.arena_web import REPO, Turn, play_turn, scratch_arena, start_engine, start_web  # noqa: E402
 
 MODES = ("tokens", "paced", "whole")
-SHAPE = ("frames", "chars_per_frame", "first_delta_s", "frames_per_s", "last_delta_s", "side_done_s")
+#: What issue 19 measured (97.9% of sides named on the unpaced stream), then every shape feature
+#: this bench has: the above, the median frame, the share of frames that start a word (a tokenizer
+#: splits words; pacing never does), and when the side's last delta and its side_done arrived.
+ISSUE_SHAPE = ("frames", "chars_per_frame", "first_delta_s", "frames_per_s")
+SHAPE = (*ISSUE_SHAPE, "median_frame_chars", "word_start_share", "last_delta_s", "side_done_s")
 LENGTH = ("chars",)
 PROMPTS = REPO / "data" / "arena_prompts" / "oasst_prompt_lottery_en_250.jsonl"
 
@@ -58,6 +64,9 @@ def side_features(turn: Turn, side: str) -> dict[str, float]:
         "frames": len(deltas), "chars_per_frame": chars / max(1, len(deltas)), "first_delta_s": first,
         "frames_per_s": (len(deltas) - 1) / (last - first) if last > first else 0.0, "last_delta_s": last,
         "side_done_s": done, "chars": chars,
+        "median_frame_chars": statistics.median(len(f["text"]) for _, f in deltas) if deltas else 0.0,
+        "word_start_share": sum(f["text"][:1].isspace() for _, f in deltas) / max(1, len(deltas)),
+        "frames_seen": [[round(t, 4), len(f["text"])] for t, f in deltas],  # kept for --save only
     }
 
 
@@ -109,17 +118,21 @@ def label_sides(turn: Turn) -> dict[str, str]:
 def summarise(samples: dict[str, list[dict]], battles: int) -> None:
     print(f"\nsides named right by a nearest-centroid classifier, leave-one-battle-out ({battles} battles asked "
           "per mode; chance 50%):")
-    print(f"{'mode':8} {'battles':>7} {'shape':>7} {'length':>7} {'shape-length':>13}   paired: shape  length")
+    print("shape4: the issue's four features; shape8: all of them (see SHAPE); paired: knowing that each battle has "
+          "one side of each model")
+    print(f"{'mode':8} {'battles':>7} {'shape4':>7} {'shape8':>7} {'length':>7} {'best-length':>12}   "
+          "paired: shape4 shape8 length")
     for mode in MODES:
         rows = samples[mode]
         if len({r["battle"] for r in rows}) < 3:
             print(f"{mode:8} too few battles")
             continue
+        four, four_paired = nearest_centroid_scores(rows, ISSUE_SHAPE)
         shape, shape_paired = nearest_centroid_scores(rows, SHAPE)
         length, length_paired = nearest_centroid_scores(rows, LENGTH)
-        print(f"{mode:8} {len(rows) // 2:7d} {shape:7.1%} {length:7.1%} {(shape - length) * 100:+12.1f}p"
-              f"   {shape_paired:13.1%} {length_paired:7.1%}")
-    print("\nmean shape per model (frames, chars/frame, first delta s, frames/s, last delta s, side_done s, chars):")
+        print(f"{mode:8} {len(rows) // 2:7d} {four:7.1%} {shape:7.1%} {length:7.1%} "
+              f"{(max(four, shape) - length) * 100:+11.1f}p   {four_paired:14.1%} {shape_paired:6.1%} {length_paired:6.1%}")
+    print(f"\nmean shape per model ({', '.join((*SHAPE, *LENGTH))}):")
     for mode in MODES:
         for model in sorted({r["model"] for r in samples[mode]}):
             rows = [r for r in samples[mode] if r["model"] == model]

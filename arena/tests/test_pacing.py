@@ -135,6 +135,29 @@ class TestPaced:
         after = [len(t) for tick, s, t in released if s == "a" and tick > engines_done_tick + 1]
         assert after and max(after) <= 2 * pacer.pace * PaceConfig().tick_s + 12
 
+    def test_the_pace_follows_the_slower_engine_up_while_both_produce(self):
+        long_text = TEXT_A * 3
+        events = side_events("a", long_text, start=0.1, chars_per_s=300) + side_events("b", long_text, start=0.1,
+                                                                                         chars_per_s=200)
+        pacer = Pacer(start=0.0)
+        for t, side, piece in sorted(events, key=lambda e: e[0]):
+            if t > 2.0:
+                break
+            pacer.feed(side, piece, t)
+        pacer.tick(2.0)
+        assert PaceConfig().start_chars_per_s < pacer.pace == pytest.approx(0.8 * 200, rel=0.05)
+
+    def test_once_an_engine_has_ended_the_pace_can_only_go_down(self):
+        # Side b is slow while a answers, then fast once a has ended: its new speed never shows.
+        events = side_events("a", TEXT_B, start=0.1, chars_per_s=150)
+        end_a = events[-1][0]
+        slow = side_events("b", TEXT_A[:150], start=0.1, chars_per_s=100)[:-1]
+        fast = side_events("b", TEXT_A[150:] * 2, start=slow[-1][0], chars_per_s=1000)
+        pacer, released = run(events + slow + fast)
+        assert end_a < slow[-1][0]
+        assert pacer.pace <= 0.8 * 100 * 1.05
+        assert text_of(released, "b") == TEXT_A[:150] + TEXT_A[150:] * 2
+
     def test_a_failed_side_sends_nothing_more_and_the_other_goes_on(self):
         events = [e for e in side_events("a", TEXT_A, start=0.1, chars_per_s=300) if e[0] < 1.0]
         events.append((1.0, "a", FINISH))
