@@ -60,8 +60,9 @@ class PaceConfig:
 
 @dataclass
 class _Side:
-    fed: str = ""
-    sent: int = 0  # characters of ``fed`` released
+    pending: str = ""  # fed, not yet released
+    shown: list[str] = field(default_factory=list)  # the chunks released
+    fed_chars: int = 0
     finished: bool = False
     first_at: float | None = None
     credit: float = 0.0  # characters this side may still release (may go negative after a long word)
@@ -104,7 +105,8 @@ class Pacer:
             return
         if state.first_at is None:
             state.first_at = now
-        state.fed += text
+        state.pending += text
+        state.fed_chars += len(text)
 
     def finish(self, side: str, now: float, *, drop: bool = False) -> None:
         """The side's engine ended (``drop``: it failed; its unreleased text is never sent)."""
@@ -112,17 +114,16 @@ class Pacer:
         self._measure(now)  # the rate this side had, before it stops counting
         state.finished = True
         if drop:
-            state.fed = state.fed[: state.sent]
+            state.pending = ""
 
     # --- output ------------------------------------------------------------------------------
 
     def released(self, side: str) -> str:
-        state = self._state[side]
-        return state.fed[: state.sent]
+        return "".join(self._state[side].shown)
 
     def complete(self, side: str) -> bool:
         state = self._state[side]
-        return state.finished and state.sent == len(state.fed)
+        return state.finished and not state.pending
 
     @property
     def all_complete(self) -> bool:
@@ -136,12 +137,12 @@ class Pacer:
     def tick(self, now: float) -> list[tuple[str, str]]:
         """What to send now, as ``(side, text)`` in side order (empty: nothing this tick)."""
         if self.mode == "tokens":
-            return [(side, self._take(side, len(self._state[side].fed))) for side in self.sides
-                    if len(self._state[side].fed) > self._state[side].sent]
+            return [(side, self._take(side, len(self._state[side].pending))) for side in self.sides
+                    if self._state[side].pending]
         if self.mode == "whole":
             if not all(s.finished for s in self._state.values()):
                 return []
-            return [(side, self._take(side, len(self._state[side].fed))) for side in self.sides
+            return [(side, self._take(side, len(self._state[side].pending))) for side in self.sides
                     if not self.complete(side)]
         return self._tick_paced(now)
 
@@ -160,27 +161,28 @@ class Pacer:
                 return []  # one side cannot fill its chunk: every side waits for it
             plans[side] = plan
         out = []
-        for side, (end, spent) in plans.items():
+        for side, end in plans.items():
             state = self._state[side]
-            state.credit += quota - spent
-            if end > state.sent:  # nothing when a long word spent this tick's quota in advance
+            state.credit += quota - end
+            if end:  # nothing when a long word spent this tick's quota in advance
                 out.append((side, self._take(side, end)))
         return out
 
-    def _plan(self, state: _Side, credit: float) -> tuple[int, int] | None:
-        """Where this tick's chunk of a side ends and its length; None when it cannot be filled."""
-        end = state.sent
-        while credit - (end - state.sent) > 0:
-            nxt = word_end(state.fed, end, self.config.max_word_chars)
+    def _plan(self, state: _Side, credit: float) -> int | None:
+        """Where this tick's chunk of a side's pending text ends (its length); None when it cannot be
+        filled."""
+        end = 0
+        while credit - end > 0:
+            nxt = word_end(state.pending, end, self.config.max_word_chars)
             if nxt is None:
-                if state.finished and end < len(state.fed):
-                    end = len(state.fed)  # the last word
+                if state.finished and end < len(state.pending):
+                    end = len(state.pending)  # the last word
                     continue
                 if state.finished:
                     break  # all of it fits: a short last chunk
                 return None
             end = nxt
-        return end, end - state.sent
+        return end
 
     def _measure(self, now: float) -> None:
         """Set the shared pace from the slowest producing side's mean rate, once every producing side
@@ -191,7 +193,7 @@ class Pacer:
                 continue
             if state.first_at is None or now - state.first_at < self.config.measure_after_s:
                 return
-            rates.append(len(state.fed) / (now - state.first_at))
+            rates.append(state.fed_chars / (now - state.first_at))
         if not rates:
             return
         config = self.config
@@ -201,6 +203,6 @@ class Pacer:
 
     def _take(self, side: str, end: int) -> str:
         state = self._state[side]
-        text = state.fed[state.sent : end]
-        state.sent = end
+        text, state.pending = state.pending[:end], state.pending[end:]
+        state.shown.append(text)
         return text
