@@ -17,13 +17,14 @@ the four features of issue 19 (frames, characters per frame, time to the first d
 per second), and all eight: those, the median frame's characters, the share of frames that
 begin with whitespace, the times of its last delta and of its ``side_done`` -- and, as the
 reference, by its answer's length alone. A
-nearest-centroid classifier (features standardised on the training folds) is scored by
-leave-one-battle-out cross-validation; the printed accuracy is the share of sides it names
+nearest-centroid classifier and a logistic regression (features standardised on the training
+folds) are scored by leave-one-battle-out cross-validation; the printed accuracy is the share of sides it names
 right (chance: 50%). The "paired" figure is a stronger attacker that knows one side of each
 battle is each model and picks the likelier assignment. Failed sides drop their battle.
 
     .venv/bin/python bench/stream_shape.py [--battles 32] [--max-tokens 48] [--smoke]
         [--smollm-url http://127.0.0.1:8190] [--gemma-url http://127.0.0.1:8191] [--save FEATURES.json]
+    .venv/bin/python bench/stream_shape.py --analyse FEATURES.json
 
 Without a URL, the bench starts that model's engine itself (converted models under var/models).
 Nothing here asserts: the machine is shared, so figures vary from run to run.
@@ -96,6 +97,35 @@ def nearest_centroid_scores(samples: list[dict], features: tuple[str, ...]) -> t
     return right_sides / len(samples), right_battles / len(battles)
 
 
+def logistic_scores(samples: list[dict], features: tuple[str, ...], *, l2: float = 1.0) -> tuple[float, float]:
+    """The same leave-one-battle-out scores for an L2-regularised logistic regression (Newton's
+    method; it weighs the features, where nearest-centroid lets noisy ones dilute a telling one)."""
+    import numpy as np
+
+    battles = sorted({s["battle"] for s in samples})
+    labels = sorted({s["model"] for s in samples})
+    x = np.array([[s[f] for f in features] for s in samples], dtype=float)
+    y = np.array([labels.index(s["model"]) for s in samples], dtype=float)
+    group = np.array([battles.index(s["battle"]) for s in samples])
+    penalty = l2 * np.diag([0.0] + [1.0] * len(features))  # not on the intercept
+    right_sides = right_battles = 0
+    for held in range(len(battles)):
+        train, test = group != held, np.flatnonzero(group == held)
+        mean, std = x[train].mean(axis=0), x[train].std(axis=0)
+        std[std < 1e-9] = 1.0
+        z = np.c_[np.ones(len(x)), (x - mean) / std]
+        w = np.zeros(z.shape[1])
+        for _ in range(50):
+            p = 1.0 / (1.0 + np.exp(-z[train] @ w))
+            hessian = (z[train].T * (p * (1 - p))) @ z[train] + penalty
+            w -= np.linalg.solve(hessian, z[train].T @ (p - y[train]) + penalty @ w)
+        score = z[test] @ w
+        right_sides += int(((score > 0) == (y[test] > 0.5)).sum())
+        if len(test) == 2:
+            right_battles += int((score[0] - score[1]) * (y[test[0]] - y[test[1]]) > 0)
+    return right_sides / len(samples), right_battles / len(battles)
+
+
 def register_models(urls: dict[str, str], max_tokens: int) -> None:
     from serving.local_models import LOCAL_MODELS
     from serving.models import Endpoint, ServedModel
@@ -116,22 +146,22 @@ def label_sides(turn: Turn) -> dict[str, str]:
 
 
 def summarise(samples: dict[str, list[dict]], battles: int) -> None:
-    print(f"\nsides named right by a nearest-centroid classifier, leave-one-battle-out ({battles} battles asked "
-          "per mode; chance 50%):")
-    print("shape4: the issue's four features; shape8: all of them (see SHAPE); paired: knowing that each battle has "
-          "one side of each model")
-    print(f"{'mode':8} {'battles':>7} {'shape4':>7} {'shape8':>7} {'length':>7} {'best-length':>12}   "
-          "paired: shape4 shape8 length")
-    for mode in MODES:
-        rows = samples[mode]
-        if len({r["battle"] for r in rows}) < 3:
-            print(f"{mode:8} too few battles")
-            continue
-        four, four_paired = nearest_centroid_scores(rows, ISSUE_SHAPE)
-        shape, shape_paired = nearest_centroid_scores(rows, SHAPE)
-        length, length_paired = nearest_centroid_scores(rows, LENGTH)
-        print(f"{mode:8} {len(rows) // 2:7d} {four:7.1%} {shape:7.1%} {length:7.1%} "
-              f"{(max(four, shape) - length) * 100:+11.1f}p   {four_paired:14.1%} {shape_paired:6.1%} {length_paired:6.1%}")
+    print(f"\nsides named right, leave-one-battle-out ({battles} battles asked per mode; chance 50%); shape4: the "
+          "issue's four features, shape8: all (SHAPE); paired: knowing each battle has one side of each model")
+    for name, scores in (("nearest centroid", nearest_centroid_scores), ("logistic", logistic_scores)):
+        print(f"\n{name:16} {'battles':>7} {'shape4':>7} {'shape8':>7} {'length':>7} {'best-length':>12}   "
+              "paired: shape4 shape8 length")
+        for mode in MODES:
+            rows = samples[mode]
+            if len({r["battle"] for r in rows}) < 3:
+                print(f"{mode:16} too few battles")
+                continue
+            four, four_paired = scores(rows, ISSUE_SHAPE)
+            shape, shape_paired = scores(rows, SHAPE)
+            length, length_paired = scores(rows, LENGTH)
+            print(f"{mode:16} {len(rows) // 2:7d} {four:7.1%} {shape:7.1%} {length:7.1%} "
+                  f"{(max(four, shape) - length) * 100:+11.1f}p   {four_paired:14.1%} {shape_paired:6.1%} "
+                  f"{length_paired:6.1%}")
     print(f"\nmean shape per model ({', '.join((*SHAPE, *LENGTH))}):")
     for mode in MODES:
         for model in sorted({r["model"] for r in samples[mode]}):
@@ -153,9 +183,14 @@ def main() -> None:
     parser.add_argument("--gemma-url", default="")
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--save", default="", help="write every side's features here (JSON) to re-analyse")
+    parser.add_argument("--analyse", default="", help="only print the figures of features saved by --save")
     args = parser.parse_args()
     if args.smoke:
         args.battles, args.max_tokens = 4, 12
+    if args.analyse:
+        saved = json.loads(Path(args.analyse).read_text())
+        summarise(saved, len({r["battle"] for rows in saved.values() for r in rows}))
+        return
 
     env = scratch_arena(Path(tempfile.mkdtemp(prefix="arena-stream-shape-")))
     engines, webs = [], []
