@@ -48,6 +48,7 @@ lint: venv
 bench: venv engine
 	$(PY) bench/ratings_speed.py
 	$(PY) bench/battle_latency.py
+	$(PY) bench/stream_shape.py
 	$(PY) bench/training_speed.py
 	$(PY) bench/training_methods.py
 
