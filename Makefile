@@ -49,6 +49,7 @@ bench: venv engine
 	$(PY) bench/ratings_speed.py
 	$(PY) bench/key_attack.py
 	$(PY) bench/battle_latency.py
+	$(PY) bench/stream_shape.py
 	$(PY) bench/training_speed.py
 	$(PY) bench/training_methods.py
 

@@ -3,7 +3,9 @@
 Protocol of ``/ws/arena/`` (JSON text frames; documented in README "Battle API"):
 client → server ``new_battle``, ``prompt``, ``stop``, ``vote``; server → client
 ``battle``, ``turn_started``, ``delta``, ``side_done``, ``turn_done``,
-``revealed``, ``error``. No frame names a model before the vote.
+``revealed``, ``error``. No frame names a model before the vote, and before the vote the
+``delta`` frames' sizes and times follow the answers' text, not the engines (``arena.pacing``,
+``ARENA_STREAM``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 
 import openai
 from channels.db import DatabaseSyncToAsync
@@ -25,6 +28,7 @@ from arena import clientip, services
 from arena.leaderboard import services as leaderboard_services
 from arena.markdown import render_markdown
 from arena.models import Response
+from arena.pacing import Pacer
 from serving.errors import input_refused
 from serving.streaming import stream_chat
 
@@ -33,6 +37,7 @@ logger = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 64 * 1024
 # The only finish reasons a rater sees before the vote.
 PUBLIC_FINISH = {"stop": "done", "length": "length", "cancelled": "stopped"}
+SIDES = ("a", "b")
 
 #: The battle sockets' ORM calls run in this pool of threads (each with its own connection), not in
 #: Channels' default one shared thread: there every socket's every call queued behind all the others,
@@ -54,6 +59,36 @@ def _side_error_message(exc: BaseException) -> str:
     if isinstance(exc, openai.APIStatusError):
         return "This model's server answered with an error."  # no status: a 404 would say "a LoRA adapter"
     return "This model failed to answer."
+
+
+@dataclass
+class _SideResult:
+    """One side's answer, how it ended (``battle_side_finish``'s fields) and the rater's error text."""
+
+    content: str
+    outcome: dict
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
+    public_error: str = ""
+
+    def cut(self, shown: str) -> _SideResult:
+        """The side stopped where the rater's view of it ended (the engine's token counts are kept)."""
+        usage = {key: self.outcome[key] for key in ("completion_tokens", "prompt_tokens") if key in self.outcome}
+        return replace(self, content=shown, outcome={"state": Response.State.CANCELLED, "finish_reason": "cancelled",
+                                                     **usage}, public_error="")
+
+
+@dataclass
+class _Turn:
+    """One turn in flight: the pacer both engines feed, their tasks, and what was stored and told."""
+
+    plan: services.TurnPlan
+    pacer: Pacer
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    producers: dict[str, asyncio.Task] = field(default_factory=dict)
+    stores: dict[str, asyncio.Future] = field(default_factory=dict)
+    results: dict[str, _SideResult] = field(default_factory=dict)
+    told: set[str] = field(default_factory=set)  # sides whose side_done was sent
 
 
 class BattleConsumer(AsyncJsonWebsocketConsumer):
@@ -167,16 +202,73 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
             await asyncio.gather(task, return_exceptions=True)
 
     async def _generate(self, plan: services.TurnPlan) -> None:
-        await asyncio.gather(*(self._generate_side(plan, side) for side in ("a", "b")))
+        """Both engines feed one :class:`Pacer`, whose releases go out as ``delta`` frames
+        (``ARENA_STREAM``); then both ``side_done`` frames together (in ``tokens``, each side's own
+        as it ends) and ``turn_done``. A stop stores and shows what the rater saw, as cancelled."""
+        loop = asyncio.get_running_loop()
+        turn = _Turn(plan, Pacer(mode=settings.ARENA_STREAM, start=loop.time()))
+        turn.producers = {side: asyncio.create_task(self._produce(turn, side)) for side in SIDES}
+        try:
+            await self._release(turn)
+        except (asyncio.CancelledError, Exception) as exc:  # a stop, a disconnect, or a send that failed
+            if not isinstance(exc, asyncio.CancelledError):
+                logger.exception("battle %s: streaming the turn failed", plan.battle_id)
+            for task in turn.producers.values():
+                task.cancel()
+            await asyncio.gather(*turn.producers.values(), return_exceptions=True)
+            left = [side for side in SIDES if side not in turn.told]
+            for side in left:
+                task = turn.producers[side]
+                # A producer cancelled before it ever ran has no result: nothing was asked or shown.
+                result = _SideResult("", {}) if task.cancelled() else task.result()
+                if not turn.pacer.complete(side):
+                    result = result.cut(turn.pacer.released(side))
+                turn.results[side] = await self._store(turn, side, result)
+            for side in left:
+                await self._side_done(side, turn.results[side])
+                turn.told.add(side)
+            raise
         await self.send_json({"type": "turn_done", "battle_id": plan.battle_id, "turn": plan.turn_index + 1,
                               "turns_left": settings.ARENA_MAX_TURNS - plan.turn_index - 1})
 
-    async def _generate_side(self, plan: services.TurnPlan, side: str) -> None:
-        """Stream one side to the client; any failure stays on this side."""
+    async def _release(self, turn: _Turn) -> None:
+        """Send the pacer's chunks on its clock (``paced``) or as the engines change (the others)."""
+        loop, pacer = asyncio.get_running_loop(), turn.pacer
+        ended: list[str] = []
+        at = loop.time()
+        while len(ended) < len(SIDES):
+            if pacer.mode == "paced":
+                at = pacer.next_tick_at(max(at, loop.time()))
+                await asyncio.sleep(at - loop.time())
+            else:
+                await turn.changed.wait()
+                turn.changed.clear()
+                at = loop.time()
+            for side, text in pacer.tick(at):
+                await self.send_json({"type": "delta", "side": side, "text": text})
+            for side in SIDES:
+                if side not in ended and pacer.complete(side) and turn.producers[side].done():
+                    ended.append(side)
+                    if pacer.mode == "tokens":  # the old stream: a side's end shows when its engine ended
+                        turn.results[side] = await self._store(turn, side, turn.producers[side].result())
+                        await self._side_done(side, turn.results[side])
+                        turn.told.add(side)
+        left = [side for side in SIDES if side not in turn.told]
+        stored = await asyncio.gather(*(self._store(turn, side, turn.producers[side].result()) for side in left))
+        turn.results.update(zip(left, stored, strict=True))
+        for side in left:
+            await self._side_done(side, turn.results[side])
+            turn.told.add(side)
+
+    async def _produce(self, turn: _Turn, side: str) -> _SideResult:
+        """Stream one side's engine into the pacer; any failure stays on this side. Never raises."""
+        plan, pacer = turn.plan, turn.pacer
+        loop = asyncio.get_running_loop()
         parts: list[str] = []
         started = time.perf_counter()
         first_token_at: float | None = None
         outcome: dict = {"state": Response.State.DONE}
+        public_error = ""
         try:
             async with asyncio.timeout(settings.ARENA_GENERATION_TIMEOUT_S):
                 async for event in stream_chat(plan.targets[side], plan.messages[side]):
@@ -184,7 +276,8 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
                         if first_token_at is None:
                             first_token_at = time.perf_counter()
                         parts.append(event.text)
-                        await self.send_json({"type": "delta", "side": side, "text": event.text})
+                        pacer.feed(side, event.text, loop.time())
+                        turn.changed.set()
                     if event.finish_reason:
                         outcome.update(finish_reason=event.finish_reason, completion_tokens=event.completion_tokens,
                                        prompt_tokens=event.prompt_tokens)
@@ -193,25 +286,35 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
         except Exception as exc:  # noqa: BLE001 - one side's failure must not break the other
             logger.warning("battle %s side %s failed: %r", plan.battle_id, side, exc)
             outcome = {"state": Response.State.ERROR, "finish_reason": "error", "rater_caused": input_refused(exc),
-                       "error": f"{exc.__class__.__name__}: {exc}", "public_error": _side_error_message(exc)}
+                       "error": f"{exc.__class__.__name__}: {exc}"}
+            public_error = _side_error_message(exc)
         finished = time.perf_counter()
-        content = "".join(parts)
+        pacer.finish(side, loop.time(), drop=outcome["state"] == Response.State.ERROR)
+        turn.changed.set()
         tokens = outcome.get("completion_tokens") or (len(parts) or None)
         ttft_ms = (first_token_at - started) * 1000 if first_token_at else None
         tps = tokens / (finished - first_token_at) if tokens and first_token_at and finished > first_token_at else None
-        public_error = outcome.pop("public_error", "")
-        # Shielded: a cancelled side must still record what it had produced.
-        if not await asyncio.shield(self._record_side(plan, side, content, ttft_ms=ttft_ms, tokens_per_s=tps,
-                                                      **outcome)):
-            outcome = {"state": Response.State.ERROR, "finish_reason": "error"}
-            public_error = "This answer could not be saved; start a new battle."
+        return _SideResult("".join(parts), outcome, ttft_ms=ttft_ms, tokens_per_s=tps, public_error=public_error)
+
+    async def _store(self, turn: _Turn, side: str, result: _SideResult) -> _SideResult:
+        """Record the side once (shielded: a cancelled turn still records what it had)."""
+        if side not in turn.stores:
+            turn.stores[side] = asyncio.ensure_future(self._record_side(
+                turn.plan, side, result.content, ttft_ms=result.ttft_ms, tokens_per_s=result.tokens_per_s,
+                **result.outcome))
+        if await asyncio.shield(turn.stores[side]):
+            return result
+        return replace(result, outcome={"state": Response.State.ERROR, "finish_reason": "error"},
+                       public_error="This answer could not be saved; start a new battle.")
+
+    async def _side_done(self, side: str, result: _SideResult) -> None:
         try:
             # Before the vote a side shows only its text and how it ended: no speed, token count or
             # engine finish reason (they tell models apart); the speeds come with the reveal.
             await self.send_json(
-                {"type": "side_done", "side": side, "state": str(outcome["state"]),
-                 "finish_reason": PUBLIC_FINISH.get(outcome.get("finish_reason", ""), ""), "error": public_error,
-                 "html": render_markdown(content)}
+                {"type": "side_done", "side": side, "state": str(result.outcome["state"]),
+                 "finish_reason": PUBLIC_FINISH.get(result.outcome.get("finish_reason", ""), ""),
+                 "error": result.public_error, "html": render_markdown(result.content)}
             )
         except Exception:  # noqa: BLE001 - the socket may be gone after a disconnect
             pass

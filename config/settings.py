@@ -192,6 +192,13 @@ ARENA_GENERATION_TIMEOUT_S = env_float("ARENA_GENERATION_TIMEOUT_S", 120.0, mini
 # A response still pending this long after the generation timeout lost its web process: arena.reaper closes it.
 ARENA_REAP_GRACE_S = env_float("ARENA_REAP_GRACE_S", 30.0, minimum=0.0)
 ARENA_REAP_EVERY_S = env_float("ARENA_REAP_EVERY_S", 60.0, minimum=1.0)
+# How the answers reach the rater before the vote (arena/pacing.py): "paced" (whole words of both
+# sides on one shared clock and pace), "whole" (both complete, together), or "tokens" (each engine
+# chunk as its own frame; it tells the models apart, so only for benchmarks, and only with DEBUG).
+ARENA_STREAM = env_str("ARENA_STREAM", "paced").strip() or "paced"
+if ARENA_STREAM not in ("paced", "whole", "tokens") or (ARENA_STREAM == "tokens" and not DEBUG):
+    raise ImproperlyConfigured(f"ARENA_STREAM={ARENA_STREAM!r} must be paced or whole (tokens: benchmarks, with "
+                               "DJANGO_DEBUG=true)")
 # Threads (and so database connections) per web process for the battle sockets' database calls.
 ARENA_DB_THREADS = env_int("ARENA_DB_THREADS", 8, minimum=1, maximum=64)
 ARENA_IP_SALT = env_secret("ARENA_IP_SALT")
