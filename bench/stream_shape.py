@@ -126,12 +126,14 @@ def logistic_scores(samples: list[dict], features: tuple[str, ...], *, l2: float
     return right_sides / len(samples), right_battles / len(battles)
 
 
-def register_models(urls: dict[str, str], max_tokens: int) -> None:
+def register_models(urls: dict[str, str], max_tokens: int, one_engine: bool = False) -> None:
+    """Both contestants; ``one_engine``: both are SmolLM2 under the two names (a smoke run's check
+    that the bench works where Gemma is not converted; its figures mean nothing)."""
     from serving.local_models import LOCAL_MODELS
     from serving.models import Endpoint, ServedModel
 
     for key, url in urls.items():
-        spec = LOCAL_MODELS[key]
+        spec = LOCAL_MODELS["smollm2" if one_engine else key]
         endpoint = Endpoint.objects.create(name=f"bench-{key}", base_url=f"{url}/v1", healthy=True,
                                            kind=Endpoint.Kind.VLLM)
         ServedModel.objects.create(public_name=key, endpoint=endpoint, engine_model_id=spec.served_name,
@@ -182,6 +184,8 @@ def main() -> None:
     parser.add_argument("--smollm-url", default="")
     parser.add_argument("--gemma-url", default="")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--one-engine", action="store_true",
+                        help="both sides on the SmolLM2 engine (--smollm-url): checks the bench runs without Gemma")
     parser.add_argument("--save", default="", help="write every side's features here (JSON) to re-analyse")
     parser.add_argument("--analyse", default="", help="only print the figures of features saved by --save")
     args = parser.parse_args()
@@ -197,11 +201,13 @@ def main() -> None:
     try:
         urls = {}
         for key, url in (("smollm2", args.smollm_url), ("gemma3", args.gemma_url)):
+            if key == "gemma3" and args.one_engine:
+                url = urls["smollm2"]
             if not url:
                 engines.append(start_engine(key))
                 url = engines[-1].spec.root_url
             urls[key] = url.rstrip("/")
-        register_models(urls, args.max_tokens)
+        register_models(urls, args.max_tokens, args.one_engine)
         ws_urls = {}
         for mode in MODES:
             web, ws_urls[mode] = start_web(env, ARENA_STREAM=mode)
