@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from arena.costs import response_cost, response_usage
-from bench.fake_openai import PROVIDERS, FakeProvider, Quirks
+from bench.fake_openai import PROVIDERS, WORDS, FakeProvider, Quirks
 from serving import services
 from serving.errors import EngineError
 from serving.models import Endpoint, ServedModel
@@ -82,7 +82,7 @@ def test_each_provider_preset_is_added_from_the_form_and_answers_through_its_qui
         fake.requests.clear()
         text, events = answer(ModelTarget.of(model, max_tokens=4))
 
-    assert text == "This is a fake"
+    assert text == "".join(WORDS[:4])  # the fake's first four words
     assert (events[-1].finish_reason, events[-1].completion_tokens) == ("length", 4)
     (sent,) = fake.requests
     rules = rules_for(preset)
@@ -124,7 +124,7 @@ def test_a_refused_parameter_already_stored_is_not_sent_to_a_strict_provider():
         model = ServedModel.objects.create(public_name="gpt", endpoint=endpoint, engine_model_id="gpt-5.5",
                                            generation={"repetition_penalty": 1.1, "seed": 3})
         text, _ = answer(ModelTarget.of(model, max_tokens=3))
-    assert text == "This is a"
+    assert text == "".join(WORDS[:3])
     assert "repetition_penalty" not in fake.requests[-1] and fake.requests[-1]["seed"] == 3
 
 
