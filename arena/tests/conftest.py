@@ -12,3 +12,12 @@ def quick_leaderboard(settings):
     # A handful of votes would make every model provisional (unranked): these tests check ranks.
     settings.ARENA_LEADERBOARD_PROVISIONAL_VOTES = 0
     settings.ARENA_LEADERBOARD_PROVISIONAL_WIDTH = 1e9
+
+
+@pytest.fixture
+def hold_rules(settings):
+    """The documented defaults of the pairing holds, on (the suite's other tests may turn accounting off)."""
+    settings.ARENA_ACCOUNTING = True
+    settings.ARENA_PAIRING_MAX_ERROR_RATE = 0.5
+    settings.ARENA_PAIRING_ERROR_MIN_RESPONSES = 5
+    settings.ARENA_PAIRING_ERROR_MIN_RATERS = 3

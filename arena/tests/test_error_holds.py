@@ -16,15 +16,7 @@ from arena.serving_stats import serving_stats
 from serving.errors import input_refused
 from tests.factories import make_finished_battle, make_model
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def hold_rules(settings):
-    settings.ARENA_ACCOUNTING = True
-    settings.ARENA_PAIRING_MAX_ERROR_RATE = 0.5
-    settings.ARENA_PAIRING_ERROR_MIN_RESPONSES = 5
-    settings.ARENA_PAIRING_ERROR_MIN_RATERS = 3
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hold_rules")]
 
 
 def fail(model, rival, *, raters, ips, battles=6, rater_caused=False, rival_state="done"):
