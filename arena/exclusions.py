@@ -14,7 +14,9 @@ from here (docs/extending.md walks through one).
 
 from __future__ import annotations
 
-from arena.models import Vote
+from django.db.models import Q
+
+from arena.models import Battle, Vote
 
 #: The facts that leave a vote out, with the words the leaderboard uses.
 FLAGS: dict[str, str] = {
@@ -27,6 +29,13 @@ FLAGS: dict[str, str] = {
 def reasons() -> list[tuple[str, str]]:
     """``[(key, label)]`` of every reason a vote can be left out for, flags first."""
     return [*FLAGS.items(), *((choice.value, choice.label) for choice in Vote.Exclusion if choice.value)]
+
+
+def filters() -> dict[str, Q]:
+    """``{key: Q}`` selecting the votes left out for each reason of :func:`reasons` (for counting in SQL)."""
+    facts = {"identity_leak": Q(identity_leak=True), "named_mode": ~Q(battle__mode=Battle.Mode.ANONYMOUS),
+             "side_error": Q(side_error=True)}
+    return {key: facts.get(key, Q(exclusion=key)) for key, _ in reasons()}
 
 
 def vote_reasons(vote: Vote) -> list[str]:

@@ -50,7 +50,7 @@ def board_payload(snapshot: RatingSnapshot, category: str = "overall", style: bo
     ``{"snapshot": {"id", "created_at", "last_vote_id", "compute_ms"}, "category": {"key", "label",
     "description", "style_control", "votes", "min_votes", "enough_votes"}, "categories": [{"key",
     "label", "votes", "enough_votes"}], "totals": {"models", "votes", "all_votes", "counted_votes",
-    "excluded_votes"}, "excluded": {"identity_leak", "named_mode", "side_error"}, "anchor",
+    "excluded_votes"}, "excluded": {reason: votes} (``arena.exclusions``), "anchor",
     "connectivity": {"is_connected", "components"}, "rows": [...], "top", "message", "changelog"}``; rows
     as :func:`arena.leaderboard.boards.board_build` gives them (``provisional`` and ``retired``
     flags; established rows first within each group); ``message`` says why there are no rows

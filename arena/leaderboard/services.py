@@ -29,11 +29,10 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max
 from django.utils import timezone
 
-from arena import quality
-from arena.exclusions import reasons as exclusion_reasons
+from arena import exclusions, quality
 from arena.leaderboard.boards import anchor_dict, board_build, style_board_build
 from arena.leaderboard.categories import (
     FIXED_CATEGORIES,
@@ -57,7 +56,7 @@ from arena.leaderboard.selectors import (
     style_vote_arrays,
 )
 from arena.leaderboard_settings import board_options, board_settings
-from arena.models import Battle, RatingSnapshot, Vote
+from arena.models import RatingSnapshot, Vote
 from arena.ratings import PairCounts
 
 logger = logging.getLogger(__name__)
@@ -149,11 +148,8 @@ def _category_entries(
 def _vote_totals(last_vote_id: int, counted: int) -> tuple[dict[str, int], dict[str, int]]:
     """``(totals, excluded)`` of the votes up to ``last_vote_id``: all, counted and left out, and
     the reasons for leaving out (a vote may have several)."""
-    facts = {"identity_leak": Q(identity_leak=True), "named_mode": ~Q(battle__mode=Battle.Mode.ANONYMOUS),
-             "side_error": Q(side_error=True)}
-    filters = {key: facts.get(key, Q(exclusion=key)) for key, _ in exclusion_reasons()}  # arena.exclusions
     excluded = Vote.objects.filter(pk__lte=last_vote_id).aggregate(
-        votes=Count("pk"), **{key: Count("pk", filter=where) for key, where in filters.items()})
+        votes=Count("pk"), **{key: Count("pk", filter=where) for key, where in exclusions.filters().items()})
     votes = excluded.pop("votes")
     return {"votes": votes, "counted": counted, "excluded": votes - counted}, excluded
 
