@@ -1,6 +1,6 @@
 """WebSocket consumers: the rater's battle loop and live leaderboard updates.
 
-Protocol of ``/ws/arena/`` (JSON text frames; documented in README "Battle API"):
+Protocol of ``/ws/arena/`` (JSON text frames; documented in docs/battle-api.md):
 client → server ``new_battle``, ``prompt``, ``stop``, ``vote``; server → client
 ``battle``, ``turn_started``, ``delta``, ``side_done``, ``turn_done``,
 ``revealed``, ``error``. No frame names a model before the vote, and before the vote the

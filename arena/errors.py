@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class ArenaError(Exception):
-    """``code`` names the refusal (README "Battle API"); ``details`` are extra JSON-safe fields
+    """``code`` names the refusal (docs/battle-api.md); ``details`` are extra JSON-safe fields
     of the error frame (e.g. ``retry_after``)."""
 
     def __init__(self, code: str, message: str, **details):

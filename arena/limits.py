@@ -14,7 +14,7 @@ of N simultaneous requests against a limit of 1 exactly one gets through, and th
 released only when the row is committed. PostgreSQL: a transaction-scoped advisory lock
 (``pg_advisory_xact_lock``) on a 64-bit hash of the limit's kind and subject, taken in sorted
 order (no deadlock between two keys). SQLite: ``config/settings.py`` opens every transaction
-with ``BEGIN IMMEDIATE``, which holds the database's write lock from the start. Settings (README "Abuse, anonymity and privacy"):
+with ``BEGIN IMMEDIATE``, which holds the database's write lock from the start. Settings (docs/abuse-and-privacy.md):
 ``ARENA_LIMIT_BATTLES_PER_MINUTE``, ``ARENA_LIMIT_CONCURRENT_GENERATIONS``,
 ``ARENA_LIMIT_VOTES_PER_HOUR``, ``ARENA_LIMIT_VOTES_PER_DAY``.
 """

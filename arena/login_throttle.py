@@ -5,7 +5,7 @@ Contract: :func:`pseudo_address` (``AXES_CLIENT_IP_CALLABLE``) maps the request'
 to an IPv6 address in ``fd00::/8`` built from its salted hash (``arena.clientip.ip_hash``): one
 client, one pseudo-address, as distinct as the hash, and no raw address in axes' tables (whose
 column is an IP address field). Settings: ``ARENA_LOGIN_FAILURE_LIMIT``, ``ARENA_LOGIN_LOCKOUT_S``
-(README "Abuse, anonymity and privacy").
+(docs/abuse-and-privacy.md).
 """
 
 from __future__ import annotations

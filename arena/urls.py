@@ -5,7 +5,7 @@ from arena import views
 
 urlpatterns = [
     path("", views.battle_page, name="battle"),
-    # Rater sign-in for ARENA_REQUIRE_LOGIN (Django accounts; README "Abuse, anonymity and privacy").
+    # Rater sign-in for ARENA_REQUIRE_LOGIN (Django accounts; docs/abuse-and-privacy.md).
     path("accounts/login/", auth_views.LoginView.as_view(template_name="arena/login.html"), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/battles/<uuid:battle_id>", views.battle_detail_api, name="battle-detail-api"),

@@ -6,7 +6,7 @@ Standard library and ``websockets`` only (no Django). Steps, each bounded by the
 1. wait until ``GET /`` answers 200 (stop early when ``--pid``, the ``make run``, has exited);
 2. take a prompt suggestion from the page itself (its ``button.suggestion`` elements) and check
    that ``/api/prompts/suggestions`` offers some too;
-3. over ``ws://…/ws/arena/`` (README "Battle API"): ``new_battle`` until two models are ready
+3. over ``ws://…/ws/arena/`` (docs/battle-api.md): ``new_battle`` until two models are ready
    (``no_models`` until the engines load), ``prompt`` with the suggestion, wait for ``turn_done``
    with both sides ``done``, ``vote`` and wait for ``revealed``.
 Prints one JSON line of timings on success; exits non-zero with the reason otherwise.
