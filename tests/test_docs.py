@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 from django.core.management import get_commands, load_command_class
 
+from arena.exclusions import reasons
 from tests.helpers import REPO
 
 DOCS = sorted((REPO / "docs").glob("*.md"))
@@ -268,3 +269,10 @@ def test_the_battle_api_page_lists_every_frame_type_and_error_code():
     raised = set(re.findall(r'(?:ArenaError|_error|__init__)\(\s*"(\w+)"', code)) | set(re.findall(r'"code": "(\w+)"', consumers))
     listed = set(re.findall(r"`(\w+)`", page.split("Error codes:", 1)[1].split("\n\n", 1)[0]))
     assert raised == listed, f"code only: {raised - listed}; page only: {listed - raised}"
+
+
+def test_the_abuse_page_lists_every_reason_a_vote_is_left_out():
+    page = (REPO / "docs" / "abuse-and-privacy.md").read_text()
+    table = page.split("**Votes left out**", 1)[1].split("\n\n", 2)[1]
+    listed = re.findall(r"^\| `(\w+)` \|", table, flags=re.MULTILINE)
+    assert listed and set(listed) == {key for key, _ in reasons()}, listed
