@@ -19,6 +19,8 @@ from django.core.management import get_commands, load_command_class
 
 from arena.exclusions import reasons
 from tests.helpers import REPO
+from training.models import Job
+from training.recipes.config import PRESETS
 
 DOCS = sorted((REPO / "docs").glob("*.md"))
 PAGES = [REPO / "README.md", *DOCS]
@@ -276,3 +278,12 @@ def test_the_abuse_page_lists_every_reason_a_vote_is_left_out():
     table = page.split("**Votes left out**", 1)[1].split("\n\n", 2)[1]
     listed = re.findall(r"^\| `(\w+)` \|", table, flags=re.MULTILINE)
     assert listed and set(listed) == {key for key, _ in reasons()}, listed
+
+
+def test_the_fine_tunes_page_lists_every_training_method_and_preset():
+    page = (REPO / "docs" / "fine-tunes.md").read_text()
+    methods = re.findall(r"^\| `(\w+)` \|", page, flags=re.MULTILINE)
+    assert methods == list(Job.Method.values), f"the page's method table: {methods}"
+    presets = {name for by_name in PRESETS.values() for name in by_name}
+    shown = set(re.search(r"preset \(([^)]*)\)", page).group(1).replace("`", "").replace(",", " ").split())
+    assert shown == presets, f"the page names presets {sorted(shown)}, training.recipes.config has {sorted(presets)}"
