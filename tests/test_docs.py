@@ -15,6 +15,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 import pytest
+import yaml
 from django.core.management import get_commands, load_command_class
 
 from arena.exclusions import reasons
@@ -287,3 +288,13 @@ def test_the_fine_tunes_page_lists_every_training_method_and_preset():
     presets = {name for by_name in PRESETS.values() for name in by_name}
     shown = set(re.search(r"preset \(([^)]*)\)", page).group(1).replace("`", "").replace(",", " ").split())
     assert shown == presets, f"the page names presets {sorted(shown)}, training.recipes.config has {sorted(presets)}"
+
+
+def test_the_deployment_page_names_every_compose_service_and_its_commands():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    page = (REPO / "docs" / "deployment.md").read_text()
+    missing = [name for name in compose["services"] if f"`{name}`" not in page]
+    assert not missing, f"docs/deployment.md does not name the compose services {missing}"
+    for name in ("web", "worker", "beat", "training-worker"):
+        command = " ".join(compose["services"][name]["command"]).replace(" --loglevel INFO", "")
+        assert f"`{command}`" in page, f"the Kubernetes table's {name} command is not compose's: {command}"
