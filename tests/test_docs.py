@@ -298,3 +298,24 @@ def test_the_deployment_page_names_every_compose_service_and_its_commands():
     for name in ("web", "worker", "beat", "training-worker"):
         command = " ".join(compose["services"][name]["command"]).replace(" --loglevel INFO", "")
         assert f"`{command}`" in page, f"the Kubernetes table's {name} command is not compose's: {command}"
+
+
+def test_the_configuration_page_lists_every_setting_read_under_another_name():
+    """A variable assigned to a Python name other than its own (Django's DJANGO_* aside) is in
+    the page's "| variable | read as |" table, and the table lists no other."""
+    tree = ast.parse((REPO / "config" / "settings.py").read_text())
+    renamed = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [target.id for target in targets if isinstance(target, ast.Name)]
+            for call in ast.walk(node.value):
+                if (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in ENV_HELPERS
+                        and call.args and isinstance(call.args[0], ast.Constant)):
+                    variable = call.args[0].value
+                    public = [name for name in names if not name.startswith("_")]
+                    if public and variable not in public and not variable.startswith("DJANGO_"):
+                        renamed[variable] = public[0]
+    page = CONFIGURATION.read_text()
+    listed = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| `settings\.([A-Z0-9_]+)`", page, flags=re.MULTILINE))
+    assert listed == renamed
