@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -319,3 +320,11 @@ def test_the_configuration_page_lists_every_setting_read_under_another_name():
     page = CONFIGURATION.read_text()
     listed = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| `settings\.([A-Z0-9_]+)`", page, flags=re.MULTILINE))
     assert listed == renamed
+
+
+def test_the_development_page_says_why_each_runtime_dependency_is_there():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[\[=<>~!; ]", requirement, maxsplit=1)[0].lower() for requirement in project["dependencies"]}
+    table = (REPO / "docs" / "development.md").read_text().split("## Dependencies and why", 1)[1].lower()
+    missing = sorted(name for name in names if not re.search(rf"(^|[\s,(]){re.escape(name)}\b", table))
+    assert not missing, f"docs/development.md's dependency table does not say why these are there: {missing}"
