@@ -328,3 +328,21 @@ def test_the_development_page_says_why_each_runtime_dependency_is_there():
     table = (REPO / "docs" / "development.md").read_text().split("## Dependencies and why", 1)[1].lower()
     missing = sorted(name for name in names if not re.search(rf"(^|[\s,(]){re.escape(name)}\b", table))
     assert not missing, f"docs/development.md's dependency table does not say why these are there: {missing}"
+
+
+def test_every_flag_of_a_documented_command_is_shown_somewhere():
+    """The reverse: a command the docs show has none of its own flags left unmentioned."""
+    commands = get_commands()
+    shown: dict[str, set[str]] = {}
+    for _, name, rest in command_lines():
+        shown.setdefault(name, set()).update(re.findall(r"--[a-z][\w-]*", rest))
+    django_own = {"--help", "--version", "--verbosity", "--settings", "--pythonpath", "--traceback", "--no-color",
+                  "--force-color", "--skip-checks"}
+    unshown = []
+    for name, flags in shown.items():
+        if commands.get(name) in (None, "django.core"):
+            continue  # Django's own commands (migrate, check) are Django's to document
+        parser = load_command_class(commands[name], name).create_parser("manage.py", name)
+        own = {option for action in parser._actions for option in action.option_strings if option.startswith("--")}
+        unshown += [f"manage.py {name} {flag}" for flag in sorted(own - django_own - flags)]
+    assert not unshown, f"flags no page shows: {unshown}"
