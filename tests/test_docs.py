@@ -346,3 +346,26 @@ def test_every_flag_of_a_documented_command_is_shown_somewhere():
         own = {option for action in parser._actions for option in action.option_strings if option.startswith("--")}
         unshown += [f"manage.py {name} {flag}" for flag in sorted(own - django_own - flags)]
     assert not unshown, f"flags no page shows: {unshown}"
+
+
+def test_the_battle_api_page_gives_each_server_frame_the_fields_the_consumer_sends():
+    consumers = ast.parse((REPO / "arena" / "consumers.py").read_text())
+    sent: dict[str, tuple[set[str], bool]] = {}
+    for node in ast.walk(consumers):
+        if isinstance(node, ast.Dict):
+            keys = {key.value: value for key, value in zip(node.keys, node.values, strict=True)
+                    if isinstance(key, ast.Constant)}
+            if isinstance(keys.get("type"), ast.Constant):
+                sent[keys["type"].value] = (set(keys) - {"type"}, None in node.keys)  # None: a ** spread
+    page = (REPO / "docs" / "battle-api.md").read_text()
+    wrong = []
+    for cell in re.findall(r'^\| `(\{"type": .*?\})`', page, flags=re.MULTILINE):
+        frame = re.match(r'\{"type": "(\w+)"', cell).group(1)
+        top_level = re.sub(r"\{[^{}]*\}", "", cell[1:-1])  # nested objects' fields are theirs
+        top_level = re.sub(r':\s*"[^"]*"(?:\\\|"[^"]*")*', "", top_level)  # values: "side": "a"\|"b"
+        documented = set(re.findall(r'"(\w+)"', top_level)) - {"type", frame}
+        if frame in sent:
+            fields, spread = sent[frame]
+            if not fields <= documented or (not spread and fields != documented):
+                wrong.append(f"{frame}: the page shows {sorted(documented)}, the consumer sends {sorted(fields)}")
+    assert not wrong, "\n".join(wrong)
