@@ -11,6 +11,8 @@ importing it), so the default is the one written in the code, in production mode
 from __future__ import annotations
 
 import ast
+import functools
+import importlib
 import re
 import tomllib
 from pathlib import Path, PurePosixPath
@@ -44,6 +46,7 @@ NEW_IN_WORKED_EXAMPLES = {"arena/ratings/profile.py", "training/recipes/methods/
 _FAKE_REPO = PurePosixPath("/checkout/repo")
 
 
+@functools.cache
 def settings_read() -> dict[str, object]:
     """Every variable ``config/settings.py`` reads through an ``env_*`` helper, with its default."""
     tree = ast.parse((REPO / "config" / "settings.py").read_text())
@@ -70,7 +73,7 @@ def _default_namespace(tree: ast.Module) -> dict[str, object]:
     }
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("arena."):
-            module = __import__(node.module, fromlist=[alias.name for alias in node.names])
+            module = importlib.import_module(node.module)
             namespace.update({alias.name: getattr(module, alias.name) for alias in node.names})
     return namespace
 
