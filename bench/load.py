@@ -309,7 +309,7 @@ def parse_args(argv=None):
     parser.add_argument("--no-pin", action="store_true", help="do not pin the generator and the web processes")
     parser.add_argument("--keep", action="store_true", help="keep the web logs (and SQLite file) of a good run")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
-                        help="a PostgreSQL server and name: the run re-creates <name>_load there; default SQLite")
+                        help="a PostgreSQL server and name: the run re-creates <name>_load there; default DATABASE_URL, else SQLite")
     parser.add_argument("--redis-url", default="",
                         help="a Redis database of the run's own (the refits its votes queue are never served); "
                              "default: none (in-memory channel layer, a broker folder in the scratch directory)")
