@@ -113,3 +113,11 @@ def test_bad_requests_say_what_is_wrong(client, staff):
     for body, error in cases:
         response = client.post(SEND, body, content_type="application/json")
         assert response.status_code == 400 and error in response.json()["error"], body
+
+
+def test_the_checkpoint_pages_link_to_the_chat(client, staff):
+    client.force_login(staff)
+    checkpoint = make_checkpoint(served=False)
+    assert 'id="studio-chat-link"' in client.get("/admin/training/checkpoint/").content.decode()
+    page = client.get(f"/admin/training/checkpoint/{checkpoint.pk}/change/").content.decode()
+    assert f'href="{PAGE}?with=checkpoint:{checkpoint.pk}"' in page
