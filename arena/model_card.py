@@ -20,7 +20,8 @@ Contract: read-only; everything shown is already public on the leaderboard or in
 * Siblings: the runs of the same recipe (same parent, dataset and method), held-back ones
   included, come from the providers in ``SIBLING_PROVIDERS`` (the training app registers
   ``training.siblings.model_siblings``; the arena never imports training). A provider gets
-  :func:`is_public` and names only siblings that pass it.
+  :func:`is_public` and names only siblings that pass it; siblings are read afresh on each
+  request, never cached, so a sibling held back a moment ago is no longer named.
 * Nothing names a rater: no rater id, no IP hash, no session ever leaves this module.
 """
 
@@ -191,8 +192,8 @@ def model_card(public_name: str) -> dict[str, Any]:
             "opponents": opponent_records(model, last_vote_id),
             "examples": example_battles(model, last_vote_id),
             "snapshot_at": latest.created_at if latest else None,
-            "siblings": _siblings(model, latest),
         }
         if key:
             cache.set(key, card, CACHE_SECONDS)
-    return card
+    # Never from the cache: a sibling held back since the card was built must lose its name at once.
+    return {**card, "siblings": _siblings(model, latest)}

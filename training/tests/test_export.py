@@ -167,3 +167,18 @@ def test_the_admin_action_exports_a_job_and_says_where(client, checkpoint, tmp_p
     assert folder.name.startswith(checkpoint.served_model.public_name + "-adapter-")
     assert {"README.md", "adapter_config.json", "adapter_model.safetensors"} == {p.name for p in folder.iterdir()}
     assert f"exported (adapter) to {folder}" in done.content.decode()
+
+
+def test_a_full_fine_tune_exports_its_own_weights_even_with_merge(tmp_path):
+    model_dir = LOCAL_MODELS["smollm2"].engine_spec().model_dir
+    if not (Path(model_dir) / "config.json").exists():
+        from tests.helpers import missing_part
+
+        missing_part(f"model {model_dir} missing: run `make models`")
+    full = make_checkpoint(served=False, weights_dir=model_dir, finetuning_type="full")
+    result = export("--job", str(full.job_id), "--to", str(tmp_path / "full"), "--merge")
+    assert result["format"] == "full" and {"config.json", "model.safetensors", "README.md"} <= set(result["files"])
+    meta, body = card(tmp_path / "full")
+    assert meta["library_name"] == "transformers" and meta["arena"]["finetuning_type"] == "full"
+    assert meta["arena"]["rating"] is None and "Not rated" in body
+    assert "not stated" in body  # the dataset's commercial use is unknown: the card says so

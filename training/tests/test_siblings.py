@@ -60,3 +60,14 @@ def test_an_admitted_sibling_is_named_and_linked(client, family):
 def test_a_base_model_has_no_siblings_section(client, family):
     page = client.get("/leaderboard/model/base/").content.decode()
     assert model_card("base")["siblings"] is None and 'id="siblings"' not in page
+
+
+def test_a_sibling_held_back_after_the_page_was_cached_loses_its_name_at_once(client, family):
+    from arena.models import Contestant
+
+    second = make_checkpoint(base=family["shown"].base_model, dataset=family["shown"].job.dataset,
+                             gate={"win_rate": 0.6, "passed": True}, sampling_weight=1.0)
+    url = f"/leaderboard/model/{family['shown'].served_model.public_name}/"
+    assert second.served_model.public_name in client.get(url).content.decode()
+    Contestant.objects.filter(served_model=second.served_model).update(sampling_weight=0.0)
+    assert second.served_model.public_name not in client.get(url).content.decode()
