@@ -214,9 +214,12 @@ def push_refusal(repo: str) -> str:
         return f"{repo[:100]!r} is not a hub repository id (owner/name)."
     if not settings.HF_TOKEN:
         return "No model hub token: set HF_TOKEN (or HF_TOKEN_FILE) to push. Nothing was pushed."
-    probe = subprocess.run([settings.ARENA_ENGINE_PYTHON, "-c", "import huggingface_hub"], capture_output=True,
-                           env=_engine_env(), timeout=120, check=False)
-    if probe.returncode != 0:
+    try:
+        probe = subprocess.run([settings.ARENA_ENGINE_PYTHON, "-c", "import huggingface_hub"], capture_output=True,
+                               env=_engine_env(), timeout=120, check=False).returncode
+    except (OSError, subprocess.TimeoutExpired):
+        probe = -1
+    if probe != 0:
         return "The engine environment has no huggingface_hub to push with. Nothing was pushed."
     unreachable = _hub_reachable(settings.HF_ENDPOINT)
     if unreachable:

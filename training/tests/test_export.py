@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -19,7 +20,7 @@ from serving.adapter_hash import adapter_dir_sha256
 from serving.engines import EngineSpec, running_engine
 from serving.local_models import LOCAL_MODELS
 from tests.factories import make_checkpoint, make_model, make_vote
-from tests.helpers import free_port
+from tests.helpers import free_port, missing_part
 from training.models import Dataset
 
 pytestmark = pytest.mark.django_db
@@ -154,8 +155,6 @@ def test_a_bad_repository_id_is_refused(checkpoint, tmp_path):
 
 
 def test_the_admin_action_exports_a_job_and_says_where(client, checkpoint, tmp_path, settings):
-    from django.contrib.auth.models import User
-
     settings.DATA_DIR = tmp_path
     client.force_login(User.objects.create_user("staff", password="pw", is_staff=True, is_superuser=True))
     form = {"action": "export_jobs", "_selected_action": [checkpoint.job_id]}
@@ -172,8 +171,6 @@ def test_the_admin_action_exports_a_job_and_says_where(client, checkpoint, tmp_p
 def test_a_full_fine_tune_exports_its_own_weights_even_with_merge(tmp_path):
     model_dir = LOCAL_MODELS["smollm2"].engine_spec().model_dir
     if not (Path(model_dir) / "config.json").exists():
-        from tests.helpers import missing_part
-
         missing_part(f"model {model_dir} missing: run `make models`")
     full = make_checkpoint(served=False, weights_dir=model_dir, finetuning_type="full")
     result = export("--job", str(full.job_id), "--to", str(tmp_path / "full"), "--merge")
