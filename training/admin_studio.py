@@ -2,7 +2,7 @@
 
 * **Export** (an action on jobs and on checkpoints): a confirmation page (adapter or merged
   model), then ``training.export.checkpoint_export`` into ``DATA_DIR/exports/<name>-<format>-<time>``
-  in the request (a merge of a small model takes seconds; ``manage.py export_model`` is the way for
+  in the request (SmolLM2-135M merges in under a minute; ``manage.py export_model`` is the way for
   big ones, and for a push).
 * **Chat** (``admin:training_chat``, ``/admin/training/checkpoint/chat/``): staff with the view
   permission on checkpoints chat with any served model or checkpoint, multi-turn, streamed
