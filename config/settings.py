@@ -363,6 +363,10 @@ ARENA_TRAINING_PROCESSES = env_int("ARENA_TRAINING_PROCESSES", 1, minimum=1, max
 ARENA_TRAINING_HEARTBEAT_TIMEOUT_S = env_int("ARENA_TRAINING_HEARTBEAT_TIMEOUT_S", 120, minimum=5)
 ARENA_TRAINING_CANCEL_GRACE_S = env_int("ARENA_TRAINING_CANCEL_GRACE_S", 120, minimum=1)
 ARENA_TRAINING_HUB_TIMEOUT_S = env_int("ARENA_TRAINING_HUB_TIMEOUT_S", 600, minimum=5)
+# Pushing an exported model (manage.py export_model --push): the hub's token and address, named as
+# huggingface_hub names them. Without a token, or when the hub does not answer, a push is refused saying why.
+HF_TOKEN = env_secret("HF_TOKEN")
+HF_ENDPOINT = env_url("HF_ENDPOINT", "https://huggingface.co", {"http", "https"})
 # Scoring text pairs with a reward model (a subprocess of the engine environment).
 ARENA_TRAINING_SCORE_TIMEOUT_S = env_int("ARENA_TRAINING_SCORE_TIMEOUT_S", 900, minimum=5)
 # The gate before the arena (training.gate): judge auto | reward | llm | off.
