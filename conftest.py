@@ -132,7 +132,7 @@ def asgi_server(transactional_db):
     process.wait(10)
 
 
-#: The abuse protections (arena/limits.py, arena/quality.py) are off in tests unless a test turns
+#: The abuse protections (arena/abuse/limits.py, arena/quality/rules.py) are off in tests unless a test turns
 #: one on: most tests play many quick battles from one address. Their own tests set them.
 PROTECTIONS_OFF = {
     "ARENA_LIMIT_BATTLES_PER_MINUTE": 0, "ARENA_LIMIT_CONCURRENT_GENERATIONS": 0, "ARENA_LIMIT_VOTES_PER_HOUR": 0,

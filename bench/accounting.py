@@ -45,7 +45,7 @@ def setup_database(models: int, history: int):
     from django.db.models import Sum
     from django.utils import timezone
 
-    from arena.costs import spend_record
+    from arena.battle.costs import spend_record
     from arena.models import Battle, Response, Turn
     from serving.models import Endpoint, ServedModel
 

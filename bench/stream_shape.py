@@ -7,7 +7,7 @@ top_p 0.9, and Gemma's repetition penalty 1.3) -- through the real consumer: dap
 ASGI app on a scratch SQLite database, one web process per stream mode:
 
 * ``tokens``: one ``delta`` per engine chunk, the stream before pacing (the baseline);
-* ``paced``: the default (``arena/pacing.py``);
+* ``paced``: the default (``arena/battle/pacing.py``);
 * ``whole``: both answers complete, together.
 
 Each prompt (real arena prompts, ``data/arena_prompts``) is played once in each mode, the modes

@@ -68,7 +68,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "arena.clientip.TrustedProxyMiddleware",
+    "arena.abuse.clientip.TrustedProxyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -189,10 +189,10 @@ ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5, minimum=1, maximum=50)
 ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 4000, minimum=1)
 ARENA_MAX_OUTPUT_TOKENS = env_int("ARENA_MAX_OUTPUT_TOKENS", 256, minimum=1, maximum=32768)
 ARENA_GENERATION_TIMEOUT_S = env_float("ARENA_GENERATION_TIMEOUT_S", 120.0, minimum=1.0)
-# A response still pending this long after the generation timeout lost its web process: arena.reaper closes it.
+# A response still pending this long after the generation timeout lost its web process: arena.battle.reaper closes it.
 ARENA_REAP_GRACE_S = env_float("ARENA_REAP_GRACE_S", 30.0, minimum=0.0)
 ARENA_REAP_EVERY_S = env_float("ARENA_REAP_EVERY_S", 60.0, minimum=1.0)
-# How the answers reach the rater before the vote (arena/pacing.py): "paced" (whole words of both
+# How the answers reach the rater before the vote (arena/battle/pacing.py): "paced" (whole words of both
 # sides on one shared clock and pace), "whole" (both complete, together), or "tokens" (each engine
 # chunk as its own frame; it tells the models apart, so only for benchmarks, and only with DEBUG).
 ARENA_STREAM = env_str("ARENA_STREAM", "paced").strip() or "paced"
@@ -222,7 +222,7 @@ ARENA_PROMPTS_DIR = Path(env_str("ARENA_PROMPTS_DIR", str(BASE_DIR / "data" / "a
 # Chatbot Arena boosts a new model's sampling weight so it collects votes quickly.
 ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 5.0, minimum=1.0)
 ARENA_NEW_MODEL_BOOST_VOTES = env_int("ARENA_NEW_MODEL_BOOST_VOTES", 50, minimum=0)
-# How pairs are chosen (arena/pairing_mode.py): "weighted" (by sampling weight, as Chatbot Arena)
+# How pairs are chosen (arena/pairing/mode.py): "weighted" (by sampling weight, as Chatbot Arena)
 # or "active" (where a vote reduces the rating uncertainty most; the weights and the boost then
 # say whose uncertainty matters, and ARENA_PAIRING_FLOOR of the pairs stay uniformly random).
 ARENA_PAIRING = env_str("ARENA_PAIRING", "weighted").strip() or "weighted"
@@ -232,7 +232,7 @@ ARENA_PAIRING_FLOOR = env_float("ARENA_PAIRING_FLOOR", 0.1, minimum=0.0)
 if ARENA_PAIRING_FLOOR > 1.0:
     raise ImproperlyConfigured(f"ARENA_PAIRING_FLOOR={ARENA_PAIRING_FLOOR} must be between 0 and 1")
 
-# --- Abuse, anonymity and privacy (arena/limits.py, arena/quality.py, arena/clientip.py; README) ---
+# --- Abuse, anonymity and privacy (arena/abuse/limits.py, arena/quality/rules.py, arena/abuse/clientip.py; README) ---
 # Who may rate: anonymous raters (a session id) unless an account is required.
 ARENA_REQUIRE_LOGIN = env_bool("ARENA_REQUIRE_LOGIN", default=False)
 # Reverse proxies whose X-Forwarded-For is believed: a hop count ("1") or CIDRs ("10.0.0.0/8,::1/128").
@@ -260,7 +260,7 @@ ARENA_MODERATION_MODEL = env_str("ARENA_MODERATION_MODEL", "omni-moderation-late
 ARENA_MODERATION_API_KEY = env_secret("ARENA_MODERATION_API_KEY")
 ARENA_MODERATION_WORDS = env_list("ARENA_MODERATION_WORDS", [])
 
-# --- Serving accounting and pairing holds (arena/costs.py, arena/serving_stats.py, arena/pairing_holds.py) ---
+# --- Serving accounting and pairing holds (arena/battle/costs.py, arena/serving_stats.py, arena/pairing/holds.py) ---
 # Usage and cost per response, and the holds that take a model out of pairing: daily budget spent,
 # error rate over the window at or above the threshold (with enough responses to judge), all of an
 # engine's --max-loras slots busy. Off: none of it (measured by bench/accounting.py).
@@ -462,7 +462,7 @@ ARENA_METRICS_TOKEN = env_secret("ARENA_METRICS_TOKEN")
 
 # Sign-in throttle (django-axes) of /admin/login/ and /accounts/login/: after N failed sign-ins from
 # one client address, that address is refused (429) for the lockout time; 0 turns it off. Addresses
-# are stored only as a pseudo-address made from their salted hash (arena.login_throttle).
+# are stored only as a pseudo-address made from their salted hash (arena.abuse.login_throttle).
 ARENA_LOGIN_FAILURE_LIMIT = env_int("ARENA_LOGIN_FAILURE_LIMIT", 5, minimum=0)
 ARENA_LOGIN_LOCKOUT_S = env_int("ARENA_LOGIN_LOCKOUT_S", 900, minimum=1)
 INSTALLED_APPS.append("axes")
@@ -472,7 +472,7 @@ AXES_ENABLED = ARENA_LOGIN_FAILURE_LIMIT > 0
 AXES_FAILURE_LIMIT = max(1, ARENA_LOGIN_FAILURE_LIMIT)
 AXES_COOLOFF_TIME = timedelta(seconds=ARENA_LOGIN_LOCKOUT_S)
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
-AXES_CLIENT_IP_CALLABLE = "arena.login_throttle.pseudo_address"
+AXES_CLIENT_IP_CALLABLE = "arena.abuse.login_throttle.pseudo_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lockout ends on time, whatever is tried meanwhile
 AXES_DISABLE_ACCESS_LOG = True  # no table of successful sign-ins (addresses, browsers)

@@ -84,7 +84,7 @@ def endpoint_refresh(endpoint: Endpoint) -> dict:
         except EngineError:
             entries = None  # adapters_reconcile asks again and reports the engine down
         else:
-            context_lengths_store(endpoint, entries)  # what the pre-battle fit check reads (arena.context_fit)
+            context_lengths_store(endpoint, entries)  # what the pre-battle fit check reads (arena.battle.context_fit)
         report = adapters_reconcile(endpoint, entries=entries)
         error = report["engine_down"]
     Endpoint.objects.filter(pk=endpoint.pk).update(
@@ -204,7 +204,7 @@ def adapter_unload(endpoint: Endpoint, *, name: str) -> None:
 def served_model_register_adapter(*, parent: ServedModel, name: str, adapter_path: str, description: str = "") -> ServedModel:
     """Load an adapter into the parent's endpoint and create its served model. Raises EngineError, creating nothing.
 
-    Whether (and how often) it battles is the arena's to decide: see ``arena.contestants.contestant_enter``.
+    Whether (and how often) it battles is the arena's to decide: see ``arena.pairing.contestants.contestant_enter``.
     The HTTP call (up to minutes) runs outside any transaction: in the embedded mode (SQLite) a
     transaction holds the database's one write lock, and every battle would wait on it.
     """

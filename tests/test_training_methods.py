@@ -21,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from arena.contestants import contestants_battle_ready
+from arena.pairing.contestants import contestants_battle_ready
 from serving.models import ServedModel
 from tests.factories import make_vote
 from tests.test_training_loop import launch_and_wait, wait_for

@@ -237,7 +237,7 @@ def gate_holds() -> bool:
 
 
 def _admit_or_hold(model: ServedModel, passed: bool | None) -> None:
-    from arena.contestants import contestant_admit
+    from arena.pairing.contestants import contestant_admit
 
     if passed or not gate_holds():
         contestant_admit(model)
@@ -278,8 +278,8 @@ def leader_for(checkpoint: Checkpoint) -> tuple[ServedModel | None, str]:
     """(the leader to compare the checkpoint's contestant with, "") or (None, why there is none):
     the first model, not retired, of the latest snapshot's overall board, if it is battle-ready
     and is neither the new model nor its parent."""
-    from arena.contestants import contestants_battle_ready
     from arena.leaderboard.selectors import UnknownCategory, board_get, snapshot_latest
+    from arena.pairing.contestants import contestants_battle_ready
 
     new = checkpoint.served_model
     snapshot = snapshot_latest()

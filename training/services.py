@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from arena.contestants import contestant_enter, contestant_hold
+from arena.pairing.contestants import contestant_enter, contestant_hold
 from serving.models import ServedModel
 from serving.services import served_model_register_adapter, served_model_register_full
 from training import formats, limits

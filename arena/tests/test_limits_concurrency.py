@@ -1,4 +1,4 @@
-"""The limits hold under simultaneous requests (arena/limits.py "Exactness under concurrency").
+"""The limits hold under simultaneous requests (arena/abuse/limits.py "Exactness under concurrency").
 
 Eight real threads, each with its own database connection, start together on a barrier and
 call the same service against a limit of 1: exactly one gets through, the seven others are
@@ -86,7 +86,7 @@ def test_eight_simultaneous_turns_against_one_concurrent_generation_let_exactly_
 
 
 def test_a_limit_check_outside_a_transaction_is_a_programming_error(settings):
-    from arena import limits
+    from arena.abuse import limits
 
     settings.ARENA_LIMIT_VOTES_PER_HOUR = 1
     with pytest.raises(RuntimeError, match="inside the transaction"):

@@ -144,7 +144,7 @@ class TestOnlyPublicContestants:
         assert client.get("/leaderboard/model/gone/").status_code == 404
 
     def test_a_fine_tune_held_by_the_gate_is_a_404_like_an_unknown_name(self, client):
-        from arena.contestants import contestant_admit, contestant_hold
+        from arena.pairing.contestants import contestant_admit, contestant_hold
 
         base = make_model(public_name="base")
         held = make_model(public_name="base-sft-j9", parent=base, kind="lora")
@@ -157,7 +157,7 @@ class TestOnlyPublicContestants:
 
     def test_a_retired_model_and_an_imported_placeholder_on_the_board_keep_their_pages(self, client):
         from arena.leaderboard.services import snapshot_create
-        from arena.retirement import model_retire
+        from arena.pairing.retirement import model_retire
 
         me = self.make_rated()
         model_retire(me, actor="staff", reason="replaced")

@@ -1,4 +1,4 @@
-"""The key rules' maths (arena/outliers.py): leave-one-key-out test with ties, the share cap.
+"""The key rules' maths (arena/quality/outliers.py): leave-one-key-out test with ties, the share cap.
 
 Expected values come from independent code: the board's own fit (``arena.ratings.fit_bt``) on
 the votes without the key, plain Python sums over the three outcomes, and hand counts.
@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arena import outliers, ratings
+from arena import ratings
+from arena.quality import outliers
 
 MODELS = 4
 

@@ -9,9 +9,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from arena import quality, services
-from arena.identity import find_identity_words
+from arena import services
 from arena.models import Battle, RaterDecision, RatingSnapshot, Response, Vote
+from arena.quality import rules as quality
+from arena.quality.identity import find_identity_words
 from serving.local_models import LOCAL_MODELS
 from tests.factories import make_finished_battle, make_model
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from arena.contestants import contestants_battle_ready
 from arena.leaderboard import selectors as leaderboard_selectors
 from arena.leaderboard import services as leaderboard_services
 from arena.models import BoardChange, Contestant, Vote
-from arena.retirement import RetirementError, model_reinstate, model_retire, votes_reinclude
+from arena.pairing.contestants import contestants_battle_ready
+from arena.pairing.retirement import RetirementError, model_reinstate, model_retire, votes_reinclude
 from tests.factories import make_model, make_vote
 
 

@@ -13,8 +13,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
-from arena.contestants import contestants_battle_ready
 from arena.models import Response
+from arena.pairing.contestants import contestants_battle_ready
 from config.asgi import application
 from serving import services
 from serving.models import Endpoint, ServedModel

@@ -96,7 +96,7 @@ def test_a_model_that_passes_is_admitted_and_no_judge_means_no_gate(battle_model
     run = gate.gate_run(checkpoint)
     assert run.status == GateRun.Status.SKIPPED and "no judge" in run.error
     gate_settings.ARENA_GATE_HOLD = True
-    from arena.contestants import contestant_hold
+    from arena.pairing.contestants import contestant_hold
 
     contestant_hold(new)
     assert Contestant.objects.get(served_model=new).sampling_weight == 0.0
@@ -140,7 +140,7 @@ def leader_snapshot(leader: ServedModel, *others: ServedModel, wins: int = 3):
 @pytest.mark.django_db
 def test_the_gate_also_meets_the_leader_and_that_run_only_informs(battle_models, gate_settings, tmp_path, vllm_url,
                                                                   client):
-    from arena.contestants import contestant_hold
+    from arena.pairing.contestants import contestant_hold
 
     new, parent = battle_models
     checkpoint = make_checkpoint(new, parent, tmp_path)

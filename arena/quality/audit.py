@@ -14,8 +14,8 @@ from django.db.models import Count, F, Q
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 
-from arena import quality
 from arena.models import RaterDecision, Vote
+from arena.quality import rules as quality
 
 EXCLUDED = Q(identity_leak=True) | Q(side_error=True) | ~Q(exclusion="") | ~Q(battle__mode="anony")
 TOP = 50
