@@ -21,6 +21,7 @@ from arena.abuse import limits
 from arena.battle.context_fit import TurnFit, turn_fit
 from arena.battle.costs import response_account
 from arena.errors import ArenaError
+from arena.leaderboard.refresh import ratings_refresh_soon
 from arena.models import Battle, Response, Turn, Vote
 from arena.pairing.contestants import contestants_battle_ready, contestants_count_vote
 from arena.pairing.mode import pair_for
@@ -287,6 +288,4 @@ def _style_of(responses: list[Response]) -> dict:
 
 
 def _after_vote() -> None:
-    from arena.leaderboard.refresh import ratings_refresh_soon
-
     ratings_refresh_soon()

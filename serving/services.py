@@ -21,6 +21,7 @@ from django.utils.text import slugify
 from serving.adapter_hash import adapter_dir_sha256
 from serving.context import context_lengths_store
 from serving.errors import EngineError, EngineUnreachable
+from serving.local_models import enabled_local_models
 from serving.models import Endpoint, ServedModel, origin_of
 from serving.providers import rules_for
 
@@ -316,8 +317,6 @@ def adapters_reconcile(endpoint: Endpoint, *, entries: list[dict] | None = None)
 
 def local_models_register() -> list[ServedModel]:
     """Create (or refresh) the endpoint and served-model rows of the models `make run` serves locally."""
-    from serving.local_models import enabled_local_models
-
     models = []
     for local in enabled_local_models():
         spec = local.engine_spec()

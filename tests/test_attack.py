@@ -49,6 +49,7 @@ import websockets
 from django.db.models import Count
 
 from arena import ratings
+from arena.abuse.clientip import ip_hash
 from arena.models import Vote
 from arena.pairing.contestants import contestant_enter
 from arena.quality import rules as quality
@@ -207,8 +208,6 @@ def board(votes) -> ratings.Board:
 
 
 def honest_hashes() -> list[str]:
-    from arena.abuse.clientip import ip_hash
-
     return [ip_hash(f"198.51.100.{n + 1}") for n in range(HONEST_RATERS)]
 
 

@@ -39,9 +39,10 @@ from django.db import transaction
 from django.db.models import Q
 
 from arena import ratings
+from arena.leaderboard.refresh import ratings_refresh_soon
 from arena.models import Battle, BoardChange, RaterDecision, Response, Vote
 from arena.quality import outliers
-from arena.quality.identity import model_identity_words
+from arena.quality.identity import find_identity_words, model_identity_words
 from serving.models import ServedModel
 
 logger = logging.getLogger(__name__)
@@ -71,8 +72,6 @@ def moderation_flagged(texts: list[str]) -> bool:
     if not texts:
         return False
     if settings.ARENA_MODERATION_WORDS:
-        from arena.quality.identity import find_identity_words
-
         if find_identity_words(texts, settings.ARENA_MODERATION_WORDS):
             return True
     if not settings.ARENA_MODERATION_URL:
@@ -139,8 +138,6 @@ def vote_checks(
 
 
 def _refit_soon() -> None:
-    from arena.leaderboard.refresh import ratings_refresh_soon
-
     transaction.on_commit(ratings_refresh_soon)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from arena import ratings
 from arena.quality import outliers
+from bench import key_attack
 
 MODELS = 4
 
@@ -157,8 +158,6 @@ def test_vote_marks_caps_only_the_keys_the_test_did_not_flag():
 
 
 def test_the_bench_uses_the_documented_defaults():
-    from bench import key_attack
-
     source = (Path(__file__).resolve().parents[2] / "config" / "settings.py").read_text()
     defaults = {name: float(re.search(rf'env_(?:int|float)\("{name}", ([0-9.]+)', source).group(1))
                 for name in ("ARENA_OUTLIER_Z", "ARENA_OUTLIER_MIN_VOTES", "ARENA_KEY_SHARE_CAP",
