@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults import start_daphne
 from tests.helpers import (
     REPO,
     REQUIRE_REAL,
+    broker_messages,
     database_url_for_subprocess,
     free_port,
     missing_part,
@@ -48,7 +50,7 @@ def real_server_problems() -> list[str]:
     from django.conf import settings
     from django.db import connection
 
-    from config.celery import app
+    from config.celery import app  # the root conftest loads before Django is set up
 
     problems = []
     if connection.vendor != "postgresql":
@@ -90,7 +92,7 @@ def vllm_url():
 @pytest.fixture
 def battle_models(db, vllm_url):
     """Two contestants on the real server: the same weights behind two endpoints, sampled differently."""
-    from serving.models import Endpoint, ServedModel
+    from serving.models import Endpoint, ServedModel  # the root conftest loads before Django is set up
 
     models = []
     for index, generation in enumerate([{"temperature": 0.7, "top_p": 0.9}, {"temperature": 0.0}]):
@@ -118,8 +120,6 @@ def chromium_path() -> str:
 @pytest.fixture
 def asgi_server(transactional_db):
     """The real ASGI app (HTTP + WebSockets) served by daphne from a subprocess, on the test database."""
-    from tests.faults import start_daphne
-
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url_for_subprocess()}
     try:
@@ -132,7 +132,7 @@ def asgi_server(transactional_db):
     process.wait(10)
 
 
-#: The abuse protections (arena/limits.py, arena/quality.py) are off in tests unless a test turns
+#: The abuse protections (arena/abuse/limits.py, arena/quality/rules.py) are off in tests unless a test turns
 #: one on: most tests play many quick battles from one address. Their own tests set them.
 PROTECTIONS_OFF = {
     "ARENA_LIMIT_BATTLES_PER_MINUTE": 0, "ARENA_LIMIT_CONCURRENT_GENERATIONS": 0, "ARENA_LIMIT_VOTES_PER_HOUR": 0,
@@ -182,8 +182,6 @@ def broker_queue():
     """The real Celery broker of this session, its ``default`` and ``training`` queues emptied
     before and after the test. Call it with a queue name to take the messages waiting there
     (``tests.helpers.broker_messages``): what the code sent, checked without a fake."""
-    from tests.helpers import broker_messages
-
     for queue in ("default", "training"):
         broker_messages(queue)
     yield broker_messages
@@ -233,7 +231,7 @@ def lora_adapter_dir(tmp_path_factory) -> str:
 
     from django.conf import settings
 
-    from serving.local_models import LOCAL_MODELS
+    from serving.local_models import LOCAL_MODELS  # the root conftest loads before Django is set up
 
     model_dir = LOCAL_MODELS["smollm2"].engine_spec().model_dir
     if not Path(settings.ARENA_ENGINE_PYTHON).exists() or not (Path(model_dir) / "config.json").exists():

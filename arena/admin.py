@@ -5,11 +5,11 @@ from django.urls import path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from arena import audit
-from arena.contestants import contestants_pairing_state
-from arena.costs import battle_costs, model_usage
+from arena.battle.costs import battle_costs, model_usage
 from arena.models import Battle, BoardChange, Contestant, RaterDecision, RatingSnapshot, Response, Turn, Vote
-from arena.retirement import RetirementError, model_reinstate, model_retire, votes_reinclude
+from arena.pairing.contestants import contestants_pairing_state
+from arena.pairing.retirement import RetirementError, model_reinstate, model_retire, votes_reinclude
+from arena.quality import audit
 from arena.serving_stats import model_serving_stats
 from serving.admin import ServedModelAdmin
 from serving.models import ServedModel
@@ -187,7 +187,7 @@ class RatingSnapshotAdmin(admin.ModelAdmin):
 
 
 # The served model's admin page, with the arena's facts about it: usage, cost, serving statistics and
-# whether it sits out of pairing (arena/costs.py, arena/serving_stats.py, arena/pairing_holds.py).
+# whether it sits out of pairing (arena/battle/costs.py, arena/serving_stats.py, arena/pairing/holds.py).
 admin.site.unregister(ServedModel)
 
 

@@ -1,6 +1,6 @@
 """Round axis ticks for the server-drawn SVG charts (pure: standard library only).
 
-Beside the arena's charts (:mod:`arena.plots`); the training pages' charts (:mod:`training.plots`)
+Beside the arena's charts (:mod:`arena.leaderboard.plots`); the training pages' charts (:mod:`training.plots`)
 use the same copy, as training already depends on the arena and never the other way round.
 """
 

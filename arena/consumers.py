@@ -4,7 +4,7 @@ Protocol of ``/ws/arena/`` (JSON text frames; documented in docs/battle-api.md):
 client → server ``new_battle``, ``prompt``, ``stop``, ``vote``; server → client
 ``battle``, ``turn_started``, ``delta``, ``side_done``, ``turn_done``,
 ``revealed``, ``error``. No frame names a model before the vote, and before the vote the
-``delta`` frames' sizes and times follow the answers' text, not the engines (``arena.pacing``,
+``delta`` frames' sizes and times follow the answers' text, not the engines (``arena.battle.pacing``,
 ``ARENA_STREAM``).
 """
 
@@ -24,11 +24,12 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
 
-from arena import clientip, services
+from arena import services
+from arena.abuse import clientip
+from arena.battle.pacing import Pacer
 from arena.leaderboard import services as leaderboard_services
 from arena.markdown import render_markdown
 from arena.models import Response
-from arena.pacing import Pacer
 from serving.errors import input_refused
 from serving.streaming import stream_chat
 
@@ -321,7 +322,7 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
 
     async def _record_side(self, plan: services.TurnPlan, side: str, content: str, **outcome) -> bool:
         """Record a finished side; on failure, try once to close it as an error, so the turn never stays
-        pending (what neither attempt records, ``arena.reaper`` closes after the generation timeout)."""
+        pending (what neither attempt records, ``arena.battle.reaper`` closes after the generation timeout)."""
         finish = db(services.battle_side_finish)
         response_id = plan.response_ids[side]
         try:

@@ -5,7 +5,7 @@ one per process; Prometheus sums the web replicas):
 
 * ``arena_battles_total`` -- battles created;
 * ``arena_votes_total`` -- votes recorded; ``arena_votes_excluded_total{reason}`` -- those of
-  them the leaderboard leaves out when they are stored, by reason (``arena.exclusions``, the one
+  them the leaderboard leaves out when they are stored, by reason (``arena.quality.exclusions``, the one
   list of reasons: a vote can carry one fact and one quality reason);
 * ``arena_generation_errors_total{model}`` and ``arena_time_to_first_token_seconds{model}``
   -- per served model (public name), from each finished battle side.
@@ -24,8 +24,8 @@ from django.db.models import Count
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 
-from arena.exclusions import vote_reasons
 from arena.models import Vote
+from arena.quality.exclusions import vote_reasons
 from serving.models import ServedModel
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ class Contestant(models.Model):
     """The arena's terms for a served model: how often it is drawn into battles, and its new-model boost.
 
     A healthy served model without a row battles on the defaults (weight 1, no boost);
-    ``arena.contestants.contestant_enter`` creates rows; a weight of 0 draws a model only when no other can be.
+    ``arena.pairing.contestants.contestant_enter`` creates rows; a weight of 0 draws a model only when no other can be.
     """
 
     served_model = models.OneToOneField(ServedModel, on_delete=models.CASCADE, primary_key=True,
@@ -24,7 +24,7 @@ class Contestant(models.Model):
     sampling_weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
     boost_weight = models.FloatField(default=1.0, validators=[MinValueValidator(1.0)])
     boost_votes_left = models.PositiveIntegerField(default=0)
-    # Retired (arena.retirement): never drawn into battles again; its votes stay in the fit and it
+    # Retired (arena.pairing.retirement): never drawn into battles again; its votes stay in the fit and it
     # is shown in the board's "Retired" section. Who and why are logged as a BoardChange.
     retired_at = models.DateTimeField(null=True, blank=True)
     retired_by = models.CharField(max_length=150, blank=True)
@@ -124,7 +124,7 @@ class Response(models.Model):
     ttft_ms = models.FloatField(null=True, blank=True)
     tokens_per_s = models.FloatField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
-    # Usage and cost (arena/costs.py): the API's counts, or estimates marked ``usage_estimated``.
+    # Usage and cost (arena/battle/costs.py): the API's counts, or estimates marked ``usage_estimated``.
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     usage_estimated = models.BooleanField(default=False)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
@@ -140,7 +140,7 @@ class Response(models.Model):
 
 
 class DailySpend(models.Model):
-    """A served model's spend on one UTC day, added to as responses finish (``arena.costs.spend_record``):
+    """A served model's spend on one UTC day, added to as responses finish (``arena.battle.costs.spend_record``):
     what daily budgets are checked against on every new battle, without summing responses."""
 
     day = models.DateField()
@@ -155,7 +155,7 @@ class DailySpend(models.Model):
 class VoteQuerySet(models.QuerySet):
     def counted(self) -> VoteQuerySet:
         """Votes that enter the ratings: anonymous battles, no identity leak, no errored side, and
-        no quality exclusion (see arena/quality.py)."""
+        no quality exclusion (see arena/quality/rules.py)."""
         return self.filter(battle__mode=Battle.Mode.ANONYMOUS, identity_leak=False, side_error=False, exclusion="")
 
 
@@ -170,7 +170,7 @@ class Vote(models.Model):
     battle = models.OneToOneField(Battle, on_delete=models.CASCADE, related_name="vote")
     winner = models.CharField(max_length=16, choices=Winner.choices)
     class Exclusion(models.TextChoices):
-        """Why a stored vote is left out of the ratings ("" = counted); see arena/quality.py."""
+        """Why a stored vote is left out of the ratings ("" = counted); see arena/quality/rules.py."""
 
         COUNTED = "", "Counted"
         SIDE_INCOMPLETE = "side_incomplete", "A side was stopped or empty"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from arena.models import Battle
+from arena.models import Battle, Vote
+from arena.services import battle_reveal
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,6 @@ def battle_public_state(battle: Battle) -> dict:
         "conversation_b": battle.conversation_b,
     }
     if battle.is_locked():
-        from arena.services import battle_reveal
-
         state.update(battle_reveal(battle))
         state["winner"] = battle.vote.winner
     return state
@@ -95,8 +94,6 @@ def preference_pairs() -> list[dict]:
     errored sides and named battles are excluded. In multi-turn battles the two
     sides' earlier answers differ; the winner's history is used as the prompt.
     """
-    from arena.models import Vote
-
     rows = []
     votes = (
         Vote.objects.counted()
@@ -125,8 +122,6 @@ def unpaired_feedback() -> list[dict]:
     and did not). Identity leaks, errored or empty sides and named battles are excluded as
     for ``preference_pairs``.
     """
-    from arena.models import Vote
-
     labels = {
         Vote.Winner.MODEL_A: {"a": True, "b": False},
         Vote.Winner.MODEL_B: {"a": False, "b": True},

@@ -16,15 +16,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import Avg
 from django.utils import timezone
 
-from arena import limits, metrics, quality
-from arena.contestants import contestants_battle_ready, contestants_count_vote
-from arena.context_fit import TurnFit, turn_fit
-from arena.costs import response_account
+from arena import metrics
+from arena.abuse import limits
+from arena.battle.context_fit import TurnFit, turn_fit
+from arena.battle.costs import response_account
 from arena.errors import ArenaError
-from arena.identity import find_identity_words
+from arena.leaderboard.refresh import ratings_refresh_soon
 from arena.models import Battle, Response, Turn, Vote
-from arena.pairing import PairingError
-from arena.pairing_mode import pair_for
+from arena.pairing.contestants import contestants_battle_ready, contestants_count_vote
+from arena.pairing.mode import pair_for
+from arena.pairing.weighted import PairingError
+from arena.quality import rules as quality
+from arena.quality.identity import find_identity_words
 from arena.style import approx_tokens, style_counts
 from serving.models import ServedModel
 from serving.streaming import ModelTarget
@@ -39,7 +42,7 @@ def battle_create(*, rater_id: str, ip_hash: str = "", rng: random.Random | None
     """Start a battle between two distinct battle-ready models chosen by sampling weight.
 
     The limit check and the insert share one transaction holding the rater's and IP hash's
-    limit lock (``arena.limits``), so parallel sockets cannot overshoot the limit."""
+    limit lock (``arena.abuse.limits``), so parallel sockets cannot overshoot the limit."""
     with transaction.atomic():
         limits.check_battle(rater_id, ip_hash)
         ready = contestants_battle_ready()
@@ -111,7 +114,7 @@ def battle_turn_begin(*, battle_id, rater_id: str, text) -> TurnPlan:
     """Append the user's prompt to both sides and open a pending response on each.
 
     First, outside the transaction (it may ask the engines to count tokens), whether the conversation
-    fits both sides' contexts (``arena.context_fit``): on the first turn a pair that does not fit is
+    fits both sides' contexts (``arena.battle.context_fit``): on the first turn a pair that does not fit is
     drawn again among the models that fit, later the prompt is refused. A refused prompt changes nothing.
     """
     if not isinstance(text, str) or not text.strip():
@@ -188,7 +191,7 @@ def battle_side_finish(
     ttft_ms: float | None = None, tokens_per_s: float | None = None, completion_tokens: int | None = None,
     prompt_tokens: int | None = None, rater_caused: bool = False,
 ) -> Response:
-    """Record one side's answer (with its usage and cost, ``arena.costs``) and append it to that side's conversation.
+    """Record one side's answer (with its usage and cost, ``arena.battle.costs``) and append it to that side's conversation.
     ``rater_caused``: the rater's input caused the error (kept out of error holds, ``arena.serving_stats``)."""
     response = Response.objects.select_related("turn", "model").get(pk=response_id)
     battle = Battle.objects.select_for_update().get(pk=response.turn.battle_id)
@@ -285,6 +288,4 @@ def _style_of(responses: list[Response]) -> dict:
 
 
 def _after_vote() -> None:
-    from arena.leaderboard.refresh import ratings_refresh_soon
-
     ratings_refresh_soon()

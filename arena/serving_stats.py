@@ -10,7 +10,7 @@ at least ``ARENA_PAIRING_ERROR_MIN_RESPONSES`` responses, and its errors came fr
 ``ARENA_PAIRING_ERROR_MIN_RATERS`` distinct rater ids and as many distinct IP hashes (one
 client, however many battles it opens, cannot take a model out). It recovers when the failures
 age out of the window (or an admin lowers the threshold). Whether a hold may apply at all (the
-floor of two battle-ready models) is ``arena.pairing_holds``'s.
+floor of two battle-ready models) is ``arena.pairing.holds``'s.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from arena import reaper
+from arena.battle import reaper
 from arena.leaderboard import services
 from arena.leaderboard.refresh import RATINGS_REFRESH_TASK
 
@@ -23,5 +23,5 @@ def ratings_refresh_task(force: bool = False) -> int | None:
 
 @shared_task(name="arena.tasks.responses_reap_stale", ignore_result=True)
 def responses_reap_stale_task() -> list[int]:
-    """See :func:`arena.reaper.responses_reap_stale`."""
+    """See :func:`arena.battle.reaper.responses_reap_stale`."""
     return reaper.responses_reap_stale()

@@ -13,8 +13,8 @@ from arena import model_card, selectors
 from arena.leaderboard import presentation as leaderboard_presentation
 from arena.leaderboard import refresh as leaderboard_refresh
 from arena.leaderboard import selectors as leaderboard_selectors
+from arena.leaderboard.plots import rating_history_chart
 from arena.models import Battle
-from arena.plots import rating_history_chart
 from serving.models import ServedModel
 
 

@@ -45,9 +45,9 @@ def setup_database(models: int, history: int):
     from django.db.models import Sum
     from django.utils import timezone
 
-    from arena.costs import spend_record
-    from arena.models import Battle, Response, Turn
-    from serving.models import Endpoint, ServedModel
+    from arena.battle.costs import spend_record  # Django is set up in main(), after this module loads
+    from arena.models import Battle, Response, Turn  # Django is set up in main(), after this module loads
+    from serving.models import Endpoint, ServedModel  # Django is set up in main(), after this module loads
 
     provider = Endpoint.objects.create(name="provider", base_url="http://bench.invalid/v1", healthy=True,
                                        kind="openai", daily_budget_usd=Decimal("1000"))
@@ -84,7 +84,7 @@ def one_round(accounting: bool, n: int) -> tuple[float, float]:
     """(battle path seconds, vote path seconds) for one battle with accounting on or off."""
     from django.conf import settings
 
-    from arena import services
+    from arena import services  # Django is set up in main(), after this module loads
 
     settings.ARENA_ACCOUNTING = accounting
     rater = f"rater-{n}-{int(accounting)}"

@@ -59,8 +59,8 @@ def start_engine(key: str):
     (stop() it)."""
     from django.conf import settings
 
-    from serving.engines import EngineProcess
-    from serving.local_models import LOCAL_MODELS
+    from serving.engines import EngineProcess  # Django is set up in main(), after this module loads
+    from serving.local_models import LOCAL_MODELS  # Django is set up in main(), after this module loads
 
     spec = LOCAL_MODELS[key].engine_spec()
     spec.port = free_port()

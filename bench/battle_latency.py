@@ -34,8 +34,8 @@ def start_engine(log_name: str):
     """A SmolLM2 vLLM CPU engine of the bench's own on a free port, ready (stop() it)."""
     from django.conf import settings
 
-    from serving.engines import EngineProcess
-    from serving.local_models import LOCAL_MODELS
+    from serving.engines import EngineProcess  # Django is set up in main(), after this module loads
+    from serving.local_models import LOCAL_MODELS  # Django is set up in main(), after this module loads
 
     spec = LOCAL_MODELS["smollm2"].engine_spec()
     spec.port = free_port()
@@ -76,7 +76,7 @@ def main() -> None:
         args.rounds, args.max_tokens = 3, 16
 
     env = scratch_arena(Path(tempfile.mkdtemp(prefix="arena-bench-")))
-    from serving.models import Endpoint, ServedModel
+    from serving.models import Endpoint, ServedModel  # Django is set up in main(), after this module loads
 
     engine = None
     vllm_url = args.vllm_url.rstrip("/")

@@ -1,7 +1,7 @@
 """Identity-word matching on real answers: how often it flags, and what it costs per vote.
 
 Compares, in one process, the literal matcher the arena had before (a regular expression per
-word on the lower-cased text, kept here as the baseline) with ``arena.identity.find_identity_words``
+word on the lower-cased text, kept here as the baseline) with ``arena.quality.identity.find_identity_words``
 (NFKC, format characters removed, separators between letters ignored). The words are the
 default ``ARENA_IDENTITY_WORDS`` plus the words of the two local models, as a fresh arena has.
 
@@ -89,8 +89,10 @@ def sources(data: Path, shared: Path) -> dict[str, list[str]]:
 def identity_word_list() -> list[str]:
     from django.conf import settings
 
-    from arena.identity import model_identity_words
-    from serving.local_models import LOCAL_MODELS
+    from arena.quality.identity import (
+        model_identity_words,  # Django is set up in main(), after this module loads
+    )
+    from serving.local_models import LOCAL_MODELS  # Django is set up in main(), after this module loads
 
     words = {w.strip().lower() for w in settings.ARENA_IDENTITY_WORDS if w.strip()}
     for local in LOCAL_MODELS.values():
@@ -118,7 +120,9 @@ def main() -> None:
     django.setup()
     from django.conf import settings
 
-    from arena.identity import find_identity_words
+    from arena.quality.identity import (
+        find_identity_words,  # Django is set up in main(), after this module loads
+    )
 
     words = identity_word_list()
     found = sources(Path(settings.BUILTIN_DATA_DIR), Path(settings.SHARED_DATA_DIR))

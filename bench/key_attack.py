@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/key_attack.py [--smoke] [--seeds N]
 
-Simulates issue 19's arena with the project's own code (``arena.outliers.vote_marks``, the rule
-``arena.quality.outliers_refresh`` applies, and ``arena.ratings.compute_board``): 8 models 40
+Simulates issue 19's arena with the project's own code (``arena.quality.outliers.vote_marks``, the rule
+``arena.quality.rules.outliers_refresh`` applies, and ``arena.ratings.compute_board``): 8 models 40
 points apart (1140 … 860), honest votes on uniformly drawn pairs by Bradley–Terry with 15%
 ties, from raters who cast 1–40 votes each (a few heavy ones), each with its own IP hash. One
 attacker key (one IP hash, a fresh rater id per battle: it reconnects without a cookie) votes
@@ -36,7 +36,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from arena import outliers, ratings  # noqa: E402
+from arena import ratings  # noqa: E402
+from arena.quality import outliers  # noqa: E402
 
 TRUE = np.array([1140.0, 1100, 1060, 1020, 980, 940, 900, 860])
 TARGET = len(TRUE) - 1

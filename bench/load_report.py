@@ -123,8 +123,8 @@ def vote_audit(acked: list[str]) -> dict:
     """The acknowledged votes against the database, after the outlier test has run on every stored vote."""
     from django.db.models import Count
 
-    from arena import quality  # models load only after django.setup() in bench/load.py
-    from arena.models import Vote
+    from arena.models import Vote  # Django is set up in main(), after this module loads
+    from arena.quality import rules as quality  # models load only after django.setup() in bench/load.py
 
     quality.outliers_refresh()
     rows = Vote.objects.filter(battle__public_id__in=set(acked))

@@ -285,10 +285,17 @@ def database_benchmark(args: argparse.Namespace, a: np.ndarray, b: np.ndarray, o
         logging.getLogger("arena.leaderboard").setLevel(logging.WARNING)
         from django.db import connection
 
-        from arena.leaderboard import selectors as leaderboard_selectors
-        from arena.leaderboard import services as leaderboard_services
-        from arena.models import Vote
-        from serving.models import Endpoint, ServedModel
+        from arena.leaderboard import (
+            selectors as leaderboard_selectors,  # Django is set up in main(), after this module loads
+        )
+        from arena.leaderboard import (
+            services as leaderboard_services,  # Django is set up in main(), after this module loads
+        )
+        from arena.models import Vote  # Django is set up in main(), after this module loads
+        from serving.models import (  # Django is set up in main(), after this module loads
+            Endpoint,
+            ServedModel,
+        )
 
         t0 = time.perf_counter()
         call_command("migrate", verbosity=0)

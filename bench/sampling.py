@@ -22,11 +22,11 @@ Every ``--batch`` votes the board is refitted with sandwich intervals
   its interval first got below ±20 (a stopping time: the harder test).
 
 Modes: ``uniform`` (every pair equally likely), ``weighted`` (the arena's default:
-``arena.pairing.sample_pair`` with weight 1 and the new-model boost, ``ARENA_NEW_MODEL_BOOST``
+``arena.pairing.weighted.sample_pair`` with weight 1 and the new-model boost, ``ARENA_NEW_MODEL_BOOST``
 = 5 for its first ``ARENA_NEW_MODEL_BOOST_VOTES`` = 50 votes), ``newcomer`` (the trivial
 baseline of issue 21: 90% of battles put the new model against a uniformly random opponent,
 the rest are uniform pairs), ``active``
-(``arena.sampling.choose_pairs``, 10% random floor, repeat cap, the new model's weight 5 while it
+(``arena.pairing.sampling.choose_pairs``, 10% random floor, repeat cap, the new model's weight 5 while it
 has fewer than 300 votes). Medians over ``--seeds`` runs; ">H" means not reached in the horizon.
 "busiest pair" is the largest share one pair took of the first 1,000 battles after the entry
 (median over seeds); "to new" the share of those battles that involved the new model.
@@ -64,9 +64,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from arena.pairing import sample_pair  # noqa: E402
+from arena.pairing.sampling import ActiveRule, choose_pairs  # noqa: E402
+from arena.pairing.weighted import sample_pair  # noqa: E402
 from arena.ratings import POINTS_PER_LOGIT, PairCounts, compute_board  # noqa: E402
-from arena.sampling import ActiveRule, choose_pairs  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "arena_battles"
 BOOST, BOOST_VOTES, PROVISIONAL_VOTES = 5.0, 50, 300

@@ -7,7 +7,7 @@ top_p 0.9, and Gemma's repetition penalty 1.3) -- through the real consumer: dap
 ASGI app on a scratch SQLite database, one web process per stream mode:
 
 * ``tokens``: one ``delta`` per engine chunk, the stream before pacing (the baseline);
-* ``paced``: the default (``arena/pacing.py``);
+* ``paced``: the default (``arena/battle/pacing.py``);
 * ``whole``: both answers complete, together.
 
 Each prompt (real arena prompts, ``data/arena_prompts``) is played once in each mode, the modes
@@ -129,8 +129,8 @@ def logistic_scores(samples: list[dict], features: tuple[str, ...], *, l2: float
 def register_models(urls: dict[str, str], max_tokens: int, one_engine: bool = False) -> None:
     """Both contestants; ``one_engine``: both are SmolLM2 under the two names (a smoke run's check
     that the bench works where Gemma is not converted; its figures mean nothing)."""
-    from serving.local_models import LOCAL_MODELS
-    from serving.models import Endpoint, ServedModel
+    from serving.local_models import LOCAL_MODELS  # Django is set up in main(), after this module loads
+    from serving.models import Endpoint, ServedModel  # Django is set up in main(), after this module loads
 
     for key, url in urls.items():
         spec = LOCAL_MODELS["smollm2" if one_engine else key]
@@ -141,7 +141,7 @@ def register_models(urls: dict[str, str], max_tokens: int, one_engine: bool = Fa
 
 
 def label_sides(turn: Turn) -> dict[str, str]:
-    from arena.models import Battle
+    from arena.models import Battle  # Django is set up in main(), after this module loads
 
     battle = Battle.objects.select_related("model_a", "model_b").get(public_id=turn.battle_id)
     return {"a": battle.model_a.public_name, "b": battle.model_b.public_name}

@@ -120,12 +120,18 @@ def bench_gate(procs: Processes, scratch: Path, vllm_url: str, runs: dict[str, d
     from django.conf import settings
     from django.core.management import call_command
 
-    from serving.engines import EngineProcess
-    from serving.local_models import LOCAL_MODELS
-    from serving.models import Endpoint, ServedModel
-    from serving.services import served_model_register_adapter
-    from training import gate
-    from training.models import Checkpoint, Dataset, Job
+    from serving.engines import EngineProcess  # Django is set up in main(), after this module loads
+    from serving.local_models import LOCAL_MODELS  # Django is set up in main(), after this module loads
+    from serving.models import Endpoint, ServedModel  # Django is set up in main(), after this module loads
+    from serving.services import (
+        served_model_register_adapter,  # Django is set up in main(), after this module loads
+    )
+    from training import gate  # Django is set up in main(), after this module loads
+    from training.models import (  # Django is set up in main(), after this module loads
+        Checkpoint,
+        Dataset,
+        Job,
+    )
 
     print(f"\nPart 2: the gate, the SFT adapter against its base, judged by the reward model (scratch {scratch})")
     spec = LOCAL_MODELS["smollm2"].engine_spec()

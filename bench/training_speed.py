@@ -322,11 +322,11 @@ def bench_launch(procs: Processes, scratch: Path, vllm_url: str) -> None:
     from django.conf import settings
     from django.core.management import call_command
 
-    from serving.engines import EngineProcess
-    from serving.local_models import LOCAL_MODELS
-    from serving.models import Endpoint, ServedModel
-    from training import services
-    from training.models import Job
+    from serving.engines import EngineProcess  # Django is set up in main(), after this module loads
+    from serving.local_models import LOCAL_MODELS  # Django is set up in main(), after this module loads
+    from serving.models import Endpoint, ServedModel  # Django is set up in main(), after this module loads
+    from training import services  # Django is set up in main(), after this module loads
+    from training.models import Job  # Django is set up in main(), after this module loads
 
     print(f"\nPart 2: Launch → first battle of the new model (scratch {scratch})")
     spec = LOCAL_MODELS["smollm2"].engine_spec()

@@ -3,26 +3,25 @@
 Every variable is read here, once, through the small ``env_*`` helpers of ``config.env``;
 the rest of the code reads ``settings.X`` and never ``os.environ``. A value
 that cannot be parsed raises ``ImproperlyConfigured`` at start-up instead of
-being silently replaced by a default. The last lines create the folders the
-arena writes (``config.paths.ensure_dirs``), so a fresh clone can migrate.
+being silently replaced by a default. Settings built from several values (the database, the
+caches, logging, the CSP) are put together by the pure functions of ``config.settings_parts``,
+from values read here. The last lines create the folders the arena writes
+(``config.paths.ensure_dirs``), so a fresh clone can migrate.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
-import sys
 from datetime import timedelta
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 # The pure rating maths (numpy, no Django): the one list of interval methods.
 from arena.ratings.bt import DEFAULT_PRIOR_SD
 from arena.ratings.intervals import CI_METHODS
 from arena.ratings.ties import DEFAULT_TIES, TIE_MODELS
+from config import settings_parts as parts
 from config.env import env_bool, env_float, env_int, env_list, env_secret, env_str, env_url
 from config.paths import ensure_dirs
 
@@ -68,7 +67,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "arena.clientip.TrustedProxyMiddleware",
+    "arena.abuse.clientip.TrustedProxyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -99,17 +98,11 @@ TEMPLATES = [
 DATABASE_URL = env_url(
     "DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}", {"sqlite", "postgres", "postgresql", "pgsql"}
 )
-# Seconds a connection is kept for the next request or battle call (0: a new one per call). Each web
-# thread keeps its own; health checks replace one the server dropped (a PostgreSQL restart).
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("ARENA_DB_CONN_MAX_AGE", 60, minimum=0),
-                                              conn_health_checks=True)}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several processes (web, worker) share the file: wait for locks instead of failing.
-    # IMMEDIATE takes the write lock when a transaction starts: two concurrent votes then wait
-    # for each other instead of failing with "database is locked" on a read-to-write upgrade.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
-    # A file, not memory, so browser tests can serve the test database from a second process.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
+# Seconds a connection is kept for the next request or battle call (0: a new one per call); the
+# database password as a secret file (compose shares it with the postgres service's
+# POSTGRES_PASSWORD_FILE), for a DATABASE_URL written without one.
+DATABASES = parts.databases(DATABASE_URL, env_int("ARENA_DB_CONN_MAX_AGE", 60, minimum=0), DATA_DIR,
+                            env_secret("DATABASE_PASSWORD"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -139,38 +132,13 @@ LOGIN_REDIRECT_URL = "/"
 
 # --- Redis: channel layer and Celery broker when set, embedded fallbacks when not ---
 REDIS_URL = env_url("REDIS_URL", "", {"redis", "rediss", "unix"})
+CHANNEL_LAYERS = parts.channel_layers(REDIS_URL)
+CACHES = parts.caches(REDIS_URL, DATA_DIR)
 
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
-    }
-else:
-    # Embedded mode: one web process, so an in-memory layer is enough for the
-    # rater's own streams. Worker → page news falls back to polling (docs/battle-api.md).
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-
-# "default" is Django's own default (per process). "shared" is seen by the web and worker
-# processes alike (the leaderboard's refresh-coalescing flag): Redis when set, else files under
-# DATA_DIR, which the embedded mode's processes share since they run on one machine.
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "shared": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "arena"}
-        if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(DATA_DIR / "cache")}
-    ),
-}
-
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or parts.FILESYSTEM_BROKER
 CELERY_BROKER_DIR = DATA_DIR / "celery-broker"
-if CELERY_BROKER_URL == "filesystem://":
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
-        "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
-        "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
-        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
-        "control_folder": str(CELERY_BROKER_DIR / "control"),
-        "store_processed": False,
-    }
+if CELERY_BROKER_URL == parts.FILESYSTEM_BROKER:
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = parts.filesystem_broker_options(CELERY_BROKER_DIR)
 else:
     # Longer than the longest training run, or Redis redelivers a job that is
     # still training to another worker (see training.tasks for the guard too).
@@ -189,10 +157,10 @@ ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 5, minimum=1, maximum=50)
 ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 4000, minimum=1)
 ARENA_MAX_OUTPUT_TOKENS = env_int("ARENA_MAX_OUTPUT_TOKENS", 256, minimum=1, maximum=32768)
 ARENA_GENERATION_TIMEOUT_S = env_float("ARENA_GENERATION_TIMEOUT_S", 120.0, minimum=1.0)
-# A response still pending this long after the generation timeout lost its web process: arena.reaper closes it.
+# A response still pending this long after the generation timeout lost its web process: arena.battle.reaper closes it.
 ARENA_REAP_GRACE_S = env_float("ARENA_REAP_GRACE_S", 30.0, minimum=0.0)
 ARENA_REAP_EVERY_S = env_float("ARENA_REAP_EVERY_S", 60.0, minimum=1.0)
-# How the answers reach the rater before the vote (arena/pacing.py): "paced" (whole words of both
+# How the answers reach the rater before the vote (arena/battle/pacing.py): "paced" (whole words of both
 # sides on one shared clock and pace), "whole" (both complete, together), or "tokens" (each engine
 # chunk as its own frame; it tells the models apart, so only for benchmarks, and only with DEBUG).
 ARENA_STREAM = env_str("ARENA_STREAM", "paced").strip() or "paced"
@@ -222,7 +190,7 @@ ARENA_PROMPTS_DIR = Path(env_str("ARENA_PROMPTS_DIR", str(BASE_DIR / "data" / "a
 # Chatbot Arena boosts a new model's sampling weight so it collects votes quickly.
 ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 5.0, minimum=1.0)
 ARENA_NEW_MODEL_BOOST_VOTES = env_int("ARENA_NEW_MODEL_BOOST_VOTES", 50, minimum=0)
-# How pairs are chosen (arena/pairing_mode.py): "weighted" (by sampling weight, as Chatbot Arena)
+# How pairs are chosen (arena/pairing/mode.py): "weighted" (by sampling weight, as Chatbot Arena)
 # or "active" (where a vote reduces the rating uncertainty most; the weights and the boost then
 # say whose uncertainty matters, and ARENA_PAIRING_FLOOR of the pairs stay uniformly random).
 ARENA_PAIRING = env_str("ARENA_PAIRING", "weighted").strip() or "weighted"
@@ -232,7 +200,7 @@ ARENA_PAIRING_FLOOR = env_float("ARENA_PAIRING_FLOOR", 0.1, minimum=0.0)
 if ARENA_PAIRING_FLOOR > 1.0:
     raise ImproperlyConfigured(f"ARENA_PAIRING_FLOOR={ARENA_PAIRING_FLOOR} must be between 0 and 1")
 
-# --- Abuse, anonymity and privacy (arena/limits.py, arena/quality.py, arena/clientip.py; docs/abuse-and-privacy.md) ---
+# --- Abuse, anonymity and privacy (arena/abuse/limits.py, arena/quality/rules.py, arena/abuse/clientip.py; docs/abuse-and-privacy.md) ---
 # Who may rate: anonymous raters (a session id) unless an account is required.
 ARENA_REQUIRE_LOGIN = env_bool("ARENA_REQUIRE_LOGIN", default=False)
 # Reverse proxies whose X-Forwarded-For is believed: a hop count ("1") or CIDRs ("10.0.0.0/8,::1/128").
@@ -260,7 +228,7 @@ ARENA_MODERATION_MODEL = env_str("ARENA_MODERATION_MODEL", "omni-moderation-late
 ARENA_MODERATION_API_KEY = env_secret("ARENA_MODERATION_API_KEY")
 ARENA_MODERATION_WORDS = env_list("ARENA_MODERATION_WORDS", [])
 
-# --- Serving accounting and pairing holds (arena/costs.py, arena/serving_stats.py, arena/pairing_holds.py) ---
+# --- Serving accounting and pairing holds (arena/battle/costs.py, arena/serving_stats.py, arena/pairing/holds.py) ---
 # Usage and cost per response, and the holds that take a model out of pairing: daily budget spent,
 # error rate over the window at or above the threshold (with enough responses to judge), all of an
 # engine's --max-loras slots busy. Off: none of it (measured by bench/accounting.py).
@@ -288,19 +256,8 @@ ARENA_LEADERBOARD_STYLE_EVERY_S = env_float("ARENA_LEADERBOARD_STYLE_EVERY_S", 3
 # Seconds between a vote and the refit it triggers; votes in that window share one refit.
 ARENA_LEADERBOARD_REFRESH_DELAY_S = env_float("ARENA_LEADERBOARD_REFRESH_DELAY_S", 5.0, minimum=0.0)
 ARENA_LEADERBOARD_REFRESH_EVERY_S = env_float("ARENA_LEADERBOARD_REFRESH_EVERY_S", 300.0, minimum=10.0)
-_anchor_raw = env_str("ARENA_LEADERBOARD_ANCHOR").strip()
-ARENA_LEADERBOARD_ANCHOR: tuple[str, float] | None = None  # None: ratings centred at mean 1000
-if _anchor_raw:
-    _anchor_model, _sep, _anchor_rating = _anchor_raw.rpartition("=")
-    try:
-        _anchor_value = float(_anchor_rating)
-    except ValueError:
-        _anchor_value = math.nan
-    if not _sep or not _anchor_model.strip() or not math.isfinite(_anchor_value):
-        raise ImproperlyConfigured(
-            f"ARENA_LEADERBOARD_ANCHOR={_anchor_raw!r} must be MODEL=RATING, e.g. mixtral-8x7b-instruct-v0.1=1114"
-        )
-    ARENA_LEADERBOARD_ANCHOR = (_anchor_model.strip(), _anchor_value)
+# MODEL=RATING pins one model's rating; unset: ratings centred at mean 1000.
+ARENA_LEADERBOARD_ANCHOR = parts.leaderboard_anchor(env_str("ARENA_LEADERBOARD_ANCHOR"))
 # Intervals and weighting (arena/ratings/intervals.py, the one list of methods): "bootstrap" or
 # "sandwich" (LMArena's default); reweighting by inverse pair frequency, each pair's weight floored
 # at MIN_PAIR_COUNT battles.
@@ -395,25 +352,11 @@ CELERY_BEAT_SCHEDULE = {
     "ratings-refresh": {"task": "arena.tasks.ratings_refresh", "schedule": ARENA_LEADERBOARD_REFRESH_EVERY_S},
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "stream": sys.stderr, "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("ARENA_LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
-}
-
 
 # =====================================================================================================
 # --- Deployment (issue 11): production security, CSP, static files, metrics, logs, endpoint keys,
 # --- endpoints declared in the environment, bounded dataset imports. Keep these lines together.
 # =====================================================================================================
-# The database password as a secret file (compose shares it with the postgres service's
-# POSTGRES_PASSWORD_FILE), for a DATABASE_URL written without one.
-_database_password = env_secret("DATABASE_PASSWORD")
-if _database_password and not DATABASES["default"].get("PASSWORD"):
-    DATABASES["default"]["PASSWORD"] = _database_password
 # Behind a TLS-terminating proxy (the supported production set-up) that sets X-Forwarded-Proto.
 if env_bool("DJANGO_BEHIND_TLS_PROXY", default=not DEBUG):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -427,23 +370,10 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG
 if not DEBUG:
     STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
 
-# Content-Security-Policy (django-csp) in every mode, so the browser tests run under it. Scripts only
-# from our own static files; inline <style> blocks and style attributes (admin, SVG charts) allowed.
+# Content-Security-Policy (django-csp) in every mode, so the browser tests run under it (the
+# policy: config.settings_parts.CONTENT_SECURITY_POLICY).
 MIDDLEWARE.insert(MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware"), "csp.middleware.CSPMiddleware")
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'", "'unsafe-inline'"],
-        "img-src": ["'self'", "data:"],
-        "connect-src": ["'self'"],  # fetch and same-origin WebSockets (CSP level 3)
-        "font-src": ["'self'"],
-        "object-src": ["'none'"],
-        "base-uri": ["'self'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
-    }
-}
+CONTENT_SECURITY_POLICY = parts.CONTENT_SECURITY_POLICY
 
 # Prometheus: django-prometheus' request/response metrics plus the apps' (arena/metrics.py, training/metrics.py; exported by config/metrics.py), at
 # /metrics, answered only to ARENA_METRICS_ALLOWED_NETS (the direct peer's address) or to a request
@@ -455,18 +385,14 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 PROMETHEUS_EXPORT_MIGRATIONS = False
-ARENA_METRICS_ALLOWED_NETS = env_list("ARENA_METRICS_ALLOWED_NETS", ["127.0.0.1/32", "::1/128"])
-try:
-    import ipaddress
-
-    [ipaddress.ip_network(net, strict=False) for net in ARENA_METRICS_ALLOWED_NETS]
-except ValueError as _exc:
-    raise ImproperlyConfigured(f"ARENA_METRICS_ALLOWED_NETS: {_exc}") from None
+ARENA_METRICS_ALLOWED_NETS = parts.ip_networks(
+    "ARENA_METRICS_ALLOWED_NETS", env_list("ARENA_METRICS_ALLOWED_NETS", ["127.0.0.1/32", "::1/128"])
+)
 ARENA_METRICS_TOKEN = env_secret("ARENA_METRICS_TOKEN")
 
 # Sign-in throttle (django-axes) of /admin/login/ and /accounts/login/: after N failed sign-ins from
 # one client address, that address is refused (429) for the lockout time; 0 turns it off. Addresses
-# are stored only as a pseudo-address made from their salted hash (arena.login_throttle).
+# are stored only as a pseudo-address made from their salted hash (arena.abuse.login_throttle).
 ARENA_LOGIN_FAILURE_LIMIT = env_int("ARENA_LOGIN_FAILURE_LIMIT", 5, minimum=0)
 ARENA_LOGIN_LOCKOUT_S = env_int("ARENA_LOGIN_LOCKOUT_S", 900, minimum=1)
 INSTALLED_APPS.append("axes")
@@ -476,7 +402,7 @@ AXES_ENABLED = ARENA_LOGIN_FAILURE_LIMIT > 0
 AXES_FAILURE_LIMIT = max(1, ARENA_LOGIN_FAILURE_LIMIT)
 AXES_COOLOFF_TIME = timedelta(seconds=ARENA_LOGIN_LOCKOUT_S)
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
-AXES_CLIENT_IP_CALLABLE = "arena.login_throttle.pseudo_address"
+AXES_CLIENT_IP_CALLABLE = "arena.abuse.login_throttle.pseudo_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lockout ends on time, whatever is tried meanwhile
 AXES_DISABLE_ACCESS_LOG = True  # no table of successful sign-ins (addresses, browsers)
@@ -485,11 +411,8 @@ AXES_LOCKOUT_TEMPLATE = "arena/login_locked.html"
 # Logs: JSON lines in production (plain text in development), IP addresses replaced by a salted
 # hash in every message whatever its logger (config/logs.py).
 ARENA_LOG_FORMAT = env_str("ARENA_LOG_FORMAT", "plain" if DEBUG else "json")
-if ARENA_LOG_FORMAT not in {"plain", "json"}:
-    raise ImproperlyConfigured(f"ARENA_LOG_FORMAT must be plain or json, got {ARENA_LOG_FORMAT!r}")
-LOGGING["formatters"]["json"] = {"()": "config.logs.JsonFormatter"}
-LOGGING["filters"] = {"no_ips": {"()": "config.logs.RedactIPs"}}
-LOGGING["handlers"]["console"].update(formatter=ARENA_LOG_FORMAT, filters=["no_ips"])
+LOGGING = parts.logging_config(env_str("ARENA_LOG_LEVEL", "INFO"), ARENA_LOG_FORMAT,
+                               quiet_kombu=CELERY_BROKER_URL == parts.FILESYSTEM_BROKER)
 
 # Endpoint API keys: an endpoint names the variable holding its key, and only variables whose
 # name starts with this prefix can be named (never DATABASE_URL, DJANGO_SECRET_KEY, ...).
@@ -501,12 +424,7 @@ if not re.fullmatch(r"[A-Z][A-Z0-9_]*_", ARENA_ENDPOINT_KEY_PREFIX):
 # Endpoints registered (created or updated) at start by `manage.py bootstrap`: a JSON list of
 # {"name", "base_url", "kind"?, "model_dir"?, "api_key_env"?, "organization"?, "license"?}.
 # Their models are registered once they answer (serving.health.endpoints_refresh_all).
-try:
-    SERVING_ENDPOINTS = json.loads(env_str("ARENA_ENDPOINTS", "[]") or "[]")
-except ValueError as _exc:
-    raise ImproperlyConfigured(f"ARENA_ENDPOINTS is not JSON: {_exc}") from None
-if not isinstance(SERVING_ENDPOINTS, list) or not all(isinstance(e, dict) for e in SERVING_ENDPOINTS):
-    raise ImproperlyConfigured("ARENA_ENDPOINTS must be a JSON list of objects")
+SERVING_ENDPOINTS = parts.endpoints(env_str("ARENA_ENDPOINTS", "[]"))
 
 # Dataset imports (training/limits.py): size as sent, size decompressed, server folders readable.
 ARENA_IMPORT_MAX_UPLOAD_BYTES = env_int("ARENA_IMPORT_MAX_UPLOAD_BYTES", 100 << 20, minimum=1)
@@ -516,17 +434,5 @@ TRAINING_IMPORT_ROOTS = [Path(p) for p in env_list("ARENA_IMPORT_ROOTS", [str(DA
 # Uploads above this size go to a temporary file instead of memory (Django's default: 2.5 MiB).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 << 20
 
-if CELERY_BROKER_URL == "filesystem://":
-    # kombu warns "No hostname was supplied" for every filesystem:// connection: it has none to supply.
-    LOGGING["loggers"]["kombu.connection"] = {"level": "ERROR"}
-
 # Every folder the arena writes, created now: before any database, log or broker folder is opened.
-_sqlite_name = DATABASES["default"]["NAME"] if DATABASES["default"]["ENGINE"].endswith("sqlite3") else ""
-ensure_dirs(
-    [("ARENA_DATA_DIR", DATA_DIR), ("ARENA_DATA_DIR", DATA_DIR / "logs"), ("ARENA_DATA_DIR", DATA_DIR / "datasets"),
-     ("ARENA_MODELS_DIR", MODELS_DIR), ("ARENA_TRAINING_DIR", TRAINING_JOBS_DIR)]
-    + ([("DATABASE_URL", Path(_sqlite_name).parent)] if _sqlite_name and _sqlite_name != ":memory:" else [])
-    + ([] if REDIS_URL else [("ARENA_DATA_DIR", Path(CACHES["shared"]["LOCATION"]))])
-    + [("ARENA_DATA_DIR", Path(CELERY_BROKER_TRANSPORT_OPTIONS[key]))
-       for key in ("data_folder_in", "processed_folder", "control_folder") if key in CELERY_BROKER_TRANSPORT_OPTIONS]
-)
+ensure_dirs(parts.folders(DATA_DIR, MODELS_DIR, TRAINING_JOBS_DIR, DATABASES, CACHES, CELERY_BROKER_TRANSPORT_OPTIONS))

@@ -21,6 +21,7 @@ from django.utils.text import slugify
 from serving.adapter_hash import adapter_dir_sha256
 from serving.context import context_lengths_store
 from serving.errors import EngineError, EngineUnreachable
+from serving.local_models import enabled_local_models
 from serving.models import Endpoint, ServedModel, origin_of
 from serving.providers import rules_for
 
@@ -84,7 +85,7 @@ def endpoint_refresh(endpoint: Endpoint) -> dict:
         except EngineError:
             entries = None  # adapters_reconcile asks again and reports the engine down
         else:
-            context_lengths_store(endpoint, entries)  # what the pre-battle fit check reads (arena.context_fit)
+            context_lengths_store(endpoint, entries)  # what the pre-battle fit check reads (arena.battle.context_fit)
         report = adapters_reconcile(endpoint, entries=entries)
         error = report["engine_down"]
     Endpoint.objects.filter(pk=endpoint.pk).update(
@@ -204,7 +205,7 @@ def adapter_unload(endpoint: Endpoint, *, name: str) -> None:
 def served_model_register_adapter(*, parent: ServedModel, name: str, adapter_path: str, description: str = "") -> ServedModel:
     """Load an adapter into the parent's endpoint and create its served model. Raises EngineError, creating nothing.
 
-    Whether (and how often) it battles is the arena's to decide: see ``arena.contestants.contestant_enter``.
+    Whether (and how often) it battles is the arena's to decide: see ``arena.pairing.contestants.contestant_enter``.
     The HTTP call (up to minutes) runs outside any transaction: in the embedded mode (SQLite) a
     transaction holds the database's one write lock, and every battle would wait on it.
     """
@@ -316,8 +317,6 @@ def adapters_reconcile(endpoint: Endpoint, *, entries: list[dict] | None = None)
 
 def local_models_register() -> list[ServedModel]:
     """Create (or refresh) the endpoint and served-model rows of the models `make run` serves locally."""
-    from serving.local_models import enabled_local_models
-
     models = []
     for local in enabled_local_models():
         spec = local.engine_spec()

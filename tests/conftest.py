@@ -4,14 +4,13 @@ from pathlib import Path
 
 import pytest
 
+from serving.local_models import LOCAL_MODELS
 from serving.models import Endpoint, ServedModel
 from tests.helpers import missing_part
 
 
 @pytest.fixture
 def base_model(transactional_db, vllm_url, settings, tmp_path):
-    from serving.local_models import LOCAL_MODELS
-
     spec = LOCAL_MODELS["smollm2"].engine_spec()
     if not Path(settings.ARENA_ENGINE_PYTHON).exists():
         missing_part(f"engine environment missing: {settings.ARENA_ENGINE_PYTHON} (make engine)")

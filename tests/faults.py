@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.helpers import free_port, missing_part
+
 
 class ThrowawayRedis:
     def __init__(self, directory: Path, port: int):
@@ -49,8 +51,6 @@ class ThrowawayRedis:
 def start_own_redis(directory: Path) -> ThrowawayRedis:
     """A started :class:`ThrowawayRedis` on a free port, or ``missing_part`` (a failure under
     ARENA_REQUIRE_REAL_PARTS=1) when redis-server is not installed or does not start."""
-    from tests.helpers import free_port, missing_part
-
     redis = ThrowawayRedis(directory, free_port())
     try:
         redis.start()

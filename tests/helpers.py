@@ -68,7 +68,7 @@ def shared_data_file(relative: str) -> Path:
 def broker_messages(queue: str) -> list[dict]:
     """Take every message waiting in ``queue`` of the real broker (files in the embedded mode,
     Redis when REDIS_URL is set): ``{"task", "id", "args", "eta"}`` each, oldest first."""
-    from config.celery import app
+    from config.celery import app  # the root conftest imports this module before Django is set up
 
     taken = []
     with app.connection_for_read() as connection:
@@ -85,7 +85,7 @@ def dead_broker():
     """Point the Celery app at a broker that refuses connections, then back: the real failure
     of a broker outage, without a fake. Celery caches its connection and producer pools (per
     URL, so the real broker's pools are kept aside and put back untouched)."""
-    from config.celery import app
+    from config.celery import app  # the root conftest imports this module before Django is set up
 
     saved_conf = {key: app.conf[key] for key in ("broker_url", "broker_write_url")}
     saved_pools = app._pool, app.amqp._producer_pool
@@ -110,9 +110,11 @@ def start_smollm2_engine(log_name: str):
     """A real SmolLM2 vLLM CPU engine on a free port, ready (an EngineProcess: stop() it), or the test fails."""
     from django.conf import settings
 
-    from serving.engines import EngineProcess
-    from serving.errors import EngineError
-    from serving.local_models import LOCAL_MODELS
+    from serving.engines import EngineProcess  # the root conftest imports this module before Django is set up
+    from serving.errors import EngineError  # the root conftest imports this module before Django is set up
+    from serving.local_models import (
+        LOCAL_MODELS,  # the root conftest imports this module before Django is set up
+    )
 
     spec = LOCAL_MODELS["smollm2"].engine_spec()
     if not Path(spec.python).exists() or not (Path(spec.model_dir) / "config.json").exists():

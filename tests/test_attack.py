@@ -20,7 +20,7 @@ test short; everyone waits past it.
   under every limit (at most ``ARENA_LIMIT_BATTLES_PER_MINUTE`` battle starts in any minute for
   the whole key, two generations at once, far under the vote limits).
 
-Before the boards are read, ``arena.quality.outliers_refresh`` runs as the refit would. The
+Before the boards are read, ``arena.quality.rules.outliers_refresh`` runs as the refit would. The
 target's rating on the board of counted votes is compared with its rating on the honest votes
 alone, with the 95% bootstrap interval of the latter:
 
@@ -48,9 +48,11 @@ import pytest
 import websockets
 from django.db.models import Count
 
-from arena import quality, ratings
-from arena.contestants import contestant_enter
+from arena import ratings
+from arena.abuse.clientip import ip_hash
 from arena.models import Vote
+from arena.pairing.contestants import contestant_enter
+from arena.quality import rules as quality
 from serving.models import ServedModel
 from tests.factories import make_endpoint
 
@@ -206,8 +208,6 @@ def board(votes) -> ratings.Board:
 
 
 def honest_hashes() -> list[str]:
-    from arena.clientip import ip_hash
-
     return [ip_hash(f"198.51.100.{n + 1}") for n in range(HONEST_RATERS)]
 
 

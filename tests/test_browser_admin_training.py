@@ -4,7 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from serving.local_models import LOCAL_MODELS
+from serving.models import Endpoint, ServedModel
 from tests.helpers import off_the_event_loop
+from training import services
+from training.models import Job
 
 pytestmark = [pytest.mark.browser, pytest.mark.vllm, pytest.mark.training, pytest.mark.celery]
 
@@ -16,10 +20,6 @@ def launch_setup(transactional_db, vllm_url, celery_worker_process):
     """A base model on the real engine, a real dataset, an admin and a real worker (made before the
     browser starts: Playwright's sync API runs an event loop in this thread, where the ORM refuses to run)."""
     from django.contrib.auth import get_user_model
-
-    from serving.local_models import LOCAL_MODELS
-    from serving.models import Endpoint, ServedModel
-    from training import services
 
     endpoint = Endpoint.objects.create(name="local", base_url=f"{vllm_url}/v1", healthy=True,
                                        model_dir=LOCAL_MODELS["smollm2"].engine_spec().model_dir)
@@ -34,7 +34,6 @@ def launch_setup(transactional_db, vllm_url, celery_worker_process):
 def test_an_admin_launches_an_sft_job_and_watches_it_succeed(launch_setup, asgi_server, page):
     from playwright.sync_api import expect
 
-    from training.models import Job
 
     base, dataset = launch_setup
     page.goto(asgi_server + "/admin/login/")

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from arena import tasks
+from arena.leaderboard import services as leaderboard_services
+from tests.factories import make_model, make_vote
 from tests.helpers import off_the_event_loop
 
 pytestmark = [pytest.mark.browser]
@@ -30,8 +33,6 @@ MODELS = [
 
 def cast_votes(models, count: int, rng: random.Random) -> None:
     """Votes drawn from the Bradley–Terry model of the true strengths, with realistic ties."""
-    from tests.factories import make_vote
-
     strength = {m.public_name: s for m, (_, _, _, s) in zip(models, MODELS, strict=False)}
     for k in range(count):
         a, b = rng.sample(models, 2)
@@ -49,10 +50,6 @@ def cast_votes(models, count: int, rng: random.Random) -> None:
 
 def test_a_reader_sees_the_board_its_plots_and_its_updates(asgi_server, page, settings):
     from playwright.sync_api import expect
-
-    from arena import tasks
-    from arena.leaderboard import services as leaderboard_services
-    from tests.factories import make_model
 
     settings.ARENA_LEADERBOARD_CATEGORY_MIN_VOTES = 30
 

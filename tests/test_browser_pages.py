@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from arena.leaderboard import services as leaderboard_services
+from tests.factories import make_model
 from tests.helpers import off_the_event_loop
+from tests.test_browser_leaderboard import MODELS, cast_votes
+from training import services
+from training.models import Job
 
 pytestmark = [pytest.mark.browser]
 
@@ -77,10 +82,6 @@ def test_a_rater_sees_cut_answers_marked_and_a_full_reveal(size, battle_models, 
 
 @pytest.fixture
 def board(transactional_db):
-    from arena.leaderboard import services as leaderboard_services
-    from tests.factories import make_model
-    from tests.test_browser_leaderboard import MODELS, cast_votes
-
     def seed():
         models = [make_model(public_name=name, organization=org, license=lic) for name, org, lic, _ in MODELS]
         cast_votes(models, 300, random.Random(3))
@@ -129,10 +130,6 @@ def jobs(transactional_db):
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from tests.factories import make_model
-    from training import services
-    from training.models import Job
-
     def seed():
         get_user_model().objects.create_superuser("boss", "", "a-long-password")
         base = make_model(public_name="smollm2-135m-instruct")
@@ -155,7 +152,6 @@ def jobs(transactional_db):
 def test_the_job_page_has_one_heading_live_facts_and_compares_runs(size, jobs, asgi_server, page):
     from playwright.sync_api import expect
 
-    from training.models import Job
 
     resize(page, size)
     log_in(page, asgi_server)

@@ -4,6 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import make_checkpoint, make_model
+from training.models import Dataset
+
 pytestmark = [pytest.mark.browser]
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
@@ -11,9 +14,6 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
 
 @pytest.fixture
 def family(transactional_db):
-    from tests.factories import make_checkpoint, make_model
-    from training.models import Dataset
-
     base = make_model(public_name="smollm2-135m-instruct", kind="base")
     data = Dataset.objects.create(name="oasst", kind="sft", format="messages", source="builtin", file="/x.jsonl")
     shown = make_checkpoint(base=base, dataset=data, gate={"win_rate": 0.7, "passed": True}, sampling_weight=1.0)

@@ -3,7 +3,11 @@
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
 
+from arena.models import Battle, Vote
+from serving.models import Endpoint, ServedModel
 from tests.helpers import off_the_event_loop
 
 pytestmark = [pytest.mark.browser, pytest.mark.vllm]
@@ -14,10 +18,6 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
 @pytest.fixture
 def chat_setup(transactional_db, vllm_url):
     """A base model on the real engine and an admin (made before the browser's event loop starts)."""
-    from django.contrib.auth import get_user_model
-
-    from serving.models import Endpoint, ServedModel
-
     endpoint = Endpoint.objects.create(name="local", base_url=f"{vllm_url}/v1", healthy=True)
     base = ServedModel.objects.create(public_name="smollm2-135m-instruct", endpoint=endpoint,
                                       engine_model_id="smollm2-135m-instruct", generation={"temperature": 0.0})
@@ -26,10 +26,6 @@ def chat_setup(transactional_db, vllm_url):
 
 
 def test_an_admin_holds_a_two_turn_chat_streamed_then_whole(chat_setup, asgi_server, page):
-    from playwright.sync_api import expect
-
-    from arena.models import Battle, Vote
-
     errors = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.goto(asgi_server + "/admin/login/")

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from serving.services import endpoints_from_settings
+from serving.vllm_launch import build_vllm_command
 from tests.helpers import missing_part
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,8 +112,6 @@ def test_app_services_start_in_production_mode_only_with_the_secret_files(spec, 
 
 @pytest.mark.django_db
 def test_the_declared_vllm_endpoint_passes_the_admin_validation(spec, settings):
-    from serving.services import endpoints_from_settings
-
     settings.SERVING_ENDPOINTS = json.loads(spec["services"]["web"]["environment"]["ARENA_ENDPOINTS"])
     (endpoint,) = endpoints_from_settings()
     assert endpoint.name == "vllm" and endpoint.supports_lora() and not endpoint.managed
@@ -119,8 +119,6 @@ def test_the_declared_vllm_endpoint_passes_the_admin_validation(spec, settings):
 
 def test_the_vllm_service_uses_the_launchers_cuda_flags(spec):
     """serving/vllm_launch.py is the one source of the CUDA flags; the compose service must not drift."""
-    from serving.vllm_launch import build_vllm_command
-
     argv, env = build_vllm_command(python="python", model_dir="/data/models/smollm2-135m-instruct",
                                    served_name="smollm2-135m-instruct", port=8000, device="cuda", kv_cache_gib=2)
     launcher = argv[argv.index("--model"):]

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from arena import services as arena_services
-from config.logs import JsonFormatter, RedactIPs
+from config.logs import JsonFormatter, RedactIPs, redact_ips
 from tests.factories import make_finished_battle
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,8 +133,6 @@ class TestLogs:
         assert line["level"] == "INFO" and line["logger"] == "daphne.server"
 
     def test_loopback_endpoints_and_times_stay_readable(self):
-        from config.logs import redact_ips
-
         text = "engine http://127.0.0.1:8101 ready at 12:30:00 (v1.2.3.4.5)"
         assert redact_ips(text) == text
         assert "2001:db8::7" not in redact_ips("peer 2001:db8::7 left")

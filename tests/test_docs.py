@@ -21,7 +21,7 @@ import pytest
 import yaml
 from django.core.management import get_commands, load_command_class
 
-from arena.exclusions import reasons
+from arena.quality.exclusions import reasons
 from tests.helpers import REPO
 from training.models import Job
 from training.recipes.config import PRESETS

@@ -121,6 +121,6 @@ def test_a_postgresql_outage_mid_battle_gives_clear_errors_and_the_app_resumes_w
                             "WHERE (b.status = 'voted') <> (v.id IS NOT NULL)") == []
     # What the outage left pending, the reaper closes (timeout 1 s here), and the battle can then be voted.
     time.sleep(1.5)
-    reaped = manage(env, "shell", "-c", "from arena.reaper import responses_reap_stale; print(len(responses_reap_stale()))")
+    reaped = manage(env, "shell", "-c", "from arena.battle.reaper import responses_reap_stale; print(len(responses_reap_stale()))")
     assert int(reaped.strip().splitlines()[-1]) == len(failed)
     assert own_postgres.sql("SELECT count(*) FROM arena_response WHERE state = 'pending'") == [(0,)]

@@ -1,7 +1,7 @@
 """Faults of the web side: a web process SIGKILLed mid-stream, and an answer that cannot be recorded.
 
 Either way no battle stays stuck: the answer ends as an error (on the socket when the process
-lives, by ``arena.reaper`` after the generation timeout when it does not), and the battle can
+lives, by ``arena.battle.reaper`` after the generation timeout when it does not), and the battle can
 be voted (the vote is marked ``side_error``).
 """
 
@@ -17,7 +17,8 @@ import websockets
 from channels.testing import WebsocketCommunicator
 from django.db import DatabaseError
 
-from arena import reaper, services
+from arena import services
+from arena.battle import reaper
 from arena.models import Battle, Response
 from config.asgi import application
 from tests.faults import start_daphne

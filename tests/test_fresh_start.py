@@ -13,7 +13,14 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from arena.selectors import _load_prompts
 from config.paths import ensure_dirs
+from serving.local_models import LOCAL_MODELS
+from serving.models import ServedModel
+from tests.factories import make_endpoint, make_model
+from training.builtin import BUILTIN_DATASETS
+from training.models import Job
+from training.services import starter_jobs_queue
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,8 +64,6 @@ def test_an_unusable_data_dir_fails_with_the_variable_named(tmp_path):
 
 
 def test_the_run_time_data_ships_in_the_repository():
-    from training.builtin import BUILTIN_DATASETS
-
     assert settings.ARENA_PROMPTS_DIR == REPO / "data" / "arena_prompts"
     assert settings.BUILTIN_DATA_DIR == REPO / "data"
     for dataset in BUILTIN_DATASETS:
@@ -69,8 +74,6 @@ def test_the_run_time_data_ships_in_the_repository():
 
 
 def test_prompt_suggestions_come_from_the_shipped_real_prompts(client):
-    from arena.selectors import _load_prompts
-
     shipped = set(_load_prompts(str(REPO / "data" / "arena_prompts")))
     assert len(shipped) > 500  # arena-hard, MT-bench and OpenAssistant prompts of 10-300 chars
     prompts = client.get("/api/prompts/suggestions").json()["prompts"]
@@ -79,11 +82,6 @@ def test_prompt_suggestions_come_from_the_shipped_real_prompts(client):
 
 @pytest.mark.django_db
 def test_starter_jobs_are_queued_from_the_shipped_datasets(settings, tmp_path):
-    from serving.models import ServedModel
-    from tests.factories import make_endpoint, make_model
-    from training.models import Job
-    from training.services import starter_jobs_queue
-
     settings.DATA_DIR = tmp_path
     settings.ARENA_STARTER_JOBS = True
     endpoint = make_endpoint(name="local-smollm2", model_dir=str(tmp_path / "models" / "smollm2"))
@@ -107,7 +105,5 @@ def test_favicon_is_linked_and_answered(client):
 
 
 def test_local_engines_listen_on_consecutive_ports_from_the_setting(settings):
-    from serving.local_models import LOCAL_MODELS
-
     settings.ARENA_ENGINE_PORT = 31000
     assert [LOCAL_MODELS[key].engine_spec().port for key in ("smollm2", "gemma3")] == [31000, 31001]

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from arena.contestants import contestant_of
+from arena.pairing.contestants import contestant_of
 from serving.engines import group_members
 from serving.models import Endpoint, ServedModel
 from serving.streaming import ModelTarget, stream_chat

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import REPO, free_port
+from tests.helpers import REPO, database_url_for_subprocess, free_port
 
 
 def settings_error(**env) -> str:
@@ -37,8 +37,6 @@ class TestIpSalt:
 
 
 def test_the_web_servers_access_log_writes_hashed_addresses_only(tmp_path, transactional_db):
-    from tests.helpers import database_url_for_subprocess
-
     port = free_port()
     log_path = tmp_path / "web.log"
     env = {**os.environ, "DATABASE_URL": database_url_for_subprocess()}

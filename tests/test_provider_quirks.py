@@ -17,7 +17,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from arena.costs import response_cost, response_usage
+from arena.battle.costs import response_cost, response_usage
 from bench.fake_openai import PROVIDERS, WORDS, FakeProvider, Quirks
 from serving import services
 from serving.errors import EngineError

@@ -12,7 +12,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 
-from arena.contestants import contestant_of
+from arena.pairing.contestants import contestant_of
 from config.asgi import application
 from serving.engines import pid_alive
 from serving.errors import EngineError

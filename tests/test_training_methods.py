@@ -21,10 +21,11 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from arena.contestants import contestants_battle_ready
+from arena.pairing.contestants import contestants_battle_ready
 from serving.models import ServedModel
 from tests.factories import make_vote
 from tests.test_training_loop import launch_and_wait, wait_for
+from training import services
 from training.gate import SCORER_SKIP
 from training.models import Checkpoint, Dataset, GateRun, Job
 
@@ -146,8 +147,6 @@ def test_a_reward_model_then_grpo_against_it_through_the_admin(base_model, worke
 
 
 def test_a_reward_model_then_grpo_against_it_from_the_command_line(base_model, worker, admin, vllm_url):
-    from training import services
-
     services.dataset_from_builtin("hh-rlhf-helpful-base-test", name="hh-pairs")
     services.dataset_from_arena_prompts(name="hard-prompts")
 

@@ -34,9 +34,13 @@ import time
 
 from django.conf import settings
 
-from serving.models import ServedModel
+from arena.leaderboard.selectors import UnknownCategory, board_get, snapshot_latest
+from arena.pairing.contestants import contestant_admit, contestants_battle_ready
+from arena.selectors import arena_prompts
+from serving.models import Endpoint, ServedModel
 from serving.streaming import ModelTarget, stream_chat
 from training.models import Checkpoint, GateRun
+from training.scorers import scorer_score_pairs
 
 GATE_TASK = "training.tasks.gate_run"
 BOOTSTRAP_ROUNDS = 1000
@@ -96,8 +100,6 @@ def win_rate_interval(scores: list[float], *, rounds: int = BOOTSTRAP_ROUNDS, se
 
 
 def held_out_prompts() -> list[str]:
-    from arena.selectors import arena_prompts
-
     return arena_prompts("arena-hard")[-settings.ARENA_GATE_HELDOUT_PROMPTS:]
 
 
@@ -138,8 +140,6 @@ def _judge_llm(judge: ServedModel, prompts: list[str], new: list[str], old: list
 
 
 def _judge_reward(scorer: Checkpoint, prompts: list[str], new: list[str], old: list[str]) -> list[list[dict]]:
-    from training.scorers import scorer_score_pairs
-
     scores = scorer_score_pairs(scorer, [{"prompt": p, "a": n, "b": o} for p, n, o in zip(prompts, new, old,
                                                                                           strict=True)])
     # a reward model scores each answer alone: one game per prompt, the order cannot matter
@@ -215,8 +215,6 @@ class EngineNotReady(Exception):
 def _wait_for_engine(model: ServedModel, poll_s: float = 2.0) -> None:
     """A model on a managed endpoint that is not healthy yet (a full fine-tune's engine starting) is
     waited for, up to ARENA_ENGINE_START_TIMEOUT_S; raises EngineNotReady when it never answers."""
-    from serving.models import Endpoint
-
     if not model.endpoint.managed or model.endpoint.healthy:
         return
     deadline = time.monotonic() + settings.ARENA_ENGINE_START_TIMEOUT_S
@@ -237,8 +235,6 @@ def gate_holds() -> bool:
 
 
 def _admit_or_hold(model: ServedModel, passed: bool | None) -> None:
-    from arena.contestants import contestant_admit
-
     if passed or not gate_holds():
         contestant_admit(model)
 
@@ -278,9 +274,6 @@ def leader_for(checkpoint: Checkpoint) -> tuple[ServedModel | None, str]:
     """(the leader to compare the checkpoint's contestant with, "") or (None, why there is none):
     the first model, not retired, of the latest snapshot's overall board, if it is battle-ready
     and is neither the new model nor its parent."""
-    from arena.contestants import contestants_battle_ready
-    from arena.leaderboard.selectors import UnknownCategory, board_get, snapshot_latest
-
     new = checkpoint.served_model
     snapshot = snapshot_latest()
     if snapshot is None:

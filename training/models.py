@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from serving.models import ServedModel
+from training.recipes.config import CONFIG_CLASSES
 
 
 class Dataset(models.Model):
@@ -61,13 +62,11 @@ class JobQuerySet(models.QuerySet):
 
 
 class Job(models.Model):
-    class Method(models.TextChoices):
-        SFT = "sft", "SFT"
-        DPO = "dpo", "DPO"
-        KTO = "kto", "KTO"
-        REWARD = "reward", "Reward model"
-        GRPO = "grpo", "GRPO (online RL)"
-        PRETRAIN = "pretrain", "Continued pretraining"
+    # One choice per config class of the one list (training.recipes.config.CONFIG_CLASSES):
+    # Job.Method.SFT == "sft", labelled with the class's ``label``.
+    Method = models.TextChoices(
+        "Method", [(method.upper(), (method, cls.label)) for method, cls in CONFIG_CLASSES.items()]
+    )
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

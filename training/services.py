@@ -21,7 +21,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from arena.contestants import contestant_enter, contestant_hold
+from arena.pairing.contestants import contestant_enter, contestant_hold
+from arena.selectors import arena_prompts, preference_pairs, unpaired_feedback
 from serving.models import ServedModel
 from serving.services import served_model_register_adapter, served_model_register_full
 from training import formats, limits
@@ -160,8 +161,6 @@ def dataset_from_arena_votes(*, name: str, created_by=None, unpaired: bool = Fal
     Preference pairs from decisive votes (DPO, reward models), or with ``unpaired`` every
     counted vote as KTO rows: ties and "both are bad" votes count too.
     """
-    from arena.selectors import preference_pairs, unpaired_feedback
-
     name = _dataset_name(name)
     rows = unpaired_feedback() if unpaired else preference_pairs()
     if not rows:
@@ -184,8 +183,6 @@ def dataset_from_arena_votes(*, name: str, created_by=None, unpaired: bool = Fal
 def dataset_from_arena_prompts(*, name: str, source: str = "arena-hard", created_by=None) -> Dataset:
     """A prompt dataset (online RL) from the arena's shipped real prompts (ARENA_PROMPTS_DIR), less
     the arena-hard prompts the gate keeps held out (``training.gate``)."""
-    from arena.selectors import arena_prompts
-
     name = _dataset_name(name)
     try:
         prompts = arena_prompts(source)

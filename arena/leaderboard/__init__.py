@@ -10,6 +10,9 @@ One module per responsibility, so that a change to the page cannot touch the mat
   and the refresh that votes schedule (``arena.tasks.ratings_refresh_task`` calls it);
 * :mod:`~arena.leaderboard.presentation`: the API's JSON and the page's context and plots;
 * :mod:`~arena.leaderboard.text`: the page's prose.
+* :mod:`~arena.leaderboard.settings`: the settings a board is computed with, read in one place;
+* :mod:`~arena.leaderboard.provisional`: provisional and retired rows (pure);
+* :mod:`~arena.leaderboard.plots`: the page's charts as inline SVG (pure).
 
 The rating maths is :mod:`arena.ratings` (no Django). This package imports nothing at import
 time; import the module you need.

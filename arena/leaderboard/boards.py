@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from arena.provisional import ProvisionalRule, mark_provisional, mark_retired
+from arena.leaderboard.provisional import ProvisionalRule, mark_provisional, mark_retired
 from arena.ratings import (
     DEFAULT_MIN_PAIR_COUNT,
     DEFAULT_PRIOR_SD,
@@ -164,7 +164,7 @@ def board_build(
 
     Returns ``{"rows", "top", "components", "is_connected", "anchor", "n_battles", "rounds", "ci",
     "reweighted", "min_pair_count", "heatmaps"}``; rows as :func:`board_rows`, each with
-    ``provisional`` (see :mod:`arena.provisional`; provisional rows come after the others of
+    ``provisional`` (see :mod:`arena.leaderboard.provisional`; provisional rows come after the others of
     their group) and ``retired`` (the model is in ``retired``); ``anchor`` is the one applied (None when not asked or the model is not on this
     board); ``ci``, ``reweighted``, ``min_pair_count``: as :func:`arena.ratings.compute_board`;
     ``top``: whether first place is settled (:func:`top_status`); rows carry ``flips_with`` and

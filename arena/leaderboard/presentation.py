@@ -2,7 +2,7 @@
 
 Reads only stored snapshots (through :mod:`arena.leaderboard.selectors`) and never fits or
 writes anything, so a change to the page cannot change a rating. Page prose lives in
-:mod:`arena.leaderboard.text`, the SVG charts in :mod:`arena.plots`.
+:mod:`arena.leaderboard.text`, the SVG charts in :mod:`arena.leaderboard.plots`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
-from arena import plots
-from arena.exclusions import reasons as exclusion_reasons
+from arena.leaderboard import plots
 from arena.leaderboard.categories import LONG_PROMPT_TOKENS, MULTI_TURN_MIN
 from arena.leaderboard.selectors import board_get, categories_list, changelog, counted_votes_exist
+from arena.leaderboard.settings import board_settings
 from arena.leaderboard.text import ABOUT_ELO, ABOUT_EXCLUDED, ABOUT_STYLE, about_intervals
-from arena.leaderboard_settings import board_settings
 from arena.models import RatingSnapshot
+from arena.quality.exclusions import reasons as exclusion_reasons
 from arena.ratings import ABOUT_INTERVALS
 from arena.ratings.fragility import ABOUT_FRAGILITY
 
@@ -50,7 +50,7 @@ def board_payload(snapshot: RatingSnapshot, category: str = "overall", style: bo
     ``{"snapshot": {"id", "created_at", "last_vote_id", "compute_ms"}, "category": {"key", "label",
     "description", "style_control", "votes", "min_votes", "enough_votes"}, "categories": [{"key",
     "label", "votes", "enough_votes"}], "totals": {"models", "votes", "all_votes", "counted_votes",
-    "excluded_votes"}, "excluded": {reason: votes} (``arena.exclusions``), "anchor",
+    "excluded_votes"}, "excluded": {reason: votes} (``arena.quality.exclusions``), "anchor",
     "connectivity": {"is_connected", "components"}, "rows": [...], "top", "message", "changelog"}``; rows
     as :func:`arena.leaderboard.boards.board_build` gives them (``provisional`` and ``retired``
     flags; established rows first within each group); ``message`` says why there are no rows
@@ -145,7 +145,7 @@ def _page_plots(board: Mapping[str, Any], main: list[dict[str, Any]]) -> dict[st
 
 def page_context(snapshot: RatingSnapshot | None, category: str = "overall", style: bool = False) -> dict[str, Any]:
     """Everything the leaderboard template shows, plots included as SVG markup (escaped by
-    :mod:`arena.plots`). Raises :class:`~arena.leaderboard.selectors.UnknownCategory` like
+    :mod:`arena.leaderboard.plots`). Raises :class:`~arena.leaderboard.selectors.UnknownCategory` like
     :func:`~arena.leaderboard.selectors.board_get`."""
     context: dict[str, Any] = {
         "category": category,
@@ -178,7 +178,7 @@ def page_context(snapshot: RatingSnapshot | None, category: str = "overall", sty
         style_off_url=_url("leaderboard", "overall", False),
         style_entry=data["style_control"],
         updated=datetime.fromisoformat(data["created_at"]),
-        # One row per reason of the one list (arena.exclusions); a reason newer than the snapshot shows 0.
+        # One row per reason of the one list (arena.quality.exclusions); a reason newer than the snapshot shows 0.
         excluded_rows=[{"key": key, "id": f"excluded-{key.replace('_', '-')}", "label": label,
                         "count": data["excluded"].get(key, 0)} for key, label in exclusion_reasons()],
         style_computed_at=datetime.fromisoformat(entry["computed_at"]) if style and entry.get("computed_at") else None,

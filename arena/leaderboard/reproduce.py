@@ -1,8 +1,8 @@
 """What reproduces a snapshot's overall board from a file (stored in ``data["reproduce"]``).
 
-``votes_sha256``: :func:`arena.battle_files.votes_hash` of the counted votes (the same digest
-``arena.battle_files.arrays_votes_hash`` gives for the file ``export_battles --snapshot ID``
-writes); ``code_version``: :func:`arena.leaderboard_settings.code_version`;
+``votes_sha256``: :func:`arena.battle_files.parse.votes_hash` of the counted votes (the same digest
+``arena.battle_files.parse.arrays_votes_hash`` gives for the file ``export_battles --snapshot ID``
+writes); ``code_version``: :func:`arena.leaderboard.settings.code_version`;
 ``compute_ratings_args``: the arguments with which ``manage.py compute_ratings FILE`` prints
 exactly that board's ratings, intervals, ranks and vote counts (``arena/tests/test_snapshot_reproduce.py``).
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 from django.conf import settings
 
-from arena.battle_files import votes_hash
-from arena.leaderboard_settings import code_version
+from arena.battle_files.parse import votes_hash
+from arena.leaderboard.settings import code_version
 
 __all__ = ["reproduce_info"]
 

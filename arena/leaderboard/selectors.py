@@ -41,7 +41,7 @@ from arena.leaderboard.categories import (
     MULTI_TURN_MIN,
     SNAPSHOT_VERSION,
 )
-from arena.leaderboard_settings import board_settings
+from arena.leaderboard.settings import board_settings
 from arena.models import BoardChange, Contestant, RatingSnapshot, Vote
 from arena.ratings import STYLE_FEATURE_NAMES, WINNERS
 from serving.models import ServedModel
@@ -251,7 +251,7 @@ def board_get(data: Mapping[str, Any], category: str, style: bool = False) -> di
 
 
 def retired_names() -> set[str]:
-    """Public names of the retired models (see :mod:`arena.retirement`)."""
+    """Public names of the retired models (see :mod:`arena.pairing.retirement`)."""
     return set(Contestant.objects.filter(retired_at__isnull=False).values_list("served_model__public_name", flat=True))
 
 

@@ -32,7 +32,6 @@ from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from arena import exclusions, quality
 from arena.leaderboard.boards import anchor_dict, board_build, style_board_build
 from arena.leaderboard.categories import (
     FIXED_CATEGORIES,
@@ -55,8 +54,10 @@ from arena.leaderboard.selectors import (
     snapshot_is_current,
     style_vote_arrays,
 )
-from arena.leaderboard_settings import board_options, board_settings
+from arena.leaderboard.settings import board_options, board_settings
 from arena.models import RatingSnapshot, Vote
+from arena.quality import exclusions
+from arena.quality import rules as quality
 from arena.ratings import PairCounts
 
 logger = logging.getLogger(__name__)
@@ -165,8 +166,8 @@ def snapshot_create() -> RatingSnapshot:
 
     ``data`` layout (``SNAPSHOT_VERSION`` 1): ``{"version", "created_at", "last_vote_id",
     "totals": {"votes", "counted", "excluded"}, "excluded": {reason: votes} for every
-    reason of :func:`arena.exclusions.reasons`}, "anchor", "categories": [entry...], "style_control": entry, "settings",
-    "reproduce"}`` (``settings``: :func:`arena.leaderboard_settings.board_settings`;
+    reason of :func:`arena.quality.exclusions.reasons`}, "anchor", "categories": [entry...], "style_control": entry, "settings",
+    "reproduce"}`` (``settings``: :func:`arena.leaderboard.settings.board_settings`;
     ``reproduce``: :func:`arena.leaderboard.reproduce.reproduce_info`); an entry is
     ``{"key", "label", "description", "style_control", "votes", "min_votes", "enough_votes",
     "board"}`` with ``board`` as :func:`arena.leaderboard.boards.board_build` (None below the

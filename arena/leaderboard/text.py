@@ -11,7 +11,7 @@ from typing import Any
 
 from arena.ratings import ABOUT_REWEIGHTED, DEFAULT_MIN_PAIR_COUNT, INTERVAL_METHODS
 
-#: The reasons themselves are the table under this text, one row per reason of arena.exclusions.
+#: The reasons themselves are the table under this text, one row per reason of arena.quality.exclusions.
 ABOUT_EXCLUDED = (
     "Only anonymous battles whose answers both came through count. Each row below is one reason a "
     "stored vote is left out: facts of the battle (an answer named a model or its maker, so the "

@@ -9,11 +9,11 @@ import pytest
 from django.utils import timezone
 
 from arena import services
-from arena.battle_io import battles_export
-from arena.contestants import contestants_battle_ready
-from arena.costs import battle_costs, day_start, model_usage, spend_record
+from arena.battle.costs import battle_costs, day_start, model_usage, spend_record
+from arena.battle_files.transfer import battles_export
 from arena.models import Battle, DailySpend, Response
-from arena.pairing_holds import pairing_holds
+from arena.pairing.contestants import contestants_battle_ready
+from arena.pairing.holds import pairing_holds
 from arena.serving_stats import model_serving_stats
 from serving.models import ServedModel
 from tests.factories import make_endpoint, make_finished_battle, make_model, make_vote

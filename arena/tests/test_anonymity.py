@@ -111,7 +111,7 @@ class Rater:
 
 
 async def test_nothing_before_the_vote_tells_two_different_models_apart(two_contestants, settings):
-    # This test breaks sides on purpose and battles on: no error-rate hold (arena.pairing_holds).
+    # This test breaks sides on purpose and battles on: no error-rate hold (arena.pairing.holds).
     settings.ARENA_PAIRING_MAX_ERROR_RATE = 2.0
     log: list[dict] = []
     http: list[str] = []

@@ -16,10 +16,10 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
 from arena import services
-from arena.contestants import contestants_battle_ready, contestants_pairing_state
-from arena.context_fit import FIRST_TURN_REFUSAL, LATER_TURN_REFUSAL
+from arena.battle.context_fit import FIRST_TURN_REFUSAL, LATER_TURN_REFUSAL
 from arena.errors import ArenaError
 from arena.models import Battle, Response, Turn
+from arena.pairing.contestants import contestants_battle_ready, contestants_pairing_state
 from config.asgi import application
 from serving import services as serving_services
 from serving.context import chat_token_bound, chat_token_count

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from arena import ratings
-from arena.battle_files import WINNERS, BattleFileError, parse_battles, read_battle_arrays, read_battles
+from arena.battle_files.parse import WINNERS, BattleFileError, parse_battles, read_battle_arrays, read_battles
 
 
 def jsonl(*records: object) -> str:

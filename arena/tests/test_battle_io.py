@@ -11,11 +11,11 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from arena import battle_io
-from arena.contestants import contestant_of, contestants_battle_ready
+from arena.battle_files import transfer as battle_io
 from arena.leaderboard import selectors as leaderboard_selectors
 from arena.leaderboard import services as leaderboard_services
 from arena.models import Battle, Vote
+from arena.pairing.contestants import contestant_of, contestants_battle_ready
 from serving.models import Endpoint, ServedModel
 from tests.factories import make_model, make_vote
 

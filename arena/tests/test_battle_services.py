@@ -5,8 +5,8 @@ import pytest
 from django.db import connection
 
 from arena import services
-from arena.contestants import contestant_of
 from arena.models import Battle, Contestant, Response, Vote
+from arena.pairing.contestants import contestant_of
 from serving.models import ServedModel
 from tests.factories import make_finished_battle, make_model
 

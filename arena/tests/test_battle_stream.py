@@ -12,8 +12,8 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from arena import consumers
+from arena.battle.pacing import PaceConfig, Pacer
 from arena.models import Response
-from arena.pacing import PaceConfig, Pacer
 from config.asgi import application
 from serving.models import ServedModel
 

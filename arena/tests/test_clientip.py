@@ -1,11 +1,11 @@
-"""Client addresses through trusted proxies only, and the salted hash (arena/clientip.py)."""
+"""Client addresses through trusted proxies only, and the salted hash (arena/abuse/clientip.py)."""
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 from django.test import RequestFactory
 
-from arena.clientip import TrustedProxyMiddleware, client_ip, ip_hash, scope_client_ip
+from arena.abuse.clientip import TrustedProxyMiddleware, client_ip, ip_hash, scope_client_ip
 
 
 class TestClientIp:

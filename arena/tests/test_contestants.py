@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from arena import services
-from arena.contestants import contestant_enter, contestant_of, contestants_battle_ready
 from arena.models import Battle, Contestant, Response
+from arena.pairing.contestants import contestant_enter, contestant_of, contestants_battle_ready
 from serving.models import ServedModel
 from tests.factories import make_finished_battle, make_model
 

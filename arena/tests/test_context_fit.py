@@ -4,7 +4,7 @@ context lengths (the real engine's counts are tested in test_availability.py).""
 import pytest
 
 from arena import services
-from arena.context_fit import FIRST_TURN_REFUSAL, models_that_fit
+from arena.battle.context_fit import FIRST_TURN_REFUSAL, models_that_fit
 from arena.errors import ArenaError
 from arena.models import Battle, Turn
 from serving.context import MESSAGE_TOKENS, TEMPLATE_TOKENS, chat_token_bound

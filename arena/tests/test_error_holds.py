@@ -9,9 +9,9 @@ import openai
 import pytest
 from django.urls import reverse
 
-from arena import pairing_holds
-from arena.contestants import contestants_battle_ready, contestants_pairing_state
 from arena.models import Battle, Response
+from arena.pairing import holds as pairing_holds
+from arena.pairing.contestants import contestants_battle_ready, contestants_pairing_state
 from arena.serving_stats import serving_stats
 from serving.errors import input_refused
 from tests.factories import make_finished_battle, make_model
@@ -69,7 +69,7 @@ def test_holds_never_leave_fewer_than_two_models_and_the_admin_and_the_log_say_w
     raters, ips = ["r1", "r2", "r3"], ["ip-1", "ip-2", "ip-3"]
     fail(first, second, raters=raters, ips=ips, battles=6, rival_state="error")  # both sides fail
     fail(first, second, raters=raters, ips=ips, battles=2, rival_state="done")  # only the first
-    with caplog.at_level(logging.WARNING, logger="arena.pairing_holds"):
+    with caplog.at_level(logging.WARNING, logger="arena.pairing.holds"):
         assert ready_names() == {first.public_name, second.public_name}
     state = contestants_pairing_state()
     assert state.holds == {} and set(state.kept) == {first.pk, second.pk}

@@ -1,6 +1,6 @@
 import pytest
 
-from arena.identity import family_of, find_identity_words, model_identity_words
+from arena.quality.identity import family_of, find_identity_words, model_identity_words
 
 WORDS = ["openai", "claude", "llama", "gpt-4", "qwen", "01.ai"]
 

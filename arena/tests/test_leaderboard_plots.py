@@ -1,4 +1,4 @@
-"""The SVG charts of arena/plots.py: well-formed, escaped, complete."""
+"""The SVG charts of arena/leaderboard/plots.py: well-formed, escaped, complete."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from arena import plots
+from arena.leaderboard import plots
 
 SVG = "{http://www.w3.org/2000/svg}"
 

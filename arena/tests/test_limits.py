@@ -1,4 +1,4 @@
-"""Rate limits per rater and per IP hash (arena/limits.py), through the services that apply them."""
+"""Rate limits per rater and per IP hash (arena/abuse/limits.py), through the services that apply them."""
 
 import datetime as dt
 

@@ -1,4 +1,4 @@
-"""The limits hold under simultaneous requests (arena/limits.py "Exactness under concurrency").
+"""The limits hold under simultaneous requests (arena/abuse/limits.py "Exactness under concurrency").
 
 Eight real threads, each with its own database connection, start together on a barrier and
 call the same service against a limit of 1: exactly one gets through, the seven others are
@@ -15,6 +15,7 @@ import pytest
 from django.db import connection
 
 from arena import services
+from arena.abuse import limits
 from arena.errors import ArenaError
 from arena.models import Battle, Response, Vote
 from tests.factories import make_finished_battle, make_model
@@ -86,8 +87,6 @@ def test_eight_simultaneous_turns_against_one_concurrent_generation_let_exactly_
 
 
 def test_a_limit_check_outside_a_transaction_is_a_programming_error(settings):
-    from arena import limits
-
     settings.ARENA_LIMIT_VOTES_PER_HOUR = 1
     with pytest.raises(RuntimeError, match="inside the transaction"):
         limits.check_vote("rater-1", "ip-1")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from arena.leaderboard.services import snapshot_create
 from arena.model_card import model_card, opponent_records
 from arena.models import Vote
+from arena.pairing.contestants import contestant_admit, contestant_hold
+from arena.pairing.retirement import model_retire
 from tests.factories import make_finished_battle, make_model
 
 pytestmark = pytest.mark.django_db
@@ -50,8 +53,6 @@ def test_lineage_runs_from_the_base_to_the_model():
 
 
 def test_history_follows_the_snapshots_and_the_page_never_names_a_rater(client):
-    from arena.leaderboard.services import snapshot_create
-
     me, x = make_model(public_name="me"), make_model(public_name="x")
     vote(me, x, "model_a", prompt="What is the tallest mountain?")
     snapshot_create()
@@ -74,7 +75,6 @@ def test_an_unknown_model_is_a_404(client):
 def test_names_with_slashes_and_markup_have_a_page_and_are_escaped(client):
     me, x = make_model(public_name="org/<b>model</b>"), make_model(public_name="x")
     vote(me, x, "model_a")
-    from arena.leaderboard.services import snapshot_create
 
     snapshot_create()
     board = client.get("/leaderboard/").content.decode()
@@ -87,8 +87,6 @@ class TestBuiltFromTheSnapshot:
     """The page moves only with the board: no live counts, counted votes only, one build per snapshot."""
 
     def test_a_vote_after_the_snapshot_changes_nothing_until_the_next_refit(self, client):
-        from arena.leaderboard.services import snapshot_create
-
         me, x = make_model(public_name="me"), make_model(public_name="x")
         vote(me, x, "model_a", prompt="First prompt, in the snapshot")
         snapshot_create()
@@ -103,8 +101,6 @@ class TestBuiltFromTheSnapshot:
         assert [(r.wins, r.losses) for r in model_card("me")["opponents"]] == [(2, 0)]
 
     def test_an_excluded_vote_is_neither_counted_nor_shown_as_an_example(self, client):
-        from arena.leaderboard.services import snapshot_create
-
         me, x = make_model(public_name="me"), make_model(public_name="x")
         vote(me, x, "model_b", prompt="An ordinary prompt")
         excluded = vote(me, x, "model_a", prompt="Moderated text that must not be published")
@@ -116,8 +112,6 @@ class TestBuiltFromTheSnapshot:
         assert "Moderated text" not in client.get("/leaderboard/model/me/").content.decode()
 
     def test_the_card_is_built_once_per_snapshot(self, django_assert_num_queries):
-        from arena.leaderboard.services import snapshot_create
-
         me, x = make_model(public_name="me"), make_model(public_name="x")
         vote(me, x, "model_a")
         snapshot_create()
@@ -130,8 +124,6 @@ class TestBuiltFromTheSnapshot:
 
 class TestOnlyPublicContestants:
     def make_rated(self):
-        from arena.leaderboard.services import snapshot_create
-
         me, x = make_model(public_name="me"), make_model(public_name="x")
         vote(me, x, "model_a")
         snapshot_create()
@@ -146,8 +138,6 @@ class TestOnlyPublicContestants:
         assert client.get("/leaderboard/model/gone/").status_code == 404
 
     def test_a_fine_tune_held_by_the_gate_is_a_404_like_an_unknown_name(self, client):
-        from arena.contestants import contestant_admit, contestant_hold
-
         base = make_model(public_name="base")
         held = make_model(public_name="base-sft-j9", parent=base, kind="lora")
         contestant_hold(held)
@@ -158,9 +148,6 @@ class TestOnlyPublicContestants:
         assert client.get("/leaderboard/model/base-sft-j9/").status_code == 200
 
     def test_a_retired_model_and_an_imported_placeholder_on_the_board_keep_their_pages(self, client):
-        from arena.leaderboard.services import snapshot_create
-        from arena.retirement import model_retire
-
         me = self.make_rated()
         model_retire(me, actor="staff", reason="replaced")
         snapshot_create()

@@ -1,4 +1,4 @@
-"""The key rules' maths (arena/outliers.py): leave-one-key-out test with ties, the share cap.
+"""The key rules' maths (arena/quality/outliers.py): leave-one-key-out test with ties, the share cap.
 
 Expected values come from independent code: the board's own fit (``arena.ratings.fit_bt``) on
 the votes without the key, plain Python sums over the three outcomes, and hand counts.
@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arena import outliers, ratings
+from arena import ratings
+from arena.quality import outliers
+from bench import key_attack
 
 MODELS = 4
 
@@ -156,8 +158,6 @@ def test_vote_marks_caps_only_the_keys_the_test_did_not_flag():
 
 
 def test_the_bench_uses_the_documented_defaults():
-    from bench import key_attack
-
     source = (Path(__file__).resolve().parents[2] / "config" / "settings.py").read_text()
     defaults = {name: float(re.search(rf'env_(?:int|float)\("{name}", ([0-9.]+)', source).group(1))
                 for name in ("ARENA_OUTLIER_Z", "ARENA_OUTLIER_MIN_VOTES", "ARENA_KEY_SHARE_CAP",

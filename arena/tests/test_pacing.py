@@ -1,4 +1,4 @@
-"""The pacing of both sides' answers (arena.pacing): what the rater's frames can show is the text.
+"""The pacing of both sides' answers (arena.battle.pacing): what the rater's frames can show is the text.
 
 Engines are simulated as timed lists of text pieces (what a tokenizer and an engine would make
 of a text), and the pacer is run on its own clock, exactly as the consumer runs it.
@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from arena.pacing import PaceConfig, Pacer, word_end
+from arena.battle.pacing import PaceConfig, Pacer, word_end
 
 FINISH = None
 TEXT_A = ("The quick brown fox jumps over the lazy dog, and then it runs into the forest where "

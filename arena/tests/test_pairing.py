@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from arena.pairing import PairingError, sample_pair
+from arena.pairing.weighted import PairingError, sample_pair
 
 
 class TestSamplePair:

@@ -7,9 +7,10 @@ from collections import Counter
 
 import pytest
 
-from arena import pairing_mode, services
+from arena import services
 from arena.leaderboard import services as leaderboard_services
 from arena.models import Battle
+from arena.pairing import mode as pairing_mode
 from tests.factories import make_model, make_vote
 
 

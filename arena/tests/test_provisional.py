@@ -8,7 +8,7 @@ import io
 import pytest
 
 from arena.leaderboard import services as leaderboard_services
-from arena.provisional import ProvisionalRule, is_provisional, mark_provisional
+from arena.leaderboard.provisional import ProvisionalRule, is_provisional, mark_provisional
 from tests.factories import make_model, make_vote
 
 

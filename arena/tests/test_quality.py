@@ -9,9 +9,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from arena import quality, services
-from arena.identity import find_identity_words
+from arena import services
+from arena.leaderboard.services import ratings_refresh
 from arena.models import Battle, RaterDecision, RatingSnapshot, Response, Vote
+from arena.quality import rules as quality
+from arena.quality.identity import find_identity_words
 from serving.local_models import LOCAL_MODELS
 from tests.factories import make_finished_battle, make_model
 
@@ -239,8 +241,6 @@ class TestKeyShare:
         assert Vote.objects.counted().count() == 14
 
     def test_the_cap_is_counted_in_the_snapshot(self, settings):
-        from arena.leaderboard.services import ratings_refresh
-
         settings.ARENA_KEY_SHARE_CAP, settings.ARENA_KEY_SHARE_MIN_VOTES = 0.2, 2
         settings.ARENA_LEADERBOARD_ROUNDS = settings.ARENA_LEADERBOARD_STYLE_ROUNDS = 2
         one, two = make_model(), make_model()
@@ -253,8 +253,6 @@ class TestKeyShare:
 
 
 def test_the_ratings_refresh_marks_outliers_before_the_snapshot(settings):
-    from arena.leaderboard.services import ratings_refresh
-
     settings.ARENA_OUTLIER_Z, settings.ARENA_OUTLIER_MIN_VOTES = 3.0, 15
     settings.ARENA_LEADERBOARD_ROUNDS = settings.ARENA_LEADERBOARD_STYLE_ROUNDS = 2
     strong, weak = make_model(), make_model()

@@ -7,7 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
+from arena.leaderboard import services as leaderboard_services
+from arena.leaderboard.boards import board_build
 from arena.ratings import PairCounts, compute_board
+from tests.factories import make_model, make_vote
 
 
 def refit_swaps(counts: PairCounts, removed: np.ndarray, upper: str, lower: str, reg: float) -> bool:
@@ -75,9 +78,6 @@ def test_models_in_different_components_have_no_flip_count():
 
 @pytest.mark.django_db
 def test_the_board_api_and_page_show_flip_counts_and_say_when_the_top_is_not_settled(client, settings):
-    from arena.leaderboard import services as leaderboard_services
-    from tests.factories import make_model, make_vote
-
     settings.ARENA_LEADERBOARD_PROVISIONAL_VOTES = 0
     settings.ARENA_LEADERBOARD_PROVISIONAL_WIDTH = 1e9
     ant, bee, cat = (make_model(public_name=n) for n in ("ant", "bee", "cat"))
@@ -99,8 +99,6 @@ def test_the_board_api_and_page_show_flip_counts_and_say_when_the_top_is_not_set
 
 
 def test_a_clear_leader_is_called_settled():
-    from arena.leaderboard.boards import board_build
-
     counts = PairCounts.from_grouped([("a", "b", "model_a", 700), ("a", "b", "model_b", 300),
                                       ("b", "c", "model_a", 600), ("b", "c", "model_b", 400)])
     top = board_build(counts, rounds=20)["top"]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
+from arena.leaderboard.text import about_intervals
 from arena.ratings import POINTS_PER_LOGIT, PairCounts, compute_board, fit_ties, outcome_probs
 from arena.ratings.ties import TIE_PRIOR_PRECISION, tie_prior_centre
 from tests.helpers import shared_data_file
@@ -155,8 +156,6 @@ def test_the_davidson_fit_on_the_public_battles_agrees_with_leaderbots_table():
 
 
 def test_the_page_text_states_the_prior_and_the_tie_model():
-    from arena.leaderboard.text import about_intervals
-
     text = about_intervals({"ci": "sandwich", "prior_sd": 100.0, "ties": "davidson"})
     assert "give or take 100 points" in text and "Davidson's tie model" in text
     assert "tie model" not in about_intervals({"ci": "bootstrap", "prior_sd": 100.0, "ties": "half"})

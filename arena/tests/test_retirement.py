@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from arena.contestants import contestants_battle_ready
 from arena.leaderboard import selectors as leaderboard_selectors
 from arena.leaderboard import services as leaderboard_services
 from arena.models import BoardChange, Contestant, Vote
-from arena.retirement import RetirementError, model_reinstate, model_retire, votes_reinclude
+from arena.pairing.contestants import contestants_battle_ready
+from arena.pairing.retirement import RetirementError, model_reinstate, model_retire, votes_reinclude
+from serving.models import ServedModel
 from tests.factories import make_model, make_vote
 
 
@@ -92,8 +93,6 @@ def test_the_admin_action_asks_why_then_retires(arena, admin_client):
 
 
 def test_a_retired_fine_tune_is_paused_in_serving_so_its_adapter_slot_is_freed(arena):
-    from serving.models import ServedModel
-
     base = arena[0]
     tune = make_model(public_name="ant-dpo-j9", kind="lora", parent=base, endpoint=base.endpoint)
     model_retire(tune, actor="boss", reason="superseded by j10")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arena.sampling import ActiveRule, choose_pairs, covariance, eligible_models, focus_matrix, pair_gains
+from arena.pairing.sampling import (
+    ActiveRule,
+    choose_pairs,
+    covariance,
+    eligible_models,
+    focus_matrix,
+    pair_gains,
+)
 
 
 def arena(n: int = 5, votes: float = 200.0) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from serving import services
+from serving.health import endpoints_refresh_all as endpoints_check_health
 from serving.models import Endpoint, ServedModel
 
 SECRET_DB_URL = "postgres://arena:super-secret-db-password@db:5432/arena"
@@ -122,7 +123,6 @@ class TestEndpointsFromEnvironment:
                                        "model_dir": "/data/models/smollm2-135m-instruct"}]
         (endpoint,) = services.endpoints_from_settings()
         assert endpoint.kind == Endpoint.Kind.VLLM and endpoint.model_dir.endswith("smollm2-135m-instruct")
-        from serving.health import endpoints_refresh_all as endpoints_check_health
 
         report = endpoints_check_health()
         assert report["gpu-vllm"]["registered"] == ["smollm2-135m-instruct"]

@@ -13,10 +13,13 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
-from arena.contestants import contestants_battle_ready
 from arena.models import Response
+from arena.pairing.contestants import contestants_battle_ready
 from config.asgi import application
 from serving import services
+from serving.engines import running_engine
+from serving.errors import EngineError
+from serving.local_models import LOCAL_MODELS
 from serving.models import Endpoint, ServedModel
 from tests.helpers import free_port, missing_part
 
@@ -30,10 +33,6 @@ KEY_ENV = "ARENA_KEY_TESTPROVIDER"
 def keyed_vllm_url():
     """One extra vLLM CPU server requiring ``--api-key``, for this module only."""
     from django.conf import settings
-
-    from serving.engines import running_engine
-    from serving.errors import EngineError
-    from serving.local_models import LOCAL_MODELS
 
     spec = LOCAL_MODELS["smollm2"].engine_spec()
     if not Path(spec.python).exists() or not (Path(spec.model_dir) / "config.json").exists():

@@ -102,6 +102,7 @@ class RecipeConfig:
     """Fields shared by every method. Defaults are the ``zephyr-lora`` SFT recipe."""
 
     method: ClassVar[str] = ""
+    label: ClassVar[str] = ""  # the method's name on the admin's pages (Job.Method's label)
     dataset_kind: ClassVar[str] = ""  # the kind of dataset (training.formats) the method trains on
     servable: ClassVar[bool] = True  # the result is a vLLM-served contestant (False: a scorer)
 
@@ -235,6 +236,7 @@ class RecipeConfig:
 @dataclass
 class SFTRecipeConfig(RecipeConfig):
     method: ClassVar[str] = "sft"
+    label: ClassVar[str] = "SFT"
     dataset_kind: ClassVar[str] = SFT
 
 
@@ -243,6 +245,7 @@ class DPORecipeConfig(RecipeConfig):
     """DPO on top of the shared fields. Defaults: Zephyr-7B-beta DPO (QLoRA) recipe."""
 
     method: ClassVar[str] = "dpo"
+    label: ClassVar[str] = "DPO"
     dataset_kind: ClassVar[str] = PREFERENCE
 
     learning_rate: float = field(default=5e-6, metadata=_rng(0, 1, lo_open=True))
@@ -257,6 +260,7 @@ class KTORecipeConfig(RecipeConfig):
     """KTO on unpaired desirable/undesirable answers (TRL ``KTOTrainer``; defaults: TRL's, with a LoRA lr)."""
 
     method: ClassVar[str] = "kto"
+    label: ClassVar[str] = "KTO"
     dataset_kind: ClassVar[str] = UNPAIRED
 
     learning_rate: float = field(default=5e-6, metadata=_rng(0, 1, lo_open=True))
@@ -280,6 +284,7 @@ class RewardRecipeConfig(RecipeConfig):
     measure its accuracy (chosen scored above rejected)."""
 
     method: ClassVar[str] = "reward"
+    label: ClassVar[str] = "Reward model"
     dataset_kind: ClassVar[str] = PREFERENCE
     servable: ClassVar[bool] = False  # vLLM never serves it; the score head is saved with the adapter
 
@@ -305,6 +310,7 @@ class GRPORecipeConfig(RecipeConfig):
     """Online RL (TRL ``GRPOTrainer``) against a trained reward model, on a prompt dataset."""
 
     method: ClassVar[str] = "grpo"
+    label: ClassVar[str] = "GRPO (online RL)"
     dataset_kind: ClassVar[str] = PROMPT
 
     learning_rate: float = field(default=1e-5, metadata=_rng(0, 1, lo_open=True))
@@ -328,11 +334,15 @@ class PretrainRecipeConfig(RecipeConfig):
     """Continued pretraining: language-modelling loss on raw text, packed (TRL ``SFTTrainer``)."""
 
     method: ClassVar[str] = "pretrain"
+    label: ClassVar[str] = "Continued pretraining"
     dataset_kind: ClassVar[str] = TEXT
 
     learning_rate: float = field(default=1e-4, metadata=_rng(0, 1, lo_open=True))
 
 
+#: The one list of training methods: ``Job.Method`` (the database choice) and
+#: ``training.recipes.methods.RECIPES`` (the module ``training/recipes/methods/<method>.py``) are
+#: derived from it; ``PRESETS`` must name each (training/tests/test_method_registries.py).
 CONFIG_CLASSES: dict[str, type[RecipeConfig]] = {
     "sft": SFTRecipeConfig, "dpo": DPORecipeConfig, "kto": KTORecipeConfig, "reward": RewardRecipeConfig,
     "grpo": GRPORecipeConfig, "pretrain": PretrainRecipeConfig,

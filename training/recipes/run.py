@@ -76,13 +76,7 @@ def train(run: RecipeRun) -> int:
 
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    device = common.pick_device(spec.get("device"))
-    common.check_quantization(cfg, device)
-    if cfg.deepspeed != "none" and device != "cuda":
-        raise JobError(f"deepspeed={cfg.deepspeed} needs NVIDIA CUDA GPUs; this job runs on the CPU (no GPU here). "
-                       "Train the full fine-tune without deepspeed here, or on GPU training workers.")
-    if cfg.backend == "unsloth":
-        unsloth_backend.check(device)  # also imports unsloth before transformers/TRL build anything
+    device = _device_for(spec, cfg)
     recipe = RECIPES[cfg.method]
     rows = common.load_rows(spec["dataset_path"], cfg)
     # optional hooks of a method module: split_rows, MODEL, PEFT_TASK_TYPE, fit_rows, extra_parts, heldout_metrics
@@ -141,7 +135,26 @@ def train(run: RecipeRun) -> int:
     if not progress.is_main_process():
         return progress.EXIT_OK  # the main process saves and reports
     extra_metrics = recipe.heldout_metrics(trainer, heldout, tokenizer, cfg) if hasattr(recipe, "heldout_metrics") else {}
-    output_dir = Path(spec["output_dir"]).resolve()
+    saved = _save(trainer, tokenizer, Path(spec["output_dir"]).resolve(), cfg, base, max_rank)
+    _report(run, trainer, result, callback, saved=saved, full=cfg.full, num_rows=len(rows), device=device,
+            extra_metrics=extra_metrics)
+    return progress.EXIT_OK
+
+
+def _device_for(spec: dict, cfg: RecipeConfig) -> str:
+    """The device the job trains on, once the config's quantization, deepspeed and backend fit it."""
+    device = common.pick_device(spec.get("device"))
+    common.check_quantization(cfg, device)
+    if cfg.deepspeed != "none" and device != "cuda":
+        raise JobError(f"deepspeed={cfg.deepspeed} needs NVIDIA CUDA GPUs; this job runs on the CPU (no GPU here). "
+                       "Train the full fine-tune without deepspeed here, or on GPU training workers.")
+    if cfg.backend == "unsloth":
+        unsloth_backend.check(device)  # also imports unsloth before transformers/TRL build anything
+    return device
+
+
+def _save(trainer, tokenizer, output_dir: Path, cfg: RecipeConfig, base: Path, max_rank: int) -> Path:
+    """Save the full model or the adapter, and refuse one that vLLM could not serve."""
     if cfg.full:
         saved = common.save_full_model(trainer.model, tokenizer, output_dir, base)
         problems = full_model_problems(saved, base)
@@ -150,9 +163,7 @@ def train(run: RecipeRun) -> int:
         problems = adapter_servability_problems(saved, max_rank) if cfg.servable else []
     if problems:
         raise RuntimeError(f"saved {'model' if cfg.full else 'adapter'} is not servable by vLLM: " + "; ".join(problems))
-    _report(run, trainer, result, callback, saved=saved, full=cfg.full, num_rows=len(rows), device=device,
-            extra_metrics=extra_metrics)
-    return progress.EXIT_OK
+    return saved
 
 
 def _report(run: RecipeRun, trainer, result, callback, *, saved: Path, full: bool, num_rows: int, device: str,

@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from training.recipes import common
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -32,7 +34,6 @@ BATCH = 8
 def load_scorer(base: Path, adapter_dir: Path, device: str = "cpu"):
     from peft import PeftModel
 
-    from training.recipes import common
 
     tokenizer, model = common.load_tokenizer_and_model(base, device, None, seq_cls=True)
     model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()

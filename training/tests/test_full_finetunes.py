@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from arena.contestants import contestant_of
+from arena.pairing.contestants import contestant_of
 from tests.factories import make_endpoint, make_model
 from training import services
 from training.gate import gate_run

@@ -6,11 +6,15 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+from arena.leaderboard.selectors import board_get
+from arena.leaderboard.services import snapshot_create
 from arena.models import Contestant
+from arena.pairing.contestants import contestant_hold
 from serving.models import Endpoint, ServedModel
+from tests.factories import make_model, make_vote
 from tests.helpers import shared_data_file
 from training import gate, services
-from training.models import Checkpoint, GateRun, Job
+from training.models import Checkpoint, Dataset, GateRun, Job
 
 
 def test_the_last_verdict_label_counts_and_none_without_one():
@@ -40,7 +44,6 @@ def make_checkpoint(new: ServedModel, parent: ServedModel, tmp_path) -> Checkpoi
     new.refresh_from_db()
     path = tmp_path / "d.jsonl"
     path.write_text("{}\n")
-    from training.models import Dataset
 
     dataset = Dataset.objects.create(name="d", kind="sft", format="messages", source="upload", file=str(path))
     job = Job.objects.create(base_model=parent, method="sft", dataset=dataset, config={}, status="succeeded")
@@ -96,7 +99,6 @@ def test_a_model_that_passes_is_admitted_and_no_judge_means_no_gate(battle_model
     run = gate.gate_run(checkpoint)
     assert run.status == GateRun.Status.SKIPPED and "no judge" in run.error
     gate_settings.ARENA_GATE_HOLD = True
-    from arena.contestants import contestant_hold
 
     contestant_hold(new)
     assert Contestant.objects.get(served_model=new).sampling_weight == 0.0
@@ -125,10 +127,6 @@ def test_registering_a_contestant_queues_its_gate(battle_models, settings, tmp_p
 def leader_snapshot(leader: ServedModel, *others: ServedModel, wins: int = 3):
     """A real ratings snapshot after ``leader`` won ``wins`` votes and lost one against each of ``others``;
     it must top the overall board."""
-    from arena.leaderboard.selectors import board_get
-    from arena.leaderboard.services import snapshot_create
-    from tests.factories import make_vote
-
     for other in others:
         for winner in ["model_a"] * wins + ["model_b"]:
             make_vote(leader, other, winner)
@@ -140,8 +138,6 @@ def leader_snapshot(leader: ServedModel, *others: ServedModel, wins: int = 3):
 @pytest.mark.django_db
 def test_the_gate_also_meets_the_leader_and_that_run_only_informs(battle_models, gate_settings, tmp_path, vllm_url,
                                                                   client):
-    from arena.contestants import contestant_hold
-
     new, parent = battle_models
     checkpoint = make_checkpoint(new, parent, tmp_path)
     # the same weights behind two more endpoints: the leader, and the judge
@@ -181,8 +177,6 @@ def test_the_gate_also_meets_the_leader_and_that_run_only_informs(battle_models,
 
 @pytest.mark.django_db
 def test_the_leader_run_is_skipped_saying_why(tmp_path, settings):
-    from tests.factories import make_model
-
     parent = make_model(public_name="base")
     new = make_model(public_name="base-sft-j1")
     checkpoint = make_checkpoint(new, parent, tmp_path)

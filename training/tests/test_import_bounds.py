@@ -13,10 +13,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from tests.helpers import missing_part
 from training import services
 from training.limits import ImportRefused, hub_id, server_path
 from training.models import Dataset
 from training.tests.test_admin import admin_client  # noqa: F401 - fixture
+from training.tools.hub_export import main
 
 GOOD = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
 
@@ -157,7 +159,6 @@ class TestHubIdsAreNeverLocalPaths:
             self, settings, tmp_path, monkeypatch):
         from pathlib import Path
 
-        from tests.helpers import missing_part
 
         if not Path(settings.ARENA_ENGINE_PYTHON).exists():
             missing_part(f"engine environment missing: {settings.ARENA_ENGINE_PYTHON} (make engine)")
@@ -174,8 +175,6 @@ class TestHubIdsAreNeverLocalPaths:
 
     @pytest.mark.parametrize("path", ["/etc", "~/data", "./owner/name"])
     def test_the_tool_refuses_a_path(self, path, tmp_path, capsys):
-        from training.tools.hub_export import main
-
         assert main([path, "--out", str(tmp_path / "out.jsonl")]) == 2
         assert "is a path, not a hub dataset id" in capsys.readouterr().err
         assert not (tmp_path / "out.jsonl").exists()

@@ -1,7 +1,7 @@
-"""The training methods are named in four places that cannot be derived from one another without
-importing the recipes (TRL) into the web process or the model into the recipes: the job model's
-choices (and its migrations), the recipe modules, the config classes and the presets. This test is
-their agreement: a method added to one and not the others fails here, naming the place."""
+"""The training methods have one list, ``training.recipes.config.CONFIG_CLASSES``: the job model's
+choices (``Job.Method``) and the recipe modules (``RECIPES``) are derived from it. The presets
+cannot be (each is a hand-chosen config), and a method's module must offer the recipe's
+functions: this test is their agreement, naming the place that disagrees."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ REQUIRED = ("trainer_config", "build_trainer", "start_fields")
 
 
 def test_every_registry_names_the_same_methods():
-    methods = set(Job.Method.values)
+    methods = set(CONFIG_CLASSES)
+    assert Job.Method.choices == [(method, cls.label) for method, cls in CONFIG_CLASSES.items()]
+    assert all(cls.label for cls in CONFIG_CLASSES.values()), "a config class without its label"
     for place, names in (("training.recipes.methods.RECIPES", RECIPES), ("CONFIG_CLASSES", CONFIG_CLASSES),
                          ("PRESETS", PRESETS)):
-        assert set(names) == methods, f"{place} names {sorted(names)}, Job.Method names {sorted(methods)}"
+        assert set(names) == methods, f"{place} names {sorted(names)}, CONFIG_CLASSES names {sorted(methods)}"
 
 
 def test_each_method_has_its_config_class_module_functions_and_a_cpu_smoke_preset():

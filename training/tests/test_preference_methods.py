@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from serving.models import ServedModel
+from tests.helpers import shared_data_file
+from training import gate
 from training.formats import parse_dataset
+from training.models import Checkpoint, Dataset, Job
 from training.recipes import progress
 from training.tests.test_recipe_run import (  # noqa: F401 - _real_parts is an autouse fixture
     ARENA_ENGINE_PYTHON,
@@ -136,11 +140,6 @@ def test_continued_pretraining_on_raw_text(tmp_path):
 @pytest.mark.django_db
 def test_the_gate_with_a_reward_model_judge(reward_run, battle_models, settings, tmp_path):
     """The gate judged by the reward model just trained, on answers from the real local vLLM."""
-    from serving.models import ServedModel
-    from tests.helpers import shared_data_file
-    from training import gate
-    from training.models import Checkpoint, Dataset, Job
-
     _, events, adapter = reward_run
     settings.ARENA_PROMPTS_DIR = shared_data_file("arena_prompts")
     settings.ARENA_GATE_MAX_TOKENS = 24

@@ -10,8 +10,11 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from tests.factories import make_endpoint, make_model, make_vote
+from tests.helpers import shared_data_file
 from training import services
+from training.formats import load_normalised
 from training.models import Checkpoint, Dataset, Job
+from training.scorers import accuracy_interval, accuracy_text
 
 
 def rows_of(dataset: Dataset) -> list[dict]:
@@ -39,12 +42,9 @@ class TestArenaData:
         assert got == [("Q1", "Weak", False), ("Q1", "Strong", True), ("Q2", "Bad one", False),
                        ("Q2", "Bad two", False), ("Q3", "Fine one", True), ("Q3", "Fine two", True)]
         # what is stored re-reads as a valid KTO dataset (the recipe's own check)
-        from training.formats import load_normalised
         assert len(load_normalised(dataset.file, "unpaired")) == 6
 
     def test_arena_hard_prompts_become_a_prompt_dataset(self, settings, tmp_path):
-        from tests.helpers import shared_data_file
-
         source = shared_data_file("arena_prompts/arena_hard_v0.1_question.jsonl")
         settings.ARENA_PROMPTS_DIR = source.parent
         settings.DATA_DIR = tmp_path
@@ -138,7 +138,6 @@ class TestLaunchChecks:
 def test_a_reward_models_accuracy_interval_is_wilsons_and_says_whether_it_beats_chance():
     from scipy.stats import binomtest
 
-    from training.scorers import accuracy_interval, accuracy_text
 
     for wins, n in ((179, 300), (3, 6), (0, 10), (40, 40)):
         expected = binomtest(wins, n).proportion_ci(confidence_level=0.95, method="wilson")

@@ -21,7 +21,11 @@ from training.recipes.config import (
     parse_override,
     preset,
 )
-from training.recipes.servability import DEFAULT_MAX_LORA_RANK, adapter_servability_problems
+from training.recipes.servability import (
+    DEFAULT_MAX_LORA_RANK,
+    adapter_servability_problems,
+    full_model_problems,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -334,8 +338,6 @@ def test_a_reward_model_cannot_be_a_full_fine_tune():
 
 
 def test_a_saved_full_model_is_checked_the_way_vllm_loads_it(tmp_path):
-    from training.recipes.servability import full_model_problems
-
     base, saved = tmp_path / "base", tmp_path / "saved"
     base.mkdir()
     saved.mkdir()

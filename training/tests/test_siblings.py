@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from arena.model_card import model_card
+from arena.models import Contestant
 from tests.factories import make_checkpoint, make_model
 from training.models import Dataset
 
@@ -63,8 +64,6 @@ def test_a_base_model_has_no_siblings_section(client, family):
 
 
 def test_a_sibling_held_back_after_the_page_was_cached_loses_its_name_at_once(client, family):
-    from arena.models import Contestant
-
     second = make_checkpoint(base=family["shown"].base_model, dataset=family["shown"].job.dataset,
                              gate={"win_rate": 0.6, "passed": True}, sampling_weight=1.0)
     url = f"/leaderboard/model/{family['shown'].served_model.public_name}/"

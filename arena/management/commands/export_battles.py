@@ -11,7 +11,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from arena.battle_io import battles_export
+from arena.battle_files.transfer import battles_export
 from arena.models import RatingSnapshot
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from arena.battle_io import BattleFileError, battles_file_read, battles_import
+from arena.battle_files.transfer import BattleFileError, battles_file_read, battles_import
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from arena.contestants import contestant_enter
+from arena.pairing.contestants import contestant_enter
 from serving.errors import EngineError
 from serving.services import endpoints_from_settings, local_models_register
 from training.services import jobs_dispatch_unsent, starter_jobs_queue

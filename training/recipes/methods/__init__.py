@@ -12,13 +12,15 @@ and optionally: ``split_rows(rows, cfg)`` -> (train, held out); ``MODEL = "seq-c
 arguments (GRPO's reward model); ``heldout_metrics(trainer, heldout, tokenizer, cfg)`` -> more
 ``done`` metrics.
 
-Adding a method: its config class in ``training.recipes.config`` (with its dataset kind), a
-module here, and a line in ``RECIPES``.
+Adding a method: its config class in ``training.recipes.config`` (with its dataset kind, label
+and presets) in ``CONFIG_CLASSES``, and its module here, named after the method: ``RECIPES`` is
+derived from ``CONFIG_CLASSES``. The modules import TRL inside their functions only, so this
+package loads in the web process too (without TRL).
 """
 
+from importlib import import_module
 from types import ModuleType
 
-from training.recipes.methods import dpo, grpo, kto, pretrain, reward, sft
+from training.recipes.config import CONFIG_CLASSES
 
-RECIPES: dict[str, ModuleType] = {"sft": sft, "dpo": dpo, "kto": kto, "reward": reward, "grpo": grpo,
-                                  "pretrain": pretrain}
+RECIPES: dict[str, ModuleType] = {method: import_module(f"{__name__}.{method}") for method in CONFIG_CLASSES}

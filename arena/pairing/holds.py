@@ -1,6 +1,6 @@
 """Holds: why a healthy served model sits out of pairing right now (a step before sampling).
 
-Fed by serving facts: a spent daily budget (``arena.costs.budget_holds``), a high
+Fed by serving facts: a spent daily budget (``arena.battle.costs.budget_holds``), a high
 recent error rate (``arena.serving_stats.error_holds``), and an engine whose
 ``--max-loras`` slots are all held by adapters in concurrent battles
 (``lora_slot_holds``). An open battle touched in the last ``ARENA_LORA_BUSY_WINDOW_S``
@@ -29,7 +29,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from arena.costs import budget_holds
+from arena.battle.costs import budget_holds
 from arena.models import Battle
 from arena.serving_stats import error_holds
 from serving.models import ServedModel

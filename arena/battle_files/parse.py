@@ -1,7 +1,7 @@
 """The pure battle-file parser: FastChat's cleaned-battle schema in, validated dicts (or columns) out.
 
 Standard library and orjson only (no Django, no database); storing and exporting votes is
-:mod:`arena.battle_io`, the database side.
+:mod:`arena.battle_files.transfer`, the database side.
 
 A file is either a JSON list of battle objects (``clean_battle_YYYYMMDD.json``) or JSON Lines
 (one object per line; blank lines are skipped); gzip-compressed files are recognised by their
@@ -14,7 +14,7 @@ The whole file is validated before anything is returned: the first bad battle ra
 and the reason.
 
 This is the arena's one reader of JSON / JSON Lines battle files (:func:`file_bytes` for
-gzip, :func:`iter_records` for the records; ``arena.battle_io`` builds on them). It parses with
+gzip, :func:`iter_records` for the records; ``arena.battle_files.transfer`` builds on them). It parses with
 orjson, not the standard ``json``: a C parser working on the raw bytes (no decoding to ``str``
 first) that reads a battle line 2–3× faster, and it is one small wheel with no dependencies
 (pyarrow's JSON reader is faster still on uniform files but is a 40 MB dependency, and infers

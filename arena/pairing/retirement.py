@@ -21,9 +21,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from arena.contestants import contestant_of
 from arena.leaderboard.refresh import ratings_refresh_soon
 from arena.models import BoardChange, Vote
+from arena.pairing.contestants import contestant_of
 from serving.models import ServedModel
 
 __all__ = ["RetirementError", "model_reinstate", "model_retire", "votes_reinclude"]
@@ -82,7 +82,7 @@ def model_reinstate(model: ServedModel, *, actor: str, reason: str) -> BoardChan
 @transaction.atomic
 def votes_reinclude(votes: QuerySet[Vote], *, actor: str, reason: str) -> BoardChange:
     """Count the given votes again (clear their identity-leak and failed-side flags and any
-    quality exclusion, see :mod:`arena.quality`).
+    quality exclusion, see :mod:`arena.quality.rules`).
 
     Only excluded votes change; the log records how many. Named-mode votes stay out: the voter
     chose the models, which no review can undo.

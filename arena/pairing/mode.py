@@ -1,7 +1,7 @@
 """Which pairing a new battle uses: ``ARENA_PAIRING`` = ``weighted`` or ``active``.
 
-``weighted``: :func:`arena.pairing.sample_pair` by sampling weight (with the new-model boost).
-``active``: :func:`arena.sampling.choose_pairs` (the rule is documented there) with the same
+``weighted``: :func:`arena.pairing.weighted.sample_pair` by sampling weight (with the new-model boost).
+``active``: :func:`arena.pairing.sampling.choose_pairs` (the rule is documented there) with the same
 weights as ``w_k``, so a boosted model's uncertainty counts ``ARENA_NEW_MODEL_BOOST`` times, and
 ``ARENA_PAIRING_FLOOR`` of the pairs uniformly random. Its inputs: the ratings of the latest
 snapshot's overall board (a model not on it yet sits at the mean) and the battles per pair,
@@ -24,9 +24,9 @@ from django.db.models import Count
 
 from arena.leaderboard.selectors import board_get, snapshot_latest
 from arena.models import Battle
-from arena.pairing import PairingError, sample_pair
+from arena.pairing.sampling import ActiveRule, choose_pairs
+from arena.pairing.weighted import PairingError, sample_pair
 from arena.ratings import POINTS_PER_LOGIT
-from arena.sampling import ActiveRule, choose_pairs
 from serving.models import ServedModel
 
 __all__ = ["STATE_TTL_S", "pair_for"]
@@ -81,7 +81,7 @@ def _active_pair(ids: list[int], weights: list[float], rng: random.Random) -> tu
 def pair_for(ids: Sequence[int], weights: Sequence[float], rng: random.Random | None = None) -> tuple[int, int]:
     """Two distinct model ids for a new battle, by the configured pairing (see the module docstring).
 
-    Raises :class:`arena.pairing.PairingError` with fewer than two distinct ids, as ``sample_pair``.
+    Raises :class:`arena.pairing.weighted.PairingError` with fewer than two distinct ids, as ``sample_pair``.
     """
     if settings.ARENA_PAIRING != "active":
         return sample_pair(ids, weights, rng)

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from arena.contestants import contestants_battle_ready
 from arena.errors import ArenaError
 from arena.models import Battle
-from arena.pairing import PairingError
-from arena.pairing_mode import pair_for
+from arena.pairing.contestants import contestants_battle_ready
+from arena.pairing.mode import pair_for
+from arena.pairing.weighted import PairingError
 from serving.context import chat_token_bound, chat_token_count
 from serving.models import ServedModel
 

@@ -18,7 +18,7 @@ Contract:
   raters, and of IP hashes, whose votes are outliers against a board fitted without them
   (leave-one-key-out), and ``key_share`` on the votes beyond one key's share of a model's
   votes (``ARENA_KEY_SHARE_CAP``, the key's earliest votes kept); both rules look at the votes
-  that would count without them, and a mark no longer deserved is cleared (arena/outliers.py).
+  that would count without them, and a mark no longer deserved is cleared (arena/quality/outliers.py).
   A key staff re-included is exempt from both.
 * :func:`rater_decide` records a staff decision (who, when, what) and re-applies it to the
   rater's votes; the decision rows are the audit log. Every change queues a refit.
@@ -38,9 +38,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from arena import outliers, ratings
-from arena.identity import model_identity_words
+from arena import ratings
+from arena.leaderboard.refresh import ratings_refresh_soon
 from arena.models import Battle, BoardChange, RaterDecision, Response, Vote
+from arena.quality import outliers
+from arena.quality.identity import find_identity_words, model_identity_words
 from serving.models import ServedModel
 
 logger = logging.getLogger(__name__)
@@ -70,8 +72,6 @@ def moderation_flagged(texts: list[str]) -> bool:
     if not texts:
         return False
     if settings.ARENA_MODERATION_WORDS:
-        from arena.identity import find_identity_words
-
         if find_identity_words(texts, settings.ARENA_MODERATION_WORDS):
             return True
     if not settings.ARENA_MODERATION_URL:
@@ -138,8 +138,6 @@ def vote_checks(
 
 
 def _refit_soon() -> None:
-    from arena.leaderboard.refresh import ratings_refresh_soon
-
     transaction.on_commit(ratings_refresh_soon)
 
 
@@ -180,7 +178,7 @@ def _key_column(values: list[str], exempt: set[str]) -> tuple[np.ndarray, list[s
 
 def key_marks() -> tuple[set[str], set[int]]:
     """``(outlier keys, capped vote ids)``: the rater ids and IP hashes the leave-one-key-out test
-    flags, and the votes beyond a key's share of a model (arena/outliers.py), among the votes that
+    flags, and the votes beyond a key's share of a model (arena/quality/outliers.py), among the votes that
     would count without these two rules. Keys staff re-included are exempt from both."""
     rows = list(
         Vote.objects.filter(battle__mode=Battle.Mode.ANONYMOUS, identity_leak=False, side_error=False,

@@ -1,6 +1,6 @@
 """Battle files and the database: votes exported to, and battles imported from, FastChat's
 cleaned-battle schema (JSON Lines). The Django side; parsing and validating a file is the pure
-:mod:`arena.battle_files`.
+:mod:`arena.battle_files.parse`.
 
 Export (:func:`battles_export`) writes one object per vote, oldest first::
 
@@ -39,8 +39,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from arena.battle_files import BattleFileError, file_bytes, iter_records, parse_battles
-from arena.costs import battles_usage
+from arena.battle.costs import battles_usage
+from arena.battle_files.parse import BattleFileError, file_bytes, iter_records, parse_battles
 from arena.languages import LANGUAGE_NAMES
 from arena.leaderboard.refresh import ratings_refresh_soon
 from arena.models import Battle, Contestant, Vote
@@ -107,7 +107,7 @@ def battles_export(out: TextIO, *, include_flagged: bool = False, counted_up_to:
     ``counted_up_to`` (a snapshot's ``last_vote_id``): exactly the votes that snapshot's boards
     counted instead, so that ``compute_ratings`` on the file reproduces its overall board.
     ``include_usage`` adds ``"usage": {side: {prompt_tokens, completion_tokens, estimated, cost_usd}}``
-    (``arena.costs.battles_usage``; admin exports only, never a public file).
+    (``arena.battle.costs.battles_usage``; admin exports only, never a public file).
     """
     votes = Vote.objects.select_related("battle__model_a", "battle__model_b").order_by("created_at", "pk")
     if counted_up_to is not None:

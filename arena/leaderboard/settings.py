@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from arena.provisional import ProvisionalRule
+from arena.leaderboard.provisional import ProvisionalRule
 
 __all__ = ["board_options", "board_settings", "code_version"]
 

@@ -3,12 +3,12 @@
 Two kinds. Facts of the vote or its battle, fixed when it is stored: ``identity_leak`` (an answer
 named a model), ``named_mode`` (the rater chose the models), ``side_error`` (a side failed). And
 the quality reason ``Vote.exclusion`` (its values are ``Vote.Exclusion``; the rules that set them
-are :mod:`arena.quality`). A vote can have one of each kind.
+are :mod:`arena.quality.rules`). A vote can have one of each kind.
 
 Every surface reads :func:`reasons`: the leaderboard's "Votes left out" table and the snapshot's
 ``excluded`` counts (``arena.leaderboard.services``), the API, the metrics (``arena.metrics``) and
 the admin's audit page (the model's choices). Adding a quality reason: a ``Vote.Exclusion`` value
-with its label (and its migration) plus its rule in ``arena.quality``; every surface picks it up
+with its label (and its migration) plus its rule in ``arena.quality.rules``; every surface picks it up
 from here (docs/extending.md walks through one).
 """
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import F
 
 from arena.models import Contestant, Vote
-from arena.pairing_holds import PairingState, pairing_holds, pairing_state
+from arena.pairing.holds import PairingState, pairing_holds, pairing_state
 from serving.models import ServedModel
 
 
@@ -35,7 +35,7 @@ def contestants_pairing_state() -> PairingState:
 
 
 def contestants_battle_ready() -> list[tuple[ServedModel, float]]:
-    """Every healthy served model that is not retired nor on hold (``arena.pairing_holds``), with its
+    """Every healthy served model that is not retired nor on hold (``arena.pairing.holds``), with its
     effective sampling weight (0: drawn only when no other can be)."""
     models = _candidates()
     holds = pairing_holds(models)
@@ -71,7 +71,7 @@ def contestants_count_vote(vote: Vote) -> None:
 
     A vote left out (too fast, an identity leak, a failed side, …) spends nothing: otherwise
     a script could burn a new rival's boost with votes that never reach the board. Marks set
-    later by the key rules (``arena.quality.outliers_refresh``) do not give spent votes back.
+    later by the key rules (``arena.quality.rules.outliers_refresh``) do not give spent votes back.
     """
     if not Vote.objects.counted().filter(pk=vote.pk).exists():
         return

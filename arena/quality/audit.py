@@ -1,6 +1,7 @@
 """The admin's "Vote audit" page: excluded votes by reason, per rater and per model; staff decisions.
 
-Contract: :func:`audit_context` only reads (counts grouped in SQL). :func:`audit_view` shows it
+Contract: :func:`audit_context` only reads (counts grouped in SQL); its reasons, and what counts
+as excluded, are those of :mod:`arena.quality.exclusions` (the one list). :func:`audit_view` shows it
 and, on POST, records a staff decision through ``quality.rater_decide`` (logged with the
 staff user, then a refit). Raters appear as their rater id and IP hash, never a raw address
 (none is stored).
@@ -8,16 +9,19 @@ staff user, then a refit). Raters appear as their rater id and IP hash, never a 
 
 from __future__ import annotations
 
+from functools import reduce
+from operator import or_
+
 from django import forms
 from django.contrib import messages
-from django.db.models import Count, F, Q
+from django.db.models import Count, F
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 
-from arena import quality
 from arena.models import RaterDecision, Vote
+from arena.quality import rules as quality
+from arena.quality.exclusions import filters, reasons
 
-EXCLUDED = Q(identity_leak=True) | Q(side_error=True) | ~Q(exclusion="") | ~Q(battle__mode="anony")
 TOP = 50
 
 
@@ -28,27 +32,23 @@ class RaterDecisionForm(forms.Form):
 
 
 def audit_context() -> dict:
-    by_reason = [
-        {"reason": label, "votes": Vote.objects.filter(exclusion=value).count()}
-        for value, label in Vote.Exclusion.choices if value
-    ] + [
-        {"reason": "An answer named a model (identity leak)", "votes": Vote.objects.filter(identity_leak=True).count()},
-        {"reason": "A side failed to answer", "votes": Vote.objects.filter(side_error=True).count()},
-    ]
+    where = filters()
+    by_reason = [{"reason": label, "votes": Vote.objects.filter(where[key]).count()} for key, label in reasons()]
+    left_out = reduce(or_, where.values())  # for any reason
     per_rater = (
         Vote.objects.values("rater_id", "ip_hash")
-        .annotate(votes=Count("pk"), excluded=Count("pk", filter=EXCLUDED))
+        .annotate(votes=Count("pk"), excluded=Count("pk", filter=left_out))
         .order_by("-excluded", "-votes")[:TOP]
     )
     per_ip = (
         Vote.objects.exclude(ip_hash="").values("ip_hash")
-        .annotate(votes=Count("pk"), raters=Count("rater_id", distinct=True), excluded=Count("pk", filter=EXCLUDED))
+        .annotate(votes=Count("pk"), raters=Count("rater_id", distinct=True), excluded=Count("pk", filter=left_out))
         .order_by("-excluded", "-votes")[:TOP]
     )
     per_model = []
     for side in ("a", "b"):
         rows = Vote.objects.values(name=F(f"battle__model_{side}__public_name")).annotate(
-            votes=Count("pk"), excluded=Count("pk", filter=EXCLUDED))
+            votes=Count("pk"), excluded=Count("pk", filter=left_out))
         per_model.extend(rows)
     merged: dict[str, dict] = {}
     for row in per_model:
@@ -56,7 +56,7 @@ def audit_context() -> dict:
         entry["votes"] += row["votes"]
         entry["excluded"] += row["excluded"]
     excluded_votes = (
-        Vote.objects.filter(EXCLUDED).select_related("battle__model_a", "battle__model_b").order_by("-created_at")[:TOP]
+        Vote.objects.filter(left_out).select_related("battle__model_a", "battle__model_b").order_by("-created_at")[:TOP]
     )
     return {
         "by_reason": by_reason,
