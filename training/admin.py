@@ -1,4 +1,5 @@
-"""The training admin: import datasets, launch, watch and cancel jobs, see checkpoints.
+"""The training admin: import datasets, launch, watch and cancel jobs, see checkpoints. The dataset
+preview, "launch again", the job's command and saved configurations are ``training.admin_studio``'s.
 
 Its add pages write through the services (``dataset_import`` & co., ``job_launch``): the form only
 validates, and a TrainingError is shown on the form with the user's input kept.
@@ -17,6 +18,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from training import services
+from training.admin_studio import DatasetPreviewMixin, JobRepeatMixin
 from training.forms import DatasetImportForm, JobLaunchForm
 from training.gate_agreement import gate_agreement
 from training.models import Checkpoint, Dataset, Job
@@ -96,7 +98,7 @@ def _run_label(job: Job) -> str:
 
 
 @admin.register(Dataset)
-class DatasetAdmin(_AddThroughService, admin.ModelAdmin):
+class DatasetAdmin(DatasetPreviewMixin, _AddThroughService, admin.ModelAdmin):
     list_display = ["name", "kind", "format", "source", "row_count", "skipped_count", "license", "created_by",
                     "created_at"]
     list_filter = ["kind", "source"]
@@ -143,7 +145,7 @@ class DatasetAdmin(_AddThroughService, admin.ModelAdmin):
 
 
 @admin.register(Job)
-class JobAdmin(_AddThroughService, admin.ModelAdmin):
+class JobAdmin(JobRepeatMixin, _AddThroughService, admin.ModelAdmin):
     list_display = ["id", "method", "base_model", "dataset", "preset", "status", "progress", "created_by", "created_at"]
     list_filter = ["status", "method"]
     actions = ["cancel_jobs", "compare_runs"]

@@ -1,0 +1,127 @@
+"""The fine-tune studio's admin parts, kept apart from ``training.admin``'s model admins:
+
+* ``DatasetPreviewMixin`` (the dataset page): the preview computed by the worker (``training.previews``),
+  requested on the first visit, shown when ready ("computing…" before, polled), computed again for
+  another base model on demand;
+* ``JobRepeatMixin`` (the job pages): "Launch again with these settings" (the launch form filled
+  from a job: ``?from_job=N``), the job's ``launch_training`` command, and "Save these settings as";
+* ``SavedConfigurationAdmin``: the named configurations the launch form offers beside the presets.
+
+Each writes through its service (``training.previews``, ``training.repeat``); a refusal is shown on
+the page with what was typed kept.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+
+from serving.models import ServedModel
+from training import previews, repeat
+from training.errors import TrainingError
+from training.forms import SavedConfigurationForm
+from training.models import Dataset, Job, PreviewStatus, SavedConfiguration
+from training.plots import histogram_chart
+
+_EFFECT_WORDS = {"cut": "cut (truncated)", "dropped": "dropped", "packed": "split across blocks (nothing lost)"}
+#: the order of a rendered row's parts (the stored JSON's key order is not kept by PostgreSQL's jsonb)
+_PART_ORDER = ("prompt", "chosen", "rejected", "completion", "text")
+
+
+def _row_parts(row: dict) -> dict:
+    parts = [{"name": name, **row[name]} for name in _PART_ORDER if isinstance(row.get(name), dict)]
+    return {"label": row.get("label"), "parts": parts}
+
+
+def preview_panel(dataset: Dataset) -> str:
+    """The dataset page's preview panel: status, rendered rows, histogram, cuts per preset."""
+    preview = dataset.preview or {}
+    marks: dict[str, float] = {}
+    for effect in preview.get("presets", []):
+        marks.setdefault(f"{effect['preset']} {effect['limit']}", effect["limit"])
+    chart = histogram_chart(preview.get("histogram") or [], marks=marks,
+                            title=f"Token length per row ({preview.get('base', '')} tokenizer)")
+    effects = [{**e, "words": _EFFECT_WORDS.get(e["effect"], e["effect"]), "percent": round(100 * e["share"], 1)}
+               for e in preview.get("presets", [])]
+    return render_to_string("admin/training/dataset/preview_panel.html", {
+        "dataset": dataset, "preview": preview, "chart": chart if preview.get("histogram") else "",
+        "effects": effects, "rows": [_row_parts(row) for row in preview.get("rows", [])],
+        "computing": dataset.preview_status == PreviewStatus.COMPUTING,
+    })
+
+
+class DatasetPreviewMixin:
+    change_form_template = "admin/training/dataset/change_form.html"
+
+    def get_urls(self):
+        return [path("<int:dataset_id>/preview/", self.admin_site.admin_view(self.preview_view),
+                     name="training_dataset_preview"), *super().get_urls()]
+
+    def preview_view(self, request, dataset_id: int):
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        if not self.has_view_permission(request, dataset):
+            return JsonResponse({"error": "forbidden"}, status=403)
+        return JsonResponse({"status": dataset.preview_status, "html": preview_panel(dataset)})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        dataset = get_object_or_404(Dataset, pk=object_id)
+        if request.method == "POST" and "_preview_compute" in request.POST:
+            if not self.has_view_permission(request, dataset):
+                return HttpResponseRedirect(reverse("admin:training_dataset_changelist"))
+            base = ServedModel.objects.filter(pk=request.POST.get("preview_base") or None).first()
+            try:
+                previews.dataset_preview_request(dataset, base)
+            except TrainingError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:training_dataset_change", args=[dataset.pk]))
+        if request.method == "GET":
+            dataset = previews.dataset_preview_ensure(dataset)
+        context = {**(extra_context or {}), "preview_panel": preview_panel(dataset), "preview_dataset": dataset,
+                   "preview_bases": list(previews.preview_bases())}
+        return super().change_view(request, object_id, form_url, context)
+
+
+class JobRepeatMixin:
+    def get_changeform_initial_data(self, request):
+        """``?from_job=N``: the launch form filled with that job's settings ("Launch again")."""
+        job_id = request.GET.get("from_job", "")
+        job = Job.objects.filter(pk=int(job_id)).first() if job_id.isdigit() else None
+        if job is None:
+            return super().get_changeform_initial_data(request)
+        return repeat.job_initial(job)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        job = get_object_or_404(Job, pk=object_id)
+        context = {**(extra_context or {}), "repeat_command": repeat.job_command(job),
+                   "launch_again_url": f"{reverse('admin:training_job_add')}?from_job={job.pk}"}
+        if request.method == "POST" and "_save_configuration" in request.POST:
+            name = request.POST.get("configuration_name", "")
+            try:
+                saved = repeat.saved_configuration_from_job(job, name=name, created_by=request.user)
+            except TrainingError as exc:
+                context.update(save_error=exc, save_name=name)
+                request.method = "GET"  # the page again, read-only, with the refusal and the typed name
+            else:
+                self.message_user(request, f"Saved as {saved.name!r}: the launch form offers it beside the presets.")
+                return HttpResponseRedirect(reverse("admin:training_job_change", args=[job.pk]))
+        return super().change_view(request, object_id, form_url, context)
+
+
+@admin.register(SavedConfiguration)
+class SavedConfigurationAdmin(admin.ModelAdmin):
+    form = SavedConfigurationForm
+    list_display = ["name", "method", "preset", "settings", "created_by", "created_at"]
+    list_filter = ["method"]
+    search_fields = ["name", "description"]
+
+    @admin.display(description="Settings")
+    def settings(self, saved):
+        return ", ".join(saved.overrides) or "—"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
