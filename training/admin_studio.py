@@ -26,7 +26,8 @@ from training.forms import SavedConfigurationForm
 from training.models import Dataset, Job, PreviewStatus, SavedConfiguration
 from training.plots import histogram_chart
 
-_EFFECT_WORDS = {"cut": "cut (truncated)", "dropped": "dropped", "packed": "split across blocks (nothing lost)"}
+_EFFECT_WORDS = (("cut", "cut (truncated to the limit)"), ("dropped", "dropped"),
+                 ("packed", "split across packed blocks (nothing lost)"))
 #: the order of a rendered row's parts (the stored JSON's key order is not kept by PostgreSQL's jsonb)
 _PART_ORDER = ("prompt", "chosen", "rejected", "completion", "text")
 
@@ -44,7 +45,8 @@ def preview_panel(dataset: Dataset) -> str:
         marks.setdefault(f"{effect['preset']} {effect['limit']}", effect["limit"])
     chart = histogram_chart(preview.get("histogram") or [], marks=marks,
                             title=f"Token length per row ({preview.get('base', '')} tokenizer)")
-    effects = [{**e, "words": _EFFECT_WORDS.get(e["effect"], e["effect"]), "percent": round(100 * e["share"], 1)}
+    effects = [{**e, "percent": round(100 * e["share"], 1),
+                "words": "; ".join(f"{e[key]} {words}" for key, words in _EFFECT_WORDS if e.get(key)) or "all fit"}
                for e in preview.get("presets", [])]
     return render_to_string("admin/training/dataset/preview_panel.html", {
         "dataset": dataset, "preview": preview, "chart": chart if preview.get("histogram") else "",

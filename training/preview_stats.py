@@ -3,7 +3,8 @@
 ``preview_summary(measured, kind)`` takes what ``training.tools.token_lengths`` printed and returns
 what the dataset page stores and shows: the rendered rows, length statistics, histogram bins and,
 for every method that trains on this kind of dataset and each of its presets, how many rows that
-preset's ``max_length`` would cut, drop or split (``RecipeConfig.over_length``, ``length_limit()``).
+preset's ``max_length`` would cut, drop or split (``RecipeConfig.over_length``, ``length_limit()``;
+TRL's DPO and KTO also drop a row whose prompt alone fills ``max_length``).
 Counts are of the measured rows (all of them, or the tool's seeded sample of a large dataset).
 """
 
@@ -46,17 +47,36 @@ def histogram(lengths: Sequence[int], bins: int = HISTOGRAM_BINS) -> list[list[i
     return out
 
 
-def preset_effects(lengths: Sequence[int], kind: str) -> list[dict[str, Any]]:
-    """Per method of this dataset kind and per preset: its limit, what happens over it, how many rows."""
+def _outcome(over_length: str, limit: int, max_length: int, length: int, prompt_length: int | None) -> str | None:
+    """What a method's trainer does with one row: None (it fits), "cut", "dropped" or "packed"."""
+    if length <= limit:
+        return None
+    # TRL's DPO and KTO trainers truncate, but leave out a row whose prompt alone fills max_length
+    # (keep_start truncation would remove every completion token)
+    if over_length == "cut" and prompt_length is not None and prompt_length >= max_length:
+        return "dropped"
+    return over_length
+
+
+def preset_effects(lengths: Sequence[int], kind: str,
+                   prompt_lengths: Sequence[int | None] | None = None) -> list[dict[str, Any]]:
+    """Per method of this dataset kind and per preset: its limit and how many rows it would cut
+    (truncate), drop or split across packed blocks (``packed``: nothing lost)."""
+    prompts = list(prompt_lengths) if prompt_lengths else [None] * len(lengths)
     out = []
     for method, cls in CONFIG_CLASSES.items():
         if cls.dataset_kind != kind:
             continue
         for name, config in PRESETS[method].items():
             limit = config.length_limit()
-            over = sum(1 for length in lengths if length > limit)
+            counts = {"cut": 0, "dropped": 0, "packed": 0}
+            for length, prompt_length in zip(lengths, prompts, strict=True):
+                outcome = _outcome(cls.over_length, limit, config.max_length, length, prompt_length)
+                if outcome:
+                    counts[outcome] += 1
+            over = sum(counts.values())
             out.append({"method": method, "preset": name, "max_length": config.max_length, "limit": limit,
-                        "effect": cls.over_length, "rows": over,
+                        "effect": cls.over_length, **counts, "rows": over,
                         "share": round(over / len(lengths), 4) if lengths else 0.0})
     return out
 
@@ -66,4 +86,5 @@ def preview_summary(measured: dict[str, Any], kind: str) -> dict[str, Any]:
     lengths = [int(n) for n in measured.get("lengths") or []]
     return {"rows": measured.get("rows") or [], "total_rows": int(measured.get("total_rows") or 0),
             "measured_rows": int(measured.get("measured_rows") or len(lengths)), "stats": length_stats(lengths),
-            "histogram": histogram(lengths), "presets": preset_effects(lengths, kind)}
+            "histogram": histogram(lengths),
+            "presets": preset_effects(lengths, kind, measured.get("prompt_lengths") or None)}

@@ -8,7 +8,13 @@ import shlex
 
 import pytest
 
-from training.launch_args import base_preset, command_arguments, config_overrides, launch_command, override_text
+from training.launch_args import (
+    base_preset,
+    command_arguments,
+    config_overrides,
+    launch_command,
+    override_text,
+)
 from training.recipes.config import PRESETS, apply_overrides, config_class, preset
 
 VARIED = {

@@ -29,7 +29,7 @@ def test_each_preset_counts_the_rows_over_its_limit_and_says_what_happens_to_the
     effects = {(e["method"], e["preset"]): e for e in preset_effects(lengths, "preference")}
     assert set(effects) == {(m, p) for m in ("dpo", "reward") for p in PRESETS[m]}
     smoke = effects["dpo", "cpu-smoke"]
-    assert (smoke["limit"], smoke["rows"], smoke["effect"], smoke["share"]) == (256, 4, "cut", 0.6667)
+    assert (smoke["limit"], smoke["rows"], smoke["cut"], smoke["share"]) == (256, 4, 4, 0.6667)
     assert (effects["dpo", "zephyr-lora"]["rows"], effects["reward", "zephyr-lora"]["effect"]) == (2, "dropped")
 
 
@@ -37,7 +37,7 @@ def test_online_rl_counts_prompts_against_the_room_left_for_the_completion():
     cpu = PRESETS["grpo"]["cpu-smoke"]
     limit = cpu.max_length - cpu.max_completion_length  # 256 - 32
     [smoke] = [e for e in preset_effects([limit, limit + 1], "prompt") if e["preset"] == "cpu-smoke"]
-    assert (smoke["limit"], smoke["rows"], smoke["effect"]) == (224, 1, "dropped")
+    assert (smoke["limit"], smoke["rows"], smoke["dropped"]) == (224, 1, 1)
 
 
 def test_pretraining_text_is_packed_not_cut():
@@ -57,3 +57,14 @@ def test_the_histogram_chart_draws_one_bar_per_filled_bin_and_the_limits_within_
     assert svg.startswith("<svg") and svg.count("<rect") == 2
     assert "cpu-smoke 25" in svg and "zephyr 2048" not in svg
     assert "no rows" in histogram_chart([], title="Lengths")
+
+
+def test_dpo_and_kto_drop_a_row_whose_prompt_alone_fills_max_length_and_cut_the_others():
+    # lengths 300 (prompt 100), 300 (prompt 256), 300 (prompt 260): cpu-smoke's max_length is 256
+    lengths, prompts = [300, 300, 300, 10], [100, 256, 260, 5]
+    for kind, method in (("preference", "dpo"), ("unpaired", "kto")):
+        [smoke] = [e for e in preset_effects(lengths, kind, prompts) if e["method"] == method and e["preset"] == "cpu-smoke"]
+        assert (smoke["cut"], smoke["dropped"], smoke["rows"]) == (1, 2, 3)
+    [reward] = [e for e in preset_effects(lengths, "preference", prompts) if e["method"] == "reward"
+                and e["preset"] == "cpu-smoke"]
+    assert (reward["cut"], reward["dropped"]) == (0, 3)  # the reward trainer drops every over-long pair

@@ -7,13 +7,15 @@ Prints one JSON object on stdout::
 
     {"rows": [first rows rendered: {"prompt", "chosen", "rejected"} / {"prompt", "completion", "label"} /
               {"text"} / {"prompt"}, each part with its token count],
-     "lengths": [one token length per measured row], "total_rows": n, "measured_rows": m}
+     "lengths": [one token length per measured row], "total_rows": n, "measured_rows": m,
+     "prompt_lengths": [the prompt's length per measured row; preference pairs and KTO rows only]}
 
 A row's length is what ``max_length`` bounds in its recipe: the whole chat-formatted conversation
-(SFT), the prompt plus the longer of the two replies (preference pairs), the prompt plus the answer
-(KTO), the prompt with the generation prompt (online RL; the completion is generated) or the text
-(pretraining). Rendering follows TRL: the prompt through the chat template with the generation
-prompt, a reply as the rest of the templated prompt+reply conversation.
+(SFT), the templated prompt plus the longer of the two replies (preference pairs), the prompt plus
+the answer (KTO), the prompt with the generation prompt (online RL; the completion is generated) or
+the text (pretraining). TRL's DPO and KTO trainers also drop a row whose prompt alone fills
+``max_length``: hence the prompt lengths. Rendering follows TRL: the prompt through the chat template
+with the generation prompt, a reply as the rest of the templated prompt+reply conversation.
 
 Datasets above ``MAX_MEASURED_ROWS`` rows are measured on a seeded sample of that many (``measured_rows``).
 Exits 2 with a one-line reason on stderr (rows that do not parse, no local tokenizer, no chat template);
@@ -66,44 +68,46 @@ def load_tokenizer(model_dir: str, kind: str):
 
 
 class Renderer:
-    """One normalised row -> (the parts a recipe sees, as text with token counts; the row's length)."""
+    """One normalised row -> (the parts a recipe sees, as text with token counts; the row's length; the
+    length of its prompt, or None for a kind without one). Lengths are counted as TRL tokenizes: the
+    whole templated conversation (prompt + reply for pairs and KTO), the prompt with the generation prompt."""
 
     def __init__(self, tokenizer, kind: str):
         self.tok = tokenizer
         self.kind = kind
 
-    def count(self, text: str) -> int:
-        return len(self.tok(text, add_special_tokens=False)["input_ids"])
+    def ids(self, messages: list[dict], *, generation_prompt: bool = False) -> list[int]:
+        return self.tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt,
+                                            return_dict=True)["input_ids"]
 
-    def prompt(self, messages: list[dict]) -> str:
-        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    def text(self, messages: list[dict], *, generation_prompt: bool = False) -> str:
+        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
-    def reply(self, prompt_text: str, messages: list[dict], reply: list[dict]) -> str:
-        whole = self.tok.apply_chat_template(messages + reply, tokenize=False)
-        return whole[len(prompt_text):] if whole.startswith(prompt_text) else whole
+    def reply(self, prompt: list[dict], prompt_text: str, n_prompt: int, reply: list[dict]) -> tuple[dict, int]:
+        """A reply as the rest of the templated prompt+reply conversation; the whole conversation's length."""
+        whole = self.text(prompt + reply)
+        n_whole = len(self.ids(prompt + reply))
+        rest = whole[len(prompt_text):] if whole.startswith(prompt_text) else whole
+        return _part(rest, n_whole - n_prompt), n_whole
 
-    def __call__(self, row: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    def __call__(self, row: dict[str, Any]) -> tuple[dict[str, Any], int, int | None]:
         if self.kind == formats.SFT:
-            text = self.tok.apply_chat_template(row["messages"], tokenize=False)
-            n = self.count(text)
-            return {"text": _part(text, n)}, n
+            n = len(self.ids(row["messages"]))
+            return {"text": _part(self.text(row["messages"]), n)}, n, None
         if self.kind == formats.TEXT:
-            n = self.count(row["text"])
-            return {"text": _part(row["text"], n)}, n
-        prompt = self.prompt(row["prompt"])
-        n_prompt = self.count(prompt)
-        parts = {"prompt": _part(prompt, n_prompt)}
+            n = len(self.tok(row["text"])["input_ids"])
+            return {"text": _part(row["text"], n)}, n, None
+        prompt_text = self.text(row["prompt"], generation_prompt=True)
+        n_prompt = len(self.ids(row["prompt"], generation_prompt=True))
+        parts: dict[str, Any] = {"prompt": _part(prompt_text, n_prompt)}
         if self.kind == formats.PROMPT:
-            return parts, n_prompt
+            return parts, n_prompt, n_prompt
         if self.kind == formats.UNPAIRED:
-            completion = self.reply(prompt, row["prompt"], row["completion"])
-            n = self.count(completion)
-            return {**parts, "completion": _part(completion, n), "label": row["label"]}, n_prompt + n
-        chosen = self.reply(prompt, row["prompt"], row["chosen"])
-        rejected = self.reply(prompt, row["prompt"], row["rejected"])
-        n_chosen, n_rejected = self.count(chosen), self.count(rejected)
-        parts.update(chosen=_part(chosen, n_chosen), rejected=_part(rejected, n_rejected))
-        return parts, n_prompt + max(n_chosen, n_rejected)
+            parts["completion"], n = self.reply(row["prompt"], prompt_text, n_prompt, row["completion"])
+            return {**parts, "label": row["label"]}, n, n_prompt
+        parts["chosen"], n_chosen = self.reply(row["prompt"], prompt_text, n_prompt, row["chosen"])
+        parts["rejected"], n_rejected = self.reply(row["prompt"], prompt_text, n_prompt, row["rejected"])
+        return parts, max(n_chosen, n_rejected), n_prompt
 
 
 def _part(text: str, tokens: int) -> dict[str, Any]:
@@ -130,8 +134,13 @@ def measure(dataset: str, kind: str, model_dir: str, shown: int) -> dict[str, An
     if len(rows) > MAX_MEASURED_ROWS:
         measured = [rows[i] for i in sorted(random.Random(0).sample(range(len(rows)), MAX_MEASURED_ROWS))]
     first = [render(row)[0] for row in rows[:shown]]
-    return {"rows": first, "lengths": [render(row)[1] for row in measured], "total_rows": len(rows),
-            "measured_rows": len(measured)}
+    lengths, prompt_lengths = [], []
+    for row in measured:
+        _, length, prompt_length = render(row)
+        lengths.append(length)
+        prompt_lengths.append(prompt_length)
+    return {"rows": first, "lengths": lengths, "total_rows": len(rows), "measured_rows": len(measured),
+            **({"prompt_lengths": prompt_lengths} if kind in (formats.PREFERENCE, formats.UNPAIRED) else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
