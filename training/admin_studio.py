@@ -44,7 +44,7 @@ def preview_panel(dataset: Dataset) -> str:
     for effect in preview.get("presets", []):
         marks.setdefault(f"{effect['preset']} {effect['limit']}", effect["limit"])
     chart = histogram_chart(preview.get("histogram") or [], marks=marks,
-                            title=f"Token length per row ({preview.get('base', '')} tokenizer)")
+                            title="Tokens per row")
     effects = [{**e, "percent": round(100 * e["share"], 1),
                 "words": "; ".join(f"{e[key]} {words}" for key, words in _EFFECT_WORDS if e.get(key)) or "all fit"}
                for e in preview.get("presets", [])]
@@ -55,8 +55,15 @@ def preview_panel(dataset: Dataset) -> str:
     })
 
 
+#: written by the worker only: never fields of the dataset's form (a save would overwrite a newer preview)
+PREVIEW_FIELDS = ("preview_status", "preview_base", "preview", "preview_error", "preview_at")
+
+
 class DatasetPreviewMixin:
     change_form_template = "admin/training/dataset/change_form.html"
+
+    def get_exclude(self, request, obj=None):
+        return [*(super().get_exclude(request, obj) or []), *PREVIEW_FIELDS]
 
     def get_urls(self):
         return [path("<int:dataset_id>/preview/", self.admin_site.admin_view(self.preview_view),

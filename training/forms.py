@@ -109,8 +109,8 @@ class JobLaunchForm(forms.ModelForm):
         saved = saved_configuration_choices()
         if saved:  # the saved configurations, selectable beside the presets
             self.fields["preset"].choices = [*self.fields["preset"].choices, ("Saved configurations", saved)]
-        self.fields["preset"].help_text = ("A preset, or a saved configuration (its preset and settings; what you type "
-                                           "below is applied after them)")
+        self.fields["preset"].help_text = ("A preset, or a saved configuration: its preset and settings, then what you "
+                                           "type below (Training › Saved configurations lists their settings)")
         note = gpu_note(settings.ARENA_TRAINING_DEVICE)
         self.fields["backend"].help_text = note
         self.fields["deepspeed"].help_text = f"With Fine-tuning: full. {note}"

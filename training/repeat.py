@@ -85,8 +85,8 @@ def saved_configuration_choices() -> list[tuple[str, str]]:
     """The launch form's preset choices of the saved configurations: (``saved:<id>``, a label)."""
     out = []
     for saved in SavedConfiguration.objects.all():
-        settings = ", ".join(saved.overrides[:4]) + (", …" if len(saved.overrides) > 4 else "")
-        label = f"{saved.name} ({saved.method}, {saved.preset or 'defaults'}{'; ' + settings if settings else ''})"
+        n = len(saved.overrides)
+        label = f"{saved.name} ({saved.method}, {saved.preset or 'defaults'} + {n} setting{'s' if n != 1 else ''})"
         out.append((f"{SAVED_PREFIX}{saved.pk}", label))
     return out
 

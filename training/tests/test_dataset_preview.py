@@ -188,6 +188,11 @@ class TestPreviewPage:
         assert page.count('class="preview-row"') == len(CONVERSATIONS)
         polled = admin_client.get(reverse("admin:training_dataset_preview", args=[dataset.pk])).json()
         assert polled["status"] == "ready" and 'id="preview-cuts"' in polled["html"]
+        # only the worker writes the preview: the dataset's own form neither shows nor saves it
+        assert 'name="preview_status"' not in page and 'name="preview"' not in page
+        admin_client.post(url, {"license": "MIT", "description": "", "skipped_rows": "[]"})
+        dataset.refresh_from_db()
+        assert dataset.license == "MIT" and dataset.preview_status == PreviewStatus.READY and dataset.preview
 
     def test_a_failure_is_shown_and_compute_again_requests_a_new_one(
             self, admin_client, tmp_path, broker_queue, django_capture_on_commit_callbacks):  # noqa: F811
