@@ -80,6 +80,7 @@ def test_an_admin_previews_a_dataset_and_repeats_a_job_with_a_saved_configuratio
     page.fill("#id_configuration_name", "q-v only, lr 1e-4")
     page.click("#save-configuration")
     expect(page.locator("ul.messagelist")).to_contain_text("Saved as 'q-v only, lr 1e-4'")
+    page.locator("#job-repeat").screenshot(path=str(SCREENSHOTS / "admin-job-repeat.png"))
 
     # "Launch again" opens the launch form filled with the job's settings ...
     page.click("#launch-again")

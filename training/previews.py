@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 DATASET_PREVIEW_TASK = "training.tasks.dataset_preview"
 #: How many of the first rows the page renders.
 PREVIEW_ROWS = 5
-#: A hang guard for the tool; measuring its 20,000-row cap takes well under a minute on one core.
+#: A hang guard for the tool; measuring its 20,000-row cap takes about a minute of CPU.
 PREVIEW_TIMEOUT_S = 600
 
 

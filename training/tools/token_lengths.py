@@ -40,8 +40,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from training import formats  # noqa: E402
 
-#: Tokenizing a templated row takes about half a millisecond on one core: 20,000 rows stay within
-#: seconds, and a larger dataset's length distribution is well estimated by a sample that size.
+#: A preference pair (five templated renderings) took about 2 ms of CPU with SmolLM2's tokenizer
+#: (HH-RLHF helpful's 2,354 pairs: 5 s, plus 5 s to import transformers): 20,000 rows stay within a
+#: minute, and a larger dataset's length distribution is well estimated by a sample that size.
 MAX_MEASURED_ROWS = 20_000
 
 
