@@ -14,6 +14,7 @@ the page with what was typed kept.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
@@ -78,7 +79,7 @@ class DatasetPreviewMixin:
     def change_view(self, request, object_id, form_url="", extra_context=None):
         dataset = get_object_or_404(Dataset, pk=object_id)
         if request.method == "POST" and "_preview_compute" in request.POST:
-            if not self.has_view_permission(request, dataset):
+            if not self.has_change_permission(request, dataset):
                 return HttpResponseRedirect(reverse("admin:training_dataset_changelist"))
             base = ServedModel.objects.filter(pk=request.POST.get("preview_base") or None).first()
             try:
@@ -107,6 +108,8 @@ class JobRepeatMixin:
         context = {**(extra_context or {}), "repeat_command": repeat.job_command(job),
                    "launch_again_url": f"{reverse('admin:training_job_add')}?from_job={job.pk}"}
         if request.method == "POST" and "_save_configuration" in request.POST:
+            if not request.user.has_perm("training.add_savedconfiguration"):
+                raise PermissionDenied
             name = request.POST.get("configuration_name", "")
             try:
                 saved = repeat.saved_configuration_from_job(job, name=name, created_by=request.user)

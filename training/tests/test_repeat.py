@@ -8,14 +8,18 @@ import re
 from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.urls import reverse
 
 from tests.factories import make_endpoint, make_model
 from training import services
+from training.errors import TrainingError
 from training.launch_args import command_arguments
 from training.models import Checkpoint, Dataset, Job, SavedConfiguration
 from training.recipes.config import PRESETS
+from training.repeat import saved_configuration_create
 from training.tests.test_admin import admin_client  # noqa: F401 - fixture
 
 ROWS = {
@@ -199,3 +203,27 @@ class TestSavedConfigurations:
         assert response.status_code == 200 and "named 'taken' already exists" in page
         assert 'name="configuration_name" id="id_configuration_name" value="taken"' in page
         assert SavedConfiguration.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_service_refuses_an_unknown_preset_method_or_empty_name_and_stores_nothing():
+    for kwargs, reason in (({"name": "x", "method": "sft", "preset": "nope"}, "unknown sft preset 'nope'"),
+                           ({"name": "x", "method": "ppo"}, "Unknown method 'ppo'"),
+                           ({"name": " ", "method": "sft"}, "Give the configuration a name")):
+        with pytest.raises(TrainingError) as err:
+            saved_configuration_create(**kwargs)
+        assert reason in str(err.value)
+    assert not SavedConfiguration.objects.exists()
+
+
+@pytest.mark.django_db
+def test_staff_without_the_add_permission_cannot_save_a_configuration(client, tmp_path, broker_queue):
+    base = make_model(endpoint=make_endpoint(model_dir="/models/base"))
+    job = services.job_launch(base_model=base, method="sft", dataset=make_dataset(tmp_path, "sft"))
+    viewer = get_user_model().objects.create_user("viewer", "", "pw-for-tests", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_job"))
+    client.force_login(viewer)
+    url = reverse("admin:training_job_change", args=[job.pk])
+    assert 'id="job-command"' in client.get(url).content.decode()
+    response = client.post(url, {"_save_configuration": "1", "configuration_name": "mine"})
+    assert response.status_code == 403 and not SavedConfiguration.objects.exists()

@@ -46,6 +46,10 @@ from training import formats  # noqa: E402
 MAX_MEASURED_ROWS = 20_000
 
 
+#: a rendered part longer than this is stored and shown by its start only
+MAX_SHOWN_CHARS = 4000
+
+
 class PreviewProblem(Exception):
     """A reason the preview cannot be computed, for the admin (one line)."""
 
@@ -112,7 +116,10 @@ class Renderer:
 
 
 def _part(text: str, tokens: int) -> dict[str, Any]:
-    return {"text": text, "tokens": tokens}
+    """A rendered part; a very long one is shown by its start (the page stores it), its count is whole."""
+    if len(text) <= MAX_SHOWN_CHARS:
+        return {"text": text, "tokens": tokens}
+    return {"text": text[:MAX_SHOWN_CHARS], "tokens": tokens, "more_chars": len(text) - MAX_SHOWN_CHARS}
 
 
 def _one_line(exc: BaseException) -> str:
