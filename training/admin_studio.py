@@ -44,8 +44,7 @@ def preview_panel(dataset: Dataset) -> str:
     marks: dict[str, float] = {}
     for effect in preview.get("presets", []):
         marks.setdefault(f"{effect['preset']} {effect['limit']}", effect["limit"])
-    chart = histogram_chart(preview.get("histogram") or [], marks=marks,
-                            title="Tokens per row")
+    chart = histogram_chart(preview.get("histogram") or [], marks=marks, title="Tokens per row")
     effects = [{**e, "percent": round(100 * e["share"], 1),
                 "words": "; ".join(f"{e[key]} {words}" for key, words in _EFFECT_WORDS if e.get(key)) or "all fit"}
                for e in preview.get("presets", [])]
