@@ -1,5 +1,6 @@
 """The training admin: import datasets, launch, watch and cancel jobs, see checkpoints. The dataset
-preview, "launch again", the job's command and saved configurations are ``training.admin_studio``'s.
+preview is ``training.admin_preview``'s; "launch again", the job's command and saved configurations
+are ``training.admin_repeat``'s.
 
 Its add pages write through the services (``dataset_import`` & co., ``job_launch``): the form only
 validates, and a TrainingError is shown on the form with the user's input kept.
@@ -18,7 +19,8 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from training import services
-from training.admin_studio import DatasetPreviewMixin, JobRepeatMixin
+from training.admin_preview import DatasetPreviewMixin
+from training.admin_repeat import JobRepeatMixin
 from training.forms import DatasetImportForm, JobLaunchForm
 from training.gate_agreement import gate_agreement
 from training.models import Checkpoint, Dataset, Job

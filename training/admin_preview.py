@@ -1,30 +1,21 @@
-"""The fine-tune studio's admin parts, kept apart from ``training.admin``'s model admins:
-
-* ``DatasetPreviewMixin`` (the dataset page): the preview computed by the worker (``training.previews``),
-  requested on the first visit, shown when ready ("computing…" before, polled), computed again for
-  another base model on demand;
-* ``JobRepeatMixin`` (the job pages): "Launch again with these settings" (the launch form filled
-  from a job: ``?from_job=N``), the job's ``launch_training`` command, and "Save these settings as";
-* ``SavedConfigurationAdmin``: the named configurations the launch form offers beside the presets.
-
-Each writes through its service (``training.previews``, ``training.repeat``); a refusal is shown on
-the page with what was typed kept.
+"""The dataset page's preview (the fine-tune studio), kept apart from ``training.admin``'s model admins:
+``DatasetPreviewMixin`` shows the preview the worker computed (``training.previews``), requests it on
+the first visit, shows "computing…" before (the page polls ``<id>/preview/``) and a failure's reason,
+and computes it again for another base model on demand.
 """
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib import messages
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 
 from serving.models import ServedModel
-from training import previews, repeat
+from training import previews
 from training.errors import TrainingError
-from training.forms import SavedConfigurationForm
-from training.models import Dataset, Job, PreviewStatus, SavedConfiguration
+from training.models import Dataset, PreviewStatus
 from training.plots import histogram_chart
 
 _EFFECT_WORDS = (("cut", "cut (truncated to the limit)"), ("dropped", "dropped"),
@@ -91,48 +82,3 @@ class DatasetPreviewMixin:
         context = {**(extra_context or {}), "preview_panel": preview_panel(dataset), "preview_dataset": dataset,
                    "preview_bases": list(previews.preview_bases())}
         return super().change_view(request, object_id, form_url, context)
-
-
-class JobRepeatMixin:
-    def get_changeform_initial_data(self, request):
-        """``?from_job=N``: the launch form filled with that job's settings ("Launch again")."""
-        job_id = request.GET.get("from_job", "")
-        job = Job.objects.filter(pk=int(job_id)).first() if job_id.isdigit() else None
-        if job is None:
-            return super().get_changeform_initial_data(request)
-        return repeat.job_initial(job)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        job = get_object_or_404(Job, pk=object_id)
-        context = {**(extra_context or {}), "repeat_command": repeat.job_command(job),
-                   "launch_again_url": f"{reverse('admin:training_job_add')}?from_job={job.pk}"}
-        if request.method == "POST" and "_save_configuration" in request.POST:
-            if not request.user.has_perm("training.add_savedconfiguration"):
-                raise PermissionDenied
-            name = request.POST.get("configuration_name", "")
-            try:
-                saved = repeat.saved_configuration_from_job(job, name=name, created_by=request.user)
-            except TrainingError as exc:
-                context.update(save_error=exc, save_name=name)
-                request.method = "GET"  # the page again, read-only, with the refusal and the typed name
-            else:
-                self.message_user(request, f"Saved as {saved.name!r}: the launch form offers it beside the presets.")
-                return HttpResponseRedirect(reverse("admin:training_job_change", args=[job.pk]))
-        return super().change_view(request, object_id, form_url, context)
-
-
-@admin.register(SavedConfiguration)
-class SavedConfigurationAdmin(admin.ModelAdmin):
-    form = SavedConfigurationForm
-    list_display = ["name", "method", "preset", "settings", "created_by", "created_at"]
-    list_filter = ["method"]
-    search_fields = ["name", "description"]
-
-    @admin.display(description="Settings")
-    def settings(self, saved):
-        return ", ".join(saved.overrides) or "—"
-
-    def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
