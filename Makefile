@@ -4,7 +4,7 @@ VENV := .venv
 ENGINE_VENV := .venv-engine
 PY := $(VENV)/bin/python
 # Every target here is development tooling: development mode unless the caller says otherwise
-# (the image, compose and a bare daphne run in production mode; see README "Deployment").
+# (the image, compose and a bare daphne run in production mode; see docs/deployment.md).
 export DJANGO_DEBUG ?= true
 SHELL := /bin/bash
 # Quiet installs that still print errors: pip -q, no build-time notices from setuptools

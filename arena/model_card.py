@@ -17,11 +17,17 @@ Contract: read-only; everything shown is already public on the leaderboard or in
   model held back (sampling weight 0: the training gate has not admitted it), or inactive and
   not on the board, does not, and neither does an unknown name: all raise
   ``ServedModel.DoesNotExist`` alike (the view answers 404 and confirms nothing).
+* Siblings: the runs of the same recipe (same parent, dataset and method), held-back ones
+  included, come from the providers in ``SIBLING_PROVIDERS`` (the training app registers
+  ``training.siblings.model_siblings``; the arena never imports training). A provider gets
+  :func:`is_public` and names only siblings that pass it; siblings are read afresh on each
+  request, never cached, so a sibling held back a moment ago is no longer named.
 * Nothing names a rater: no rater id, no IP hash, no session ever leaves this module.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +44,8 @@ EXAMPLE_BATTLES = 4
 EXAMPLE_CHARS = 600
 #: A cached card lives at most this long (a new snapshot replaces it sooner: its id is in the key).
 CACHE_SECONDS = 600
+#: ``provider(model, is_public_now) -> dict | None``: a contestant's siblings (see the module contract).
+SIBLING_PROVIDERS: list[Callable[[ServedModel, Callable[[ServedModel], bool]], dict | None]] = []
 
 
 @dataclass
@@ -157,6 +165,14 @@ def is_public(model: ServedModel, snapshot: RatingSnapshot | None) -> bool:
     return on_board or (model.active and not retired)
 
 
+def _siblings(model: ServedModel, snapshot: RatingSnapshot | None) -> dict | None:
+    for provider in SIBLING_PROVIDERS:
+        found = provider(model, lambda other: is_public(other, snapshot))
+        if found is not None:
+            return found
+    return None
+
+
 def model_card(public_name: str) -> dict[str, Any]:
     """The page's data for a public contestant (cached per snapshot); see the module contract."""
     model = ServedModel.objects.select_related("parent", "contestant").get(public_name=public_name)
@@ -179,4 +195,5 @@ def model_card(public_name: str) -> dict[str, Any]:
         }
         if key:
             cache.set(key, card, CACHE_SECONDS)
-    return card
+    # Never from the cache: a sibling held back since the card was built must lose its name at once.
+    return {**card, "siblings": _siblings(model, latest)}

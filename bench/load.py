@@ -19,10 +19,13 @@ battles at a human pace inside the limits. Modes:
 * open loop (``--rates 2,4,8 --step-s S``): battles arrive at each rate for S seconds whatever the
   server does; each goes to an idle rater whose pace allows it, or a new one joins;
 * ``--capacity``: the open loop for one web process, then for two (the client spreads its raters
-  over both ports; they share PostgreSQL and the Redis channel layer); a step passes when vote
-  round-trip p99 < 250 ms and the median time to first token is < 10% over the provider's own
-  (streamed to directly in the same run); a configuration stops at its first failing step (judged
-  once its battles have ended, so one more step has run) and its capacity is the step before.
+  over both ports; they share PostgreSQL and the Redis channel layer); before the steps,
+  ``--reference-battles`` battles are played one at a time (the idle reference); a step passes
+  when vote round-trip p99 < 250 ms and the median time to first token is < 10% over the idle
+  reference's (what load adds; the paced stream's fixed start over the provider's own first word,
+  streamed to directly in the same run, is printed beside it); a configuration stops at its first
+  failing step (judged once its battles have ended, so one more step has run) and its capacity is
+  the step before.
 
 CPU: the load generator (and the fake provider) run pinned to the last CPU this process may use
 (``os.sched_setaffinity``), each web process to one of the others; PostgreSQL and Redis are not
@@ -65,10 +68,18 @@ from bench.load_raters import (  # noqa: E402
     Stats,
     Target,
     closed_loop,
+    idle_reference,
     open_loop,
     probe_provider,
 )
-from bench.load_report import capacity_line, print_header, print_steps, print_totals, step_verdict  # noqa: E402
+from bench.load_report import (  # noqa: E402
+    capacity_line,
+    print_header,
+    print_reference,
+    print_steps,
+    print_totals,
+    step_verdict,
+)
 from tests.faults import start_daphne  # noqa: E402
 
 CAPACITY_RATES = "0.5,1,2,3,4,6,8,12,16"
@@ -224,7 +235,10 @@ async def drive(args, ports: list[int], pids: list[int], pace: Pace, prompts: Pr
             return not (args.capacity and progress and not progress[-1])  # stop short of a deep overload
 
         pool = Pool(make)
+        reference = await idle_reference(pool, stats, args.reference_battles)
+        print_reference(stats)
         ran = range(await open_loop(pool, stats, rates, args.step_s, on_step))
+        await asyncio.gather(*reference)
         verdicts = [step_verdict(stats, step)[0] for step in ran]
         print("final (every battle ended):")
         print_steps(args, stats, rates, ran, heading=True)
@@ -274,6 +288,8 @@ def parse_args(argv=None):
     parser.add_argument("--step-s", type=float, default=30.0, help="open loop: seconds per step")
     parser.add_argument("--capacity", action="store_true",
                         help=f"open loop over --rates (default {CAPACITY_RATES}) for one web process, then two")
+    parser.add_argument("--reference-battles", type=int, default=8,
+                        help="open loop: battles played one at a time first, the idle TTFT reference")
     parser.add_argument("--smoke", action="store_true", help="a few raters for a few seconds (CI)")
     parser.add_argument("--webs", type=int, default=1, help="web processes; raters are spread over their ports")
     parser.add_argument("--fake", action="store_true", help="the FAKE provider (the default; kept for old commands)")
@@ -293,7 +309,7 @@ def parse_args(argv=None):
     parser.add_argument("--no-pin", action="store_true", help="do not pin the generator and the web processes")
     parser.add_argument("--keep", action="store_true", help="keep the web logs (and SQLite file) of a good run")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
-                        help="a PostgreSQL server and name: the run re-creates <name>_load there; default SQLite")
+                        help="a PostgreSQL server and name: the run re-creates <name>_load there; default DATABASE_URL, else SQLite")
     parser.add_argument("--redis-url", default="",
                         help="a Redis database of the run's own (the refits its votes queue are never served); "
                              "default: none (in-memory channel layer, a broker folder in the scratch directory)")

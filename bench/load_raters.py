@@ -20,7 +20,9 @@ Contract:
   server's speed). :func:`open_loop` starts battles at a set Poisson rate per step whatever the
   server does: each goes to an idle rater whose pace allows it, or to a new rater who joins
   (page load, socket), so the raters held are what that rate needs. :func:`probe_provider`
-  streams straight to the provider in the same run: the time-to-first-token baseline.
+  streams straight to the provider in the same run. :func:`idle_reference` plays a few battles one
+  at a time (each turn ends before the next starts) before the load: the arena's own unloaded time
+  to first token (paced stream included), kept as step :data:`REFERENCE`.
 * Every sample is kept with the step its battle was started in (:class:`Stats`).
 """
 
@@ -37,6 +39,7 @@ import openai
 import websockets
 
 now = time.monotonic
+REFERENCE = -1  # the step under which idle_reference's samples are kept
 
 
 @dataclass
@@ -154,6 +157,7 @@ class Rater:
         self.starts: deque[float] = deque()
         self.votes: deque[float] = deque()
         self.idle_since = 0.0
+        self.turn_over = asyncio.Event()  # set once the current battle's turn has ended (or failed)
 
     async def join(self, step: int) -> None:
         headers = {"X-Forwarded-For": self.ip, "X-Forwarded-Proto": "https"}
@@ -192,6 +196,7 @@ class Rater:
     async def battle(self, step: int) -> bool:
         """One battle as a person plays it; True when its vote was acknowledged."""
         ws, stats, pace = self.ws, self.stats, self.pace
+        self.turn_over.clear()
         self.starts.append(now())
         while len(self.starts) > 64:
             self.starts.popleft()
@@ -211,6 +216,7 @@ class Rater:
                 stats.add("ttft", step, now() - sent)
             elif frame["type"] == "side_done" and frame["state"] != "done":
                 stats.count(stats.side_errors, frame["error"] or frame["state"])
+        self.turn_over.set()
         if frame["type"] == "error":
             return False
         await asyncio.sleep(pace.draw(pace.reading))
@@ -300,11 +306,11 @@ async def open_loop(pool: Pool, stats: Stats, rates: list[float], step_s: float,
     up. ``on_step(k)`` may return False to end the run after step k (all battles under way finish).
     Returns the number of steps run."""
     tasks: set[asyncio.Task] = set()
-    arrival = stats.started
+    began = arrival = now()
     for step, rate in enumerate(rates):
         stats.step = step
         stats.held_max[step] = stats.held
-        end = stats.started + step_s * (step + 1)
+        end = began + step_s * (step + 1)
         while (arrival := arrival + random.expovariate(rate)) < end:
             await sleep_until(arrival)
             task = asyncio.create_task(pool.play(pool.take(now()), step))
@@ -320,6 +326,23 @@ async def open_loop(pool: Pool, stats: Stats, rates: list[float], step_s: float,
         await asyncio.wait(tasks)
     await asyncio.gather(*(r.leave() for r in pool.everyone if r.ws is not None), return_exceptions=True)
     return ran
+
+
+async def idle_reference(pool: Pool, stats: Stats, battles: int) -> list[asyncio.Task]:
+    """``battles`` battles one at a time, each by a rater of its own: the next one starts when the
+    previous turn has ended (its rater still reads and votes meanwhile, which costs the server next to
+    nothing), so no two answers ever stream together. Samples go to step :data:`REFERENCE`; returns the
+    battles still under way (reading, voting), for the caller to await."""
+    stats.step = REFERENCE
+    under_way = []
+    for _ in range(battles):
+        rater = pool.take(now())
+        task = asyncio.create_task(pool.play(rater, REFERENCE))
+        under_way.append(task)
+        ended = asyncio.create_task(rater.turn_over.wait())
+        await asyncio.wait([task, ended], return_when=asyncio.FIRST_COMPLETED)
+        ended.cancel()
+    return under_way
 
 
 async def probe_provider(base_url: str, model: str, max_tokens: int, stats: Stats, prompts: list[str],

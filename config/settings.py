@@ -146,7 +146,7 @@ if REDIS_URL:
     }
 else:
     # Embedded mode: one web process, so an in-memory layer is enough for the
-    # rater's own streams. Worker → page news falls back to polling (see README).
+    # rater's own streams. Worker → page news falls back to polling (docs/battle-api.md).
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # "default" is Django's own default (per process). "shared" is seen by the web and worker
@@ -232,7 +232,7 @@ ARENA_PAIRING_FLOOR = env_float("ARENA_PAIRING_FLOOR", 0.1, minimum=0.0)
 if ARENA_PAIRING_FLOOR > 1.0:
     raise ImproperlyConfigured(f"ARENA_PAIRING_FLOOR={ARENA_PAIRING_FLOOR} must be between 0 and 1")
 
-# --- Abuse, anonymity and privacy (arena/limits.py, arena/quality.py, arena/clientip.py; README) ---
+# --- Abuse, anonymity and privacy (arena/limits.py, arena/quality.py, arena/clientip.py; docs/abuse-and-privacy.md) ---
 # Who may rate: anonymous raters (a session id) unless an account is required.
 ARENA_REQUIRE_LOGIN = env_bool("ARENA_REQUIRE_LOGIN", default=False)
 # Reverse proxies whose X-Forwarded-For is believed: a hop count ("1") or CIDRs ("10.0.0.0/8,::1/128").
@@ -363,6 +363,10 @@ ARENA_TRAINING_PROCESSES = env_int("ARENA_TRAINING_PROCESSES", 1, minimum=1, max
 ARENA_TRAINING_HEARTBEAT_TIMEOUT_S = env_int("ARENA_TRAINING_HEARTBEAT_TIMEOUT_S", 120, minimum=5)
 ARENA_TRAINING_CANCEL_GRACE_S = env_int("ARENA_TRAINING_CANCEL_GRACE_S", 120, minimum=1)
 ARENA_TRAINING_HUB_TIMEOUT_S = env_int("ARENA_TRAINING_HUB_TIMEOUT_S", 600, minimum=5)
+# Pushing an exported model (manage.py export_model --push): the hub's token and address, named as
+# huggingface_hub names them. Without a token, or when the hub does not answer, a push is refused saying why.
+HF_TOKEN = env_secret("HF_TOKEN")
+HF_ENDPOINT = env_url("HF_ENDPOINT", "https://huggingface.co", {"http", "https"})
 # Scoring text pairs with a reward model (a subprocess of the engine environment).
 ARENA_TRAINING_SCORE_TIMEOUT_S = env_int("ARENA_TRAINING_SCORE_TIMEOUT_S", 900, minimum=5)
 # The gate before the arena (training.gate): judge auto | reward | llm | off.

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from arena.models import Battle, Contestant, Response, Turn, Vote
 from serving.models import Endpoint, ServedModel
+from training.models import Checkpoint, Dataset, GateRun, Job
 
 _counter = itertools.count(1)
 
@@ -78,3 +79,31 @@ def make_vote(model_a=None, model_b=None, winner="model_a", *, mode="anony", ide
     return Vote.objects.create(battle=battle, winner=winner, rater_id=rater_id, identity_leak=identity_leak,
                                side_error=side_error, style=DEFAULT_STYLE if style is None else style,
                                created_at=when)
+
+
+def make_checkpoint(*, base=None, dataset=None, method="sft", parent=None, weights_dir="/nonexistent/adapter",
+                    served=True, gate=None, finetuning_type="lora", **contestant) -> Checkpoint:
+    """A succeeded job's checkpoint (no training run): its served LoRA contestant when ``served``,
+    with a Contestant row from ``contestant`` fields, and a parent gate run from ``gate``
+    (``{"win_rate", "passed", …}`` GateRun fields, status done)."""
+
+    n = next(_counter)
+    base = base or make_model(public_name=f"base-{n}", kind="base")
+    dataset = dataset or Dataset.objects.create(name=f"data-{n}", kind="sft", format="messages", source="upload",
+                                                file=f"/nonexistent/data-{n}.jsonl", row_count=10)
+    job = Job.objects.create(base_model=base, method=method, dataset=dataset, preset="cpu-smoke", config={"max_steps": 2},
+                             status=Job.Status.SUCCEEDED, step=2, total_steps=2, finished_at=timezone.now(),
+                             init_checkpoint=parent)
+    model = None
+    if served:
+        model = make_model(public_name=job.contestant_name(), kind="lora", parent=parent.served_model if parent else base,
+                           endpoint=base.endpoint, engine_model_id=job.contestant_name(), adapter_path=weights_dir,
+                           **contestant)
+    checkpoint = Checkpoint.objects.create(job=job, weights_dir=weights_dir, base_model=base, parent=parent,
+                                           served_model=model, finetuning_type=finetuning_type)
+    if gate is not None:
+        GateRun.objects.create(checkpoint=checkpoint, opponent=base, opponent_role="parent", judge_kind="reward",
+                               judge_name="reward j0", num_prompts=20, status=GateRun.Status.DONE,
+                               **{"ci_low": gate.get("win_rate", 0.5) - 0.2, "ci_high": gate.get("win_rate", 0.5) + 0.2,
+                                  **gate})
+    return checkpoint

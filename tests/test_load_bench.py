@@ -11,7 +11,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.load_raters import Pace, Prompts, Rater, Stats, Target, address
+from bench.load_raters import REFERENCE, Pace, Prompts, Rater, Stats, Target, address
+from bench.load_report import step_verdict
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,6 +61,28 @@ def test_every_rater_has_an_address_of_its_own():
     assert all(a.startswith("10.") and not a.endswith(".0.0.0") for a in addresses)
 
 
+def _stats(idle_ttft: list[float], ttft: list[float], provider: list[float], vote: list[float]) -> Stats:
+    stats = Stats()
+    for kind, step, values in (("ttft", REFERENCE, idle_ttft), ("ttft", 0, ttft), ("direct", 0, provider),
+                               ("vote", 0, vote)):
+        for value in values:
+            stats.add(kind, step, value)
+    return stats
+
+
+def test_a_step_is_judged_by_what_load_adds_to_the_idle_reference_not_by_the_paced_streams_fixed_start():
+    # The paced stream starts 120 ms after the provider's first word at any load: not the load's doing.
+    at_ease = _stats([0.42] * 9, [0.44] * 9, [0.30] * 9, [0.05] * 9)
+    ok, figures = step_verdict(at_ease, 0)
+    assert ok and round(figures["overhead"], 3) == 0.048 and round(figures["over_provider"], 3) == 0.467
+    slowed = _stats([0.42] * 9, [0.47] * 9, [0.30] * 9, [0.05] * 9)  # +11.9% over idle
+    assert not step_verdict(slowed, 0)[0]
+    slow_votes = _stats([0.42] * 9, [0.42] * 9, [0.30] * 9, [0.05] * 98 + [0.3, 0.3])  # p99 300 ms
+    assert not step_verdict(slow_votes, 0)[0]
+    no_reference = _stats([], [0.42] * 9, [0.30] * 9, [0.05] * 9)
+    assert not step_verdict(no_reference, 0)[0]
+
+
 def test_the_smoke_load_run_refuses_no_honest_rater_and_keeps_and_counts_every_vote():
     # The run's own scratch database (<name>_load next to DATABASE_URL's, or SQLite); no --redis-url, so the
     # refits its votes queue go to a broker folder of its own, never to the Redis queue other tests read.
@@ -69,4 +92,16 @@ def test_the_smoke_load_run_refuses_no_honest_rater_and_keeps_and_counts_every_v
     out = result.stdout
     assert result.returncode == 0, out + result.stderr[-3000:]
     assert "rate_limited frames 0;" in out and "dropped sockets 0;" in out, out
+    assert "lost 0, duplicated 0" in out and "(100.0%)" in out, out
+
+
+def test_the_smoke_open_loop_plays_its_idle_reference_first_and_judges_its_step():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ARENA_"))}
+    result = subprocess.run([sys.executable, "bench/load.py", "--smoke", "--rates", "0.5", "--step-s", "6",
+                             "--reference-battles", "2"], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=600)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr[-3000:]
+    assert "idle reference (2 battles one at a time): TTFT p50" in out, out
+    assert "capacity, 1 web process:" in out and "rate_limited frames 0;" in out, out
     assert "lost 0, duplicated 0" in out and "(100.0%)" in out, out

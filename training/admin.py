@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 from training import services
 from training.admin_preview import DatasetPreviewMixin
 from training.admin_repeat import JobRepeatMixin
+from training.admin_studio import chat_urls, export_checkpoints, export_jobs
 from training.forms import DatasetImportForm, JobLaunchForm
 from training.gate_agreement import gate_agreement
 from training.models import Checkpoint, Dataset, Job
@@ -150,7 +151,7 @@ class DatasetAdmin(DatasetPreviewMixin, _AddThroughService, admin.ModelAdmin):
 class JobAdmin(JobRepeatMixin, _AddThroughService, admin.ModelAdmin):
     list_display = ["id", "method", "base_model", "dataset", "preset", "status", "progress", "created_by", "created_at"]
     list_filter = ["status", "method"]
-    actions = ["cancel_jobs", "compare_runs"]
+    actions = ["cancel_jobs", "compare_runs", export_jobs]
     change_form_template = "admin/training/job/change_form.html"
     add_form = JobLaunchForm
 
@@ -254,9 +255,13 @@ class CheckpointAdmin(admin.ModelAdmin):
     readonly_fields = ["kind", "finetuning_type", "job", "weights_dir", "adapter_sha256", "base_model", "parent", "final_metrics",
                        "served_model", "created_at", "lineage_text", "contestant", "accuracy"]
     change_form_template = "admin/training/checkpoint/change_form.html"
+    actions = [export_checkpoints]
 
     def has_add_permission(self, request):
         return False
+
+    def get_urls(self):
+        return [*chat_urls(self), *super().get_urls()]
 
     @admin.display(description="Held-out accuracy")
     def accuracy(self, checkpoint):

@@ -32,7 +32,7 @@ DEFAULT_REG = 0.01
 
 #: The live board's prior: ratings ~ Normal(arena mean, SD²) with SD in Elo points, chosen by
 #: ``bench/predictive.py`` (the best log-loss of the next votes after 100–300 votes, in arenas of
-#: 20 and 60 public models; see the README). A model with few votes stays near the middle with an
+#: 20 and 60 public models; see docs/leaderboard.md). A model with few votes stays near the middle with an
 #: interval about ±1.96·SD wide; with thousands of votes the data outweigh it.
 DEFAULT_PRIOR_SD = 100.0
 
