@@ -1,4 +1,6 @@
-"""The training admin: import datasets, launch, watch and cancel jobs, see checkpoints.
+"""The training admin: import datasets, launch, watch and cancel jobs, see checkpoints. The dataset
+preview is ``training.admin_preview``'s; "launch again", the job's command and saved configurations
+are ``training.admin_repeat``'s.
 
 Its add pages write through the services (``dataset_import`` & co., ``job_launch``): the form only
 validates, and a TrainingError is shown on the form with the user's input kept.
@@ -17,6 +19,8 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from training import services
+from training.admin_preview import DatasetPreviewMixin
+from training.admin_repeat import JobRepeatMixin
 from training.admin_studio import chat_urls, export_checkpoints, export_jobs
 from training.forms import DatasetImportForm, JobLaunchForm
 from training.gate_agreement import gate_agreement
@@ -97,7 +101,7 @@ def _run_label(job: Job) -> str:
 
 
 @admin.register(Dataset)
-class DatasetAdmin(_AddThroughService, admin.ModelAdmin):
+class DatasetAdmin(DatasetPreviewMixin, _AddThroughService, admin.ModelAdmin):
     list_display = ["name", "kind", "format", "source", "row_count", "skipped_count", "license", "created_by",
                     "created_at"]
     list_filter = ["kind", "source"]
@@ -144,7 +148,7 @@ class DatasetAdmin(_AddThroughService, admin.ModelAdmin):
 
 
 @admin.register(Job)
-class JobAdmin(_AddThroughService, admin.ModelAdmin):
+class JobAdmin(JobRepeatMixin, _AddThroughService, admin.ModelAdmin):
     list_display = ["id", "method", "base_model", "dataset", "preset", "status", "progress", "created_by", "created_at"]
     list_filter = ["status", "method"]
     actions = ["cancel_jobs", "compare_runs", export_jobs]

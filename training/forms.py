@@ -10,9 +10,12 @@ from django.core.exceptions import ValidationError
 from serving.models import ServedModel
 from training import formats
 from training.builtin import BUILTIN_DATASETS
-from training.models import Checkpoint, Dataset, Job
+from training.errors import TrainingError
+from training.models import Checkpoint, Dataset, Job, SavedConfiguration
 from training.recipes.backends import gpu_note
 from training.recipes.config import PRESETS, parse_override
+from training.repeat import SAVED_PREFIX, saved_configuration_choices, saved_configuration_expand
+from training.services import job_config
 
 #: Launch-form choices that become overrides: (field, default).
 _CHOICE_OVERRIDES = (("finetuning_type", "lora"), ("backend", "trl"), ("deepspeed", "none"))
@@ -66,9 +69,11 @@ class DatasetImportForm(forms.ModelForm):
         return data
 
 
+_PRESET_CHOICES = [("", "— defaults —")] + sorted({(name, name) for presets in PRESETS.values() for name in presets})
+
+
 class JobLaunchForm(forms.ModelForm):
-    preset = forms.ChoiceField(choices=[("", "— defaults —")] + sorted(
-        {(name, name) for presets in PRESETS.values() for name in presets}), required=False, initial="cpu-smoke")
+    preset = forms.ChoiceField(choices=_PRESET_CHOICES, required=False, initial="cpu-smoke")
     finetuning_type = forms.ChoiceField(
         label="Fine-tuning", initial="lora", required=False, widget=forms.RadioSelect, choices=[
             ("lora", "LoRA adapter: hot-loaded into the base model's engine within seconds (default)"),
@@ -101,6 +106,11 @@ class JobLaunchForm(forms.ModelForm):
         self.fields["init_checkpoint"].help_text = "Optional: continue this adapter (e.g. DPO after an SFT)"
         self.fields["reward_model"].queryset = Checkpoint.objects.filter(kind=Checkpoint.Kind.SCORER)
         self.fields["reward_model"].help_text = "GRPO only: the trained reward model the policy learns against"
+        saved = saved_configuration_choices()
+        if saved:  # the saved configurations, selectable beside the presets
+            self.fields["preset"].choices = [*self.fields["preset"].choices, ("Saved configurations", saved)]
+        self.fields["preset"].help_text = ("A preset, or a saved configuration: its preset and settings, then what you "
+                                           "type below (Training › Saved configurations lists their settings)")
         note = gpu_note(settings.ARENA_TRAINING_DEVICE)
         self.fields["backend"].help_text = note
         self.fields["deepspeed"].help_text = f"With Fine-tuning: full. {note}"
@@ -133,4 +143,42 @@ class JobLaunchForm(forms.ModelForm):
             if chosen != default and not values:
                 added.append(f"{name}={chosen}")
         data["overrides"] = [*overrides, *added]
+        if (data.get("preset") or "").startswith(SAVED_PREFIX) and data.get("method"):
+            try:
+                data["preset"], saved = saved_configuration_expand(data["preset"], data["method"])
+            except TrainingError as exc:
+                raise ValidationError(exc.message) from None
+            data["overrides"] = [*saved, *data["overrides"]]
+        return data
+
+
+class SavedConfigurationForm(forms.ModelForm):
+    """A named configuration, checked exactly as a launch checks its settings (every problem listed)."""
+
+    preset = forms.ChoiceField(choices=_PRESET_CHOICES, required=False)
+    overrides = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 60}), required=False,
+        help_text="One key=value per line, applied to the preset (e.g. learning_rate=1e-4, max_steps=20)")
+
+    class Meta:
+        model = SavedConfiguration
+        fields = ["name", "method", "preset", "overrides", "description"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            self.initial["overrides"] = "\n".join(self.instance.overrides or [])
+
+    def clean_overrides(self) -> list[str]:
+        return [line.strip() for line in (self.cleaned_data.get("overrides") or "").splitlines() if line.strip()]
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            job_config(data["method"], data.get("preset") or "", data["overrides"])
+        except TrainingError as exc:
+            raise ValidationError([exc.message, *exc.problems]) from None
+        self.instance.overrides = data["overrides"]
         return data

@@ -12,6 +12,13 @@ from serving.models import ServedModel
 from training.recipes.config import CONFIG_CLASSES
 
 
+class PreviewStatus(models.TextChoices):
+    NONE = "", "Not computed"
+    COMPUTING = "computing", "Computing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
 class Dataset(models.Model):
     """A named, validated set of rows, stored normalised as JSON Lines under DATA_DIR/datasets."""
 
@@ -44,6 +51,15 @@ class Dataset(models.Model):
     file = models.CharField(max_length=500, help_text="Normalised JSON Lines")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
+
+    # The preview (``training.previews``): rows as the recipe sees them, token lengths, what each
+    # preset's max_length would cut or drop; computed by the worker with one base model's tokenizer.
+    preview_status = models.CharField(max_length=12, choices=PreviewStatus.choices, blank=True, default="")
+    preview_base = models.ForeignKey(ServedModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                     help_text="The base model whose tokenizer and chat template the preview used")
+    preview = models.JSONField(default=dict, blank=True)
+    preview_error = models.TextField(blank=True)
+    preview_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -228,3 +244,22 @@ class GateRun(models.Model):
 
     def __str__(self) -> str:
         return f"gate of {self.checkpoint} vs {self.opponent} ({self.status})"
+
+
+class SavedConfiguration(models.Model):
+    """A named set of launch settings (a method, a preset and ``key=value`` overrides), offered on the
+    launch form beside the presets. Checked like a launch when saved (``training.repeat``)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    method = models.CharField(max_length=8, choices=Job.Method.choices)
+    preset = models.CharField(max_length=64, blank=True)
+    overrides = models.JSONField(default=list, blank=True, help_text='["key=value", ...] applied to the preset')
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

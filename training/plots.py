@@ -1,4 +1,5 @@
-"""Server-rendered SVG line charts for the job page: no JavaScript library, no CDN."""
+"""Server-rendered SVG charts of the training pages (job curves, a dataset's token lengths): no
+JavaScript library, no CDN."""
 
 from __future__ import annotations
 
@@ -76,3 +77,52 @@ def compare_chart(runs: dict[str, list[dict]], *, key: str = "loss", title: str 
     """One chart with a curve per run (label -> that run's metrics), to compare runs of one dataset or base."""
     return line_chart({label: [(m["step"], m.get(key)) for m in metrics if "step" in m]
                        for label, metrics in runs.items()}, title=title)
+
+
+def histogram_chart(bins: list[list[int]], *, title: str, x_label: str = "tokens per row",
+                    marks: dict[str, float] | None = None, width: int = 440, height: int = 250) -> str:
+    """An SVG histogram of ``[[low, high, count], ...]`` bins, with a dashed vertical line per mark
+    (label -> x, e.g. each preset's max_length) that falls within the axis. Narrower than the line
+    charts, with larger text, so that scaled down to a phone's width its labels stay readable."""
+    left, right, top, bottom = 44, 10, 30, 36
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="{escape(title)}" class="chart histogram">',
+           f'<text x="4" y="18" font-size="14" font-weight="600">{escape(title)}</text>']
+    if not bins:
+        svg.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#667085" font-size="12">'
+                   "no rows</text></svg>")
+        return "".join(svg)
+    x0, x1 = bins[0][0], bins[-1][1]
+    y1 = max(count for _, _, count in bins) or 1
+    y_ticks = [t for t in nice_ticks(0, y1) if float(t).is_integer()]
+    y1 = max(y1, *(y_ticks or [0]))
+
+    def sx(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
+    def sy(y: float) -> float:
+        return height - bottom - y / y1 * (height - top - bottom)
+
+    for tick in y_ticks:
+        svg.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#eef0f4"/>'
+                   f'<text x="{left - 5}" y="{sy(tick) + 4:.1f}" text-anchor="end" font-size="12" fill="#667085">'
+                   f"{tick:g}</text>")
+    for low, high, count in bins:
+        if count:
+            svg.append(f'<rect x="{sx(low) + 0.5:.1f}" y="{sy(count):.1f}" width="{max(0.5, sx(high) - sx(low) - 1):.1f}" '
+                       f'height="{sy(0) - sy(count):.1f}" fill="#3457d5"><title>{low}–{high - 1} tokens: {count} '
+                       f"row{'s' if count != 1 else ''}</title></rect>")
+    for tick in nice_ticks(x0, x1, 4):
+        svg.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 15}" text-anchor="middle" font-size="12" '
+                   f'fill="#667085">{tick:g}</text>')
+    svg.append(f'<text x="{(left + width - right) / 2}" y="{height - 4}" text-anchor="middle" font-size="12" '
+               f'fill="#667085">{escape(x_label)}</text>')
+    shown = [(label, x) for label, x in (marks or {}).items() if x0 <= x <= x1]
+    for index, (label, x) in enumerate(shown):
+        # the label beside its line, on the side with room, one line lower per mark
+        anchor, dx = ("start", 3) if sx(x) < (left + width) / 2 else ("end", -3)
+        svg.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{top}" y2="{sy(0):.1f}" stroke="#d9480f" '
+                   f'stroke-dasharray="4 3"/><text x="{sx(x) + dx:.1f}" y="{top + 11 + 13 * index}" '
+                   f'text-anchor="{anchor}" font-size="12" fill="#d9480f">{escape(label)}</text>')
+    svg.append("</svg>")
+    return "".join(svg)

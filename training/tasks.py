@@ -9,7 +9,7 @@ the beat schedule and routes in ``config.settings`` keep working.
 
 from celery import shared_task
 
-from training import execution, gate, services
+from training import execution, gate, previews, services
 
 
 # acks_late: the message is acknowledged only when the run ends, so a lost worker's job
@@ -32,3 +32,8 @@ def jobs_dispatch_unsent_task() -> list[int]:
 @shared_task(name=gate.GATE_TASK, ignore_result=True)
 def gate_run_task(checkpoint_id: int) -> str:
     return gate.gate_run_for(checkpoint_id).status
+
+
+@shared_task(name=previews.DATASET_PREVIEW_TASK, ignore_result=True)
+def dataset_preview_task(dataset_id: int, base_id: int) -> str:
+    return previews.dataset_preview_compute(dataset_id, base_id).preview_status

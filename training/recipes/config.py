@@ -105,6 +105,9 @@ class RecipeConfig:
     label: ClassVar[str] = ""  # the method's name on the admin's pages (Job.Method's label)
     dataset_kind: ClassVar[str] = ""  # the kind of dataset (training.formats) the method trains on
     servable: ClassVar[bool] = True  # the result is a vLLM-served contestant (False: a scorer)
+    # What the method's trainer does with a row longer than ``length_limit()`` tokens: "cut"
+    # (truncated), "dropped" (left out) or "packed" (split across max_length blocks, nothing lost).
+    over_length: ClassVar[str] = "cut"
 
     learning_rate: float = field(default=2e-4, metadata=_rng(0, 1, lo_open=True))
     num_train_epochs: float = field(default=1.0, metadata=_rng(0, 1000, lo_open=True))
@@ -203,6 +206,10 @@ class RecipeConfig:
                        "and cannot (set load_in_4bit=false or finetuning_type=lora)")
         return out
 
+    def length_limit(self) -> int:
+        """The tokens a row may have before ``over_length`` applies (the dataset preview counts them)."""
+        return self.max_length
+
     @property
     def full(self) -> bool:
         """A full fine-tune (no adapter): the result is a whole model directory."""
@@ -287,6 +294,7 @@ class RewardRecipeConfig(RecipeConfig):
     label: ClassVar[str] = "Reward model"
     dataset_kind: ClassVar[str] = PREFERENCE
     servable: ClassVar[bool] = False  # vLLM never serves it; the score head is saved with the adapter
+    over_length: ClassVar[str] = "dropped"  # TRL's RewardTrainer filters out pairs longer than max_length
 
     learning_rate: float = field(default=1e-4, metadata=_rng(0, 1, lo_open=True))
     max_length: int = field(default=1024, metadata=_rng(16, 1_048_576))
@@ -312,6 +320,7 @@ class GRPORecipeConfig(RecipeConfig):
     method: ClassVar[str] = "grpo"
     label: ClassVar[str] = "GRPO (online RL)"
     dataset_kind: ClassVar[str] = PROMPT
+    over_length: ClassVar[str] = "dropped"  # methods/grpo.py fit_rows: TRL never truncates a prompt
 
     learning_rate: float = field(default=1e-5, metadata=_rng(0, 1, lo_open=True))
     per_device_train_batch_size: int = field(default=8, metadata=_rng(1, 4096))
@@ -321,6 +330,10 @@ class GRPORecipeConfig(RecipeConfig):
     temperature: float = field(default=1.0, metadata=_rng(0, 10, lo_open=True))
     beta: float = field(default=0.0, metadata=_rng(0, 100))  # KL weight; TRL's default 0 needs no reference
     use_vllm: bool = False  # generate through vLLM (GPU machines; colocated)
+
+    def length_limit(self) -> int:
+        """The longest prompt that leaves room for a whole completion within ``max_length``."""
+        return max(1, self.max_length - self.max_completion_length)
 
     def problems(self) -> list[str]:
         out = super().problems()
@@ -336,6 +349,7 @@ class PretrainRecipeConfig(RecipeConfig):
     method: ClassVar[str] = "pretrain"
     label: ClassVar[str] = "Continued pretraining"
     dataset_kind: ClassVar[str] = TEXT
+    over_length: ClassVar[str] = "packed"  # wrapped packing: documents are concatenated and cut into blocks
 
     learning_rate: float = field(default=1e-4, metadata=_rng(0, 1, lo_open=True))
 

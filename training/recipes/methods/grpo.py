@@ -35,7 +35,7 @@ def extra_parts(spec: dict[str, Any], base: Path, device: str) -> dict[str, Any]
 
 def prompt_budget(cfg: GRPORecipeConfig) -> int:
     """The longest prompt, in tokens, that leaves room for a whole completion within ``max_length``."""
-    return max(1, cfg.max_length - cfg.max_completion_length)
+    return cfg.length_limit()
 
 
 def fit_rows(rows: list[dict[str, Any]], tokenizer, cfg: GRPORecipeConfig) -> list[dict[str, Any]]:
