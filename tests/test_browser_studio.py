@@ -5,8 +5,15 @@ phone too; a job page's command and "Launch again"; a saved configuration on the
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
 
+from serving.local_models import LOCAL_MODELS
+from serving.models import Endpoint, ServedModel
 from tests.helpers import missing_part, off_the_event_loop
+from training import services
+from training.models import Job
+from training.repeat import job_command
 
 pytestmark = [pytest.mark.browser, pytest.mark.celery]
 
@@ -17,12 +24,6 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
 def studio_setup(transactional_db, celery_worker_process, broker_queue, settings):
     """A base model with local weights, a real dataset, a finished (cancelled) job, an admin and a real
     worker (made before the browser starts: Playwright's sync API runs an event loop in this thread)."""
-    from django.contrib.auth import get_user_model
-
-    from serving.local_models import LOCAL_MODELS
-    from serving.models import Endpoint, ServedModel
-    from training import services
-
     model_dir = LOCAL_MODELS["smollm2"].engine_spec().model_dir
     if not Path(settings.ARENA_ENGINE_PYTHON).exists() or not (Path(model_dir) / "tokenizer.json").is_file():
         missing_part("engine environment or SmolLM2 directory missing: run `make models`")
@@ -39,10 +40,7 @@ def studio_setup(transactional_db, celery_worker_process, broker_queue, settings
 
 
 def test_an_admin_previews_a_dataset_and_repeats_a_job_with_a_saved_configuration(studio_setup, asgi_server, page):
-    from playwright.sync_api import expect
 
-    from training.models import Job
-    from training.repeat import job_command
 
     base, dataset, job, worker = studio_setup
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
+from serving.local_models import LOCAL_MODELS
 from tests.factories import make_endpoint, make_model
 from tests.helpers import missing_part
 from training import previews
@@ -59,8 +60,6 @@ print(json.dumps(out))
 
 @pytest.fixture
 def smollm2_base(db):
-    from serving.local_models import LOCAL_MODELS
-
     model_dir = LOCAL_MODELS["smollm2"].engine_spec().model_dir
     if not Path(settings.ARENA_ENGINE_PYTHON).exists() or not (Path(model_dir) / "tokenizer.json").is_file():
         missing_part("engine environment or SmolLM2 directory missing: run `make models`")
