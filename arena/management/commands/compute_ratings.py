@@ -43,6 +43,9 @@ def parse_anchor(raw: str) -> tuple[str, float]:
 
 class Command(BaseCommand):
     help = "Print the leaderboard (Bradley–Terry with bootstrap intervals, and Elo) of a battle file as JSON."
+    #: A file-in, JSON-out command: Django's system checks (URLs, admin, templates: importing every
+    #: view and the serving clients) would be most of its start-up and say nothing about a file.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="battles in FastChat's schema: JSON list or JSON Lines, optionally gzipped")
