@@ -71,7 +71,7 @@ def test_it_reproduces_the_published_2024_08_13_leaderboard(public_battles):
     assert np.mean([r["rating"] for r in rows]) > 1100
     assert [r["rating"] for r in rows] == sorted((r["rating"] for r in rows), reverse=True)
     for row in rows:
-        assert set(row) == {"model", "rating", "ci_low", "ci_high", "rank", "battles", "elo"}
+        assert set(row) == {"model", "rating", "ci_low", "ci_high", "rank", "battles", "elo", "flips_with", "flips_votes"}
         # Percentile intervals of a bootstrap need not contain the point estimate; they are near it.
         assert row["ci_low"] <= row["ci_high"] and row["ci_low"] - 30 < row["rating"] < row["ci_high"] + 30
     assert rows[0]["model"] == "chatgpt-4o-latest" and rows[0]["rank"] == 1
@@ -100,6 +100,16 @@ def test_a_small_file_gives_sorted_rows_with_elo(tmp_path):
     assert [r["model"] for r in rows] == ["z", "x", "y"]
     assert sum(r["elo"] for r in rows) == pytest.approx(3000.0)
     assert all(r["ci_low"] == r["rating"] == r["ci_high"] for r in rows)  # no bootstrap rounds
+
+
+def test_each_row_says_how_many_votes_would_swap_it_with_the_next(tmp_path):
+    # x and y nearly level (11 votes, 6–5), z far below: x–y flips with a vote or two, y–z needs many.
+    records = ([{"model_a": "x", "model_b": "y", "winner": "model_a"}] * 6 + [{"model_a": "x", "model_b": "y", "winner": "model_b"}] * 5
+               + [{"model_a": m, "model_b": "z", "winner": "model_a" if k < 9 else "model_b"} for m in "xy" for k in range(12)])
+    rows = run(str(write_lines(tmp_path / "b.jsonl", records)), "--ci", "sandwich")
+    assert [(r["model"], r["flips_with"]) for r in rows] == [("x", "y"), ("y", "z"), ("z", None)]
+    assert 1 <= rows[0]["flips_votes"] <= 3 and rows[1]["flips_votes"] > rows[0]["flips_votes"]
+    assert rows[2]["flips_votes"] is None
 
 
 def test_sandwich_and_reweighted_flags(tmp_path):

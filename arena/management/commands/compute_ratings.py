@@ -4,7 +4,9 @@ Reads FastChat's cleaned-battle schema (a JSON list or JSON Lines, gzip accepted
 :func:`arena.battle_files.read_battle_arrays` (validated, aggregated while reading) and runs
 the same code as the leaderboard page (:func:`arena.leaderboard.boards.board_build`). Prints a
 list sorted by rating (by group, then rating, when the battles form separate groups), each row
-``{"model", "rating", "ci_low", "ci_high", "rank", "battles", "elo"}``. ``--ci`` picks
+``{"model", "rating", "ci_low", "ci_high", "rank", "battles", "elo", "flips_with", "flips_votes"}``
+(``flips_votes``: about how many votes' removal would swap the row with ``flips_with``, the next
+model below it; :mod:`arena.ratings.fragility`; both null for the last row of a group). ``--ci`` picks
 bootstrap (default) or sandwich intervals, ``--reweighted`` weights battles by inverse pair
 frequency (``--min-pair-count`` floor), ``--prior-sd`` sets the Gaussian prior (SD in Elo points;
 4000 is the public LMSYS board's ridge), ``--ties`` the tie model (half, davidson, rao-kupper);
@@ -27,6 +29,9 @@ from arena.battle_files import BattleFileError, read_battle_arrays
 from arena.leaderboard.boards import CLI_ROW_KEYS, board_build
 from arena.provisional import ProvisionalRule
 from arena.ratings import CI_METHODS, INITIAL_RATING, TIE_MODELS, PairCounts, elo_from_arrays
+
+#: The keys of each printed row: the board's CLI columns and the flip counts of arena.ratings.fragility.
+ROW_KEYS = (*CLI_ROW_KEYS, "flips_with", "flips_votes")
 
 
 def parse_anchor(raw: str) -> tuple[str, float]:
@@ -102,5 +107,5 @@ class Command(BaseCommand):
             ties=ties or settings.ARENA_LEADERBOARD_TIES,
             provisional=ProvisionalRule(provisional_votes, provisional_width),
         )
-        rows = [{key: row[key] for key in CLI_ROW_KEYS} for row in board["rows"]]
+        rows = [{key: row[key] for key in ROW_KEYS} for row in board["rows"]]
         self.stdout.write(json.dumps(rows, indent=1))
