@@ -117,10 +117,11 @@ def leaderboard_csv(request):
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = re.sub(r"[^A-Za-z0-9_-]", "_", category)[:40] + ("-style-control" if style else "")
     response["Content-Disposition"] = f'attachment; filename="leaderboard-{name}.csv"'
+    # flips_votes: the votes whose removal would swap the row with flips_with, the next one below it.
     columns = ["rank", "model", "rating", "ci_low", "ci_high", "battles", "elo", "organization", "license", "group",
-               "provisional"]
+               "provisional", "flips_with", "flips_votes"]
     writer = csv.writer(response)
     writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_csv_cell(row.get(c, False)) for c in columns])  # snapshots before "provisional": False
+    for row in rows:  # snapshots from before a column: "provisional" False, the flip counts empty
+        writer.writerow([_csv_cell(row.get(c, False if c == "provisional" else None)) for c in columns])
     return response

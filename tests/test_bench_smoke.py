@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 BENCHES = [
     (["ratings_speed.py", "--smoke"], "published board 2024-08-13", {"shared"}),
     (["read_speed.py", "--smoke"], "end to end, bootstrap:", {"shared"}),
+    (["cli_speed.py", "--smoke"], "ratio (a)/(b): wall", {"shared"}),
     (["sampling.py", "--smoke"], "newcomer / active, votes for the new model", {"shared"}),
     (["accounting.py", "--smoke"], "vote path    median on", set()),
     (["training_speed.py", "--smoke"], "smoke: sft ", {"engine"}),

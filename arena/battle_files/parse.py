@@ -23,7 +23,11 @@ real files break). Lines are split on ``\n`` only (JSON allows U+2028 inside str
 requires, ``NaN`` and ``Infinity`` are invalid JSON.
 
 :func:`read_battle_arrays` aggregates while reading: it keeps only three small integers and a
-time stamp per battle (not a dict), which is what ``manage.py compute_ratings`` needs.
+time stamp per battle (dicts live one block of 65,536 records at a time), which is what
+``manage.py compute_ratings`` needs. It parses each distinct line of a block once when lines
+repeat (a file without time stamps repeats a few thousand lines) and turns the records into
+columns with C-level loops (``map``, ``set``, ``np.fromiter``); a block with anything unusual
+is redone record by record, so its errors are exactly those of :func:`parse_battles`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter, methodcaller
 from typing import Any
 
 import numpy as np
@@ -137,8 +142,13 @@ def iter_records(data: bytes | str, *, source: str = "<string>") -> Iterator[tup
         for index, record in enumerate(items):
             yield record, None, index
         return
+    yield from _iter_lines(raw.split(b"\n"), 1, source)
+
+
+def _iter_lines(lines: list[bytes], first_line: int, source: str) -> Iterator[tuple[Any, int, None]]:
+    """``(record, line, None)`` for JSON Lines already split, the first being line ``first_line``."""
     loads = orjson.loads
-    for number, line in enumerate(raw.split(b"\n"), start=1):
+    for number, line in enumerate(lines, start=first_line):
         try:
             record = loads(line)
         except orjson.JSONDecodeError as exc:
@@ -209,54 +219,144 @@ class BattleArrays:
 
 
 _CODE = {w: k for k, w in enumerate(WINNERS)}
+_GET_A, _GET_B, _GET_WINNER = itemgetter("model_a"), itemgetter("model_b"), itemgetter("winner")
+_GET_TSTAMP = methodcaller("get", "tstamp")
+_STAMP_TYPES = frozenset({type(None), int, float})
+#: Records per block of the bulk path (bounds the dicts alive at once to a few tens of MB).
+_BLOCK = 1 << 16
+
+
+class _Columns:
+    """Battles gathered block by block as index / code / time-stamp arrays (models numbered in
+    order of first appearance); a block goes through the bulk path when every record in it is
+    plainly valid, else record by record with the full check (same errors as :func:`parse_battles`)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.index: dict[str, int] = {}
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.first_unstamped: tuple[int | None, int | None] | None = None
+
+    def bulk(self, records: list[Any], line: int | None, index: int | None, repeat: np.ndarray | None = None) -> bool:
+        """Add a block of records (the first at ``line`` or list ``index``; consecutive) with C-level
+        loops only; False (nothing added) when any record needs the full check. ``repeat``: the
+        block is ``records[repeat]`` (each distinct line parsed once)."""
+        try:
+            names_a, names_b = list(map(_GET_A, records)), list(map(_GET_B, records))
+            winners, stamps = list(map(_GET_WINNER, records)), list(map(_GET_TSTAMP, records))
+            new = (set(names_a) | set(names_b)).difference(self.index)
+            if not set(winners) <= _CODE.keys() or not set(map(type, stamps)) <= _STAMP_TYPES:
+                return False
+        except (KeyError, TypeError):  # not a dict, a missing field, an unhashable value
+            return False
+        if any(type(m) is not str or not m.strip() for m in new):
+            return False
+        for m in new:
+            self.index[m] = len(self.index)
+        n = len(records)
+        ia = np.fromiter(map(self.index.__getitem__, names_a), np.int64, n)
+        ib = np.fromiter(map(self.index.__getitem__, names_b), np.int64, n)
+        if (ia == ib).any():
+            return False
+        code = np.fromiter(map(_CODE.__getitem__, winners), np.int64, n)
+        t = np.array(stamps, dtype=np.float64)  # None → NaN
+        if repeat is not None:
+            ia, ib, code, t = ia[repeat], ib[repeat], code[repeat], t[repeat]
+        unstamped = np.flatnonzero(np.isnan(t))
+        if unstamped.size and self.first_unstamped is None:
+            k = int(unstamped[0])
+            self.first_unstamped = (None if line is None else line + k, None if index is None else index + k)
+        self.parts.append((ia, ib, code, t))
+        return True
+
+    def one_by_one(self, records: Iterable[tuple[Any, int | None, int | None]]) -> None:
+        """Add records with the full check of each (:class:`BattleFileError` for the first bad one)."""
+        ia, ib, code, t = [], [], [], []
+        for record, line, where in records:
+            reason = _check(record)
+            if reason:
+                raise BattleFileError(reason, source=self.source, line=line, index=where)
+            ia.append(self.index.setdefault(record["model_a"], len(self.index)))
+            ib.append(self.index.setdefault(record["model_b"], len(self.index)))
+            code.append(_CODE[record["winner"]])
+            ts = record.get("tstamp")
+            if ts is None and self.first_unstamped is None:
+                self.first_unstamped = (line, where)
+            t.append(math.nan if ts is None else ts)
+        self.parts.append((np.array(ia, np.int64), np.array(ib, np.int64), np.array(code, np.int64),
+                           np.array(t, np.float64)))
+
+    def arrays(self) -> BattleArrays:
+        """The battles, stably sorted by time stamp when they carry one, models renumbered by name."""
+        ia, ib, code, t = (np.concatenate([p[k] for p in self.parts]) if self.parts else np.zeros(0, np.int64)
+                           for k in range(4))
+        stamped = ~np.isnan(t.astype(np.float64))
+        if stamped.any() and self.first_unstamped is not None:
+            raise _time_order_error(self.source, *self.first_unstamped)
+        if stamped.any():
+            order = np.argsort(t, kind="stable")
+            ia, ib, code = ia[order], ib[order], code[order]
+        names = sorted(self.index)
+        renumber = np.empty(len(names), dtype=np.int64)
+        renumber[[self.index[m] for m in names]] = np.arange(len(names))
+        return BattleArrays(names, renumber[ia], renumber[ib], code)
+
+
+def _distinct(block: list[bytes]) -> tuple[list[bytes], np.ndarray | None]:
+    """The distinct lines of a block and where each line of the block is among them, when lines
+    repeat enough to pay for it (files without time stamps repeat a few thousand lines), else the
+    block itself and None. Parsing a line once and copying its columns is ~5x cheaper than parsing."""
+    sample = block[:1024]
+    if 2 * len(set(sample)) > len(sample):  # mostly distinct (time stamps): not worth hashing them all
+        return block, None
+    first = dict.fromkeys(block)
+    if 2 * len(first) > len(block):
+        return block, None
+    position = dict(zip(first, range(len(first)), strict=True))
+    return list(first), np.fromiter(map(position.__getitem__, block), np.int64, len(block))
+
+
+def _json_lines_blocks(columns: _Columns, raw: bytes) -> None:
+    lines = raw.split(b"\n")
+    while lines and not lines[-1].strip():  # the trailing newline (or blank lines) at the end
+        lines.pop()
+    loads = orjson.loads
+    for start in range(0, len(lines), _BLOCK):
+        block = lines[start : start + _BLOCK]
+        distinct, repeat = _distinct(block)
+        try:
+            records = list(map(loads, distinct))  # raises on a blank or invalid line: then one by one
+        except orjson.JSONDecodeError:
+            records = None
+        if records is None or not columns.bulk(records, start + 1, None, repeat):
+            columns.one_by_one(_iter_lines(block, start + 1, columns.source))
 
 
 def read_battle_arrays(path: str | os.PathLike[str]) -> BattleArrays:
     """Read and validate a battle file like :func:`read_battles`, keeping only the columns the
     ratings need (same errors, same order, far less memory and time: no dict is kept).
 
-    Fast path: a record whose models are already known and whose winner and ``tstamp`` are of
-    the expected kinds becomes one int (``a << 32 | b << 2 | outcome``) in a list; anything else
-    goes through the full check first. (About 1 µs per battle on top of orjson's parse.)
+    Bulk path: blocks of :data:`_BLOCK` records are parsed (orjson, one call per line but no Python
+    code per line) and turned into columns by ``map`` / ``set`` / ``np.fromiter``, the checks done
+    once per distinct model name, winner and time-stamp type; a block with anything unusual (a
+    blank or invalid line, a bad record) is redone record by record with the full check, so the
+    errors are those of :func:`parse_battles`. About 0.5 µs per battle on top of orjson's parse.
     """
     source = os.fspath(path)
-    index: dict[str, int] = {}
-    cells: list[int] = []
-    stamps: list[float] = []
-    add_cell, add_stamp, code_of, nan = cells.append, stamps.append, _CODE, math.nan
-    first_unstamped: tuple[int | None, int | None] | None = None
-    for record, line, where in iter_records(file_bytes(path), source=source):
+    raw = file_bytes(path).removeprefix(_BOM)
+    columns = _Columns(source)
+    if raw[re.match(rb"\s*", raw).end() :].startswith(b"["):
         try:
-            ia, ib = index[record["model_a"]], index[record["model_b"]]
-            cell = ia << 32 | ib << 2 | code_of[record["winner"]]
-            ts = record.get("tstamp")
-            if ia == ib or not (ts is None or type(ts) is float or type(ts) is int):
-                raise TypeError
-        except (KeyError, TypeError, AttributeError):
-            reason = _check(record)
-            if reason:
-                raise BattleFileError(reason, source=source, line=line, index=where) from None
-            ia = index.setdefault(record["model_a"], len(index))
-            ib = index.setdefault(record["model_b"], len(index))
-            cell, ts = ia << 32 | ib << 2 | code_of[record["winner"]], record.get("tstamp")
-        add_cell(cell)
-        if ts is None:
-            first_unstamped = first_unstamped or (line, where)
-            add_stamp(nan)
-        else:
-            add_stamp(ts)
-    t = np.array(stamps, dtype=np.float64)
-    stamped = ~np.isnan(t)
-    if stamped.any() and first_unstamped is not None:
-        raise _time_order_error(source, *first_unstamped)
-    packed = np.array(cells, dtype=np.int64)
-    if stamped.any():
-        packed = packed[np.argsort(t, kind="stable")]
-    # Renumber models in sorted-name order, as PairCounts.from_battles does.
-    names = sorted(index)
-    renumber = np.empty(len(index), dtype=np.int64)
-    renumber[[index[m] for m in names]] = np.arange(len(names))
-    return BattleArrays(names, renumber[packed >> 32], renumber[(packed >> 2) & 0x3FFFFFFF], packed & 3)
+            items = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise _invalid(raw, exc, source=source, line=exc.lineno) from None
+        for start in range(0, len(items), _BLOCK):
+            block = items[start : start + _BLOCK]
+            if not columns.bulk(block, None, start):
+                columns.one_by_one((record, None, start + k) for k, record in enumerate(block))
+    else:
+        _json_lines_blocks(columns, raw)
+    return columns.arrays()
 
 
 def votes_hash(rows: Iterable[tuple[str, str, str, float]]) -> str:

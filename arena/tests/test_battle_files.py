@@ -161,3 +161,44 @@ def test_battle_arrays_check_every_record_as_read_battles_does(tmp_path: Path, l
         with pytest.raises(BattleFileError, match=reason) as info:
             reader(path)
         assert info.value.line == line
+
+
+def _arrays_from_dicts(battles: list[dict]) -> tuple[list[str], list[tuple[int, int, int]]]:
+    names = sorted({b[k] for b in battles for k in ("model_a", "model_b")})
+    return names, [(names.index(b["model_a"]), names.index(b["model_b"]), WINNERS.index(b["winner"])) for b in battles]
+
+
+def test_the_bulk_path_over_several_blocks_matches_the_dicts(tmp_path: Path) -> None:
+    # 150,000 lines (three blocks of 65,536) of a few distinct battles, as an export without time
+    # stamps repeats; a blank line and a record with extra keys in the middle; then JSON list form.
+    distinct = [battle("a", "b"), battle("b", "c", "tie"), battle("c", "a", "tie (bothbad)"), battle("b", "a", "model_b")]
+    records = [distinct[k * 7 % 4] for k in range(150_000)]
+    records[70_000] = battle("d", "a", "model_b", language="en")
+    lines = [json.dumps(r) for r in records]
+    lines.insert(100_000, "")
+    path = tmp_path / "many.jsonl"
+    path.write_text("\n".join(lines) + "\n\n")
+    as_list = tmp_path / "many.json"
+    as_list.write_text(json.dumps(records))
+    names, cells = _arrays_from_dicts(read_battles(path))
+    for source in (path, as_list):
+        arrays = read_battle_arrays(source)
+        assert arrays.models == names == ["a", "b", "c", "d"] and arrays.n == 150_000
+        assert list(zip(arrays.model_a.tolist(), arrays.model_b.tolist(), arrays.outcome.tolist(), strict=True)) == cells
+
+
+def test_the_bulk_path_reports_the_first_bad_line_of_a_late_block(tmp_path: Path) -> None:
+    lines = [json.dumps(battle())] * 140_000
+    lines[131_000] = json.dumps(battle("x", "x"))
+    lines[139_000] = "{not json"
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(BattleFileError) as err:
+        read_battle_arrays(path)
+    assert err.value.line == 131_001 and "same model" in err.value.reason
+    # Time stamps in the first block, none from line 70,001 on: named at that line.
+    stamped = [json.dumps(battle(tstamp=k)) for k in range(70_000)] + [json.dumps(battle())] * 10
+    path.write_text("\n".join(stamped) + "\n")
+    with pytest.raises(BattleFileError) as err:
+        read_battle_arrays(path)
+    assert err.value.line == 70_001 and "missing tstamp" in err.value.reason

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 
 import numpy as np
@@ -96,6 +98,10 @@ def test_the_board_api_and_page_show_flip_counts_and_say_when_the_top_is_not_set
     assert payload["top"]["settled"] is False and payload["top"]["leader"] == "ant"
     page = client.get("/leaderboard/").content.decode()
     assert "The top is not settled" in page and f"flips with {rows['ant']['flips_votes']} vote" in page
+    table = {r["model"]: r for r in csv.DictReader(io.StringIO(client.get("/leaderboard.csv").content.decode()))}
+    assert table["ant"]["flips_with"] == "bee" and table["ant"]["flips_votes"] == str(rows["ant"]["flips_votes"])
+    assert table["bee"]["flips_votes"] == str(rows["bee"]["flips_votes"])
+    assert table["cat"]["flips_with"] == table["cat"]["flips_votes"] == ""
 
 
 def test_a_clear_leader_is_called_settled():

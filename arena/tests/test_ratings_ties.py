@@ -124,11 +124,10 @@ def leaderbot_table() -> list[tuple[str, int, tuple[int, ...], tuple[int, ...]]]
 
 def test_the_davidson_fit_on_the_public_battles_agrees_with_leaderbots_table():
     """leaderbot loads the pair counts with "both bad" dropped (its ``load(tie='tie')``) and its
-    README's Davidson has a tie factor per model; ours has one tie parameter. What must agree:
-    the battle counts and observed rates exactly, and the same twenty models at the top. The
-    README's order is not the maximum-likelihood order of either model (its scores, 0.08–0.17,
-    sit near leaderbot's starting guess, not at the optimum, where they span ~0.8), so the order
-    is compared within three places."""
+    README's Davidson has a scale and a tie factor per model; ours has one tie parameter. What
+    must agree: the battle counts and observed rates exactly, and the same twenty models at the
+    top, each within three places. leaderbot's own model, refitted, reproduces the order but for
+    one adjacent swap (arena/ratings/leaderbot.py, test_compute_ratings.py)."""
     data = json.loads(shared_data_file("arena_battles/lmsys_clean_battle_20240814_pair_counts.json").read_text())
     full = PairCounts.from_leaderbot_json(data)
     counts = PairCounts(full.models, full.pairs, full.counts * [1, 1, 1, 0])  # leaderbot's tie="tie"
