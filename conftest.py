@@ -181,9 +181,16 @@ def _close_stray_db_sessions(request):
 def broker_queue():
     """The real Celery broker of this session, its ``default`` and ``training`` queues emptied
     before and after the test. Call it with a queue name to take the messages waiting there
-    (``tests.helpers.broker_messages``): what the code sent, checked without a fake."""
+    (``tests.helpers.broker_messages``): what the code sent, checked without a fake. The
+    leaderboard's "refresh queued" flag goes with the messages it stands for: left behind by an
+    earlier test's votes, it would stop this test's first refresh from being queued."""
+    from django.core.cache import caches
+
+    from arena.leaderboard.refresh import PENDING_KEY  # the root conftest loads before Django is set up
+
     for queue in ("default", "training"):
         broker_messages(queue)
+    caches["shared"].delete(PENDING_KEY)  # before the test only: a test may break the cache on purpose
     yield broker_messages
     for queue in ("default", "training"):
         broker_messages(queue)
