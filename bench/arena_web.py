@@ -64,7 +64,7 @@ def start_engine(key: str):
 
     spec = LOCAL_MODELS[key].engine_spec()
     spec.port = free_port()
-    spec.log_path = settings.DATA_DIR / "logs" / f"bench-engine-{key}.log"
+    spec.log_path = settings.ARENA_DATA_DIR / "logs" / f"bench-engine-{key}.log"
     engine = EngineProcess(spec)
     engine.start()
     print(f"starting vLLM for {key} on {spec.root_url} (log {spec.log_path}) ...", flush=True)

@@ -39,7 +39,7 @@ def start_engine(log_name: str):
 
     spec = LOCAL_MODELS["smollm2"].engine_spec()
     spec.port = free_port()
-    spec.log_path = settings.DATA_DIR / "logs" / log_name
+    spec.log_path = settings.ARENA_DATA_DIR / "logs" / log_name
     engine = EngineProcess(spec)
     engine.start()
     print(f"starting vLLM on {spec.root_url} (log {spec.log_path}) ...", flush=True)

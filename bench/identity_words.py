@@ -125,7 +125,7 @@ def main() -> None:
     )
 
     words = identity_word_list()
-    found = sources(Path(settings.BUILTIN_DATA_DIR), Path(settings.SHARED_DATA_DIR))
+    found = sources(Path(settings.ARENA_BUILTIN_DATA_DIR), Path(settings.ARENA_SHARED_DATA_DIR))
     print(f"{len(words)} identity words: {', '.join(words)}\n")
     total = literal_total = new_total = 0
     extra: list[tuple[str, list[str], str]] = []

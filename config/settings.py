@@ -48,7 +48,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 # Where the arena keeps what it makes at run time: the SQLite file, converted
 # models, training job directories, the embedded Celery broker's folders.
-DATA_DIR = Path(env_str("ARENA_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+ARENA_DATA_DIR = Path(env_str("ARENA_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 
 INSTALLED_APPS = [
     "daphne",
@@ -96,12 +96,12 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env_url(
-    "DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}", {"sqlite", "postgres", "postgresql", "pgsql"}
+    "DATABASE_URL", f"sqlite:///{ARENA_DATA_DIR / 'db.sqlite3'}", {"sqlite", "postgres", "postgresql", "pgsql"}
 )
 # Seconds a connection is kept for the next request or battle call (0: a new one per call); the
 # database password as a secret file (compose shares it with the postgres service's
 # POSTGRES_PASSWORD_FILE), for a DATABASE_URL written without one.
-DATABASES = parts.databases(DATABASE_URL, env_int("ARENA_DB_CONN_MAX_AGE", 60, minimum=0), DATA_DIR,
+DATABASES = parts.databases(DATABASE_URL, env_int("ARENA_DB_CONN_MAX_AGE", 60, minimum=0), ARENA_DATA_DIR,
                             env_secret("DATABASE_PASSWORD"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -117,7 +117,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # The image collects static files at build time into its own folder (not the data volume).
-STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(DATA_DIR / "staticfiles")))
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(ARENA_DATA_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -133,10 +133,10 @@ LOGIN_REDIRECT_URL = "/"
 # --- Redis: channel layer and Celery broker when set, embedded fallbacks when not ---
 REDIS_URL = env_url("REDIS_URL", "", {"redis", "rediss", "unix"})
 CHANNEL_LAYERS = parts.channel_layers(REDIS_URL)
-CACHES = parts.caches(REDIS_URL, DATA_DIR)
+CACHES = parts.caches(REDIS_URL, ARENA_DATA_DIR)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or parts.FILESYSTEM_BROKER
-CELERY_BROKER_DIR = DATA_DIR / "celery-broker"
+CELERY_BROKER_DIR = ARENA_DATA_DIR / "celery-broker"
 if CELERY_BROKER_URL == parts.FILESYSTEM_BROKER:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = parts.filesystem_broker_options(CELERY_BROKER_DIR)
 else:
@@ -284,13 +284,13 @@ ARENA_ADMIN_USER = env_str("ARENA_ADMIN_USER", "admin")
 ARENA_ADMIN_PASSWORD = env_secret("ARENA_ADMIN_PASSWORD") or ("admin" if DEBUG else "")
 ARENA_HOST = env_str("ARENA_HOST", "127.0.0.1")
 ARENA_PORT = env_int("ARENA_PORT", 8000, minimum=1, maximum=65535)
-# `make run`'s logs (DATA_DIR/logs/*.log): rotated past this size (0: never), this many copies kept.
+# `make run`'s logs (ARENA_DATA_DIR/logs/*.log): rotated past this size (0: never), this many copies kept.
 ARENA_LOG_MAX_BYTES = env_int("ARENA_LOG_MAX_BYTES", 50 << 20, minimum=0)
 ARENA_LOG_BACKUPS = env_int("ARENA_LOG_BACKUPS", 3, minimum=0, maximum=100)
 
 # --- Serving ---
 ARENA_ENGINE_PYTHON = env_str("ARENA_ENGINE_PYTHON", str(BASE_DIR / ".venv-engine" / "bin" / "python"))
-MODELS_DIR = Path(env_str("ARENA_MODELS_DIR", str(DATA_DIR / "models")))
+ARENA_MODELS_DIR = Path(env_str("ARENA_MODELS_DIR", str(ARENA_DATA_DIR / "models")))
 # The local engines listen on consecutive ports from here (serving.local_models: smollm2, then gemma3).
 ARENA_ENGINE_PORT = env_int("ARENA_ENGINE_PORT", 8101, minimum=1, maximum=65534)
 ARENA_ENGINE_START_TIMEOUT_S = env_float("ARENA_ENGINE_START_TIMEOUT_S", 600.0, minimum=10.0)
@@ -309,7 +309,7 @@ ARENA_VLLM_MAX_LORA_RANK = env_int("ARENA_VLLM_MAX_LORA_RANK", 16, minimum=1)
 ARENA_HEALTH_TIMEOUT_S = env_float("ARENA_HEALTH_TIMEOUT_S", 3.0, minimum=0.1)
 
 # --- Training ---
-TRAINING_JOBS_DIR = Path(env_str("ARENA_TRAINING_DIR", str(DATA_DIR / "training")))
+ARENA_TRAINING_DIR = Path(env_str("ARENA_TRAINING_DIR", str(ARENA_DATA_DIR / "training")))
 ARENA_STARTER_JOBS = env_bool("ARENA_STARTER_JOBS", default=True)
 # "" lets the recipe pick (CUDA when available, else CPU); "cpu" or "cuda" forces it.
 ARENA_TRAINING_DEVICE = env_str("ARENA_TRAINING_DEVICE", "")
@@ -339,9 +339,9 @@ ARENA_GATE_MIN_WIN_RATE = env_float("ARENA_GATE_MIN_WIN_RATE", 0.0, minimum=0.0)
 ARENA_GATE_HOLD = env_bool("ARENA_GATE_HOLD", default=False)  # below the threshold: wait for an admin
 ARENA_GATE_VS_LEADER = env_bool("ARENA_GATE_VS_LEADER", default=False)  # also compare with the leader (informational)
 # The built-in datasets (training/builtin.py paths are relative to this folder).
-BUILTIN_DATA_DIR = Path(env_str("ARENA_BUILTIN_DATA_DIR", str(BASE_DIR / "data")))
+ARENA_BUILTIN_DATA_DIR = Path(env_str("ARENA_BUILTIN_DATA_DIR", str(BASE_DIR / "data")))
 # Test and benchmark inputs only (LMSYS battle counts, published ratings); the product never reads it.
-SHARED_DATA_DIR = Path(env_str("ARENA_SHARED_DATA_DIR", str(BASE_DIR.parent / "shared" / "data")))
+ARENA_SHARED_DATA_DIR = Path(env_str("ARENA_SHARED_DATA_DIR", str(BASE_DIR.parent / "shared" / "data")))
 
 CELERY_BEAT_SCHEDULE = {
     "endpoints-check-health": {"task": "serving.tasks.endpoints_check_health", "schedule": 30.0},
@@ -424,15 +424,15 @@ if not re.fullmatch(r"[A-Z][A-Z0-9_]*_", ARENA_ENDPOINT_KEY_PREFIX):
 # Endpoints registered (created or updated) at start by `manage.py bootstrap`: a JSON list of
 # {"name", "base_url", "kind"?, "model_dir"?, "api_key_env"?, "organization"?, "license"?}.
 # Their models are registered once they answer (serving.health.endpoints_refresh_all).
-SERVING_ENDPOINTS = parts.endpoints(env_str("ARENA_ENDPOINTS", "[]"))
+ARENA_ENDPOINTS = parts.endpoints(env_str("ARENA_ENDPOINTS", "[]"))
 
 # Dataset imports (training/limits.py): size as sent, size decompressed, server folders readable.
 ARENA_IMPORT_MAX_UPLOAD_BYTES = env_int("ARENA_IMPORT_MAX_UPLOAD_BYTES", 100 << 20, minimum=1)
 # The parsed rows take several times the decompressed size in memory: raise both with care.
 ARENA_IMPORT_MAX_BYTES = env_int("ARENA_IMPORT_MAX_BYTES", 256 << 20, minimum=1)
-TRAINING_IMPORT_ROOTS = [Path(p) for p in env_list("ARENA_IMPORT_ROOTS", [str(DATA_DIR / "imports")])]
+ARENA_IMPORT_ROOTS = [Path(p) for p in env_list("ARENA_IMPORT_ROOTS", [str(ARENA_DATA_DIR / "imports")])]
 # Uploads above this size go to a temporary file instead of memory (Django's default: 2.5 MiB).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 << 20
 
 # Every folder the arena writes, created now: before any database, log or broker folder is opened.
-ensure_dirs(parts.folders(DATA_DIR, MODELS_DIR, TRAINING_JOBS_DIR, DATABASES, CACHES, CELERY_BROKER_TRANSPORT_OPTIONS))
+ensure_dirs(parts.folders(ARENA_DATA_DIR, ARENA_MODELS_DIR, ARENA_TRAINING_DIR, DATABASES, CACHES, CELERY_BROKER_TRANSPORT_OPTIONS))

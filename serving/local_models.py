@@ -15,7 +15,7 @@ ENDPOINT_PREFIX = "local-"
 @dataclass(frozen=True)
 class LocalModel:
     key: str
-    directory: str  # under settings.MODELS_DIR
+    directory: str  # under settings.ARENA_MODELS_DIR
     served_name: str
     port_offset: int  # the engine listens on settings.ARENA_ENGINE_PORT + port_offset
     organization: str
@@ -31,8 +31,8 @@ class LocalModel:
     def engine_spec(self) -> EngineSpec:
         template = str(settings.BASE_DIR / self.chat_template) if self.chat_template else None
         return EngineSpec(
-            name=self.key, model_dir=str(settings.MODELS_DIR / self.directory), served_name=self.served_name,
-            port=settings.ARENA_ENGINE_PORT + self.port_offset, python=settings.ARENA_ENGINE_PYTHON, log_path=settings.DATA_DIR / "logs" / f"engine-{self.key}.log",
+            name=self.key, model_dir=str(settings.ARENA_MODELS_DIR / self.directory), served_name=self.served_name,
+            port=settings.ARENA_ENGINE_PORT + self.port_offset, python=settings.ARENA_ENGINE_PYTHON, log_path=settings.ARENA_DATA_DIR / "logs" / f"engine-{self.key}.log",
             chat_template=template, device=settings.ARENA_ENGINE_DEVICE,
         )
 

@@ -346,7 +346,7 @@ def endpoints_from_settings() -> list[Endpoint]:
     """Create or update the endpoints declared in ``SERVING_ENDPOINTS`` (env ARENA_ENDPOINTS), validated like
     the admin's (key prefix included). Raises EngineError naming the bad entry; the admin adds more by hand."""
     endpoints = []
-    for entry in settings.SERVING_ENDPOINTS:
+    for entry in settings.ARENA_ENDPOINTS:
         unknown = set(entry) - ENDPOINT_ENV_FIELDS
         if unknown or not entry.get("name") or not entry.get("base_url"):
             raise EngineError(f"ARENA_ENDPOINTS entry {entry!r}: needs name and base_url; allowed keys are "
@@ -371,7 +371,7 @@ def endpoints_from_settings() -> list[Endpoint]:
 
 def endpoint_register_declared_models(endpoint: Endpoint) -> list[ServedModel]:
     """Register the models of an endpoint declared in ARENA_ENDPOINTS once it answers (none before)."""
-    entry = next((e for e in settings.SERVING_ENDPOINTS if e.get("name") == endpoint.name), None)
+    entry = next((e for e in settings.ARENA_ENDPOINTS if e.get("name") == endpoint.name), None)
     if entry is None or endpoint.models.exists():
         return []
     defaults = {key: entry[key] for key in ("organization", "license") if entry.get(key)}

@@ -59,7 +59,7 @@ def engine_spec(endpoint: Endpoint) -> EngineSpec:
     return EngineSpec(
         name=key, model_dir=endpoint.model_dir, served_name=endpoint.served_name or endpoint.name,
         port=parts.port or 80, python=settings.ARENA_ENGINE_PYTHON, host=parts.hostname or "127.0.0.1",
-        log_path=settings.DATA_DIR / "logs" / f"engine-{key}.log", chat_template=endpoint.chat_template or None,
+        log_path=settings.ARENA_DATA_DIR / "logs" / f"engine-{key}.log", chat_template=endpoint.chat_template or None,
         device=settings.ARENA_ENGINE_DEVICE, extra_args=[str(a) for a in endpoint.extra_args or []],
     )
 

@@ -46,12 +46,12 @@ def off_the_event_loop(fn):
 
 
 def shared_data_dir() -> Path:
-    """``settings.SHARED_DATA_DIR`` (ARENA_SHARED_DATA_DIR, default ../shared/data), or
+    """``settings.ARENA_SHARED_DATA_DIR`` (ARENA_SHARED_DATA_DIR, default ../shared/data), or
     :func:`missing_part`. Pure tests run with ``-p no:django``; reading a setting needs no app."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.conf import settings
 
-    path = Path(settings.SHARED_DATA_DIR)
+    path = Path(settings.ARENA_SHARED_DATA_DIR)
     if not path.is_dir():
         missing_part(f"shared data folder missing: {path} (ARENA_SHARED_DATA_DIR)")
     return path
@@ -120,7 +120,7 @@ def start_smollm2_engine(log_name: str):
     if not Path(spec.python).exists() or not (Path(spec.model_dir) / "config.json").exists():
         missing_part(f"engine python {spec.python} or model {spec.model_dir} missing: run `make models`")
     spec.port = free_port()
-    spec.log_path = settings.DATA_DIR / "logs" / log_name
+    spec.log_path = settings.ARENA_DATA_DIR / "logs" / log_name
     engine = EngineProcess(spec)
     engine.start()
     try:

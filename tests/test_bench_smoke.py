@@ -43,7 +43,7 @@ def _needs(parts: set[str]) -> None:
     if "engine" in parts:
         from django.conf import settings
 
-        model = Path(settings.MODELS_DIR) / "smollm2-135m-instruct" / "config.json"
+        model = Path(settings.ARENA_MODELS_DIR) / "smollm2-135m-instruct" / "config.json"
         if not Path(settings.ARENA_ENGINE_PYTHON).exists() or not model.exists():
             missing_part(f"engine python {settings.ARENA_ENGINE_PYTHON} or model {model} missing: run `make models`")
 

@@ -112,7 +112,7 @@ def test_app_services_start_in_production_mode_only_with_the_secret_files(spec, 
 
 @pytest.mark.django_db
 def test_the_declared_vllm_endpoint_passes_the_admin_validation(spec, settings):
-    settings.SERVING_ENDPOINTS = json.loads(spec["services"]["web"]["environment"]["ARENA_ENDPOINTS"])
+    settings.ARENA_ENDPOINTS = json.loads(spec["services"]["web"]["environment"]["ARENA_ENDPOINTS"])
     (endpoint,) = endpoints_from_settings()
     assert endpoint.name == "vllm" and endpoint.supports_lora() and not endpoint.managed
 

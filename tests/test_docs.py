@@ -69,7 +69,7 @@ def _default_namespace(tree: ast.Module) -> dict[str, object]:
     """Names a default may use: production mode, the repository at a fixed fake path, and the
     constants imported from the pure rating modules (they hold the one list of each choice)."""
     namespace: dict[str, object] = {
-        "DEBUG": False, "BASE_DIR": _FAKE_REPO, "DATA_DIR": _FAKE_REPO / "var", "str": str, "Path": PurePosixPath,
+        "DEBUG": False, "BASE_DIR": _FAKE_REPO, "ARENA_DATA_DIR": _FAKE_REPO / "var", "str": str, "Path": PurePosixPath,
     }
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("arena."):

@@ -64,7 +64,7 @@ def test_votes_complete_while_an_admin_imports_from_a_slow_hub(asgi_server, batt
     exporter.write_text(FAKE_HUB_EXPORTER)
     exporter.chmod(0o755)
     settings.ARENA_ENGINE_PYTHON = str(exporter)
-    settings.DATA_DIR = tmp_path
+    settings.ARENA_DATA_DIR = tmp_path
     admin = Client()
     admin.force_login(get_user_model().objects.create_superuser("boss", "", "pw-for-tests"))
     answer = {}

@@ -73,7 +73,7 @@ def small_disk(tmp_path, settings):
     result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
     if result.returncode != 0:
         missing_part(f"cannot mount a small tmpfs here (needs root): {result.stderr.decode().strip()}")
-    settings.TRAINING_JOBS_DIR = mount
+    settings.ARENA_TRAINING_DIR = mount
     try:
         yield mount
     finally:

@@ -65,9 +65,9 @@ def test_an_unusable_data_dir_fails_with_the_variable_named(tmp_path):
 
 def test_the_run_time_data_ships_in_the_repository():
     assert settings.ARENA_PROMPTS_DIR == REPO / "data" / "arena_prompts"
-    assert settings.BUILTIN_DATA_DIR == REPO / "data"
+    assert settings.ARENA_BUILTIN_DATA_DIR == REPO / "data"
     for dataset in BUILTIN_DATASETS:
-        assert dataset.resolve(settings.BUILTIN_DATA_DIR).is_file(), dataset.name
+        assert dataset.resolve(settings.ARENA_BUILTIN_DATA_DIR).is_file(), dataset.name
         assert dataset.path in (REPO / "data" / "README.md").read_text(), f"{dataset.path} undocumented"
     non_commercial = [d for d in BUILTIN_DATASETS if not d.commercial_use]
     assert non_commercial and all(d.path.startswith("non_commercial/") for d in non_commercial)
@@ -82,7 +82,7 @@ def test_prompt_suggestions_come_from_the_shipped_real_prompts(client):
 
 @pytest.mark.django_db
 def test_starter_jobs_are_queued_from_the_shipped_datasets(settings, tmp_path):
-    settings.DATA_DIR = tmp_path
+    settings.ARENA_DATA_DIR = tmp_path
     settings.ARENA_STARTER_JOBS = True
     endpoint = make_endpoint(name="local-smollm2", model_dir=str(tmp_path / "models" / "smollm2"))
     make_model(endpoint=endpoint, kind=ServedModel.Kind.BASE)

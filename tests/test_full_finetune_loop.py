@@ -47,10 +47,10 @@ def engine_pgid(port: int) -> int | None:
 @pytest.fixture
 def run_engines():
     """``manage.py run_engines`` on the test database; SIGTERMed (and waited for) at the end."""
-    log_path = settings.DATA_DIR / "logs" / "test-run-engines.log"
+    log_path = settings.ARENA_DATA_DIR / "logs" / "test-run-engines.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "ARENA_LOCAL_MODELS": "",
-           "ARENA_DATA_DIR": str(settings.DATA_DIR)}
+           "ARENA_DATA_DIR": str(settings.ARENA_DATA_DIR)}
     with open(log_path, "ab") as log:
         process = subprocess.Popen([sys.executable, "manage.py", "run_engines", "--poll", "1"], cwd=REPO, env=env,
                                    stdout=log, stderr=subprocess.STDOUT)

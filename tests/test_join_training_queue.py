@@ -34,7 +34,7 @@ def shared_parts() -> dict[str, str]:
         missing_part("a worker on another machine shares the arena's PostgreSQL and Redis: run with "
                      "DATABASE_URL=postgres://... and REDIS_URL=redis://...")
     return {"DATABASE_URL": database_url_for_subprocess(), "REDIS_URL": settings.REDIS_URL,
-            "ARENA_DATA_DIR": str(settings.DATA_DIR), "ARENA_ENGINE_PYTHON": settings.ARENA_ENGINE_PYTHON,
+            "ARENA_DATA_DIR": str(settings.ARENA_DATA_DIR), "ARENA_ENGINE_PYTHON": settings.ARENA_ENGINE_PYTHON,
             "ARENA_WEB_PYTHON": sys.executable, "ARENA_TRAINING_DEVICE": "cpu"}
 
 
@@ -93,7 +93,7 @@ def test_a_second_worker_joined_by_the_script_trains_a_queued_job_for_the_arena(
 
     # Its checkpoint reached the arena: in the shared data folder, registered, and served by the arena's vLLM.
     checkpoint = Checkpoint.objects.get(job=job)
-    assert Path(checkpoint.weights_dir).is_relative_to(settings.DATA_DIR)
+    assert Path(checkpoint.weights_dir).is_relative_to(settings.ARENA_DATA_DIR)
     assert (Path(checkpoint.weights_dir) / "adapter_config.json").is_file()
     served = {m["id"] for m in httpx.get(f"{vllm_url}/v1/models").json()["data"]}
     assert checkpoint.served_model.engine_model_id in served and checkpoint.served_model.active

@@ -1,7 +1,7 @@
 """The admin's studio pages beside the training admin: export actions and the chat with one model.
 
 * **Export** (an action on jobs and on checkpoints): a confirmation page (adapter or merged
-  model), then ``training.export.checkpoint_export`` into ``DATA_DIR/exports/<name>-<format>-<time>``
+  model), then ``training.export.checkpoint_export`` into ``ARENA_DATA_DIR/exports/<name>-<format>-<time>``
   in the request (SmolLM2-135M merges in under a minute; ``manage.py export_model`` is the way for
   big ones, and for a push).
 * **Chat** (``admin:training_chat``, ``/admin/training/checkpoint/chat/``): staff with the view
@@ -43,13 +43,13 @@ def _export_page(modeladmin, request, checkpoints: list[Checkpoint], missing: li
     return TemplateResponse(request, "admin/training/export.html", {
         **modeladmin.admin_site.each_context(request), "title": "Export models", "opts": modeladmin.model._meta,
         "checkpoints": checkpoints, "missing": missing, "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-        "action": request.POST.get("action", ""), "exports_dir": settings.DATA_DIR / "exports",
+        "action": request.POST.get("action", ""), "exports_dir": settings.ARENA_DATA_DIR / "exports",
     })
 
 
 def _export_run(modeladmin, request, checkpoints: list[Checkpoint]) -> None:
     merge = request.POST.get("merge") == "1"
-    root = settings.DATA_DIR / "exports"
+    root = settings.ARENA_DATA_DIR / "exports"
     root.mkdir(parents=True, exist_ok=True)
     for checkpoint in checkpoints:
         name = checkpoint.served_model.public_name if checkpoint.served_model else checkpoint.job.contestant_name()

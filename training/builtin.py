@@ -1,7 +1,7 @@
 """Built-in training datasets: real public files shipped in the repository's ``data/``.
 
 Standard library only. Sources, licenses and row counts are those of ``data/README.md``.
-Paths are relative to the built-in data folder, ``settings.BUILTIN_DATA_DIR``
+Paths are relative to the built-in data folder, ``settings.ARENA_BUILTIN_DATA_DIR``
 (``ARENA_BUILTIN_DATA_DIR``, default ``<repo>/data``); callers pass it to ``resolve``.
 Each file parses with ``training.formats.parse_dataset(path, fmt)`` without errors
 (checked by ``training/tests/test_formats.py``).

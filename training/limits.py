@@ -5,7 +5,7 @@
   decompressed bound (``ARENA_IMPORT_MAX_BYTES``) is enforced while streaming, by
   ``training.reading``.
 * ``server_path(raw, roots)``: a server-side path is accepted only when, with symlinks and
-  ``..`` resolved, it lies under one of ``roots`` (``TRAINING_IMPORT_ROOTS``, env
+  ``..`` resolved, it lies under one of ``roots`` (``ARENA_IMPORT_ROOTS``, env
   ``ARENA_IMPORT_ROOTS``; relative paths are taken under the first root). A path outside the
   roots gets the same answer whether or not it exists, so the form cannot probe the disk.
 * ``hub_id(raw)`` / ``hub_split(raw)``: the Hugging Face naming rules, checked before any
@@ -69,7 +69,7 @@ def check_size(source: Any) -> None:
 
 def server_path(raw: str, roots: list[Path] | None = None) -> Path:
     """The resolved file ``raw`` names, if it lies under one of ``roots`` (default: the setting)."""
-    roots = [Path(os.path.realpath(root)) for root in (settings.TRAINING_IMPORT_ROOTS if roots is None else roots)]
+    roots = [Path(os.path.realpath(root)) for root in (settings.ARENA_IMPORT_ROOTS if roots is None else roots)]
     if not roots:
         raise ImportRefused("Imports of server files are turned off (ARENA_IMPORT_ROOTS is empty).")
     text = (raw or "").strip()

@@ -20,7 +20,7 @@ class PreviewStatus(models.TextChoices):
 
 
 class Dataset(models.Model):
-    """A named, validated set of rows, stored normalised as JSON Lines under DATA_DIR/datasets."""
+    """A named, validated set of rows, stored normalised as JSON Lines under ARENA_DATA_DIR/datasets."""
 
     class Kind(models.TextChoices):
         SFT = "sft", "SFT (conversations)"
@@ -135,7 +135,7 @@ class Job(models.Model):
 
     def directory(self) -> Path:
         # The creation time keeps two databases (a test run, a dev server) from sharing job-1's folder.
-        return settings.TRAINING_JOBS_DIR / f"job-{self.pk}-{self.created_at:%Y%m%d-%H%M%S-%f}"
+        return settings.ARENA_TRAINING_DIR / f"job-{self.pk}-{self.created_at:%Y%m%d-%H%M%S-%f}"
 
     def elapsed_s(self) -> float | None:
         if not self.started_at:

@@ -57,7 +57,7 @@ def scorer_score_pairs(checkpoint: Checkpoint, items: list[dict], *, timeout_s: 
 
 
 def _tmp_dir() -> Path:
-    path = settings.DATA_DIR / "tmp"
+    path = settings.ARENA_DATA_DIR / "tmp"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -57,7 +57,7 @@ def _dataset_name(name: str) -> str:
 
 
 def _store_rows(*, name: str, kind: str, rows: list[dict], **fields) -> Dataset:
-    path = settings.DATA_DIR / "datasets" / f"{name}.jsonl"
+    path = settings.ARENA_DATA_DIR / "datasets" / f"{name}.jsonl"
     formats.write_jsonl(rows, path)
     try:
         return Dataset.objects.create(name=name, kind=kind, file=str(path), row_count=len(rows), **fields)
@@ -103,7 +103,7 @@ def dataset_import(*, name: str, data, fmt: str, source: str = Dataset.Source.UP
 
 def dataset_from_builtin(key: str, *, name: str | None = None, created_by=None) -> Dataset:
     builtin = get_builtin(key)
-    path = builtin.resolve(settings.BUILTIN_DATA_DIR)
+    path = builtin.resolve(settings.ARENA_BUILTIN_DATA_DIR)
     if not path.is_file():
         raise TrainingError(f"Built-in dataset file {path} is missing (ARENA_BUILTIN_DATA_DIR).")
     return dataset_import(name=name or builtin.name, data=path, fmt=builtin.format, source=Dataset.Source.BUILTIN,
@@ -134,7 +134,7 @@ def dataset_from_hub(hub_id: str, *, name: str, fmt: str, split: str = "train", 
         hub_id, split = limits.hub_id(hub_id), limits.hub_split(split)
     except limits.ImportRefused as exc:
         raise TrainingError(str(exc)) from None
-    out = settings.DATA_DIR / "tmp" / f"hub-{slugify(hub_id)}-{int(time.time())}.jsonl"
+    out = settings.ARENA_DATA_DIR / "tmp" / f"hub-{slugify(hub_id)}-{int(time.time())}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [settings.ARENA_ENGINE_PYTHON, "-m", "training.tools.hub_export", hub_id, "--split", split, "--out", str(out)]
     try:

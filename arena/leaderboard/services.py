@@ -9,7 +9,7 @@ the online Elo ratings with the votes cast since the previous snapshot
 Refresh: every committed vote calls :func:`ratings_refresh_soon`, which schedules one
 ``ratings_refresh_task`` (:mod:`arena.tasks`, a thin wrapper of :func:`ratings_refresh`) a few
 seconds later unless one is already pending, so a burst of votes causes one refit. The
-"pending" flag lives in the ``shared`` cache (Redis in the Redis mode, files under ``DATA_DIR``
+"pending" flag lives in the ``shared`` cache (Redis in the Redis mode, files under ``ARENA_DATA_DIR``
 in the embedded mode: both are seen by the web and worker processes) and expires on its own, so
 a message lost with a broker outage only delays the next refit. Celery beat also runs the task
 every few minutes as a safety net; it does nothing when the latest snapshot is still current.

@@ -119,7 +119,7 @@ class TestKeyVariables:
 @pytest.mark.django_db
 class TestEndpointsFromEnvironment:
     def test_declared_endpoints_are_created_then_their_models_registered_once_healthy(self, settings, vllm_url):
-        settings.SERVING_ENDPOINTS = [{"name": "gpu-vllm", "base_url": f"{vllm_url}/v1", "organization": "Team",
+        settings.ARENA_ENDPOINTS = [{"name": "gpu-vllm", "base_url": f"{vllm_url}/v1", "organization": "Team",
                                        "model_dir": "/data/models/smollm2-135m-instruct"}]
         (endpoint,) = services.endpoints_from_settings()
         assert endpoint.kind == Endpoint.Kind.VLLM and endpoint.model_dir.endswith("smollm2-135m-instruct")
@@ -132,7 +132,7 @@ class TestEndpointsFromEnvironment:
         assert Endpoint.objects.filter(name="gpu-vllm").count() == 1
 
     def test_a_declared_endpoint_obeys_the_key_rule(self, settings):
-        settings.SERVING_ENDPOINTS = [{"name": "x", "base_url": "http://vllm:8000/v1", "api_key_env": "DATABASE_URL"}]
+        settings.ARENA_ENDPOINTS = [{"name": "x", "base_url": "http://vllm:8000/v1", "api_key_env": "DATABASE_URL"}]
         with pytest.raises(services.EngineError, match="ARENA_KEY_"):
             services.endpoints_from_settings()
         assert not Endpoint.objects.exists()

@@ -38,7 +38,7 @@ def keyed_vllm_url():
     if not Path(spec.python).exists() or not (Path(spec.model_dir) / "config.json").exists():
         missing_part(f"engine python {spec.python} or model {spec.model_dir} missing: run `make models`")
     spec.port, spec.name, spec.extra_args = free_port(), "test-keyed-provider", ["--api-key", KEY]
-    spec.log_path = settings.DATA_DIR / "logs" / "test-keyed-provider.log"
+    spec.log_path = settings.ARENA_DATA_DIR / "logs" / "test-keyed-provider.log"
     try:
         with running_engine(spec, settings.ARENA_ENGINE_START_TIMEOUT_S):
             yield spec.root_url

@@ -100,7 +100,7 @@ def test_a_full_fine_tune_gets_a_managed_endpoint_on_a_free_unused_port(settings
 @pytest.mark.django_db(transaction=True)
 def test_an_engine_that_cannot_start_is_retried_then_given_up_with_its_log_tail(settings, tmp_path):
     settings.ARENA_ENGINE_PYTHON = sys.executable  # the web environment has no vLLM: the engine exits at once
-    settings.DATA_DIR = tmp_path
+    settings.ARENA_DATA_DIR = tmp_path
     settings.ARENA_LOCAL_MODELS = []
     (tmp_path / "config.json").write_text("{}")
     endpoint = make_endpoint(name="full-broken", managed=True, model_dir=str(tmp_path), healthy=False,

@@ -26,7 +26,7 @@ class TestDatasetAdmin:
     def test_an_upload_is_validated_and_stored(self, admin_client, settings, tmp_path):
         from django.core.files.uploadedfile import SimpleUploadedFile
 
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         upload = SimpleUploadedFile("chat.jsonl", (json.dumps(GOOD_SFT) + "\n").encode())
         response = admin_client.post(reverse("admin:training_dataset_add"), {
             "import_from": "upload", "name": "chat", "data_format": "messages", "upload": upload, "license": "MIT",
@@ -38,7 +38,7 @@ class TestDatasetAdmin:
     def test_a_bad_upload_shows_each_bad_line_and_stores_nothing(self, admin_client, settings, tmp_path):
         from django.core.files.uploadedfile import SimpleUploadedFile
 
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         upload = SimpleUploadedFile("chat.jsonl", b'{"messages": []}\n{oops\n')
         response = admin_client.post(reverse("admin:training_dataset_add"), {
             "import_from": "upload", "name": "chat", "data_format": "messages", "upload": upload,
@@ -52,7 +52,7 @@ class TestDatasetAdmin:
     def test_the_form_only_validates_and_stores_nothing(self, admin_client, settings, tmp_path):
         from django.core.files.uploadedfile import SimpleUploadedFile
 
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         upload = SimpleUploadedFile("chat.jsonl", (json.dumps(GOOD_SFT) + "\n").encode())
         form = DatasetImportForm({"import_from": "upload", "name": "chat", "data_format": "messages"},
                                  {"upload": upload})

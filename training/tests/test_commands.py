@@ -11,7 +11,7 @@ from training.models import Dataset, Job
 @pytest.mark.django_db
 class TestImportDataset:
     def test_a_good_file_is_stored_and_described(self, tmp_path, settings, capsys):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         path = tmp_path / "pairs.jsonl"
         path.write_text(json.dumps({"prompt": "Q?", "chosen": "yes", "rejected": "no"}) + "\n")
         out = StringIO()
@@ -20,7 +20,7 @@ class TestImportDataset:
         assert printed["name"] == "pairs" and printed["rows"] == 1 and printed["kind"] == "preference"
 
     def test_a_bad_file_prints_each_bad_line_and_stores_nothing(self, tmp_path, settings):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         path = tmp_path / "bad.jsonl"
         path.write_text('{"prompt": "Q?", "chosen": "yes"}\nnot json\n')
         err = StringIO()

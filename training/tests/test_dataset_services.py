@@ -20,14 +20,14 @@ GOOD_SFT = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant"
 @pytest.mark.django_db
 class TestDatasetImport:
     def test_it_stores_valid_rows_normalised(self, settings, tmp_path):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         dataset = services.dataset_import(name="tiny", data=gzip.compress(jsonl(GOOD_SFT, GOOD_SFT)), fmt="messages")
         assert dataset.kind == "sft" and dataset.row_count == 2
         stored = [json.loads(line) for line in Path(dataset.file).read_text().splitlines()]
         assert stored[0]["messages"][-1] == {"role": "assistant", "content": "Hello!"}
 
     def test_bad_rows_are_reported_by_line_and_nothing_is_stored(self, settings, tmp_path):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         data = jsonl(GOOD_SFT, "{not json", {"messages": []}, {"text": "no messages"},
                      {"messages": [{"role": "user", "content": 5}]})
         with pytest.raises(services.TrainingError) as err:
@@ -40,7 +40,7 @@ class TestDatasetImport:
         assert not list(tmp_path.rglob("*.jsonl"))
 
     def test_an_empty_file_is_refused(self, settings, tmp_path):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         with pytest.raises(services.TrainingError) as err:
             services.dataset_import(name="empty", data=b"", fmt="messages")
         assert "no rows" in str(err.value)
@@ -51,7 +51,7 @@ class TestDatasetImport:
             services.dataset_import(name=name, data=jsonl(GOOD_SFT), fmt="messages")
 
     def test_unknown_formats_and_duplicate_names_are_refused(self, settings, tmp_path):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         with pytest.raises(services.TrainingError):
             services.dataset_import(name="x", data=jsonl(GOOD_SFT), fmt="csv")
         services.dataset_import(name="x", data=jsonl(GOOD_SFT), fmt="messages")
@@ -63,7 +63,7 @@ class TestDatasetImport:
 class TestDatasetSources:
     def test_builtin_real_datasets_import_with_license(self, settings, tmp_path):
         shared_data_file("hh_rlhf/helpful-base_test.jsonl.gz")
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         hh = services.dataset_from_builtin("hh-rlhf-helpful-base-test")
         assert hh.kind == "preference" and hh.row_count > 2000 and hh.license == "MIT"
         lima = services.dataset_from_builtin("lima-train")
@@ -74,14 +74,14 @@ class TestDatasetSources:
 
         if not Path(settings.ARENA_ENGINE_PYTHON).exists():
             missing_part(f"engine environment missing: {settings.ARENA_ENGINE_PYTHON} (make engine)")
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         with pytest.raises(services.TrainingError) as err:
             services.dataset_from_hub("HuggingFaceH4/ultrachat_200k", name="uc", fmt="messages", split="test_sft")
         assert "Could not load 'HuggingFaceH4/ultrachat_200k' from the Hugging Face hub" in err.value.message
         assert not Dataset.objects.exists()
 
     def test_arena_votes_become_preference_pairs(self, settings, tmp_path):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         a, b = make_model(), make_model()
         make_vote(a, b, "model_b", answers=("Good answer", "Bad answer"), prompt="Q1")
         make_vote(a, b, "tie")

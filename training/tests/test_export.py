@@ -96,7 +96,7 @@ def test_a_merged_model_is_served_by_a_fresh_vllm(checkpoint, tmp_path, settings
     assert tensor_bytes(folder / "model.safetensors", key) != tensor_bytes(base_dir / "model.safetensors", key)
 
     spec = EngineSpec(name="merged", model_dir=str(folder), served_name="merged-export", port=free_port(),
-                      python=settings.ARENA_ENGINE_PYTHON, log_path=settings.DATA_DIR / "logs" / "test-merged-engine.log",
+                      python=settings.ARENA_ENGINE_PYTHON, log_path=settings.ARENA_DATA_DIR / "logs" / "test-merged-engine.log",
                       device=settings.ARENA_ENGINE_DEVICE)
     with running_engine(spec, settings.ARENA_ENGINE_START_TIMEOUT_S):
         answer = httpx.post(f"{spec.root_url}/v1/chat/completions", timeout=120, json={
@@ -155,7 +155,7 @@ def test_a_bad_repository_id_is_refused(checkpoint, tmp_path):
 
 
 def test_the_admin_action_exports_a_job_and_says_where(client, checkpoint, tmp_path, settings):
-    settings.DATA_DIR = tmp_path
+    settings.ARENA_DATA_DIR = tmp_path
     client.force_login(User.objects.create_user("staff", password="pw", is_staff=True, is_superuser=True))
     form = {"action": "export_jobs", "_selected_action": [checkpoint.job_id]}
     confirm = client.post("/admin/training/job/", form)

@@ -30,7 +30,7 @@ def gzip_of_zeros(mib: int) -> bytes:
 @pytest.mark.django_db
 class TestSizes:
     def test_a_gzip_bomb_is_refused_within_the_bound(self, settings, tmp_path):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         settings.ARENA_IMPORT_MAX_BYTES = 1 << 20
         bomb = gzip_of_zeros(64)
         assert len(bomb) < 100_000
@@ -47,7 +47,7 @@ class TestSizes:
         assert not Dataset.objects.exists()
 
     def test_the_command_line_says_why_and_stores_nothing(self, settings, tmp_path):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         settings.ARENA_IMPORT_MAX_BYTES = 1 << 20
         path = tmp_path / "bomb.jsonl.gz"
         path.write_bytes(gzip_of_zeros(8))
@@ -58,14 +58,14 @@ class TestSizes:
         assert not Dataset.objects.exists()
 
     def test_a_file_over_the_upload_limit_is_refused_before_reading(self, settings, tmp_path):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         settings.ARENA_IMPORT_MAX_UPLOAD_BYTES = 1000
         data = (json.dumps(GOOD) + "\n").encode() * 100
         with pytest.raises(services.TrainingError, match="ARENA_IMPORT_MAX_UPLOAD_BYTES"):
             services.dataset_import(name="big", data=data, fmt="messages")
 
     def test_the_form_shows_the_limit(self, admin_client, settings, tmp_path):  # noqa: F811
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         settings.ARENA_IMPORT_MAX_BYTES = 1 << 20
         upload = SimpleUploadedFile("bomb.jsonl.gz", gzip_of_zeros(4))
         response = admin_client.post(reverse("admin:training_dataset_add"), {
@@ -76,7 +76,7 @@ class TestSizes:
         assert not Dataset.objects.exists()
 
     def test_within_the_bounds_an_upload_is_streamed_and_stored(self, admin_client, settings, tmp_path):  # noqa: F811
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         upload = SimpleUploadedFile("chat.jsonl.gz", gzip.compress((json.dumps(GOOD) + "\n").encode() * 3))
         response = admin_client.post(reverse("admin:training_dataset_add"), {
             "import_from": "upload", "name": "chat", "data_format": "messages", "upload": upload,
@@ -89,12 +89,12 @@ class TestSizes:
 class TestServerPaths:
     @pytest.fixture
     def root(self, settings, tmp_path):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         root = tmp_path / "imports"
         (root / "team").mkdir(parents=True)
         (root / "team" / "chat.jsonl").write_text(json.dumps(GOOD) + "\n")
         (tmp_path / "outside.jsonl").write_text(json.dumps(GOOD) + "\n")
-        settings.TRAINING_IMPORT_ROOTS = [root]
+        settings.ARENA_IMPORT_ROOTS = [root]
         return root
 
     def test_a_file_under_a_root_is_imported(self, root):
@@ -115,7 +115,7 @@ class TestServerPaths:
             server_path("passwd.jsonl")
 
     def test_no_roots_turns_server_imports_off(self, root, settings):
-        settings.TRAINING_IMPORT_ROOTS = []
+        settings.ARENA_IMPORT_ROOTS = []
         with pytest.raises(services.TrainingError, match="turned off"):
             services.dataset_from_path(str(root / "team" / "chat.jsonl"), name="x", fmt="messages")
 
@@ -168,7 +168,7 @@ class TestHubIdsAreNeverLocalPaths:
         monkeypatch.setenv("PYTHONPATH", repo)  # the tool still imports from the repository
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here: the lookup must fail, not read the folder
         settings.BASE_DIR = workdir  # the service's working directory for the tool
-        settings.DATA_DIR = tmp_path / "data"
+        settings.ARENA_DATA_DIR = tmp_path / "data"
         with pytest.raises(services.TrainingError, match="Could not load 'owner/name'"):
             services.dataset_from_hub("owner/name", name="planted", fmt="messages")
         assert not Dataset.objects.exists()

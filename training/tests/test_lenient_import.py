@@ -33,7 +33,7 @@ def hh_file_with_bad_rows(tmp_path, good: int = 6):
 @pytest.mark.django_db
 class TestSkipInvalid:
     def test_the_command_stores_the_rest_and_names_each_skipped_line(self, tmp_path, settings):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         path, good = hh_file_with_bad_rows(tmp_path)
         out, err = StringIO(), StringIO()
         call_command("import_dataset", str(path), "--format", "hh-rlhf", "--skip-invalid", "--name", "online",
@@ -47,7 +47,7 @@ class TestSkipInvalid:
         assert len(open(dataset.file).read().splitlines()) == good
 
     def test_without_the_option_the_file_is_still_refused_whole(self, tmp_path, settings):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         path, _ = hh_file_with_bad_rows(tmp_path)
         err = StringIO()
         with pytest.raises(CommandError, match="nothing was stored"):
@@ -55,7 +55,7 @@ class TestSkipInvalid:
         assert "line 4" in err.getvalue() and not Dataset.objects.exists()
 
     def test_a_file_with_no_valid_row_or_a_file_level_problem_is_refused(self, tmp_path, settings):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         with pytest.raises(services.TrainingError, match="no valid row is left"):
             services.dataset_import(name="x", data=b"{oops\n[1]\n", fmt="preference", skip_invalid=True)
         with pytest.raises(services.TrainingError, match="nothing was stored"):
@@ -63,14 +63,14 @@ class TestSkipInvalid:
         assert not Dataset.objects.exists()
 
     def test_every_skipped_line_is_listed_beyond_the_strict_error_cap(self, tmp_path, settings):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         good = json.dumps({"prompt": "Q?", "chosen": "yes", "rejected": "no"})
         data = "\n".join([good] + ["{bad"] * 60).encode()
         dataset = services.dataset_import(name="many", data=data, fmt="preference", skip_invalid=True)
         assert dataset.row_count == 1 and dataset.skipped_count == 60 and len(dataset.skipped_rows) == 60
 
     def test_the_admin_checkbox_and_the_job_page_show_the_dropped_rows(self, client, tmp_path, settings):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         client.force_login(get_user_model().objects.create_superuser("boss", "", "pw-for-tests"))
         path, good = hh_file_with_bad_rows(tmp_path)
         upload = SimpleUploadedFile("online.jsonl", path.read_bytes())

@@ -30,7 +30,7 @@ def make_dataset(tmp_path, name: str, kind: str, fmt: str) -> Dataset:
 @pytest.mark.django_db
 class TestArenaData:
     def test_every_counted_vote_becomes_kto_rows(self, settings, tmp_path):
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         a, b = make_model(), make_model()
         make_vote(a, b, "model_b", answers=("Weak", "Strong"), prompt="Q1")
         make_vote(a, b, "tie (bothbad)", answers=("Bad one", "Bad two"), prompt="Q2")
@@ -47,7 +47,7 @@ class TestArenaData:
     def test_arena_hard_prompts_become_a_prompt_dataset(self, settings, tmp_path):
         source = shared_data_file("arena_prompts/arena_hard_v0.1_question.jsonl")
         settings.ARENA_PROMPTS_DIR = source.parent
-        settings.DATA_DIR = tmp_path
+        settings.ARENA_DATA_DIR = tmp_path
         dataset = services.dataset_from_arena_prompts(name="prompts")
         rows = rows_of(dataset)
         questions = [json.loads(line)["prompt"].strip() for line in source.read_text().splitlines()]

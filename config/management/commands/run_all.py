@@ -14,7 +14,7 @@ Ctrl-C (or SIGTERM) stops everything it started, each child's whole process grou
 die with it even when it is SIGKILLed: run_all's own children get ``PR_SET_PDEATHSIG``
 (``serving.engines.die_with_parent``), and every process group it started (engines included) is
 watched by a ``config.processes.GroupGuard`` that stops them once run_all is gone. Each round it
-also rotates ``DATA_DIR/logs/*.log`` past ``ARENA_LOG_MAX_BYTES`` (``config.processes.rotate_log``).
+also rotates ``ARENA_DATA_DIR/logs/*.log`` past ``ARENA_LOG_MAX_BYTES`` (``config.processes.rotate_log``).
 
 Production keeps its own supervisor (compose restart policies, Kubernetes); this one is for `make run`.
 """
@@ -59,7 +59,7 @@ def children_argv(python: str) -> dict[str, list[str]]:
         "web": [python, "-m", "config.web", "-b", settings.ARENA_HOST, "-p", str(settings.ARENA_PORT),
                 "config.asgi:application"],
         "worker": [*celery, "-B", "-Q", "default", "-c", "2", "-n", "default@%h",
-                   "-s", str(settings.DATA_DIR / "celerybeat-schedule")],
+                   "-s", str(settings.ARENA_DATA_DIR / "celerybeat-schedule")],
         "training-worker": [*celery, "-Q", "training", "-c", "1", "--prefetch-multiplier", "1", "-n", "training@%h"],
     }
 
@@ -72,7 +72,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self.stopping = threading.Event()
-        self.logs = settings.DATA_DIR / "logs"
+        self.logs = settings.ARENA_DATA_DIR / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.guard = GroupGuard()
         self.engines = None if options["no_engines"] else EngineSupervisor(

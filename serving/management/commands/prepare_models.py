@@ -13,7 +13,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         script = settings.BASE_DIR / "serving" / "tools" / "convert_gguf.py"
         for local in enabled_local_models():
-            command = [settings.ARENA_ENGINE_PYTHON, str(script), "--out", str(settings.MODELS_DIR), "--only", local.key]
+            command = [settings.ARENA_ENGINE_PYTHON, str(script), "--out", str(settings.ARENA_MODELS_DIR), "--only", local.key]
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
                 raise CommandError(f"converting {local.key} failed:\n{result.stderr[-3000:]}")
@@ -23,4 +23,4 @@ class Command(BaseCommand):
                 raise CommandError(f"converting {local.key}: unexpected output ({exc}):\n{result.stdout[-2000:]}") from None
             detail = entry.get("reason") or entry.get("status")
             self.stdout.write(f"{local.key}: {entry['path']} ({detail})")
-        self.stdout.write(json.dumps({"models_dir": str(settings.MODELS_DIR)}))
+        self.stdout.write(json.dumps({"models_dir": str(settings.ARENA_MODELS_DIR)}))
