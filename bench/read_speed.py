@@ -53,9 +53,8 @@ django.setup()
 
 from arena.battle_files.parse import _check, file_bytes, read_battle_arrays  # noqa: E402
 from arena.leaderboard.boards import board_build  # noqa: E402
-from arena.ratings import INITIAL_RATING, WINNERS, PairCounts, elo_from_arrays, elo_update  # noqa: E402
-
-DATA = REPO.parent / "shared" / "data" / "arena_battles" / "lmsys_clean_battle_20240814_pair_counts.json"
+from arena.ratings import INITIAL_RATING, PairCounts, elo_from_arrays, elo_update  # noqa: E402
+from bench.pair_counts import DATA, write_battles  # noqa: E402
 
 ARENA_RANK_SCRIPT = """
 import sys, time
@@ -69,18 +68,6 @@ BradleyTerry(n_competitors=dataset.n_competitors).compute_ratings_and_cis(datase
 print(time.perf_counter() - t0)
 """
 
-
-def write_battles(path: Path, source: Path, scale: float = 1.0) -> int:
-    """The pair counts as one battle per line; ``scale`` < 1 keeps that share of each count (rounded up)."""
-    data = json.loads(source.read_text())
-    models, n = data["models"], 0
-    with path.open("w") as fh:
-        for (i, j), outcomes in zip(data["X"], data["Y"], strict=True):
-            for winner, count in zip(WINNERS, outcomes, strict=True):
-                count = int(count) if scale >= 1 else -(-int(count) * scale // 1)
-                fh.write((json.dumps({"model_a": models[i], "model_b": models[j], "winner": winner}) + "\n") * int(count))
-                n += int(count)
-    return n
 
 
 def previous_reader(path: Path) -> tuple[PairCounts, dict[str, float]]:
