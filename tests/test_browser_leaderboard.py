@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.db import transaction
 
 from tests.helpers import off_the_event_loop
 
@@ -29,7 +30,13 @@ MODELS = [
 
 
 def cast_votes(models, count: int, rng: random.Random) -> None:
-    """Votes drawn from the Bradley–Terry model of the true strengths, with realistic ties."""
+    """Votes drawn from the Bradley–Terry model of the true strengths, with realistic ties (in one
+    transaction: one commit for them all)."""
+    with transaction.atomic():
+        _cast_votes(models, count, rng)
+
+
+def _cast_votes(models, count: int, rng: random.Random) -> None:
     from tests.factories import make_vote
 
     strength = {m.public_name: s for m, (_, _, _, s) in zip(models, MODELS, strict=False)}
