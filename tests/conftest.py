@@ -1,12 +1,28 @@
-"""Fixtures shared by the cross-app tests of training (the closed loop and its faults)."""
+"""Fixtures shared by the cross-app tests: training (the closed loop and its faults), and the
+migrated PostgreSQL cluster the PostgreSQL fault tests copy."""
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from serving.local_models import LOCAL_MODELS
 from serving.models import Endpoint, ServedModel
-from tests.helpers import missing_part
+from tests.faults import ThrowawayPostgres
+from tests.helpers import REPO, free_port, missing_part
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_data():
+    """The data folder of a stopped PostgreSQL cluster of the session's own, its database ``arena``
+    migrated once: each PostgreSQL fault test starts a copy (``ThrowawayPostgres(port, template=...)``)."""
+    try:
+        template = ThrowawayPostgres.migrated(free_port(), REPO, dict(os.environ))
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        missing_part(f"cannot make a migrated PostgreSQL cluster of the tests' own: {exc}")
+    yield template.data
+    template.stop()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.db import transaction
 
 from arena import tasks
 from arena.leaderboard import services as leaderboard_services
@@ -32,7 +33,13 @@ MODELS = [
 
 
 def cast_votes(models, count: int, rng: random.Random) -> None:
-    """Votes drawn from the Bradley–Terry model of the true strengths, with realistic ties."""
+    """Votes drawn from the Bradley–Terry model of the true strengths, with realistic ties (in one
+    transaction: one commit for them all)."""
+    with transaction.atomic():
+        _cast_votes(models, count, rng)
+
+
+def _cast_votes(models, count: int, rng: random.Random) -> None:
     strength = {m.public_name: s for m, (_, _, _, s) in zip(models, MODELS, strict=False)}
     for k in range(count):
         a, b = rng.sample(models, 2)

@@ -228,18 +228,17 @@ for side in "ab":
 """
 
 
-def test_postgresql_restarted_under_battles_and_the_same_processes_play_and_refit_again(vllm_url, tmp_path):
-    postgres = ThrowawayPostgres(free_port())
+def test_postgresql_restarted_under_battles_and_the_same_processes_play_and_refit_again(
+        vllm_url, tmp_path, migrated_postgres_data):
+    postgres = ThrowawayPostgres(free_port(), template=migrated_postgres_data)  # "arena" migrated
     try:
         postgres.start()
     except (RuntimeError, subprocess.CalledProcessError) as exc:
         missing_part(f"cannot start a PostgreSQL cluster of the test's own: {exc}")
     try:
-        postgres.sql("CREATE DATABASE arena", "postgres")
         env = {**os.environ, "DATABASE_URL": postgres.url, "DJANGO_DEBUG": "true"}
-        for args in (["migrate", "--noinput"], ["shell", "-c", SETUP.replace("{vllm}", vllm_url)]):
-            subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True, capture_output=True,
-                           timeout=300)
+        subprocess.run([sys.executable, "manage.py", "shell", "-c", SETUP.replace("{vllm}", vllm_url)], cwd=REPO,
+                       env=env, check=True, capture_output=True, timeout=300)
         stack_env = {"DATABASE_URL": postgres.url, "ARENA_LEADERBOARD_REFRESH_DELAY_S": "1"}
         with run_all(tmp_path / "stack", stack_env) as stack:
             leaders = stack.children()

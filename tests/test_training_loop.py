@@ -1,5 +1,6 @@
 """The closed loop, for real: a Celery worker runs TRL on SmolLM2, vLLM hot-loads the adapter,
-and the new model battles. Also cancel, a crashing recipe, a killed worker and a refused adapter."""
+and the new model battles (SFT, after a killed worker's job is reaped; DPO from the command line).
+Also cancel, a crashing recipe and a refused adapter."""
 
 import json
 import signal
@@ -20,6 +21,7 @@ from serving.models import Endpoint, ServedModel
 from tests.factories import make_vote
 from training import services
 from training.models import Checkpoint, Job
+from training.tests.test_recipe_run import assert_progress, assert_servable_adapter
 
 pytestmark = [pytest.mark.vllm, pytest.mark.training, pytest.mark.celery]
 
@@ -57,49 +59,6 @@ def wait_until(condition, timeout: float) -> bool:
 SMOKE = ["max_steps=2", "max_length=128", "per_device_train_batch_size=2", "max_train_rows=8"]
 
 
-def test_an_sft_job_trains_is_served_and_battles(base_model, celery_worker_process, vllm_url, settings):
-    celery_worker_process()
-    dataset = services.dataset_from_builtin("oasst-en-messages")
-    job = services.job_launch(base_model=base_model, method="sft", dataset=dataset, preset_name="cpu-smoke",
-                              overrides=SMOKE)
-    job = wait_for(job, {"succeeded"})
-    assert job.total_steps == 2 and job.step == 2
-    assert [m["step"] for m in job.metrics] == [1, 2] and all("loss" in m for m in job.metrics)
-    checkpoint = Checkpoint.objects.get(job=job)
-    assert (Path(checkpoint.weights_dir) / "adapter_config.json").exists()
-    contestant = checkpoint.served_model
-    assert contestant.public_name == f"smollm2-135m-instruct-sft-j{job.pk}"
-    assert contestant.kind == "lora" and contestant.active and contestant_of(contestant).boost_votes_left > 0
-    assert contestant_of(contestant).effective_weight() > contestant_of(base_model).effective_weight()
-    served = {m["id"] for m in httpx.get(f"{vllm_url}/v1/models").json()["data"]}
-    assert contestant.engine_model_id in served
-
-    # Only two contestants are battle-ready, so the next battle pits the new model against its base.
-    async def battle() -> dict:
-        communicator = WebsocketCommunicator(application, "/ws/arena/")
-        assert (await communicator.connect())[0]
-        await communicator.send_json_to({"type": "new_battle"})
-        battle = await communicator.receive_json_from(timeout=30)
-        await communicator.send_json_to({"type": "prompt", "battle_id": battle["battle_id"], "text": "Hello!"})
-        done = []
-        while len(done) < 2:
-            frame = await communicator.receive_json_from(timeout=120)
-            if frame["type"] == "side_done":
-                done.append(frame)
-        await communicator.send_json_to({"type": "vote", "battle_id": battle["battle_id"], "winner": "model_a"})
-        while (frame := await communicator.receive_json_from(timeout=30))["type"] != "revealed":
-            pass
-        await communicator.disconnect()
-        return {"done": done, "revealed": frame}
-
-    from asgiref.sync import async_to_sync
-
-    result = async_to_sync(battle)()
-    assert {f["state"] for f in result["done"]} == {"done"}
-    names = {result["revealed"]["model_a"]["name"], result["revealed"]["model_b"]["name"]}
-    assert names == {contestant.public_name, base_model.public_name}
-
-
 def test_a_dpo_job_trains_on_the_arenas_own_votes_from_the_command_line(base_model, celery_worker_process, capfd):
     other = ServedModel.objects.create(public_name="rival", endpoint=base_model.endpoint, engine_model_id="rival")
     for index in range(4):
@@ -112,6 +71,12 @@ def test_a_dpo_job_trains_on_the_arenas_own_votes_from_the_command_line(base_mod
     assert result["status"] == "succeeded" and result["model"] == f"smollm2-135m-instruct-dpo-j{job.pk}"
     assert result["checkpoint"] == job.checkpoint.weights_dir
     assert any("rewards/margins" in m for m in job.metrics)
+    # The recipe's record: 4 pairs from the 4 votes, DPO's rewards logged at each step, a servable adapter.
+    events = recipe_events(job)
+    assert_progress(events, "dpo", 2, num_rows=4)
+    for e in (e for e in events if e["event"] == "log"):
+        assert {"rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected"} <= set(e)
+    assert_servable_adapter(Path(job.checkpoint.weights_dir))
     # The progress bar went to stderr and ended full, with the job's own step count.
     bar = capfd.readouterr().err.rsplit("\r", 1)[-1]
     assert f"job {job.pk} succeeded [{'#' * 30}] {job.total_steps}/{job.total_steps}" in bar, bar
@@ -157,7 +122,8 @@ def test_a_crashing_recipe_marks_the_job_failed_with_the_error(base_model, celer
     assert not ServedModel.objects.filter(kind="lora").exists()
 
 
-def test_a_killed_worker_leaves_the_job_failed_not_running(base_model, celery_worker_process, settings):
+def test_a_killed_worker_leaves_the_job_failed_then_the_next_sft_job_trains_is_served_and_battles(
+        base_model, celery_worker_process, vllm_url, settings):
     worker = celery_worker_process()
     dataset = services.dataset_from_builtin("oasst-en-messages")
     job = services.job_launch(base_model=base_model, method="sft", dataset=dataset, preset_name="cpu-smoke",
@@ -166,8 +132,8 @@ def test_a_killed_worker_leaves_the_job_failed_not_running(base_model, celery_wo
     pid = recipe_pid(job)
     worker.send_signal(signal.SIGKILL)
     worker.wait(10)
-    settings.ARENA_TRAINING_HEARTBEAT_TIMEOUT_S = 3
-    time.sleep(4)
+    settings.ARENA_TRAINING_HEARTBEAT_TIMEOUT_S = 1
+    time.sleep(2)  # past the heartbeat timeout: the dead worker writes none
     assert services.jobs_reap_stale() == [job.pk]
     job.refresh_from_db()
     assert job.status == "failed" and "stopped at step" in job.error
@@ -176,12 +142,47 @@ def test_a_killed_worker_leaves_the_job_failed_not_running(base_model, celery_wo
     assert wait_until(lambda: not pid_alive(pid), 120), f"recipe {pid} still runs after its worker died"
     assert recipe_events(job)[-1]["event"] == "cancelled"
 
-    # The next job runs alone on a new worker, and succeeds.
+    # The next job runs alone on a new worker, succeeds, is served and battles.
     celery_worker_process()
-    following = services.job_launch(base_model=base_model, method="sft", dataset=dataset, preset_name="cpu-smoke",
-                                    overrides=SMOKE)
-    following = wait_for(following, {"succeeded"})
-    assert recipe_pid(following) != pid and not pid_alive(pid)
+    job = services.job_launch(base_model=base_model, method="sft", dataset=dataset, preset_name="cpu-smoke",
+                              overrides=SMOKE)
+    job = wait_for(job, {"succeeded"})
+    assert recipe_pid(job) != pid and not pid_alive(pid)
+    assert job.total_steps == 2 and job.step == 2
+    assert [m["step"] for m in job.metrics] == [1, 2] and all("loss" in m for m in job.metrics)
+    checkpoint = Checkpoint.objects.get(job=job)
+    assert (Path(checkpoint.weights_dir) / "adapter_config.json").exists()
+    contestant = checkpoint.served_model
+    assert contestant.public_name == f"smollm2-135m-instruct-sft-j{job.pk}"
+    assert contestant.kind == "lora" and contestant.active and contestant_of(contestant).boost_votes_left > 0
+    assert contestant_of(contestant).effective_weight() > contestant_of(base_model).effective_weight()
+    served = {m["id"] for m in httpx.get(f"{vllm_url}/v1/models").json()["data"]}
+    assert contestant.engine_model_id in served
+
+    # Only two contestants are battle-ready, so the next battle pits the new model against its base.
+    async def battle() -> dict:
+        communicator = WebsocketCommunicator(application, "/ws/arena/")
+        assert (await communicator.connect())[0]
+        await communicator.send_json_to({"type": "new_battle"})
+        battle = await communicator.receive_json_from(timeout=30)
+        await communicator.send_json_to({"type": "prompt", "battle_id": battle["battle_id"], "text": "Hello!"})
+        done = []
+        while len(done) < 2:
+            frame = await communicator.receive_json_from(timeout=120)
+            if frame["type"] == "side_done":
+                done.append(frame)
+        await communicator.send_json_to({"type": "vote", "battle_id": battle["battle_id"], "winner": "model_a"})
+        while (frame := await communicator.receive_json_from(timeout=30))["type"] != "revealed":
+            pass
+        await communicator.disconnect()
+        return {"done": done, "revealed": frame}
+
+    from asgiref.sync import async_to_sync
+
+    result = async_to_sync(battle)()
+    assert {f["state"] for f in result["done"]} == {"done"}
+    names = {result["revealed"]["model_a"]["name"], result["revealed"]["model_b"]["name"]}
+    assert names == {contestant.public_name, base_model.public_name}
 
 
 def test_an_adapter_vllm_refuses_creates_no_contestant(base_model, tmp_path):

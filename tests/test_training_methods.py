@@ -1,33 +1,44 @@
-"""Each preference-training method end to end, launched both ways an admin can: from the admin's
-Launch form (the Django test client posting the real add forms of Dataset and Job as a superuser)
-and from ``launch_training --wait``. A real Celery worker runs each job on SmolLM2: a reward model
-on HH-RLHF pairs (a scorer with its held-out accuracy on the checkpoint page), GRPO against that
-reward model on arena-hard prompts, KTO on arena votes, continued pretraining on raw text. Each
-contestant is then served by the real vLLM and battle-ready, and the gate has run (judged by the
-reward model when one exists, else by the base model as an LLM judge), its result on the job page.
+"""Each preference-training method trained end to end once, by a real Celery worker on SmolLM2:
+a reward model on HH-RLHF pairs (a scorer with its held-out accuracy on the checkpoint page),
+GRPO against that reward model on arena-hard prompts, KTO on the arena's own votes (ties and "both
+are bad" included), continued pretraining on raw text. Each contestant is then served by the real
+vLLM and battle-ready, and the gate has run (judged by the reward model when one exists, else by
+the base model as an LLM judge), its result on the job page; the recipe's own record (progress
+events, the adapter's files) is checked on the job's folder.
 
-Every job is tiny (1-2 steps, a dozen rows, 64-128 tokens) and so is the gate (2 prompts, 8
-tokens): the suite runs on 2 CPU cores. KTO from the command line is tests/test_preference_loop.py.
+An admin launches a job two ways: the admin's Launch form (the Django test client posting the real
+add forms of Dataset and Job as a superuser) and ``launch_training``. Each method is trained
+through one of them; the other is followed up to the queued message (the job row queued with the
+same recipe config, its run message on the real broker's training queue, taken there so that no
+worker trains it a second time).
+
+Every job is tiny (1-2 steps, a dozen rows, 64-256 tokens) and so is the gate (2 prompts, 8
+tokens): the suite runs on 2 CPU cores.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
+from io import StringIO
 from pathlib import Path
 
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.urls import reverse
 
 from arena.pairing.contestants import contestants_battle_ready
 from serving.models import ServedModel
 from tests.factories import make_vote
-from tests.test_training_loop import launch_and_wait, wait_for
+from tests.test_training_loop import launch_and_wait, recipe_events, wait_for
 from training import services
 from training.gate import SCORER_SKIP
 from training.models import Checkpoint, Dataset, GateRun, Job
+from training.tests.test_recipe_run import assert_progress, assert_servable_adapter
 
 pytestmark = [pytest.mark.vllm, pytest.mark.training, pytest.mark.celery]
 
@@ -48,11 +59,18 @@ GATE_ENV = {"ARENA_GATE_JUDGE": "auto", "ARENA_GATE_LLM_JUDGE": "smollm2-135m-in
 
 
 @pytest.fixture
-def worker(celery_worker_process, monkeypatch):
-    """The real Celery worker, started with the tiny gate settings (it reads its environment)."""
+def start_worker(celery_worker_process, monkeypatch):
+    """Starts the real Celery worker with the tiny gate settings (it reads its environment at start);
+    returns its Popen. A test starts it after its datasets are made."""
     for key, value in GATE_ENV.items():
         monkeypatch.setenv(key, value)
-    return celery_worker_process()
+    return celery_worker_process
+
+
+def stop(worker: subprocess.Popen) -> None:
+    """Stop the idle worker (warm shutdown), so that a job queued next stays on the broker."""
+    worker.terminate()
+    worker.wait(60)
 
 
 @pytest.fixture
@@ -69,8 +87,8 @@ def admin_import(admin, **fields) -> Dataset:
     return Dataset.objects.exclude(pk__in=before).get()
 
 
-def admin_launch(admin, method: str, base_model: ServedModel, dataset: Dataset, reward_model=None) -> Job:
-    """A job through the admin's Launch form (Jobs > Add), cpu-smoke + TINY; returns it once finished."""
+def admin_queue(admin, method: str, base_model: ServedModel, dataset: Dataset, reward_model=None) -> Job:
+    """A job through the admin's Launch form (Jobs > Add), cpu-smoke + TINY; returns it as queued."""
     response = admin.post(reverse("admin:training_job_add"), {
         "base_model": base_model.pk, "method": method, "dataset": dataset.pk, "preset": "cpu-smoke",
         "overrides": "\n".join(TINY[method]), "init_checkpoint": "", "reward_model": reward_model.pk if reward_model else "",
@@ -78,7 +96,38 @@ def admin_launch(admin, method: str, base_model: ServedModel, dataset: Dataset, 
     assert response.status_code == 302, response.content.decode()[-3000:]
     job = Job.objects.get(pk=int(response["Location"].rstrip("/").split("/")[-2]))
     assert response["Location"] == reverse("admin:training_job_change", args=[job.pk])
-    return wait_for(job, {"succeeded"})
+    return job
+
+
+def admin_launch(admin, method: str, base_model: ServedModel, dataset: Dataset, reward_model=None) -> Job:
+    """:func:`admin_queue`, then the job once a worker has finished it."""
+    return wait_for(admin_queue(admin, method, base_model, dataset, reward_model), {"succeeded"})
+
+
+def command_queue(method: str, base_model: ServedModel, dataset: Dataset, extra: tuple[str, ...] = ()) -> Job:
+    """``launch_training`` without ``--wait`` (cpu-smoke + TINY): it prints the queued job and returns."""
+    args = ["--method", method, "--base", base_model.public_name, "--dataset", dataset.name, "--preset", "cpu-smoke",
+            *extra]
+    for item in TINY[method]:
+        args += ["--set", item]
+    out = StringIO()
+    call_command("launch_training", *args, stdout=out)
+    printed = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert printed["status"] == "queued", printed
+    return Job.objects.get(pk=printed["job"])
+
+
+def assert_queued_like(queued: Job, trained: Job, broker_queue) -> None:
+    """The other launch path, up to the queued message: ``queued`` is the same job as ``trained``
+    (method, base, dataset, reward model and the whole recipe config) and its run message waits on
+    the training queue (taken there; no worker is running). It is then cancelled."""
+    queued.refresh_from_db()
+    assert queued.status == "queued" and queued.celery_task_id
+    assert (queued.method, queued.base_model, queued.dataset, queued.reward_model, queued.config) == (
+        trained.method, trained.base_model, trained.dataset, trained.reward_model, trained.config)
+    assert broker_queue("training") == [
+        {"task": services.JOB_RUN_TASK, "id": queued.celery_task_id, "args": [queued.pk], "eta": None}]
+    assert services.job_cancel(queued).status == "cancelled"
 
 
 def gate_runs_of(job: Job, count: int = 1, timeout: float = 600) -> list[GateRun]:
@@ -130,13 +179,18 @@ def assert_contestant(admin, job: Job, vllm_url: str, judge: str) -> GateRun:
     return run
 
 
-def test_a_reward_model_then_grpo_against_it_through_the_admin(base_model, worker, admin, vllm_url):
-    pairs = admin_import(admin, import_from="builtin", builtin="hh-rlhf-helpful-base-test")
+def test_a_reward_model_from_the_command_line_then_grpo_against_it_through_the_admin(
+        base_model, start_worker, admin, vllm_url, broker_queue):
+    pairs = admin_import(admin, import_from="builtin", builtin="hh-rlhf-helpful-base-test", name="hh-pairs")
     prompts = admin_import(admin, import_from="arena-prompts")
     assert (pairs.kind, prompts.kind) == ("preference", "prompt")
+    worker = start_worker()
 
-    reward = admin_launch(admin, "reward", base_model, pairs)
+    result, reward = launch_and_wait("reward", base_model, "hh-pairs", TINY["reward"])
+    assert result["status"] == "succeeded" and result["kind"] == "scorer" and result["model"] is None
     scorer = assert_scorer(admin, reward)
+    assert result["heldout_accuracy"] == scorer.heldout_accuracy()
+    assert result["checkpoint"] == scorer.weights_dir
 
     grpo = admin_launch(admin, "grpo", base_model, prompts, reward_model=scorer)
     assert grpo.reward_model == scorer and all(isinstance(m.get("reward"), float) for m in grpo.metrics
@@ -145,49 +199,61 @@ def test_a_reward_model_then_grpo_against_it_through_the_admin(base_model, worke
     assert run.judge_name == str(scorer) and run.win_rate is not None  # a reward model always gives a verdict
     assert f"reward j{reward.pk}" in " ".join(grpo.checkpoint.lineage())
 
-
-def test_a_reward_model_then_grpo_against_it_from_the_command_line(base_model, worker, admin, vllm_url):
-    services.dataset_from_builtin("hh-rlhf-helpful-base-test", name="hh-pairs")
-    services.dataset_from_arena_prompts(name="hard-prompts")
-
-    result, reward = launch_and_wait("reward", base_model, "hh-pairs", TINY["reward"])
-    assert result["status"] == "succeeded" and result["kind"] == "scorer" and result["model"] is None
-    scorer = assert_scorer(admin, reward)
-    assert result["heldout_accuracy"] == scorer.heldout_accuracy()
-
-    result, grpo = launch_and_wait("grpo", base_model, "hard-prompts", TINY["grpo"],
-                                   extra=("--reward-job", str(reward.pk)))
-    assert result["status"] == "succeeded" and result["model"] == f"smollm2-135m-instruct-grpo-j{grpo.pk}"
-    run = assert_contestant(admin, grpo, vllm_url, judge="reward")
-    assert run.judge_name == str(scorer)
+    # The other path of each: the reward model from the admin, GRPO from the command line.
+    stop(worker)
+    assert_queued_like(admin_queue(admin, "reward", base_model, pairs), reward, broker_queue)
+    assert_queued_like(command_queue("grpo", base_model, prompts, extra=("--reward-job", str(reward.pk))), grpo,
+                       broker_queue)
 
 
-def test_a_kto_job_on_arena_votes_through_the_admin(base_model, worker, admin, vllm_url):
+def test_a_kto_job_on_every_vote_from_the_command_line_enters_the_arena_and_is_gated(
+        base_model, start_worker, admin, vllm_url, broker_queue):
     rival = ServedModel.objects.create(public_name="rival", endpoint=base_model.endpoint, engine_model_id="rival")
     for index, winner in enumerate(["model_a", "tie (bothbad)", "tie", "model_b"]):
         make_vote(base_model, rival, winner, prompt=f"Question {index}?",
                   answers=(f"A careful answer {index}.", f"meh {index}"))
-    votes = admin_import(admin, import_from="arena-kto")
+    votes = admin_import(admin, import_from="arena-kto", name="arena-kto")
     assert (votes.kind, votes.row_count) == ("unpaired", 8)
+    worker = start_worker()
 
-    kto = admin_launch(admin, "kto", base_model, votes)
+    result, kto = launch_and_wait("kto", base_model, "arena-kto", TINY["kto"])
+    assert result["status"] == "succeeded" and result["model"] == f"smollm2-135m-instruct-kto-j{kto.pk}"
+    assert kto.checkpoint.kind == "contestant" and kto.checkpoint.served_model.public_name == result["model"]
+    assert "Lineage: smollm2-135m-instruct → kto j" in kto.checkpoint.served_model.description
+    # The recipe's record: KTO against the base as reference, its KL term logged, a servable adapter.
+    events = recipe_events(kto)
+    assert_progress(events, "kto", 2)
+    assert events[1]["reference"] == "base" and all("kl" in e for e in events if e["event"] == "log")
+    assert_servable_adapter(Path(kto.checkpoint.weights_dir))
+
     run = assert_contestant(admin, kto, vllm_url, judge="llm")
+    assert run.opponent == base_model
     assert all(len(v["games"]) == 2 for v in run.verdicts)  # an LLM judge sees both orders
+    assert "not a verdict" in job_page(admin, kto)
+
+    stop(worker)
+    assert_queued_like(admin_queue(admin, "kto", base_model, votes), kto, broker_queue)
 
 
-def test_continued_pretraining_on_raw_text_through_the_admin_and_the_command_line(base_model, worker, admin,
-                                                                                  vllm_url):
+def test_continued_pretraining_on_raw_text_through_the_admin(base_model, start_worker, admin, vllm_url, broker_queue):
     # a small text shipped in the repository: the notes on the data the arena uses
     text = (REPO / "data" / "README.md").read_bytes()
     upload = SimpleUploadedFile("notes.txt", text)
     raw = admin_import(admin, import_from="upload", name="data-notes", data_format="raw-text", upload=upload,
                        license="Apache-2.0")
     assert raw.kind == "text" and raw.row_count >= 1
+    worker = start_worker()
 
-    from_admin = admin_launch(admin, "pretrain", base_model, raw)
-    assert_contestant(admin, from_admin, vllm_url, judge="llm")
+    pretrain = admin_launch(admin, "pretrain", base_model, raw)
+    assert pretrain.total_steps == 2
+    assert_contestant(admin, pretrain, vllm_url, judge="llm")
+    # The recipe's record: the documents wrapped into 64-token blocks, many more than documents.
+    events = recipe_events(pretrain)
+    start = events[1]
+    assert start["method"] == "pretrain" and start["packing"] == "wrapped" and start["num_rows"] == raw.row_count
+    assert start["num_train_rows"] > raw.row_count
+    assert events[-1]["event"] == "done"
+    assert_servable_adapter(Path(pretrain.checkpoint.weights_dir))
 
-    result, from_command = launch_and_wait("pretrain", base_model, "data-notes", TINY["pretrain"])
-    assert result["status"] == "succeeded" and result["model"] == f"smollm2-135m-instruct-pretrain-j{from_command.pk}"
-    assert_contestant(admin, from_command, vllm_url, judge="llm")
-    assert from_command.total_steps == from_admin.total_steps == 2
+    stop(worker)
+    assert_queued_like(command_queue("pretrain", base_model, raw), pretrain, broker_queue)

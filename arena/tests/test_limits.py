@@ -47,8 +47,12 @@ class TestBattlesPerMinute:
         settings.ARENA_LIMIT_BATTLES_PER_MINUTE = 2
         for _ in range(2):
             services.battle_create(rater_id="r1", ip_hash="ip-1")
+        refused(lambda: services.battle_create(rater_id="r1", ip_hash="ip-1"))
         Battle.objects.update(created_at=timezone.now() - dt.timedelta(seconds=61))
         services.battle_create(rater_id="r1", ip_hash="ip-1")
+        services.battle_create(rater_id="r1", ip_hash="ip-1")  # the window is empty again: room for 2
+        refused(lambda: services.battle_create(rater_id="r1", ip_hash="ip-1"))
+        assert Battle.objects.count() == 4
 
     def test_zero_turns_the_limit_off(self, settings, pair):
         settings.ARENA_LIMIT_BATTLES_PER_MINUTE = 0
@@ -76,8 +80,10 @@ class TestConcurrentGenerations:
         first = services.battle_create(rater_id="r", ip_hash="ip-1")
         second = services.battle_create(rater_id="r", ip_hash="ip-1")
         services.battle_turn_begin(battle_id=first.public_id, rater_id="r", text="Hi")
+        refused(lambda: services.battle_turn_begin(battle_id=second.public_id, rater_id="r", text="Hi"))
         Response.objects.update(started_at=timezone.now() - dt.timedelta(seconds=settings.ARENA_GENERATION_TIMEOUT_S + 1))
         services.battle_turn_begin(battle_id=second.public_id, rater_id="r", text="Hi")
+        assert Battle.objects.get(pk=second.pk).turn_total == 1
 
 
 class TestVotesPerHourAndDay:

@@ -1,6 +1,8 @@
 """The real recipe subprocess for the methods beyond SFT and DPO, on the real SmolLM2-135M-Instruct
-and real data (CPU, tiny): KTO on unpaired answers, a reward model on HH-RLHF pairs (with its
-held-out accuracy), GRPO against that reward model, continued pretraining on raw text.
+and real data (CPU, tiny): a reward model on HH-RLHF pairs (with its held-out accuracy), GRPO
+against that reward model, the scorer and the gate with it, and the refusals. KTO and continued
+pretraining are trained once, by a real worker, in tests/test_training_methods.py, which checks
+their recipe events and adapters as well.
 
 Skipped unless the engine env, the converted model and the shared data exist (failed instead
 under ``ARENA_REQUIRE_REAL_PARTS=1``).
@@ -11,14 +13,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from serving.models import ServedModel
 from tests.helpers import shared_data_file
 from training import gate
-from training.formats import parse_dataset
 from training.models import Checkpoint, Dataset, Job
 from training.recipes import progress
 from training.tests.test_recipe_run import (  # noqa: F401 - _real_parts is an autouse fixture
@@ -40,26 +40,6 @@ from training.tests.test_recipe_run import (  # noqa: F401 - _real_parts is an a
 pytestmark = pytest.mark.training
 
 
-def unpaired(rows: list[dict]) -> list[dict]:
-    """HH-RLHF pairs as KTO rows, as a decisive arena vote gives them: one desirable, one not."""
-    out = []
-    for r in rows:
-        out += [{"prompt": r["prompt"], "completion": r["chosen"], "label": True},
-                {"prompt": r["prompt"], "completion": r["rejected"], "label": False}]
-    return out
-
-
-def test_kto_two_steps(tmp_path, dpo_rows):  # noqa: F811
-    job_dir = make_job(tmp_path, "kto", unpaired(dpo_rows[:4]))
-    rc, events = run(job_dir)
-    assert rc == progress.EXIT_OK, log_tail(job_dir)
-    assert_progress(events, "kto", 2)
-    assert events[1]["reference"] == "base"
-    for e in (e for e in events if e["event"] == "log"):
-        assert "kl" in e
-    assert_servable_adapter(tmp_path / "adapter-kto")
-
-
 @pytest.fixture(scope="module")
 def reward_run(tmp_path_factory, dpo_rows):  # noqa: F811
     """One reward model trained on 6 HH-RLHF pairs, 2 held out: (its job dir, events, adapter dir)."""
@@ -75,7 +55,8 @@ def test_reward_model_is_a_scorer_with_a_heldout_accuracy(reward_run):
     done = events[-1]
     assert done["event"] == "done", events
     metrics = done["metrics"]
-    assert metrics["heldout_rows"] == 2 and 0.0 <= metrics["heldout_accuracy"] <= 1.0
+    # a share of the 2 held-out pairs: 0, 1/2 or 1 (a NaN, a rate over another count or a missing value fails)
+    assert metrics["heldout_rows"] == 2 and metrics["heldout_accuracy"] in (0.0, 0.5, 1.0), metrics
     assert events[1]["num_train_rows"] == 6  # the held-out pairs never train
     cfg = json.loads((adapter / "adapter_config.json").read_text())
     assert cfg["task_type"] == "SEQ_CLS" and "score" in " ".join(cfg.get("modules_to_save") or [])
@@ -120,21 +101,6 @@ def test_grpo_without_a_reward_model_is_a_clear_error(tmp_path, dpo_rows):  # no
     rc, events = run(job_dir)
     assert rc == progress.EXIT_ERROR
     assert "GRPO needs a reward model" in events[-1]["error"]
-
-
-def test_continued_pretraining_on_raw_text(tmp_path):
-    text = Path(__file__).with_name("test_recipe_run.py").read_text() + "\n" + \
-        (Path(__file__).parents[2] / "README.md").read_text()
-    rows = parse_dataset(text.replace("\n---\n", "\n").encode() + b"\n---\n" + text.encode()[:4000], "raw-text").rows
-    job_dir = make_job(tmp_path, "pretrain", rows)
-    rc, events = run(job_dir)
-    assert rc == progress.EXIT_OK, log_tail(job_dir)
-    start = events[1]
-    assert start["method"] == "pretrain" and start["packing"] == "wrapped" and start["num_rows"] == 2
-    # packed into 128-token blocks: many more training rows than documents
-    assert start["num_train_rows"] > 10
-    assert events[-1]["event"] == "done"
-    assert_servable_adapter(tmp_path / "adapter-pretrain")
 
 
 @pytest.mark.django_db

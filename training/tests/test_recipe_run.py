@@ -1,6 +1,7 @@
 """The real training subprocess (``<engine python> -m training.recipes.run JOB_DIR``) on the
-real SmolLM2-135M-Instruct and real data, for 2 steps each: SFT on OpenAssistant rows, DPO
-on HH-RLHF rows, a cancel mid-run and three failures. CPU, a few minutes on 2 cores.
+real SmolLM2-135M-Instruct and real data, for 2 steps each: SFT on OpenAssistant rows, then DPO
+on HH-RLHF rows continuing that adapter, a cancel mid-run and the failures. CPU, a few minutes
+on 2 cores.
 
 Skipped unless the engine env and the converted model exist (failed
 instead under ``ARENA_REQUIRE_REAL_PARTS=1``); ``ARENA_ENGINE_PYTHON`` and
@@ -124,13 +125,13 @@ def assert_servable_adapter(adapter_dir: Path) -> None:
     assert q_a["shape"] == [cfg["r"], 576] and q_a["dtype"] == "F32"
 
 
-def assert_progress(events: list[dict], method: str, total_steps: int) -> dict:
+def assert_progress(events: list[dict], method: str, total_steps: int, num_rows: int = 8) -> dict:
     names = [e["event"] for e in events]
     assert names[0] == "init" and names[1] == "start" and names[-1] == "done", names
     assert names.count("done") == 1 and "error" not in names
     start_ev = events[1]
     assert start_ev["method"] == method and start_ev["total_steps"] == total_steps
-    assert start_ev["num_rows"] == 8 and 0 < start_ev["num_train_rows"] <= 8
+    assert start_ev["num_rows"] == num_rows and 0 < start_ev["num_train_rows"] <= num_rows
     logs = [e for e in events if e["event"] == "log"]
     assert [e["step"] for e in logs] == list(range(1, total_steps + 1))
     for e in logs:
@@ -157,26 +158,6 @@ def dpo_rows() -> list[dict]:
     # short single-turn rows, so nothing is truncated away at 128 tokens
     short = [r for r in result.rows if len(r["prompt"]) == 1 and len(json.dumps(r)) < 600]
     return short[:8]
-
-
-def test_sft_two_steps(tmp_path, sft_rows):
-    job_dir = make_job(tmp_path, "sft", sft_rows)
-    rc, events = run(job_dir)
-    assert rc == progress.EXIT_OK, log_tail(job_dir)
-    done = assert_progress(events, "sft", 2)
-    assert Path(done["adapter_dir"]) == tmp_path / "adapter-sft"
-    assert_servable_adapter(tmp_path / "adapter-sft")
-    assert not (job_dir / "trainer").exists()  # trainer scratch dir removed, no checkpoints
-
-
-def test_dpo_two_steps(tmp_path, dpo_rows):
-    job_dir = make_job(tmp_path, "dpo", dpo_rows)
-    rc, events = run(job_dir)
-    assert rc == progress.EXIT_OK, log_tail(job_dir)
-    assert_progress(events, "dpo", 2)
-    for e in (e for e in events if e["event"] == "log"):
-        assert {"rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected"} <= set(e)
-    assert_servable_adapter(tmp_path / "adapter-dpo")
 
 
 def test_cancel_mid_run(tmp_path, sft_rows):
@@ -254,11 +235,17 @@ def safetensors_bytes(path: Path) -> dict[str, bytes]:
     return {k: raw[8 + n + v["data_offsets"][0] : 8 + n + v["data_offsets"][1]] for k, v in header.items()}
 
 
-def test_dpo_continues_an_sft_adapter_against_it_as_reference(tmp_path, sft_rows, dpo_rows):
+def test_sft_two_steps_then_dpo_continues_its_adapter_against_it_as_reference(tmp_path, sft_rows, dpo_rows):
+    """SFT from the base, then DPO from that adapter. (SFT and DPO from the base are trained by a
+    real worker in tests/test_training_loop.py, which checks their recipe events and adapters too.)"""
     sft_job = make_job(tmp_path, "sft", sft_rows)
-    rc, _ = run(sft_job)
+    rc, events = run(sft_job)
     assert rc == progress.EXIT_OK, log_tail(sft_job)
     sft_adapter = tmp_path / "adapter-sft"
+    done = assert_progress(events, "sft", 2)
+    assert Path(done["adapter_dir"]) == sft_adapter
+    assert_servable_adapter(sft_adapter)
+    assert not (sft_job / "trainer").exists()  # trainer scratch dir removed, no checkpoints
 
     dpo_job = make_job(tmp_path, "dpo", dpo_rows, init_adapter_path=sft_adapter)
     assert json.loads((dpo_job / progress.JOB_FILE).read_text())["init_adapter_path"] == str(sft_adapter)
