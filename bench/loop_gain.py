@@ -45,6 +45,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -375,6 +376,7 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each training job")
     parser.add_argument("--timeout", type=float, default=600.0, help="a rater gives up on a frame after this long")
     parser.add_argument("--vllm-url", default="", help="a running vLLM serving smollm2-135m-instruct with LoRA")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch arena (database, models, logs)")
     parser.add_argument("--smoke", action="store_true",
                         help="every stage at a tiny size, one reward model as rater and judge (CI): it runs, no figure")
     args = parser.parse_args(argv)
@@ -392,7 +394,11 @@ def main(argv=None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="arena-loop-"))
     env = scratch_arena(scratch)
     print(f"scratch arena {scratch}", flush=True)
-    the_loop(args, env, Stages())
+    try:
+        the_loop(args, env, Stages())
+    finally:
+        if not args.keep:  # the adapters, datasets, database and logs of the run (tens of MB)
+            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
