@@ -295,7 +295,8 @@ def gate_line(name: str, run) -> str:
 def the_loop(args, env: dict, stages: Stages) -> None:
     from django.conf import settings
 
-    print(f"1. reward models on HH-RLHF helpful test pairs, disjoint halves ({args.rm_steps} steps each)", flush=True)
+    what = "one reward model as rater and judge (--smoke)" if args.smoke else "reward models on disjoint halves"
+    print(f"1. {what} of the HH-RLHF helpful test pairs ({args.rm_steps} steps each)", flush=True)
     stages.start()
     engine = web = None
     url = args.vllm_url
