@@ -32,6 +32,9 @@ BENCHES = [
     (["battle_latency.py", "--smoke", "--vllm-url", "{vllm}"], "direct vLLM time to first token", {"vllm"}),
     # Gemma is not converted for the tests: both sides on SmolLM2 checks the bench runs (no figures).
     (["stream_shape.py", "--smoke", "--one-engine", "--smollm-url", "{vllm}"], "sides named right", {"vllm"}),
+    # the whole loop at a tiny size: reward models, votes over the WebSocket API, DPO, the gate (its adapter is
+    # hot-loaded into the session's engine)
+    (["loop_gain.py", "--smoke", "--vllm-url", "{vllm}"], "new model vs its parent:", {"vllm", "engine"}),
 ]
 # bench/load.py --smoke runs in tests/test_load_bench.py; bench/arena_rank_fixture.py needs arena-rank
 # (jax), kept out of the test environment: it only records a fixture the rating tests read.

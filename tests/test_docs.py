@@ -290,7 +290,7 @@ def test_the_fine_tunes_page_lists_every_training_method_and_preset():
     methods = re.findall(r"^\| `(\w+)` \|", page, flags=re.MULTILINE)
     assert methods == list(Job.Method.values), f"the page's method table: {methods}"
     presets = {name for by_name in PRESETS.values() for name in by_name}
-    shown = set(re.search(r"preset \(([^)]*)\)", page).group(1).replace("`", "").replace(",", " ").split())
+    shown = set(re.findall(r"`([a-z0-9-]+)`", re.search(r"preset \(([^)]*)\)", page).group(1)))
     assert shown == presets, f"the page names presets {sorted(shown)}, training.recipes.config has {sorted(presets)}"
 
 

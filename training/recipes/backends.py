@@ -52,6 +52,10 @@ def gpu_features(config: dict) -> list[str]:
         features.append(f"backend={config['backend']}")
     if config.get("deepspeed", "none") != "none":
         features.append(f"deepspeed={config['deepspeed']}")
+    if config.get("load_in_4bit"):
+        features.append("load_in_4bit=true")  # QLoRA: bitsandbytes 4-bit kernels are CUDA only
+    if config.get("use_vllm"):
+        features.append("use_vllm=true")  # GRPO's generation through vLLM colocated on the training GPU
     return features
 
 
@@ -62,8 +66,8 @@ def gpu_refusal(config: dict, training_device: str) -> str:
         return ""
     declared = training_device or "not set (auto)"
     return (f"{' and '.join(features)} needs an NVIDIA CUDA GPU on the training workers, and this arena has none "
-            f"declared: ARENA_TRAINING_DEVICE is {declared}, not cuda. Train with backend=trl and without "
-            "deepspeed here, or add GPU training workers (docs/gpu-workers.md) and set ARENA_TRAINING_DEVICE=cuda.")
+            f"declared: ARENA_TRAINING_DEVICE is {declared}, not cuda. Train without them here (backend=trl, "
+            "no deepspeed, load_in_4bit=false, use_vllm=false), or add GPU training workers (docs/gpu-workers.md) and set ARENA_TRAINING_DEVICE=cuda.")
 
 
 def gpu_note(training_device: str) -> str:

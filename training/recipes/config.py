@@ -18,8 +18,8 @@ turns them into TRL ``SFTConfig`` / ``DPOConfig`` plus a PEFT ``LoraConfig``.
   (every parameter trains, no adapter: the result is a whole model directory, served by an
   engine of its own, see ``full_model_problems(dir, base)``).
 * ``PRESETS[method][name]`` -- ``zephyr-lora`` (alignment-handbook Zephyr-7B-beta LoRA /
-  QLoRA recipes) and ``cpu-smoke`` (a few minutes on 2 CPU cores). Use ``preset()`` for a
-  copy.
+  QLoRA recipes) and ``cpu-smoke`` (a few minutes on 2 CPU cores); GRPO also has one preset per
+  loss variant (``GRPO_VARIANTS``: ``gspo``, ``dr-grpo``, ...). Use ``preset()`` for a copy.
 
 Checkpoints are always off (the runner saves only the final adapter), so there is no
 ``save_steps``.
@@ -35,6 +35,13 @@ from typing import Any, ClassVar
 
 from training.formats import PREFERENCE, PROMPT, SFT, TEXT, UNPAIRED
 from training.recipes.backends import BACKENDS, DEEPSPEED_STAGES, backend_problems
+from training.recipes.grpo_variants import (
+    GRPO_LOSS_TYPES,
+    GRPO_VARIANTS,
+    IMPORTANCE_SAMPLING_LEVELS,
+    SCALE_REWARDS,
+    grpo_problems,
+)
 from training.recipes.servability import DEFAULT_MAX_LORA_RANK, lora_problems
 from training.recipes.values import ALL_LINEAR, check_type, coerce, range_text
 
@@ -43,33 +50,11 @@ from training.recipes.values import ALL_LINEAR, check_type, coerce, range_text
 # The alignment-handbook's full fine-tuning learning rates are 2e-5 (SFT) and 5e-7 (DPO), a
 # tenth of their LoRA ones: set learning_rate with finetuning_type=full.
 FINETUNING_TYPES = ("lora", "full")
-LR_SCHEDULERS = (
-    "linear",
-    "cosine",
-    "cosine_with_restarts",
-    "polynomial",
-    "constant",
-    "constant_with_warmup",
-    "inverse_sqrt",
-)
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                 "inverse_sqrt")
 # trl 1.16 DPOConfig.loss_type values
-DPO_LOSS_TYPES = (
-    "sigmoid",
-    "hinge",
-    "ipo",
-    "exo_pair",
-    "nca_pair",
-    "robust",
-    "bco_pair",
-    "sppo_hard",
-    "aot",
-    "aot_unpaired",
-    "apo_zero",
-    "apo_down",
-    "discopop",
-    "sft",
-    "sigmoid_norm",
-)
+DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
 # short names accepted by apply_overrides
 ALIASES = {
     "lr": "learning_rate",
@@ -329,7 +314,15 @@ class GRPORecipeConfig(RecipeConfig):
     max_completion_length: int = field(default=256, metadata=_rng(1, 1_048_576))
     temperature: float = field(default=1.0, metadata=_rng(0, 10, lo_open=True))
     beta: float = field(default=0.0, metadata=_rng(0, 100))  # KL weight; TRL's default 0 needs no reference
-    use_vllm: bool = False  # generate through vLLM (GPU machines; colocated)
+    use_vllm: bool = False  # generate through vLLM (CUDA GPU machines only; colocated)
+    # the loss variant (training.recipes.grpo_variants); defaults: TRL's
+    loss_type: str = field(default="dapo", metadata={"choices": GRPO_LOSS_TYPES})
+    importance_sampling_level: str = field(default="token", metadata={"choices": IMPORTANCE_SAMPLING_LEVELS})
+    scale_rewards: str = field(default="group", metadata={"choices": SCALE_REWARDS})
+    epsilon: float = field(default=0.2, metadata=_rng(0, 100, lo_open=True))  # lower clip bound
+    epsilon_high: float = field(default=0.0, metadata=_rng(0, 100))  # upper clip bound; 0: epsilon
+    # optimizer steps per generation batch; 0: gradient_accumulation_steps (on-policy)
+    steps_per_generation: int = field(default=0, metadata=_rng(0, 4096))
 
     def length_limit(self) -> int:
         """The longest prompt that leaves room for a whole completion within ``max_length``."""
@@ -337,9 +330,12 @@ class GRPORecipeConfig(RecipeConfig):
 
     def problems(self) -> list[str]:
         out = super().problems()
-        if self.per_device_train_batch_size * self.gradient_accumulation_steps % self.num_generations:
-            out.append("num_generations: must divide per_device_train_batch_size x gradient_accumulation_steps")
-        return out
+        steps = self.steps_per_generation or self.gradient_accumulation_steps
+        if self.per_device_train_batch_size * steps % self.num_generations:
+            what = "steps_per_generation" if self.steps_per_generation else "gradient_accumulation_steps"
+            out.append(f"num_generations: must divide per_device_train_batch_size x {what} (the generation batch)")
+        return out + grpo_problems(loss_type=self.loss_type, importance_sampling_level=self.importance_sampling_level,
+                                   epsilon=self.epsilon, epsilon_high=self.epsilon_high)
 
 
 @dataclass
@@ -430,6 +426,8 @@ PRESETS: dict[str, dict[str, RecipeConfig]] = {
         "cpu-smoke": GRPORecipeConfig(**{**_SMOKE, "max_steps": 4, "per_device_train_batch_size": 4,
                                          "num_generations": 4, "max_completion_length": 32, "max_train_rows": 16,
                                          "learning_rate": 1e-5}),
+        # the published loss variants, on the zephyr-lora sizes (training.recipes.grpo_variants)
+        **{name: GRPORecipeConfig(**settings) for name, settings in GRPO_VARIANTS.items()},
     },
     "pretrain": {
         "zephyr-lora": PretrainRecipeConfig(),

@@ -78,8 +78,11 @@ def train(run: RecipeRun) -> int:
         torch.set_num_threads(cfg.num_threads)
     device = _device_for(spec, cfg)
     recipe = RECIPES[cfg.method]
+    if hasattr(recipe, "check_device"):
+        recipe.check_device(cfg, device)
     rows = common.load_rows(spec["dataset_path"], cfg)
-    # optional hooks of a method module: split_rows, MODEL, PEFT_TASK_TYPE, fit_rows, extra_parts, heldout_metrics
+    # optional hooks of a method module: check_device, split_rows, MODEL, PEFT_TASK_TYPE, fit_rows, extra_parts,
+    # heldout_metrics
     train_rows, heldout = recipe.split_rows(rows, cfg) if hasattr(recipe, "split_rows") else (rows, [])
     log.info("%s: %d rows (%d held out) from %s, base %s, device %s, %d threads", cfg.method, len(rows),
              len(heldout), spec["dataset_path"], base, device, torch.get_num_threads())

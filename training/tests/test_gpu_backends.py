@@ -1,12 +1,16 @@
 """``backend=unsloth`` and DeepSpeed ZeRO 2/3 on a machine without a GPU: their combinations are
 checked like any recipe value, the launch (admin form, ``launch_training``) refuses them naming the
 missing GPU, the form says so beforehand, and the runner itself refuses them on the CPU. Their GPU
-runs are in ``scripts/gpu_check.sh``."""
+runs are in ``scripts/gpu_check.sh``, which refuses to start without a GPU and whose ``--dry-run``
+builds and checks every planned job here."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+import sys
 from io import StringIO
 from pathlib import Path
 
@@ -22,7 +26,7 @@ from training.forms import JobLaunchForm
 from training.models import Dataset, Job
 from training.recipes import progress
 from training.recipes.backends import accelerate_config
-from training.recipes.config import RecipeConfigError, config_from_dict
+from training.recipes.config import RecipeConfigError, config_from_dict, preset
 
 MISSING_GPU = "needs an NVIDIA CUDA GPU on the training workers, and this arena has none declared"
 
@@ -137,3 +141,45 @@ def test_a_worker_without_a_declared_gpu_starts_the_runner_plain_so_it_refuses_c
     assert _deepspeed_config(full) is None
     settings.ARENA_TRAINING_DEVICE = "cuda"
     assert _deepspeed_config(full) == accelerate_config("zero3") and _deepspeed_config({"deepspeed": "none"}) is None
+
+
+# ---------------------------------------------------------------------- scripts/gpu_check.sh on a CPU machine
+
+
+def _gpu_check(tmp_path: Path, *args: str, path: str) -> subprocess.CompletedProcess:
+    env = {"PATH": path, "HOME": str(tmp_path), "PYTHON": sys.executable, "GPU_CHECK_OUT": str(tmp_path / "out")}
+    return subprocess.run(["/bin/bash", str(django_settings.BASE_DIR / "scripts" / "gpu_check.sh"), *args],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_gpu_check_refuses_clearly_without_a_gpu(tmp_path):
+    bin_dir = tmp_path / "bin"  # a PATH with the script's one external tool and no nvidia-smi
+    bin_dir.mkdir()
+    (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
+    done = _gpu_check(tmp_path, path=str(bin_dir))
+    assert done.returncode == 1 and "no nvidia-smi: this check needs an NVIDIA GPU" in done.stderr
+    driver = subprocess.run([sys.executable, "scripts/gpu_check.py", "--model-dir", "m", "--data", "data", "--out",
+                             str(tmp_path / "o")], cwd=django_settings.BASE_DIR, env={"PATH": str(bin_dir)},
+                            capture_output=True, text=True, timeout=300)
+    assert driver.returncode == 1 and "this check needs an NVIDIA GPU and this machine has none" in driver.stderr
+    assert not (tmp_path / "o" / "job-sft").exists()  # refused before anything was written
+
+
+def test_the_gpu_check_dry_run_builds_every_planned_job_on_the_cpu(tmp_path):
+    done = _gpu_check(tmp_path, "--dry-run", path=os.environ["PATH"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    plan = {job["label"]: job for job in json.loads((tmp_path / "out" / "plan.json").read_text())}
+    assert plan["grpo-vllm"]["gpu_only"] == plan["gspo-vllm"]["gpu_only"] == ["use_vllm=true"]
+    assert plan["qlora-sft"]["gpu_only"] == ["load_in_4bit=true"] and plan["qlora-sft"]["needs"] == "--backends"
+    for label, job in plan.items():
+        spec = json.loads((Path(job["job_dir"]) / "job.json").read_text())
+        assert spec["device"] == "cuda"
+        config = config_from_dict(spec["method"], spec["config"])  # every config is valid as written
+        assert config.max_steps == preset(spec["method"], "cpu-smoke").max_steps, label
+    gspo = json.loads((Path(plan["gspo-vllm"]["job_dir"]) / "job.json").read_text())
+    assert gspo["reward_model_path"] == "<adapter of reward>"
+    assert {k: gspo["config"][k] for k in ("use_vllm", "loss_type", "importance_sampling_level")} == {
+        "use_vllm": True, "loss_type": "grpo", "importance_sampling_level": "sequence"}
+    prompts = (tmp_path / "out" / "prompts.jsonl").read_text().splitlines()
+    assert len(prompts) == 400  # arena-hard less the gate's 100 held-out prompts
+    assert "nothing trained" in done.stdout and not (tmp_path / "out" / "figures.json").exists()

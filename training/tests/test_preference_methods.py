@@ -1,8 +1,8 @@
 """The real recipe subprocess for the methods beyond SFT and DPO, on the real SmolLM2-135M-Instruct
 and real data (CPU, tiny): a reward model on HH-RLHF pairs (with its held-out accuracy), GRPO
-against that reward model, the scorer and the gate with it, and the refusals. KTO and continued
-pretraining are trained once, by a real worker, in tests/test_training_methods.py, which checks
-their recipe events and adapters as well.
+against that reward model (and each of its loss variants), the scorer and the gate with it, and
+the refusals. KTO and continued pretraining are trained once, by a real worker, in
+tests/test_training_methods.py, which checks their recipe events and adapters as well.
 
 Skipped unless the engine env, the converted model and the shared data exist (failed instead
 under ``ARENA_REQUIRE_REAL_PARTS=1``).
@@ -21,6 +21,7 @@ from tests.helpers import shared_data_file
 from training import gate
 from training.models import Checkpoint, Dataset, Job
 from training.recipes import progress
+from training.recipes.grpo_variants import GRPO_VARIANTS
 from training.tests.test_recipe_run import (  # noqa: F401 - _real_parts is an autouse fixture
     ARENA_ENGINE_PYTHON,
     BASE_MODEL,
@@ -93,6 +94,37 @@ def test_grpo_against_the_reward_model(tmp_path, reward_run, dpo_rows):  # noqa:
     for e in (e for e in events if e["event"] == "log"):
         assert isinstance(e["reward"], float)  # the reward model's scores of the sampled completions
     assert_servable_adapter(tmp_path / "adapter-grpo")
+
+
+@pytest.mark.parametrize("variant", list(GRPO_VARIANTS))
+def test_each_grpo_loss_variant_trains(variant, tmp_path, reward_run, dpo_rows):  # noqa: F811
+    """Each published variant's settings on the tiny run: two optimizer steps from one generation batch
+    (steps_per_generation=2), so the second step is off-policy and the variant's ratios and clipping
+    act; the start event says what TRL's trainer runs with."""
+    _, _, adapter = reward_run
+    settings = {**GRPO_VARIANTS[variant], "steps_per_generation": 2}
+    overrides = ["num_generations=2", "max_completion_length=16", *(f"{k}={v}" for k, v in settings.items())]
+    job_dir = make_job(tmp_path, "grpo", [{"prompt": r["prompt"]} for r in dpo_rows], overrides=overrides,
+                       reward_model_path=str(adapter))
+    rc, events = run(job_dir)
+    assert rc == progress.EXIT_OK, log_tail(job_dir)
+    assert_progress(events, "grpo", 2)
+    start = events[1]
+    assert (start["loss_type"], start["steps_per_generation"]) == (settings["loss_type"], 2)
+    assert start["importance_sampling_level"] == settings.get("importance_sampling_level", "token")
+    assert start["scale_rewards"] == settings.get("scale_rewards", "group")
+    assert start["epsilon"] == pytest.approx(settings.get("epsilon", 0.2))
+    assert start["epsilon_high"] == settings.get("epsilon_high")  # TRL's None: the same as epsilon
+    assert_servable_adapter(tmp_path / "adapter-grpo")
+
+
+def test_grpo_generation_through_vllm_is_refused_on_the_cpu(tmp_path, dpo_rows):  # noqa: F811
+    job_dir = make_job(tmp_path, "grpo", [{"prompt": r["prompt"]} for r in dpo_rows],
+                       overrides=["num_generations=2", "use_vllm=true"], reward_model_path=str(tmp_path))
+    rc, events = run(job_dir)
+    assert rc == progress.EXIT_ERROR
+    assert "use_vllm (GRPO generation through vLLM, colocated with training) needs a CUDA GPU" in events[-1]["error"]
+    assert [e["event"] for e in events] == ["init", "error"]  # refused before any model was loaded
 
 
 def test_grpo_without_a_reward_model_is_a_clear_error(tmp_path, dpo_rows):  # noqa: F811

@@ -9,7 +9,8 @@
 and optionally: ``split_rows(rows, cfg)`` -> (train, held out); ``MODEL = "seq-cls"`` and
 ``PEFT_TASK_TYPE`` (a scorer); ``fit_rows(rows, tokenizer, cfg)`` -> the training rows that fit
 ``max_length`` (GRPO's prompts); ``extra_parts(spec, base, device)`` -> more trainer keyword
-arguments (GRPO's reward model); ``heldout_metrics(trainer, heldout, tokenizer, cfg)`` -> more
+arguments (GRPO's reward model); ``check_device(cfg, device)`` raises ``JobError`` for settings the
+device cannot run (before any model loads; GRPO's ``use_vllm`` off CUDA); ``heldout_metrics(trainer, heldout, tokenizer, cfg)`` -> more
 ``done`` metrics.
 
 Adding a method: its config class in ``training.recipes.config`` (with its dataset kind, label

@@ -6,7 +6,9 @@ and it is the trainer TRL develops first (vLLM generation, LoRA). Each prompt ge
 ``num_generations`` completions, scored by the reward model (``job.json``'s
 ``reward_model_path``: a scorer checkpoint's adapter, merged into the base's classification
 body). Generation runs in the policy on the CPU, or through vLLM (``use_vllm``, colocated) on
-a GPU machine. With ``beta`` 0 (TRL's default) no reference model is loaded.
+a GPU machine (``check_device`` refuses it elsewhere). With ``beta`` 0 (TRL's default) no
+reference model is loaded. The loss variant (``loss_type``, GSPO's sequence-level importance
+sampling, reward scaling, clip bounds) is the config's: ``training.recipes.grpo_variants``.
 
 TRL's GRPO never truncates a prompt, and arena-hard prompts run to 2,500 tokens: ``fit_rows``
 drops the prompts longer than ``max_length - max_completion_length`` tokens (as the reward
@@ -46,14 +48,30 @@ def fit_rows(rows: list[dict[str, Any]], tokenizer, cfg: GRPORecipeConfig) -> li
                                                  return_dict=True)["input_ids"]) <= budget]
 
 
+def check_device(cfg: GRPORecipeConfig, device: str) -> None:
+    """Generation through vLLM runs colocated on the training GPU: refused clearly anywhere else."""
+    if cfg.use_vllm and device != "cuda":
+        raise JobError("use_vllm (GRPO generation through vLLM, colocated with training) needs a CUDA GPU; this job "
+                       "runs on the CPU. Generate with the policy itself here (use_vllm=false).")
+
+
 def trainer_config(fields: dict[str, Any], cfg: GRPORecipeConfig):
     from trl import GRPOConfig
 
     fields = dict(fields)
     fields.pop("max_length")  # GRPOConfig bounds the completion only; fit_rows bounds the prompt
+    vllm = {}
+    if cfg.use_vllm:
+        # the colocated engine's context: fit_rows keeps every prompt + completion within max_length, and
+        # a bound keeps vLLM from reserving KV cache for the model's whole context beside training
+        vllm = {"vllm_mode": "colocate", "vllm_max_model_length": cfg.max_length}
+        if cfg.loss_type == "vespo":  # TRL's VESPO accepts only a token-level vLLM sampling correction
+            vllm["vllm_importance_sampling_mode"] = "token_truncate"
     return GRPOConfig(**fields, num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
-                      temperature=cfg.temperature, beta=cfg.beta, use_vllm=cfg.use_vllm,
-                      **({"vllm_mode": "colocate"} if cfg.use_vllm else {}))
+                      temperature=cfg.temperature, beta=cfg.beta, use_vllm=cfg.use_vllm, loss_type=cfg.loss_type,
+                      importance_sampling_level=cfg.importance_sampling_level, scale_rewards=cfg.scale_rewards,
+                      epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high or None,
+                      steps_per_generation=cfg.steps_per_generation or None, **vllm)
 
 
 def build_trainer(parts: dict[str, Any]):
@@ -63,4 +81,8 @@ def build_trainer(parts: dict[str, Any]):
 
 
 def start_fields(trainer, init_dir: Path | None) -> dict[str, Any]:
-    return {"reward_model": True}
+    """The loss variant as TRL's trainer holds it (not as asked): what this run really optimises."""
+    args = trainer.args
+    return {"reward_model": True, "loss_type": args.loss_type, "importance_sampling_level": args.importance_sampling_level,
+            "scale_rewards": args.scale_rewards, "epsilon": args.epsilon, "epsilon_high": args.epsilon_high,
+            "steps_per_generation": args.steps_per_generation, "use_vllm": args.use_vllm}
