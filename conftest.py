@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ from tests.helpers import (
     database_url_for_subprocess,
     free_port,
     missing_part,
-    open_connections,
     start_smollm2_engine,
 )
 
@@ -119,58 +117,22 @@ def chromium_path() -> str:
     return path
 
 
-class _SharedDaphne:
-    """The session's daphne (one at a time), kept from test to test while the environment a test
-    gives it (the protections, ``ARENA_*`` settings a test sets with monkeypatch.setenv) is the same."""
-
-    def __init__(self):
-        self.process, self.port, self.key = None, 0, None
-
-    def url_for(self, env: dict) -> str:
-        key = sorted((name, value) for name, value in env.items() if name != "PYTEST_CURRENT_TEST")
-        if self.process is None or self.process.poll() is not None or key != self.key:
-            self.stop()
-            self.port = free_port()
-            try:
-                self.process = start_daphne(REPO, self.port, env, REPO / "var" / "logs" / "test-daphne.log")
-            except RuntimeError as exc:
-                pytest.fail(str(exc))
-            self.key = key
-        return f"http://127.0.0.1:{self.port}"
-
-    def settle(self, timeout: float = 10.0) -> None:
-        """Wait until no client is connected (a test's browser and sockets are closed), so that
-        nothing of this test is still served when its database is flushed; else stop the server."""
-        deadline = time.monotonic() + timeout
-        while open_connections(self.port) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if open_connections(self.port):
-            self.stop()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        self.process = None
-
-
-@pytest.fixture(scope="session")
-def _shared_daphne():
-    daphne = _SharedDaphne()
-    yield daphne
-    daphne.stop()
-
-
 @pytest.fixture
-def asgi_server(transactional_db, _shared_daphne):
+def asgi_server(transactional_db):
     """The real ASGI app (HTTP + WebSockets) served by daphne from a subprocess, on the test database.
 
-    One daphne serves the session's tests (it starts in seconds, ten times over otherwise): each test
-    still sees only its own rows (transactional_db empties the tables after it), and a test that
-    sets a different environment for the server (the attack test's protections) gets a new one."""
+    A daphne per test, not per session: transactional_db empties the tables after each test and
+    post_migrate then recreates the content types under new ids, which a longer-lived server would
+    keep in its ContentType cache (an admin action's log entry then fails its foreign key)."""
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url_for_subprocess()}
-    yield _shared_daphne.url_for(env)
-    _shared_daphne.settle()
+    try:
+        process = start_daphne(REPO, port, env, REPO / "var" / "logs" / "test-daphne.log")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(10)
 
 
 #: The abuse protections (arena/abuse/limits.py, arena/quality/rules.py) are off in tests unless a test turns

@@ -106,18 +106,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def open_connections(port: int) -> int:
-    """How many TCP connections to a local server on ``port`` are established (from /proc/net)."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as rows:
-            for row in list(rows)[1:]:
-                fields = row.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # 01: ESTABLISHED
-                    count += 1
-    return count
-
-
 def start_smollm2_engine(log_name: str):
     """A real SmolLM2 vLLM CPU engine on a free port, ready (an EngineProcess: stop() it), or the test fails."""
     from django.conf import settings
