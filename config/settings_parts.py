@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import math
 import sys
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from arena.ratings.scale import parse_anchor
 
 FILESYSTEM_BROKER = "filesystem://"
 
@@ -85,20 +86,14 @@ def filesystem_broker_options(broker_dir: Path) -> dict:
 
 
 def leaderboard_anchor(raw: str) -> tuple[str, float] | None:
-    """``ARENA_LEADERBOARD_ANCHOR`` = ``MODEL=RATING``, or None (ratings centred at mean 1000)."""
-    raw = raw.strip()
-    if not raw:
+    """``ARENA_LEADERBOARD_ANCHOR`` = ``MODEL=RATING`` (:func:`arena.ratings.parse_anchor`), or None
+    (ratings centred at mean 1000)."""
+    if not raw.strip():
         return None
-    model, sep, rating = raw.rpartition("=")
     try:
-        value = float(rating)
-    except ValueError:
-        value = math.nan
-    if not sep or not model.strip() or not math.isfinite(value):
-        raise ImproperlyConfigured(
-            f"ARENA_LEADERBOARD_ANCHOR={raw!r} must be MODEL=RATING, e.g. mixtral-8x7b-instruct-v0.1=1114"
-        )
-    return model.strip(), value
+        return parse_anchor(raw.strip())
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"ARENA_LEADERBOARD_ANCHOR {exc}") from None
 
 
 def ip_networks(name: str, nets: list[str]) -> list[str]:

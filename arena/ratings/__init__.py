@@ -60,6 +60,7 @@ from arena.ratings.scale import (
     TIE,
     TIE_BOTHBAD,
     WINNERS,
+    parse_anchor,
 )
 from arena.ratings.style_control import (
     STYLE_FEATURE_NAMES,
@@ -104,6 +105,7 @@ __all__ = [
     "fit_ties",
     "outcome_probs",
     "pair_weights",
+    "parse_anchor",
     "predicted_win_rate",
     "prior_reg",
     "prior_sd_of_reg",

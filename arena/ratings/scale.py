@@ -26,3 +26,16 @@ POINTS_PER_LOGIT = ELO_SCALE / math.log(ELO_BASE)
 
 #: The public board's anchor: this model is shifted to this rating.
 LMSYS_ANCHOR: tuple[str, float] = ("mixtral-8x7b-instruct-v0.1", 1114.0)
+
+
+def parse_anchor(raw: str) -> tuple[str, float]:
+    """``MODEL=RATING`` (an anchor: MODEL is shifted to RATING) → ``(model, rating)``; the model may
+    contain "=" (the last one splits). Raises ValueError naming the expected syntax."""
+    model, sep, value = raw.rpartition("=")
+    try:
+        rating = float(value)
+    except ValueError:
+        rating = math.nan
+    if not sep or not model.strip() or not math.isfinite(rating):
+        raise ValueError(f"must be MODEL=RATING, e.g. {LMSYS_ANCHOR[0]}={LMSYS_ANCHOR[1]:.0f}; got {raw!r}")
+    return model.strip(), rating

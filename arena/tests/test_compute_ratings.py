@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 
 from arena.ratings import WINNERS
+from config.settings_parts import leaderboard_anchor
 from tests.helpers import shared_data_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,6 +197,13 @@ def test_a_bad_anchor_is_a_clear_error(tmp_path, anchor, message):
         run(str(path), "--anchor", anchor)
 
 
+def test_the_anchor_setting_reads_the_same_syntax_and_names_itself():
+    # one parser (arena.ratings.parse_anchor) for the setting and the option; the model may hold "="
+    assert leaderboard_anchor(" a=b=1114 ") == ("a=b", 1114.0) and leaderboard_anchor("  ") is None
+    with pytest.raises(ImproperlyConfigured, match="ARENA_LEADERBOARD_ANCHOR must be MODEL=RATING.*'mixtral=inf'"):
+        leaderboard_anchor("mixtral=inf")
+
+
 def test_a_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError, match="cannot read"):
         run(str(tmp_path / "nope.jsonl"))
@@ -209,3 +218,19 @@ def test_from_the_shell_a_bad_file_exits_non_zero_with_nothing_on_stdout(tmp_pat
     assert result.returncode != 0
     assert result.stdout == ""
     assert "line 2" in result.stderr and "expected a JSON object" in result.stderr
+
+
+def test_from_the_shell_it_skips_django_setup_and_prints_what_call_command_prints(tmp_path):
+    # manage.py runs compute_ratings without django.setup() (NO_SETUP_COMMANDS): no app, admin or
+    # serving client is imported, and the rows are those of the command after a full set-up.
+    records = [{"model_a": a, "model_b": b, "winner": w} for a, b, w in
+               [("x", "y", "model_a"), ("y", "z", "tie"), ("z", "x", "model_b"), ("x", "z", "tie (bothbad)")] * 5]
+    path = write_lines(tmp_path / "b.jsonl", records)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "manage.py", "compute_ratings", str(path), "--seed", "3"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "numpy" in imported and not imported & {"django.contrib.admin", "openai", "daphne", "arena.models"}
+    assert json.loads(result.stdout) == run(str(path), "--seed", "3")

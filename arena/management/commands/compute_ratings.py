@@ -33,23 +33,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from arena.battle_files.parse import BattleFileError, file_bytes, read_battle_arrays
 from arena.leaderboard.boards import CLI_ROW_KEYS, board_build
 from arena.leaderboard.provisional import ProvisionalRule
-from arena.ratings import CI_METHODS, INITIAL_RATING, TIE_MODELS, PairCounts, elo_from_arrays
+from arena.ratings import CI_METHODS, INITIAL_RATING, TIE_MODELS, PairCounts, elo_from_arrays, parse_anchor
 from arena.ratings.leaderbot import fit_leaderbot, leaderbot_rows
 
 #: The keys of each printed row: the board's CLI columns and the flip counts of arena.ratings.fragility.
 ROW_KEYS = (*CLI_ROW_KEYS, "flips_with", "flips_votes")
-
-
-def parse_anchor(raw: str) -> tuple[str, float]:
-    """``MODEL=RATING`` → ``(model, rating)``; raises CommandError with the expected syntax."""
-    model, sep, value = raw.rpartition("=")
-    try:
-        rating = float(value)
-    except ValueError:
-        rating = math.nan
-    if not sep or not model.strip() or not math.isfinite(rating):
-        raise CommandError(f"--anchor must be MODEL=RATING, e.g. mixtral-8x7b-instruct-v0.1=1114; got {raw!r}")
-    return model.strip(), rating
 
 
 def _pair_counts(file: str) -> PairCounts | None:
@@ -133,7 +121,10 @@ class Command(BaseCommand):
             raise CommandError("--provisional-votes and --provisional-width must be 0 or more")
         if min_pair_count is not None and min_pair_count < 1:
             raise CommandError("--min-pair-count must be 1 or more")
-        anchor_pair = parse_anchor(anchor) if anchor is not None else None
+        try:
+            anchor_pair = parse_anchor(anchor) if anchor is not None else None
+        except ValueError as exc:
+            raise CommandError(f"--anchor {exc}") from None
         try:
             battles = read_battle_arrays(file)
         except BattleFileError as exc:
