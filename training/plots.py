@@ -4,9 +4,50 @@ JavaScript library, no CDN."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from html import escape
 
 from arena.chart_ticks import nice_ticks
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """A chart's box: the viewBox size, the margins around the plot area and the label font size."""
+
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    font: int
+
+    def start(self, title: str, css_class: str, title_at: tuple[int, int], title_size: int) -> list[str]:
+        """The opening tag (with the title as its accessible name) and the visible title."""
+        return [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.width} {self.height}" role="img" '
+                f'aria-label="{escape(title)}" class="{css_class}">',
+                f'<text x="{title_at[0]}" y="{title_at[1]}" font-size="{title_size}" font-weight="600">{escape(title)}</text>']
+
+    def empty(self, svg: list[str], text: str) -> str:
+        """The chart closed with ``text`` in its middle (no data to draw)."""
+        svg.append(f'<text x="{self.width / 2}" y="{self.height / 2}" text-anchor="middle" fill="#667085" font-size="12">'
+                   f"{text}</text></svg>")
+        return "".join(svg)
+
+    def y_grid(self, svg: list[str], ticks: list[float], sy, fmt: str) -> None:
+        """A light horizontal line and a label at each y tick."""
+        for tick in ticks:
+            svg.append(f'<line x1="{self.left}" x2="{self.width - self.right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" '
+                       f'stroke="#eef0f4"/><text x="{self.left - 6}" y="{sy(tick) + 4:.1f}" '
+                       f'text-anchor="end" font-size="{self.font}" fill="#667085">{tick:{fmt}}</text>')
+
+    def x_axis(self, svg: list[str], ticks: list[float], sx, label: str, label_size: int) -> None:
+        """The x tick labels under the plot area and the axis label at the bottom."""
+        for tick in ticks:
+            svg.append(f'<text x="{sx(tick):.1f}" y="{self.height - self.bottom + 14}" '
+                       f'text-anchor="middle" font-size="{self.font}" fill="#667085">{tick:g}</text>')
+        svg.append(f'<text x="{(self.left + self.width - self.right) / 2}" y="{self.height - 4}" text-anchor="middle" '
+                   f'font-size="{label_size}" fill="#667085">{escape(label)}</text>')
 
 
 def line_chart(series: dict[str, list[tuple[float, float]]], *, title: str, x_label: str = "step",
@@ -16,13 +57,10 @@ def line_chart(series: dict[str, list[tuple[float, float]]], *, title: str, x_la
     points = {name: [(x, y) for x, y in pts if y is not None and math.isfinite(y)] for name, pts in series.items()}
     all_points = [p for pts in points.values() for p in pts]
     left, right, top, bottom = 56, 12, 28, 34
-    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{escape(title)}" class="chart">',
-           f'<text x="{left}" y="17" font-size="13" font-weight="600">{escape(title)}</text>']
+    frame = _Frame(width, height, left, right, top, bottom, font=10)
+    svg = frame.start(title, "chart", (left, 17), 13)
     if not all_points:
-        svg.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#667085" font-size="12">'
-                   "no data yet</text></svg>")
-        return "".join(svg)
+        return frame.empty(svg, "no data yet")
     xs, ys = [p[0] for p in all_points], [p[1] for p in all_points]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
     y0, y1 = min(ys), max(ys)
@@ -35,18 +73,11 @@ def line_chart(series: dict[str, list[tuple[float, float]]], *, title: str, x_la
     def sy(y: float) -> float:
         return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
 
-    for tick in nice_ticks(y0, y1):
-        svg.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#eef0f4"/>'
-                   f'<text x="{left - 6}" y="{sy(tick) + 4:.1f}" text-anchor="end" font-size="10" fill="#667085">'
-                   f"{tick:.4g}</text>")
+    frame.y_grid(svg, nice_ticks(y0, y1), sy, ".4g")
     x_ticks = nice_ticks(x0, x1)
     if all(float(x).is_integer() for x in xs):
         x_ticks = [t for t in x_ticks if float(t).is_integer()]  # steps are whole numbers
-    for tick in x_ticks:
-        svg.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 14}" text-anchor="middle" font-size="10" '
-                   f'fill="#667085">{tick:g}</text>')
-    svg.append(f'<text x="{(left + width - right) / 2}" y="{height - 4}" text-anchor="middle" font-size="11" '
-               f'fill="#667085">{escape(x_label)}</text>')
+    frame.x_axis(svg, x_ticks, sx, x_label, 11)
     for index, (name, pts) in enumerate(points.items()):
         color = colors[index % len(colors)]
         if pts:
@@ -85,13 +116,10 @@ def histogram_chart(bins: list[list[int]], *, title: str, x_label: str = "tokens
     (label -> x, e.g. each preset's max_length) that falls within the axis. Narrower than the line
     charts, with larger text, so that scaled down to a phone's width its labels stay readable."""
     left, right, top, bottom = 44, 10, 30, 36
-    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{escape(title)}" class="chart histogram">',
-           f'<text x="4" y="18" font-size="14" font-weight="600">{escape(title)}</text>']
+    frame = _Frame(width, height, left, right, top, bottom, font=12)
+    svg = frame.start(title, "chart histogram", (4, 18), 14)
     if not bins:
-        svg.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#667085" font-size="12">'
-                   "no rows</text></svg>")
-        return "".join(svg)
+        return frame.empty(svg, "no rows")
     x0, x1 = bins[0][0], bins[-1][1]
     y1 = max(count for _, _, count in bins) or 1
     y_ticks = [t for t in nice_ticks(0, y1) if float(t).is_integer()]
@@ -103,20 +131,13 @@ def histogram_chart(bins: list[list[int]], *, title: str, x_label: str = "tokens
     def sy(y: float) -> float:
         return height - bottom - y / y1 * (height - top - bottom)
 
-    for tick in y_ticks:
-        svg.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" stroke="#eef0f4"/>'
-                   f'<text x="{left - 5}" y="{sy(tick) + 4:.1f}" text-anchor="end" font-size="12" fill="#667085">'
-                   f"{tick:g}</text>")
+    frame.y_grid(svg, y_ticks, sy, "g")
     for low, high, count in bins:
         if count:
             svg.append(f'<rect x="{sx(low) + 0.5:.1f}" y="{sy(count):.1f}" width="{max(0.5, sx(high) - sx(low) - 1):.1f}" '
                        f'height="{sy(0) - sy(count):.1f}" fill="#3457d5"><title>{low}–{high - 1} tokens: {count} '
                        f"row{'s' if count != 1 else ''}</title></rect>")
-    for tick in nice_ticks(x0, x1, 4):
-        svg.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 15}" text-anchor="middle" font-size="12" '
-                   f'fill="#667085">{tick:g}</text>')
-    svg.append(f'<text x="{(left + width - right) / 2}" y="{height - 4}" text-anchor="middle" font-size="12" '
-               f'fill="#667085">{escape(x_label)}</text>')
+    frame.x_axis(svg, nice_ticks(x0, x1, 4), sx, x_label, 12)
     shown = [(label, x) for label, x in (marks or {}).items() if x0 <= x <= x1]
     for index, (label, x) in enumerate(shown):
         # the label beside its line, on the side with room, one line lower per mark
