@@ -69,7 +69,20 @@ class DatasetImportForm(forms.ModelForm):
         return data
 
 
-_PRESET_CHOICES = [("", "— defaults —")] + sorted({(name, name) for presets in PRESETS.values() for name in presets})
+def _preset_choices() -> list:
+    """The presets every method has, then, grouped, those only some methods have ("GRPO only"), so a
+    preset's method shows before launching (a wrong pair is still refused by ``job_config``)."""
+    every = set.intersection(*(set(presets) for presets in PRESETS.values()))
+    only: dict[tuple[str, ...], list[str]] = {}
+    for name in sorted({name for presets in PRESETS.values() for name in presets} - every):
+        methods = tuple(method for method, presets in PRESETS.items() if name in presets)
+        only.setdefault(methods, []).append(name)
+    return [("", "— defaults —"), *((name, name) for name in sorted(every)),
+            *((f"{', '.join(m.upper() for m in methods)} only", [(name, name) for name in names])
+              for methods, names in only.items())]
+
+
+_PRESET_CHOICES = _preset_choices()
 
 
 class JobLaunchForm(forms.ModelForm):

@@ -108,6 +108,15 @@ class TestJobAdmin:
         assert form.cleaned_data["overrides"] == ["max_steps=3", "lr=1e-4"]
         assert not Job.objects.exists() and broker_queue("training") == []
 
+    def test_presets_of_one_method_are_grouped_and_refused_for_another(self, admin_client, tmp_path, broker_queue):
+        page = admin_client.get(reverse("admin:training_job_add")).content.decode()
+        assert '<optgroup label="GRPO only">' in page and page.index("cpu-smoke") < page.index("GRPO only") < page.index("dapo")
+        form = {"base_model": self.base.pk, "method": "sft", "dataset": self.make_dataset(tmp_path).pk, "preset": "dapo",
+                "finetuning_type": "lora", "overrides": ""}
+        response = admin_client.post(reverse("admin:training_job_add"), form)
+        assert response.status_code == 200 and "unknown sft preset &#x27;dapo&#x27;" in response.content.decode()
+        assert not Job.objects.exists() and broker_queue("training") == []
+
     def test_a_full_fine_tune_is_a_choice_on_the_launch_form_said_once(self, admin_client, broker_queue, tmp_path,
                                                                       django_capture_on_commit_callbacks):
         dataset = self.make_dataset(tmp_path)
