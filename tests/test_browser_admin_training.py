@@ -53,6 +53,9 @@ def test_an_admin_launches_an_sft_job_and_watches_it_succeed(launch_setup, asgi_
     expect(page.locator("#job-status")).to_have_text("Succeeded", timeout=300_000)
     job = off_the_event_loop(lambda: Job.objects.select_related("created_by").get())
     expect(page.locator("#job-contestant")).to_have_text(f"smollm2-135m-instruct-sft-j{job.pk}")
+    # Finished: the cancel button and the launch's "queued" message went with the last poll.
+    expect(page.locator("#cancel-job")).to_have_count(0)
+    expect(page.locator("ul.messagelist li.info")).to_have_count(0)
     assert page.locator(".job-panel svg").count() >= 2
     assert job.created_by.username == "boss"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

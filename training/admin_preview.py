@@ -29,6 +29,11 @@ def _row_parts(row: dict) -> dict:
     return {"label": row.get("label"), "parts": parts}
 
 
+def _waiting(dataset: Dataset) -> bool:
+    """Whether the page should keep polling: computing, and not stalled."""
+    return dataset.preview_status == PreviewStatus.COMPUTING and not previews.preview_stalled(dataset)
+
+
 def preview_panel(dataset: Dataset) -> str:
     """The dataset page's preview panel: status, rendered rows, histogram, cuts per preset."""
     preview = dataset.preview or {}
@@ -42,7 +47,8 @@ def preview_panel(dataset: Dataset) -> str:
     return render_to_string("admin/training/dataset/preview_panel.html", {
         "dataset": dataset, "preview": preview, "chart": chart if preview.get("histogram") else "",
         "effects": effects, "rows": [_row_parts(row) for row in preview.get("rows", [])],
-        "computing": dataset.preview_status == PreviewStatus.COMPUTING,
+        "computing": _waiting(dataset),
+        "stalled": previews.preview_stalled(dataset), "stalled_minutes": previews.PREVIEW_STALLED_S // 60,
     })
 
 
@@ -64,7 +70,8 @@ class DatasetPreviewMixin:
         dataset = get_object_or_404(Dataset, pk=dataset_id)
         if not self.has_view_permission(request, dataset):
             return JsonResponse({"error": "forbidden"}, status=403)
-        return JsonResponse({"status": dataset.preview_status, "html": preview_panel(dataset)})
+        return JsonResponse({"status": dataset.preview_status, "html": preview_panel(dataset),
+                             "finished": not _waiting(dataset)})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         dataset = get_object_or_404(Dataset, pk=object_id)
@@ -80,5 +87,5 @@ class DatasetPreviewMixin:
         if request.method == "GET":
             dataset = previews.dataset_preview_ensure(dataset)
         context = {**(extra_context or {}), "preview_panel": preview_panel(dataset), "preview_dataset": dataset,
-                   "preview_bases": list(previews.preview_bases())}
+                   "preview_bases": list(previews.preview_bases()), "preview_waiting": _waiting(dataset)}
         return super().change_view(request, object_id, form_url, context)

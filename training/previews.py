@@ -34,6 +34,9 @@ DATASET_PREVIEW_TASK = "training.tasks.dataset_preview"
 PREVIEW_ROWS = 5
 #: A hang guard for the tool; measuring its 20,000-row cap takes about a minute of CPU.
 PREVIEW_TIMEOUT_S = 600
+#: Still "computing" this long after the request, a preview has no live task: the tool's own timeout
+#: has passed, so no worker took the task (none serves the default queue) or the worker died.
+PREVIEW_STALLED_S = PREVIEW_TIMEOUT_S + 120
 
 
 def preview_bases():
@@ -65,6 +68,13 @@ def dataset_preview_request(dataset: Dataset, base: ServedModel | None = None) -
         transaction.on_commit(lambda: _send(dataset.pk, base.pk))
     dataset.refresh_from_db()
     return dataset
+
+
+def preview_stalled(dataset: Dataset) -> bool:
+    """True when the preview has been "computing" for longer than ``PREVIEW_STALLED_S``: the page
+    stops waiting and says why (the status is left alone: a late result still lands)."""
+    return (dataset.preview_status == PreviewStatus.COMPUTING and dataset.preview_at is not None
+            and (timezone.now() - dataset.preview_at).total_seconds() > PREVIEW_STALLED_S)
 
 
 def dataset_preview_ensure(dataset: Dataset) -> Dataset:

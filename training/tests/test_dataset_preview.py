@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from serving.local_models import LOCAL_MODELS
 from tests.factories import make_endpoint, make_model
@@ -188,7 +190,7 @@ class TestPreviewPage:
         assert 'id="preview-histogram"' in page and "<svg" in page and 'id="preview-cuts"' in page
         assert page.count('class="preview-row"') == len(CONVERSATIONS)
         polled = admin_client.get(reverse("admin:training_dataset_preview", args=[dataset.pk])).json()
-        assert polled["status"] == "ready" and 'id="preview-cuts"' in polled["html"]
+        assert polled["status"] == "ready" and polled["finished"] is True and 'id="preview-cuts"' in polled["html"]
         # only the worker writes the preview: the dataset's own form neither shows nor saves it
         assert 'name="preview_status"' not in page and 'name="preview"' not in page
         admin_client.post(url, {"license": "MIT", "description": "", "skipped_rows": "[]"})
@@ -211,3 +213,22 @@ class TestPreviewPage:
         dataset.refresh_from_db()
         assert dataset.preview_status == PreviewStatus.COMPUTING and dataset.preview_error == ""
         assert [m["args"] for m in broker_queue("default")] == [[dataset.pk, base.pk]]
+
+    def test_a_request_no_worker_took_stops_the_polling_and_says_why_then_a_late_result_still_lands(
+            self, admin_client, smollm2_base, tmp_path, broker_queue):  # noqa: F811
+        dataset = make_dataset(tmp_path, "sft", CONVERSATIONS)
+        asked = timezone.now() - timedelta(seconds=previews.PREVIEW_STALLED_S - 5)
+        Dataset.objects.filter(pk=dataset.pk).update(preview_status=PreviewStatus.COMPUTING, preview_base=smollm2_base,
+                                                     preview_at=asked)
+        poll = reverse("admin:training_dataset_preview", args=[dataset.pk])
+        polled = admin_client.get(poll).json()
+        assert polled["finished"] is False and 'id="preview-computing"' in polled["html"]  # not yet: keep waiting
+        Dataset.objects.filter(pk=dataset.pk).update(preview_at=asked - timedelta(seconds=10))
+        polled = admin_client.get(poll).json()
+        assert polled["status"] == "computing" and polled["finished"] is True
+        assert 'id="preview-stalled"' in polled["html"] and "no worker took the task" in polled["html"]
+        page = admin_client.get(reverse("admin:training_dataset_change", args=[dataset.pk])).content.decode()
+        assert 'id="preview-stalled"' in page and 'data-live-finished="1"' in page and 'id="preview-compute"' in page
+        previews.dataset_preview_compute(dataset.pk, smollm2_base.pk)  # the worker comes back and takes it
+        polled = admin_client.get(poll).json()
+        assert polled["status"] == "ready" and 'id="preview-cuts"' in polled["html"]
