@@ -27,8 +27,8 @@ alone, with the 95% bootstrap interval of the latter:
 * protections on: the /64 is one key, whose 26 votes the leave-one-key-out test flags; the
   target moves by less than half its interval;
 * protections off: nothing paces the attacker, so it plays twice as many battles (52) in less
-  time; no quality rule leaves any of its votes out (only a fact of a battle can: an answer that
-  names a model, a failed side), and the target moves by more than half its interval.
+  time; no protection leaves any of its votes out (only a fact of a battle can: an answer that
+  names a model, a failed or empty side), and the target moves by more than half its interval.
 
 Both shifts are printed, with the honest-only baseline.
 """
@@ -228,9 +228,11 @@ def test_the_adaptive_attack_moves_the_target_only_without_protections(arena, ca
     for_target = sum(1 for v in attack_votes.select_related("battle__model_a", "battle__model_b")
                      if (v.battle.model_a if v.winner == "model_a" else v.battle.model_b).public_name == "target")
     reasons = dict(attack_votes.values_list("exclusion").annotate(n=Count("pk")))
-    # Facts of a battle, not protections: an answer that names a model ("target" can be an ordinary
-    # word in a short story) or a side that failed leaves a vote out in either mode.
-    facts = attack_votes.filter(Q(identity_leak=True) | Q(side_error=True)).count()
+    # Facts of a battle, not protections, leave a vote out in either mode: an answer that names a model
+    # ("target" is an ordinary word), a side that failed, or one whose answer is empty (the target's
+    # three tokens can be blank lines: side_incomplete).
+    facts = attack_votes.filter(Q(identity_leak=True) | Q(side_error=True)
+                                | Q(exclusion=Vote.Exclusion.SIDE_INCOMPLETE)).count()
     with capsys.disabled():
         print(f"\nadaptive attack, protections {mode} (ARENA_MIN_VOTE_SECONDS={values['ARENA_MIN_VOTE_SECONDS']}): "
               f"target honest-only {baseline.rating[j]:.0f} [{baseline.ci_low[j]:.0f}, {baseline.ci_high[j]:.0f}], "
@@ -241,7 +243,7 @@ def test_the_adaptive_attack_moves_the_target_only_without_protections(arena, ca
         assert attack_votes.values("ip_hash").distinct().count() == 1  # the /64 is one key
         assert abs(shift) < half
     else:
-        assert reasons == {"": ATTACK_BATTLES[mode]}, reasons  # no quality rule left an attack vote out
+        assert set(reasons) <= {"", Vote.Exclusion.SIDE_INCOMPLETE}, reasons  # no protection left one out
         assert attack_counted == ATTACK_BATTLES[mode] - facts and facts <= 2 and for_target >= 8
         assert shift > half  # measured: +218 points against a half interval of 117
         assert shift > half
