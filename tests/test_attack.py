@@ -243,7 +243,7 @@ def test_the_adaptive_attack_moves_the_target_only_without_protections(arena, ca
         assert attack_votes.values("ip_hash").distinct().count() == 1  # the /64 is one key
         assert abs(shift) < half
     else:
-        assert set(reasons) <= {"", Vote.Exclusion.SIDE_INCOMPLETE}, reasons  # no protection left one out
+        assert set(reasons) <= {"", Vote.Exclusion.SIDE_INCOMPLETE.value}, reasons  # no protection left one out
         assert attack_counted == ATTACK_BATTLES[mode] - facts and facts <= 2 and for_target >= 8
         assert shift > half  # measured: +218 points against a half interval of 117
         assert shift > half
