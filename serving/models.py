@@ -207,6 +207,10 @@ class ServedModel(models.Model):
                                                help_text="USD per million prompt tokens (empty: not billed)")
     price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True,
                                                 help_text="USD per million completion tokens (empty: not billed)")
+    price_per_request_usd = models.DecimalField(
+        max_digits=10, decimal_places=6, null=True, blank=True,
+        help_text="USD per answered request on top of the token prices (a provider's request fee, e.g. "
+                  "Perplexity's search fee; empty: none)")
     daily_budget_usd = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True,
                                            help_text="Spend per UTC day; when spent it pauses until the next day")
     adapter_sha256 = models.CharField(max_length=64, blank=True,

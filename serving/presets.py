@@ -30,12 +30,14 @@ class PresetModel:
     price_output_per_mtok: Decimal | None = None
     price_source: str = ""
     price_read_on: str = ""
+    price_per_request_usd: Decimal | None = None
 
     def price_note(self) -> str:
         if self.price_input_per_mtok is None:
             return "Price not shipped with the preset: enter it from the provider's price page."
+        fee = f", plus USD {self.price_per_request_usd} per request" if self.price_per_request_usd is not None else ""
         return (f"Preset price (USD per million tokens, {self.price_input_per_mtok} in / "
-                f"{self.price_output_per_mtok} out) read on {self.price_read_on} from {self.price_source}; "
+                f"{self.price_output_per_mtok} out{fee}) read on {self.price_read_on} from {self.price_source}; "
                 "check it before activating.")
 
 
@@ -70,8 +72,10 @@ _ANTHROPIC_PRICES = "https://platform.claude.com/docs/about-claude/models/overvi
 _PERPLEXITY_PRICES = "https://docs.perplexity.ai/guides/pricing"
 
 
-def _priced(model_id: str, context: int, org: str, price_in: str, price_out: str, source: str) -> PresetModel:
-    return PresetModel(model_id, context, org, _PROPRIETARY, Decimal(price_in), Decimal(price_out), source, _READ_ON)
+def _priced(model_id: str, context: int, org: str, price_in: str, price_out: str, source: str,
+            per_request: str | None = None) -> PresetModel:
+    return PresetModel(model_id, context, org, _PROPRIETARY, Decimal(price_in), Decimal(price_out), source, _READ_ON,
+                       None if per_request is None else Decimal(per_request))
 
 
 PRESETS: dict[str, Preset] = {
@@ -117,9 +121,10 @@ PRESETS: dict[str, Preset] = {
         Preset("perplexity", "Perplexity (Sonar API)", Endpoint.Kind.OPENAI_COMPATIBLE, "https://api.perplexity.ai",
                "ARENA_KEY_PERPLEXITY", max_concurrency=4, health_every_s=900, retry_max=3, retry_backoff_s=2.0,
                models=(
-                   # Token prices only: Perplexity also bills a per-request search fee the arena does not count.
-                   _priced("sonar", 128_000, "Perplexity", "1", "1", _PERPLEXITY_PRICES),
-                   _priced("sonar-pro", 200_000, "Perplexity", "3", "15", _PERPLEXITY_PRICES),
+                   # Token prices plus the request fee at the default (low) search context size: $5 and
+                   # $6 per 1,000 requests; medium and high cost more (set the model's fee to match).
+                   _priced("sonar", 128_000, "Perplexity", "1", "1", _PERPLEXITY_PRICES, "0.005"),
+                   _priced("sonar-pro", 200_000, "Perplexity", "3", "15", _PERPLEXITY_PRICES, "0.006"),
                )),
         Preset("hf-endpoint", "Hugging Face Inference Endpoint (TGI Messages API)", Endpoint.Kind.TGI,
                "https://<endpoint>.endpoints.huggingface.cloud/v1", "ARENA_KEY_HF", max_concurrency=8,
@@ -152,6 +157,7 @@ def preset_create_models(endpoint: Endpoint) -> list[ServedModel]:
             endpoint=endpoint, engine_model_id=entry.engine_model_id, public_name=name, active=False,
             context_length=entry.context_length, organization=entry.organization, license=entry.license,
             price_input_per_mtok=entry.price_input_per_mtok, price_output_per_mtok=entry.price_output_per_mtok,
+            price_per_request_usd=entry.price_per_request_usd,
             generation=preset_generation(endpoint),
         ))
     return created

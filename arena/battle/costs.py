@@ -3,7 +3,8 @@
 A response's tokens are the API's usage when the stream reported it, else
 estimates (``arena.style.approx_tokens`` over the messages sent and the answer),
 flagged ``usage_estimated``. Its cost is ``prompt × input price + completion ×
-output price`` (prices per million tokens on the served model); a model without
+output price`` (prices per million tokens on the served model) plus the model's
+request fee (``price_per_request_usd``, e.g. Perplexity's search fee); a model without
 prices costs nothing. Each cost is also added to the model's ``DailySpend`` of the (UTC) day,
 which budgets are checked against. Admin-only figures: nothing here is on a
 public page.
@@ -54,12 +55,12 @@ def response_usage(
 
 
 def response_cost(usage: Usage, model: ServedModel) -> Decimal | None:
-    """USD for one response at the model's prices; None when the model has no prices."""
-    price_in, price_out = model.price_input_per_mtok, model.price_output_per_mtok
-    if price_in is None and price_out is None:
+    """USD for one response at the model's token prices plus its request fee; None when it has no price."""
+    price_in, price_out, fee = model.price_input_per_mtok, model.price_output_per_mtok, model.price_per_request_usd
+    if price_in is None and price_out is None and fee is None:
         return None
     cost = usage.prompt_tokens * (price_in or 0) + usage.completion_tokens * (price_out or 0)
-    return (Decimal(cost) / MILLION).quantize(CENT_MILLIONTHS)
+    return (Decimal(cost) / MILLION + (fee or 0)).quantize(CENT_MILLIONTHS)
 
 
 def response_account(response: Response, messages: list[dict], *, prompt_tokens: int | None) -> None:

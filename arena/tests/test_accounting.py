@@ -58,6 +58,22 @@ def test_a_side_with_api_usage_is_billed_at_its_models_prices():
     assert DailySpend.objects.get(served_model=priced).cost_usd == Decimal("0.00009")
 
 
+def test_a_request_fee_is_added_to_each_answered_request_and_to_the_days_spend():
+    # Perplexity's Sonar as its preset ships it: $1 / $1 per million tokens plus $0.005 per request.
+    sonar = make_model(price_input_per_mtok=Decimal("1"), price_output_per_mtok=Decimal("1"),
+                       price_per_request_usd=Decimal("0.005"))
+    fee_only = make_model(price_per_request_usd=Decimal("0.01"))
+    battle, plan = open_turn(sonar, fee_only)
+    services.battle_side_finish(response_id=plan.response_ids["a"], state="done", content="Waves.",
+                                completion_tokens=100, prompt_tokens=900)
+    services.battle_side_finish(response_id=plan.response_ids["b"], state="done", content="Tides.")
+    assert battle_costs(battle) == {"a": Decimal("0.006"), "b": Decimal("0.01")}  # 1,000 tokens × $1/M + $0.005
+    assert DailySpend.objects.get(served_model=sonar).cost_usd == Decimal("0.006")
+    failed_battle, failed = open_turn(sonar, fee_only)
+    services.battle_side_finish(response_id=failed.response_ids["a"], state="error", content="", error="APIError")
+    assert Response.objects.get(pk=failed.response_ids["a"]).cost_usd is None  # nothing answered: no fee
+
+
 def test_a_side_that_failed_before_answering_is_not_billed():
     battle, plan = open_turn(make_model(**PRICES), make_model())
     services.battle_side_finish(response_id=plan.response_ids["a"], state="error", content="", error="RateLimitError")

@@ -1,5 +1,7 @@
 """Endpoint presets in the admin's add form, and the endpoint's own checks of its request terms."""
 
+from decimal import Decimal
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -29,6 +31,14 @@ def test_a_preset_fills_the_blanks_and_creates_its_models_inactive(admin_client)
     assert not any(m.active for m in models) and all(m.context_length for m in models)
     assert not endpoint.healthy and "/v1/models failed" in endpoint.last_error
     assert "set their prices, then activate them" in page.content.decode()
+
+
+def test_perplexitys_models_come_with_their_request_fee_and_the_admin_is_told(admin_client):
+    page = add(admin_client, preset="perplexity", name="pplx", base_url="http://127.0.0.1:9")
+    sonar = ServedModel.objects.get(endpoint__name="pplx", engine_model_id="sonar")
+    assert (sonar.price_input_per_mtok, sonar.price_output_per_mtok, sonar.price_per_request_usd) == (
+        Decimal("1"), Decimal("1"), Decimal("0.005"))
+    assert "plus USD 0.005 per request" in page.content.decode()
 
 
 def test_a_preset_url_with_a_placeholder_must_be_filled_in(admin_client):
