@@ -46,6 +46,7 @@ class Quirks:
     temperature_max: float | None = None  # 400 above it
     usage: str = "asked"  # "asked" (own chunk, if include_usage), "never", "every" (each chunk), "finish"
     models_list: bool = True  # False: GET /models answers 404
+    model_id_prefix: str = ""  # what GET /models puts before each id (Gemini: "models/")
 
 
 _BASE = frozenset({"model", "messages", "stream", "stream_options", "temperature", "top_p", "stop", "n"})
@@ -55,7 +56,7 @@ PROVIDERS: dict[str, Quirks] = {
                      reject_max_tokens=True),
     "anthropic": Quirks(accepts=_BASE | {"max_tokens", "max_completion_tokens"}, temperature_max=1.0,
                         models_list=False),
-    "gemini": Quirks(accepts=_BASE | {"max_tokens", "max_completion_tokens"}, usage="finish"),
+    "gemini": Quirks(accepts=_BASE | {"max_tokens", "max_completion_tokens"}, usage="finish", model_id_prefix="models/"),
     "perplexity": Quirks(accepts=(_BASE - {"stream_options", "stop", "n"}) | {
         "max_tokens", "frequency_penalty", "presence_penalty"}, usage="every", models_list=False),
 }
@@ -165,7 +166,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tok
                 writer.write(_response("400 Bad Request", b'{"error": "the fake server only streams"}'))
             elif method == "GET" and path.endswith("/models") and quirks.models_list:
                 writer.write(_response("200 OK", json.dumps(
-                    {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}).encode()))
+                    {"object": "list", "data": [{"id": f"{quirks.model_id_prefix}fake-model", "object": "model"}]}).encode()))
             elif method == "GET" and path == "/health":
                 writer.write(_response("200 OK", b""))
             else:

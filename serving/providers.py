@@ -40,6 +40,8 @@ class ProviderRules:
     temperature_max: float = 2.0
     stream_usage: bool = True
     health: str = "models"
+    #: What the provider's model list puts before each id that chat requests leave out.
+    model_id_prefix: str = ""
 
 
 ANY = ProviderRules("OpenAI-compatible server")
@@ -59,8 +61,10 @@ ANTHROPIC = ProviderRules(
     health="chat",
 )
 GEMINI = ProviderRules(
+    # GET /models lists "models/gemini-..."; chat requests (and the preset) name "gemini-...".
     "Google Gemini (OpenAI compatibility)",
     accepts=frozenset({"temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "n"}),
+    model_id_prefix="models/",
 )
 PERPLEXITY = ProviderRules(
     # Documented standard parameters: temperature, max_tokens, top_p, frequency/presence penalty.

@@ -143,7 +143,8 @@ def _probe_chat_key(endpoint: Endpoint) -> str:
 def endpoint_register_models(endpoint: Endpoint, *, defaults: dict | None = None) -> list[ServedModel]:
     """Create a base ServedModel for every base model the endpoint reports that we don't know yet.
 
-    LoRA adapters (entries with a ``parent``) are registered by training when it loads them.
+    LoRA adapters (entries with a ``parent``) are registered by training when it loads them. Ids
+    lose the prefix the provider's list adds (Gemini's ``models/``), so they match the preset's.
     A provider without a model list (its rules probe by chat) raises EngineError saying so.
     """
     rules = rules_for(endpoint.preset)
@@ -155,6 +156,7 @@ def endpoint_register_models(endpoint: Endpoint, *, defaults: dict | None = None
         model_id = entry.get("id")
         if not model_id or entry.get("parent"):
             continue
+        model_id = model_id.removeprefix(rules.model_id_prefix) if rules.model_id_prefix else model_id
         if ServedModel.objects.filter(endpoint=endpoint, engine_model_id=model_id).exists():
             continue
         public_name = model_id if not ServedModel.objects.filter(public_name=model_id).exists() else (

@@ -161,6 +161,18 @@ def test_usage_on_every_chunk_counts_once_at_its_last_value():
     assert (events[-1].completion_tokens, events[-1].prompt_tokens) == (5, 10)
 
 
+def test_gemini_model_ids_are_registered_without_the_lists_models_prefix():
+    with FakeProvider(PROVIDERS["gemini"], tokens=3) as fake:
+        endpoint = Endpoint.objects.create(name="gemini", kind="openai", base_url=fake.url(PATHS["gemini"]),
+                                           preset="gemini")
+        ServedModel.objects.create(endpoint=endpoint, engine_model_id="fake-model", public_name="fake-model", active=False)
+        assert services.endpoint_list_models(endpoint)[0]["id"] == "models/fake-model"
+        assert services.endpoint_register_models(endpoint) == []  # the preset's model, not a second one
+        ServedModel.objects.all().delete()
+        [model] = services.endpoint_register_models(endpoint)
+    assert model.engine_model_id == "fake-model"
+
+
 def test_a_provider_without_a_model_list_says_so_when_asked_to_register_models():
     endpoint = Endpoint.objects.create(name="pplx", kind="openai", base_url="https://api.perplexity.ai",
                                        preset="perplexity")
