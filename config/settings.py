@@ -149,7 +149,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"training.tasks.job_run": {"queue": "training"}, "training.tasks.gate_run": {"queue": "training"}}
+CELERY_TASK_ROUTES = {name: {"queue": "training"} for name in (
+    "training.tasks.job_run", "training.tasks.gate_run", "training.tasks.checkpoint_export")}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Arena ---

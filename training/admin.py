@@ -273,7 +273,7 @@ class CheckpointAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         checkpoint = get_object_or_404(Checkpoint, pk=object_id)
         context = {**(extra_context or {}), "checkpoint": checkpoint, "gate_runs": _gate_runs(checkpoint),
-                   "gate_agreement": gate_agreement()}
+                   "gate_agreement": gate_agreement(), "exports": checkpoint.exports.select_related("created_by")[:20]}
         if checkpoint.kind == Checkpoint.Kind.SCORER and request.method == "POST" and "score_a" in request.POST:
             if not self.has_view_permission(request, checkpoint):
                 raise PermissionDenied

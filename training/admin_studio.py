@@ -1,9 +1,10 @@
 """The admin's studio pages beside the training admin: export actions and the chat with one model.
 
 * **Export** (an action on jobs and on checkpoints): a confirmation page (adapter or merged
-  model), then ``training.export.checkpoint_export`` into ``ARENA_DATA_DIR/exports/<name>-<format>-<time>``
-  in the request (SmolLM2-135M merges in under a minute; ``manage.py export_model`` is the way for
-  big ones, and for a push).
+  model), then one export per checkpoint queued for a training worker (``training.export_queue``:
+  the weights are on the workers' machines, and a merge outlasts a request); each checkpoint's
+  page lists its exports with their folder or failure. ``manage.py export_model`` exports on the
+  machine it runs on, and pushes to a hub.
 * **Chat** (``admin:training_chat``, ``/admin/training/checkpoint/chat/``): staff with the view
   permission on checkpoints chat with any served model or checkpoint, multi-turn, streamed
   (NDJSON lines) or whole; ``training.studio_chat`` does the work. Never a battle, never a vote.
@@ -20,11 +21,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from training.errors import TrainingError
-from training.export import checkpoint_export
+from training.export_queue import export_request
 from training.models import Checkpoint
 from training.studio_chat import (
     ChatTarget,
@@ -49,19 +50,17 @@ def _export_page(modeladmin, request, checkpoints: list[Checkpoint], missing: li
 
 def _export_run(modeladmin, request, checkpoints: list[Checkpoint]) -> None:
     merge = request.POST.get("merge") == "1"
-    root = settings.ARENA_DATA_DIR / "exports"
-    root.mkdir(parents=True, exist_ok=True)
     for checkpoint in checkpoints:
-        name = checkpoint.served_model.public_name if checkpoint.served_model else checkpoint.job.contestant_name()
-        fmt = "full" if checkpoint.is_full() else "merged" if merge else "adapter"
-        folder = root / f"{name}-{fmt}-{timezone.now():%Y%m%d-%H%M%S}"
         try:
-            result = checkpoint_export(checkpoint, folder, merge=merge)
+            export = export_request(checkpoint, merge=merge, created_by=request.user)
         except TrainingError as exc:
             modeladmin.message_user(request, f"Job {checkpoint.job_id}: {exc.message}", messages.ERROR)
         else:
-            modeladmin.message_user(request, f"Job {checkpoint.job_id}: exported ({result.format}) to {result.folder}: "
-                                             f"{', '.join(result.files)}.", messages.SUCCESS)
+            page = reverse("admin:training_checkpoint_change", args=[checkpoint.pk])
+            modeladmin.message_user(request, format_html(
+                'Job {}: export queued on the training queue, to be written to {} on the worker; '
+                '<a href="{}#exports">its checkpoint\'s page</a> shows when it is done.', checkpoint.job_id,
+                export.folder, page), messages.SUCCESS)
 
 
 def _export(modeladmin, request, checkpoints: list[Checkpoint], missing: list[int]):

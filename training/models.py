@@ -263,3 +263,31 @@ class SavedConfiguration(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ModelExport(models.Model):
+    """An export of a checkpoint asked for in the admin and written by a training worker, where the
+    weights are (``training.export_queue``); ``folder`` is a path on that worker's machine."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="exports")
+    merge = models.BooleanField(default=False, help_text="the adapter folded into its base")
+    folder = models.CharField(max_length=500)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    format = models.CharField(max_length=8, blank=True, help_text="adapter, merged or full, once written")
+    files = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"export of {self.checkpoint} to {self.folder} ({self.status})"

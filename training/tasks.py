@@ -9,7 +9,7 @@ the beat schedule and routes in ``config.settings`` keep working.
 
 from celery import shared_task
 
-from training import execution, gate, previews, services
+from training import execution, export_queue, gate, previews, services
 
 
 # acks_late: the message is acknowledged only when the run ends, so a lost worker's job
@@ -37,3 +37,8 @@ def gate_run_task(checkpoint_id: int) -> str:
 @shared_task(name=previews.DATASET_PREVIEW_TASK, ignore_result=True)
 def dataset_preview_task(dataset_id: int, base_id: int) -> str:
     return previews.dataset_preview_compute(dataset_id, base_id).preview_status
+
+
+@shared_task(name=export_queue.EXPORT_TASK, ignore_result=True)
+def checkpoint_export_task(export_id: int) -> str:
+    return export_queue.export_run(export_id).status

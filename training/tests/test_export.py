@@ -4,6 +4,7 @@ into SmolLM2 in the engine environment and served by a fresh vLLM CPU engine, an
 
 from __future__ import annotations
 
+import html
 import json
 from io import StringIO
 from pathlib import Path
@@ -21,7 +22,9 @@ from serving.engines import EngineSpec, running_engine
 from serving.local_models import LOCAL_MODELS
 from tests.factories import make_checkpoint, make_model, make_vote
 from tests.helpers import free_port, missing_part
-from training.models import Dataset
+from training.errors import TrainingError
+from training.export_queue import EXPORT_TASK, export_request, export_run
+from training.models import Dataset, ModelExport
 
 pytestmark = pytest.mark.django_db
 
@@ -154,18 +157,46 @@ def test_a_bad_repository_id_is_refused(checkpoint, tmp_path):
         export("--job", str(checkpoint.job_id), "--to", str(tmp_path / "out"), "--push", "../etc")
 
 
-def test_the_admin_action_exports_a_job_and_says_where(client, checkpoint, tmp_path, settings):
+def test_the_admin_action_queues_the_export_for_a_worker_and_the_checkpoint_page_shows_it(
+        client, checkpoint, tmp_path, settings, broker_queue, django_capture_on_commit_callbacks):
     settings.ARENA_DATA_DIR = tmp_path
     client.force_login(User.objects.create_user("staff", password="pw", is_staff=True, is_superuser=True))
     form = {"action": "export_jobs", "_selected_action": [checkpoint.job_id]}
     confirm = client.post("/admin/training/job/", form)
     assert confirm.status_code == 200 and "Export 1 model with a model card" in confirm.content.decode()
-    assert not (tmp_path / "exports").exists() or not any((tmp_path / "exports").iterdir())
-    done = client.post("/admin/training/job/", {**form, "confirm": "1", "merge": "0"}, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post("/admin/training/job/", {**form, "confirm": "1", "merge": "0"}, follow=True)
+    export = ModelExport.objects.get()
+    assert export.status == "queued" and not (tmp_path / "exports").exists()  # nothing written in the request
+    assert f"export queued on the training queue, to be written to {export.folder}" in done.content.decode()
+    [message] = broker_queue("training")  # routed where the weights are, behind any fine-tune
+    assert (message["task"], message["args"]) == (EXPORT_TASK, [export.pk])
+    # what the training worker does with that message (twice: a redelivery finds it claimed)
+    first = export_run(export.pk)
+    assert first.status == "done", first.error
+    assert export_run(export.pk).status == "done"
     (folder,) = (tmp_path / "exports").iterdir()
+    assert str(folder) == ModelExport.objects.get().folder
     assert folder.name.startswith(checkpoint.served_model.public_name + "-adapter-")
     assert {"README.md", "adapter_config.json", "adapter_model.safetensors"} == {p.name for p in folder.iterdir()}
-    assert f"exported (adapter) to {folder}" in done.content.decode()
+    page = client.get(f"/admin/training/checkpoint/{checkpoint.pk}/change/").content.decode()
+    assert 'id="exports"' in page and "export-done" in page and str(folder) in page and "adapter_model.safetensors" in page
+
+
+def test_an_export_that_fails_on_the_worker_says_why_on_the_checkpoint_page(
+        client, checkpoint, tmp_path, settings, broker_queue):
+    settings.ARENA_DATA_DIR = tmp_path
+    client.force_login(User.objects.create_user("staff", password="pw", is_staff=True, is_superuser=True))
+    export = export_request(checkpoint, merge=False)
+    (Path(checkpoint.weights_dir) / "adapter_model.safetensors").write_bytes(b"changed after it was judged")
+    assert export_run(export.pk).status == "failed"
+    assert not (tmp_path / "exports").exists() or not any((tmp_path / "exports").iterdir())
+    page = client.get(f"/admin/training/checkpoint/{checkpoint.pk}/change/").content.decode()
+    assert "export-failed" in page and html.escape(ModelExport.objects.get().error) in page
+    checkpoint.kind = checkpoint.Kind.SCORER  # a reward model: refused at once, nothing queued
+    with pytest.raises(TrainingError, match="score head"):
+        export_request(checkpoint, merge=True)
+    assert ModelExport.objects.count() == 1
 
 
 def test_a_full_fine_tune_exports_its_own_weights_even_with_merge(tmp_path):
