@@ -188,7 +188,9 @@ def test_an_export_that_fails_on_the_worker_says_why_on_the_checkpoint_page(
     settings.ARENA_DATA_DIR = tmp_path
     client.force_login(User.objects.create_user("staff", password="pw", is_staff=True, is_superuser=True))
     export = export_request(checkpoint, merge=False)
-    (Path(checkpoint.weights_dir) / "adapter_model.safetensors").write_bytes(b"changed after it was judged")
+    # the weights changed after they were judged (the hash recorded then no longer matches; the
+    # session's shared adapter directory itself is left alone)
+    type(checkpoint).objects.filter(pk=checkpoint.pk).update(adapter_sha256="0" * 64)
     assert export_run(export.pk).status == "failed"
     assert not (tmp_path / "exports").exists() or not any((tmp_path / "exports").iterdir())
     page = client.get(f"/admin/training/checkpoint/{checkpoint.pk}/change/").content.decode()
