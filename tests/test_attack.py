@@ -28,7 +28,8 @@ alone, with the 95% bootstrap interval of the latter:
   target moves by less than half its interval;
 * protections off: nothing paces the attacker, so it plays twice as many battles (52) in less
   time; no protection leaves any of its votes out (only a fact of a battle can: an answer that
-  names a model, a failed or empty side), and the target moves by more than half its interval.
+  names a model, a failed or empty side), and the target moves up by more than 100 points (about
+  half its honest-only interval, whose own width varies from run to run).
 
 Both shifts are printed, with the honest-only baseline.
 """
@@ -245,5 +246,8 @@ def test_the_adaptive_attack_moves_the_target_only_without_protections(arena, ca
     else:
         assert set(reasons) <= {"", Vote.Exclusion.SIDE_INCOMPLETE.value}, reasons  # no protection left one out
         assert attack_counted == ATTACK_BATTLES[mode] - facts and facts <= 2 and for_target >= 8
-        assert shift > half  # measured: +218 points against a half interval of 117
+        # The shift is steady (+218 and +222 points in two runs) but the honest-only interval of 32
+        # votes is not (half widths 117 and 209): a fixed 100 points, not the half width, so the
+        # test fails only when the attack stops working.
+        assert shift > 100
         assert shift > half
