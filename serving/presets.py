@@ -123,6 +123,7 @@ PRESETS: dict[str, Preset] = {
                models=(
                    # Token prices plus the request fee at the default (low) search context size: $5 and
                    # $6 per 1,000 requests; medium and high cost more (set the model's fee to match).
+                   # The fee amounts are from third-party copies of the page (docs/providers.md).
                    _priced("sonar", 128_000, "Perplexity", "1", "1", _PERPLEXITY_PRICES, "0.005"),
                    _priced("sonar-pro", 200_000, "Perplexity", "3", "15", _PERPLEXITY_PRICES, "0.006"),
                )),
