@@ -23,7 +23,7 @@ real files break). Lines are split on ``\n`` only (JSON allows U+2028 inside str
 requires, ``NaN`` and ``Infinity`` are invalid JSON.
 
 :func:`read_battle_arrays` aggregates while reading: it keeps only three small integers and a
-time stamp per battle (dicts live one block of 65,536 records at a time), which is what
+time stamp per battle (dicts live one block of 65,536 records at a time, and a JSON Lines file is read 4 MB at a time), which is what
 ``manage.py compute_ratings`` needs. It parses each distinct line of a block once when lines
 repeat (a file without time stamps repeats a few thousand lines) and turns the records into
 columns with C-level loops (``map``, ``set``, ``np.fromiter``); a block with anything unusual
@@ -41,7 +41,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from operator import itemgetter, methodcaller
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
@@ -316,20 +316,51 @@ def _distinct(block: list[bytes]) -> tuple[list[bytes], np.ndarray | None]:
     return list(first), np.fromiter(map(position.__getitem__, block), np.int64, len(block))
 
 
-def _json_lines_blocks(columns: _Columns, raw: bytes) -> None:
-    lines = raw.split(b"\n")
-    while lines and not lines[-1].strip():  # the trailing newline (or blank lines) at the end
-        lines.pop()
-    loads = orjson.loads
-    for start in range(0, len(lines), _BLOCK):
-        block = lines[start : start + _BLOCK]
-        distinct, repeat = _distinct(block)
-        try:
-            records = list(map(loads, distinct))  # raises on a blank or invalid line: then one by one
-        except orjson.JSONDecodeError:
-            records = None
-        if records is None or not columns.bulk(records, start + 1, None, repeat):
-            columns.one_by_one(_iter_lines(block, start + 1, columns.source))
+#: Bytes read at a time from a JSON Lines file (the whole file is never held: ~40 MB at once
+#: instead of ~400 MB for 1.67M battles, and fewer page faults).
+_CHUNK = 4 << 20
+
+
+def _open_battle_file(path: str | os.PathLike[str]) -> BinaryIO:
+    """The file as a binary stream, gunzipped on the fly when it starts with gzip's magic bytes."""
+    fh = open(path, "rb")  # noqa: SIM115 (returned to the caller's ``with``)
+    if fh.peek(2)[:2] != b"\x1f\x8b":
+        return fh
+    fh.close()
+    return gzip.open(path, "rb")
+
+
+def _line_chunks(head: bytes, fh: BinaryIO) -> Iterator[tuple[int, list[bytes]]]:
+    """``(number of the first line, lines)`` for JSON Lines that start with ``head`` and go on in
+    ``fh``, about :data:`_CHUNK` bytes at a time, split at newlines. The blank lines that end a chunk
+    are dropped (blank lines are skipped anywhere, and the numbering counts them)."""
+    first, rest = 1, b""
+    data = head
+    while data:
+        buf = rest + data
+        cut = buf.rfind(b"\n") + 1
+        rest = buf[cut:]
+        lines = buf[:cut].split(b"\n")
+        lines.pop()  # the empty piece after the chunk's last newline
+        count = len(lines)
+        while lines and not lines[-1].strip():
+            lines.pop()
+        if lines:
+            yield first, lines
+        first += count
+        data = fh.read(_CHUNK)
+    if rest.strip():  # a last line without a newline
+        yield first, [rest]
+
+
+def _json_lines_block(columns: _Columns, block: list[bytes], first_line: int) -> None:
+    distinct, repeat = _distinct(block)
+    try:
+        records = list(map(orjson.loads, distinct))  # raises on a blank or invalid line: then one by one
+    except orjson.JSONDecodeError:
+        records = None
+    if records is None or not columns.bulk(records, first_line, None, repeat):
+        columns.one_by_one(_iter_lines(block, first_line, columns.source))
 
 
 def read_battle_arrays(path: str | os.PathLike[str]) -> BattleArrays:
@@ -341,21 +372,28 @@ def read_battle_arrays(path: str | os.PathLike[str]) -> BattleArrays:
     once per distinct model name, winner and time-stamp type; a block with anything unusual (a
     blank or invalid line, a bad record) is redone record by record with the full check, so the
     errors are those of :func:`parse_battles`. About 0.5 µs per battle on top of orjson's parse.
+    JSON Lines are read :data:`_CHUNK` bytes at a time; a JSON list is parsed whole.
     """
     source = os.fspath(path)
-    raw = file_bytes(path).removeprefix(_BOM)
     columns = _Columns(source)
-    if raw[re.match(rb"\s*", raw).end() :].startswith(b"["):
-        try:
-            items = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise _invalid(raw, exc, source=source, line=exc.lineno) from None
-        for start in range(0, len(items), _BLOCK):
-            block = items[start : start + _BLOCK]
-            if not columns.bulk(block, None, start):
-                columns.one_by_one((record, None, start + k) for k, record in enumerate(block))
-    else:
-        _json_lines_blocks(columns, raw)
+    with _open_battle_file(path) as fh:
+        head = fh.read(_CHUNK).removeprefix(_BOM)
+        while head.isspace() and (more := fh.read(_CHUNK)):
+            head += more
+        if head.lstrip().startswith(b"["):
+            raw = head + fh.read()
+            try:
+                items = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise _invalid(raw, exc, source=source, line=exc.lineno) from None
+            for start in range(0, len(items), _BLOCK):
+                block = items[start : start + _BLOCK]
+                if not columns.bulk(block, None, start):
+                    columns.one_by_one((record, None, start + k) for k, record in enumerate(block))
+        else:
+            for first, lines in _line_chunks(head, fh):
+                for start in range(0, len(lines), _BLOCK):
+                    _json_lines_block(columns, lines[start : start + _BLOCK], first + start)
     return columns.arrays()
 
 

@@ -202,3 +202,34 @@ def test_the_bulk_path_reports_the_first_bad_line_of_a_late_block(tmp_path: Path
     with pytest.raises(BattleFileError) as err:
         read_battle_arrays(path)
     assert err.value.line == 70_001 and "missing tstamp" in err.value.reason
+
+
+@pytest.mark.parametrize("chunk", [7, 50, 64, 4096])
+def test_chunked_reading_matches_the_whole_file_reader(tmp_path: Path, monkeypatch, chunk: int) -> None:
+    # JSON Lines are read _CHUNK bytes at a time: lines that straddle chunks, lines longer than a
+    # chunk, blank and CRLF lines at chunk ends, a BOM, no newline at the end, gzip; the records,
+    # their order and the line numbers of errors are those of the whole-file reader.
+    monkeypatch.setattr("arena.battle_files.parse._CHUNK", chunk)
+    records = [battle(f"m{k % 5}", f"m{(k + 1) % 5}", WINNERS[k % 4], tstamp=k % 13, note="x" * (k % 90))
+               for k in range(400)]
+    lines = [json.dumps(r) for r in records]
+    for at in (3, 40, 41, 250):
+        lines.insert(at, "" if at % 2 else "  \r")
+    text = "\ufeff" + "\r\n".join(lines)  # no newline after the last line
+    path = tmp_path / "b.jsonl"
+    for payload, name in ((text.encode(), "b.jsonl"), (gzip.compress(text.encode()), "b.jsonl.gz")):
+        path = tmp_path / name
+        path.write_bytes(payload)
+        names, cells = _arrays_from_dicts(read_battles(path))
+        arrays = read_battle_arrays(path)
+        assert arrays.models == names and arrays.n == 400
+        assert list(zip(arrays.model_a.tolist(), arrays.model_b.tolist(), arrays.outcome.tolist(), strict=True)) == cells
+    lines[300] = json.dumps(battle("m1", "m1"))
+    path.write_bytes(gzip.compress("\n".join(lines).encode()))
+    with pytest.raises(BattleFileError) as expected:
+        read_battles(path)
+    with pytest.raises(BattleFileError) as err:
+        read_battle_arrays(path)
+    assert err.value.line == expected.value.line == 301 and "same model" in err.value.reason
+    path.write_text(" \n" * 40 + json.dumps([battle("b", "a")]))  # a JSON list after more than a chunk of space
+    assert read_battle_arrays(path).models == ["a", "b"]
