@@ -85,7 +85,7 @@ def sampled_streams(n_models: int, length: int, streams: int, seed: int):
 
 
 def file_stream(path: str):
-    from arena.battle_files.parse import read_battle_arrays  # Django-free, but only needed with --battles
+    from arena.battle_files.arrays import read_battle_arrays  # Django-free, but only needed with --battles
 
     battles = read_battle_arrays(path)
     yield battles.models, battles.model_a, battles.model_b, np.minimum(battles.outcome, 2)

@@ -9,7 +9,7 @@ process, median of ``--repeat`` runs each:
 
 (a) the previous reader: the standard library's ``json.loads`` per line, every record checked
     and kept as a dict, then ``PairCounts.from_battles`` and ``elo_update`` on name triples;
-(b) the current one: :func:`arena.battle_files.parse.read_battle_arrays` (orjson, aggregated while
+(b) the current one: :func:`arena.battle_files.arrays.read_battle_arrays` (orjson, aggregated while
     reading), ``PairCounts.from_arrays`` and ``elo_from_arrays``;
 (c) the board itself (``board_build``: BT fit, ``--rounds`` bootstrap rounds, ranks, matrices),
     the same for both, and with sandwich intervals.
@@ -51,7 +51,8 @@ import django  # noqa: E402
 
 django.setup()
 
-from arena.battle_files.parse import _check, file_bytes, read_battle_arrays  # noqa: E402
+from arena.battle_files.arrays import read_battle_arrays  # noqa: E402
+from arena.battle_files.parse import _check, file_bytes  # noqa: E402
 from arena.leaderboard.boards import board_build  # noqa: E402
 from arena.ratings import INITIAL_RATING, PairCounts, elo_from_arrays, elo_update  # noqa: E402
 from bench.pair_counts import DATA, write_battles  # noqa: E402

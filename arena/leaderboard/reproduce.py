@@ -1,7 +1,7 @@
 """What reproduces a snapshot's overall board from a file (stored in ``data["reproduce"]``).
 
 ``votes_sha256``: :func:`arena.battle_files.parse.votes_hash` of the counted votes (the same digest
-``arena.battle_files.parse.arrays_votes_hash`` gives for the file ``export_battles --snapshot ID``
+``arena.battle_files.arrays.arrays_votes_hash`` gives for the file ``export_battles --snapshot ID``
 writes); ``code_version``: :func:`arena.leaderboard.settings.code_version`;
 ``compute_ratings_args``: the arguments with which ``manage.py compute_ratings FILE`` prints
 exactly that board's ratings, intervals, ranks and vote counts (``arena/tests/test_snapshot_reproduce.py``).

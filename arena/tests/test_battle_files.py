@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from arena import ratings
-from arena.battle_files.parse import WINNERS, BattleFileError, parse_battles, read_battle_arrays, read_battles
+from arena.battle_files.arrays import read_battle_arrays
+from arena.battle_files.parse import WINNERS, BattleFileError, parse_battles, read_battles
 
 
 def jsonl(*records: object) -> str:
@@ -209,7 +210,7 @@ def test_chunked_reading_matches_the_whole_file_reader(tmp_path: Path, monkeypat
     # JSON Lines are read _CHUNK bytes at a time: lines that straddle chunks, lines longer than a
     # chunk, blank and CRLF lines at chunk ends, a BOM, no newline at the end, gzip; the records,
     # their order and the line numbers of errors are those of the whole-file reader.
-    monkeypatch.setattr("arena.battle_files.parse._CHUNK", chunk)
+    monkeypatch.setattr("arena.battle_files.arrays._CHUNK", chunk)
     records = [battle(f"m{k % 5}", f"m{(k + 1) % 5}", WINNERS[k % 4], tstamp=k % 13, note="x" * (k % 90))
                for k in range(400)]
     lines = [json.dumps(r) for r in records]

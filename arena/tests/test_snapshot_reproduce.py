@@ -9,7 +9,8 @@ import random
 import pytest
 from django.core.management import call_command
 
-from arena.battle_files.parse import arrays_votes_hash, read_battle_arrays, votes_hash
+from arena.battle_files.arrays import arrays_votes_hash, read_battle_arrays
+from arena.battle_files.parse import votes_hash
 from arena.leaderboard import presentation as leaderboard_presentation
 from arena.leaderboard import selectors as leaderboard_selectors
 from arena.leaderboard import services as leaderboard_services

@@ -1,7 +1,7 @@
 """manage.py compute_ratings FILE: the leaderboard of a battle file, as JSON on stdout.
 
 Reads FastChat's cleaned-battle schema (a JSON list or JSON Lines, gzip accepted) with
-:func:`arena.battle_files.parse.read_battle_arrays` (validated, aggregated while reading) and runs
+:func:`arena.battle_files.arrays.read_battle_arrays` (validated, aggregated while reading) and runs
 the same code as the leaderboard page (:func:`arena.leaderboard.boards.board_build`). Prints a
 list sorted by rating (by group, then rating, when the battles form separate groups), each row
 ``{"model", "rating", "ci_low", "ci_high", "rank", "battles", "elo", "flips_with", "flips_votes"}``
@@ -30,7 +30,8 @@ import orjson
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from arena.battle_files.parse import BattleFileError, file_bytes, read_battle_arrays
+from arena.battle_files.arrays import read_battle_arrays
+from arena.battle_files.parse import BattleFileError, file_bytes
 from arena.leaderboard.boards import CLI_ROW_KEYS, board_build
 from arena.leaderboard.provisional import ProvisionalRule
 from arena.ratings import CI_METHODS, INITIAL_RATING, TIE_MODELS, PairCounts, elo_from_arrays, parse_anchor
