@@ -173,11 +173,9 @@ def _read_lines(columns: _Columns, data: bytes, read: Callable[[], bytes]) -> No
     (blank lines are skipped anywhere; the numbering counts them)."""
     first, rest = 1, b""
     while data:
-        buf = rest + data
-        cut = buf.rfind(b"\n") + 1
-        rest = buf[cut:]
-        lines = buf[:cut].split(b"\n")
-        lines.pop()  # the empty piece after the chunk's last newline
+        lines = data.split(b"\n")
+        lines[0] = rest + lines[0]  # the line the previous chunk ended in the middle of
+        rest = lines.pop()  # the piece after the chunk's last newline: the start of the next line
         count = len(lines)
         while lines and not lines[-1].strip():
             lines.pop()

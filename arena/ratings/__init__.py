@@ -1,6 +1,6 @@
 """Rating maths for the arena leaderboard: online Elo, Bradley–Terry, intervals, style control.
 
-Pure package: numpy and scipy only, no Django, no I/O. Everything works on *aggregated* counts
+Pure package: numpy only (no scipy: :mod:`~arena.ratings.logistic` says why), no Django, no I/O. Everything works on *aggregated* counts
 (:class:`PairCounts`: one row per model pair with ``[i_wins, j_wins, tie, tie_bothbad]``), which is
 what an SQL ``GROUP BY model_a, model_b, winner`` returns, so the board never needs the battle rows.
 
@@ -20,6 +20,7 @@ One module per job, each readable in one sitting:
 ``counts``         :class:`PairCounts`, the aggregated input of every fit
 ``elo``            online Elo (:func:`elo_update`, :func:`elo_from_arrays`)
 ``linalg``         small dense linear algebra that stays on the calling thread
+``logistic``       σ(x) without scipy
 ``bt``             the Bradley–Terry Newton fit (:func:`fit_bt`, :func:`predicted_win_rate`) and
                    its Gaussian prior (:func:`prior_reg`, :data:`DEFAULT_PRIOR_SD`)
 ``intervals``      the interval methods behind one interface (:data:`INTERVAL_METHODS`):

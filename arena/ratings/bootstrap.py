@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.sparse as sp
 
 from arena.ratings.bt import _newton
 from arena.ratings.counts import PairCounts
@@ -82,6 +81,30 @@ def _multinomial(rng: np.random.Generator, weights: np.ndarray, n: int, size: in
     return out
 
 
+class _Incidence:
+    """The pairs' incidence matrix X (row k: +1 at model ``i[k]``, −1 at ``j[k]``) as numpy gathers
+    and segment sums, for columns of replicates: :meth:`diff` is X·θ, :meth:`sums` is Xᵀ·p. (A
+    scipy CSR product does the same; scipy stays out of ``arena.ratings``: see ``logistic``.)"""
+
+    def __init__(self, i: np.ndarray, j: np.ndarray, n: int) -> None:
+        self.i, self.j, self.n = i, j, n
+        self.segments: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = []
+        for side, sign in ((i, 1.0), (j, -1.0)):
+            order = np.argsort(side, kind="stable")
+            models, starts = np.unique(side[order], return_index=True)
+            self.segments.append((order, models, starts, sign))
+
+    def diff(self, theta: np.ndarray) -> np.ndarray:
+        return theta[self.i] - theta[self.j]
+
+    def sums(self, p: np.ndarray) -> np.ndarray:
+        out = np.zeros((self.n, *p.shape[1:]))
+        if len(p):
+            for order, models, starts, sign in self.segments:
+                out[models] += sign * np.add.reduceat(p[order], starts, axis=0)
+        return out
+
+
 def _resampled_wins_totals(counts: PairCounts, rounds: int, seed: int,
                            weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """``rounds`` multinomial resamples of the counts as BT's (wins of i, battles) per pair, shape
@@ -130,20 +153,14 @@ def _bootstrap_betas(
     (frozen-Hessian) Newton iteration: θ ← θ − H₀⁻¹ g(θ), where H₀ is the full-data Hessian at
     the point estimate. A resample's Hessian differs from H₀ only by sampling noise, so this
     converges linearly at a rate of roughly that noise (a few %), and each step costs two
-    sparse products and one small dense product for all replicates at once, instead of a
+    gathers (:class:`_Incidence`) and one small dense product for all replicates at once, instead of a
     Hessian build and a factorisation per replicate. Replicates that do not settle (tiny or
     degenerate data) are finished one by one with damped Newton.
     """
     i, j = counts.pairs[:, 0], counts.pairs[:, 1]
-    n, npairs = counts.n_models, len(i)
+    n = counts.n_models
     wins, total = _resampled_wins_totals(counts, rounds, seed, weight)
-    ones = np.ones(npairs)
-    rows = np.arange(npairs)
-    inc = sp.csr_matrix(
-        (np.concatenate([ones, -ones]), (np.concatenate([rows, rows]), np.concatenate([i, j]))),
-        shape=(npairs, n),
-    )
-    inc_t = inc.T.tocsr()
+    inc = _Incidence(i, j, n)
     precond = _solve_spd(hess0, np.eye(n))
     # Randomised prior: each replicate's prior is centred at a draw from the prior itself, so a
     # model the votes say little about spreads over the prior (its honest uncertainty) instead
@@ -164,7 +181,7 @@ def _bootstrap_betas(
             th, tot, w, z = theta, total, wins, centre  # views: no copies while every replicate runs
         else:
             th, tot, w, z = theta[:, live], total[:, live], wins[:, live], centre[:, live]
-        p = inc @ th
+        p = inc.diff(th)
         # σ(x) = (1 + tanh(x/2)) / 2: ~5x faster than scipy's expit on large arrays, and
         # accurate to ~1e-16 absolute, which is what the gradient N·σ − S needs.
         p *= 0.5
@@ -173,7 +190,7 @@ def _bootstrap_betas(
         p *= 0.5
         p *= tot
         p -= w
-        step = _matmul(precond, inc_t @ p + lam * (th - z))
+        step = _matmul(precond, inc.sums(p) + lam * (th - z))
         size = np.max(np.abs(step), axis=0)
         # A step that does not shrink means the frozen Hessian is too far off for this
         # replicate: leave it where it is and let Newton finish it below.

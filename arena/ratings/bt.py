@@ -11,12 +11,10 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
-from scipy.special import expit
 
 from arena.ratings.counts import PairCounts
 from arena.ratings.linalg import _solve_spd
+from arena.ratings.logistic import sigmoid
 from arena.ratings.scale import INITIAL_RATING, POINTS_PER_LOGIT
 
 #: The ridge of the public LMSYS board, ``reg/2 · Σ θ²`` on ratings in log10-odds units (θ =
@@ -69,11 +67,22 @@ def _bt_inputs(counts: PairCounts) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 def _components(n: int, i: np.ndarray, j: np.ndarray) -> tuple[int, np.ndarray]:
     """Connected components of the comparison graph (an edge per pair with ≥ 1 battle)."""
-    if n == 0:
-        return 0, np.zeros(0, dtype=np.int64)
-    adj = sp.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)).tocsr()
-    k, labels = connected_components(adj, directed=False)
-    return int(k), labels.astype(np.int64)
+    # Union–find over the pairs (each root the smallest model of its set), then the roots numbered
+    # in order: a component's label is the rank of its smallest model, as in scipy's csgraph.
+    root = list(range(n))
+
+    def find(x: int) -> int:
+        while root[x] != x:
+            root[x] = root[root[x]]
+            x = root[x]
+        return x
+
+    for a, b in zip(np.asarray(i).tolist(), np.asarray(j).tolist(), strict=True):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            root[max(ra, rb)] = min(ra, rb)
+    roots, labels = np.unique(np.array([find(x) for x in range(n)], dtype=np.int64), return_inverse=True)
+    return len(roots), labels.astype(np.int64)
 
 
 def _nll(
@@ -98,7 +107,7 @@ def _grad_hess(
     centre: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     n = len(beta)
-    p = expit(beta[i] - beta[j])
+    p = sigmoid(beta[i] - beta[j])
     resid = total * p - wins
     g = np.bincount(i, resid, n) - np.bincount(j, resid, n) + lam * (beta - centre)
     h = total * p * (1.0 - p)
@@ -210,4 +219,4 @@ def fit_bt(
 def predicted_win_rate(rating: np.ndarray) -> np.ndarray:
     """``P[i, j]``: probability that i beats j under BT with these Elo-scale ratings."""
     r = np.asarray(rating, dtype=np.float64)
-    return expit((r[:, None] - r[None, :]) / POINTS_PER_LOGIT)
+    return sigmoid((r[:, None] - r[None, :]) / POINTS_PER_LOGIT)

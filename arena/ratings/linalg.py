@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.linalg import cho_solve
 
 # -- small dense linear algebra ---------------------------------------------------------------
 #
@@ -41,7 +40,7 @@ def _chol_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve ``(L Lᵀ) x = b`` for ``b`` of shape (n,) or (n, R)."""
     n = len(low)
     if n > _SMALL:
-        return cho_solve((low, True), b, check_finite=False)
+        return np.linalg.solve(low.T, np.linalg.solve(low, b))  # LAPACK's LU on a triangle: O(n³), still fast
     y = np.array(b, dtype=np.float64)
     for k in range(n):
         y[k] = (y[k] - np.einsum("i,i...->...", low[k, :k], y[:k])) / low[k, k]

@@ -1,6 +1,6 @@
 """Sandwich (Huber–White) intervals for Bradley–Terry, and the reweighting they are used with.
 
-Pure module: numpy and scipy only, no Django, no I/O. It works on the per-pair arrays that module fits on: ``i``, ``j``
+Pure module: numpy only, no Django, no I/O. It works on the per-pair arrays that module fits on: ``i``, ``j``
 (model indices of each pair), ``counts`` (``(n_pairs, 4)``: ``[i_wins, j_wins, tie,
 tie_bothbad]``) and the fitted ``beta`` (logits).
 
@@ -27,9 +27,12 @@ battles against outputs it recorded):
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
-from scipy.special import expit, ndtri  # ndtri: the normal quantile (scipy.stats costs ~0.5 s to import)
+
+from arena.ratings.linalg import _chol, _chol_solve
+from arena.ratings.logistic import sigmoid
 
 #: arena-rank's default ``hessian_reg`` (per battle when unweighted).
 HESSIAN_REG = 1e-5
@@ -76,7 +79,7 @@ def sandwich_half_widths(
     n = len(beta)
     c = np.asarray(counts, dtype=np.float64).reshape(-1, 4)
     w = np.ones(len(c)) if weight is None else np.asarray(weight, dtype=np.float64)
-    p = expit(beta[i] - beta[j])
+    p = sigmoid(beta[i] - beta[j])
     total = c.sum(axis=1)
     hess = _laplacian(n, i, j, p * (1.0 - p) * w * total)
     # Score of one battle: (y − p)·x; its square per cell, times the cell count and w².
@@ -88,14 +91,12 @@ def sandwich_half_widths(
     # with no votes gets the prior's variance, and where the model is right the sandwich
     # becomes the posterior covariance (H_data + λ)⁻¹.
     meat[np.diag_indices(n)] += lam
-    try:
-        factor = cho_factor(hess, lower=True, check_finite=False)
-        h_inv_b = cho_solve(factor, meat, check_finite=False)
-        cov = cho_solve(factor, h_inv_b.T, check_finite=False)
-    except np.linalg.LinAlgError:  # no battles and no regulariser: nothing is known
+    low = _chol(hess)
+    if low is None:  # no battles and no regulariser: nothing is known
         return np.zeros(n)
+    cov = _chol_solve(low, _chol_solve(low, meat).T)
     # Ratings are shown centred (mean 1000): the covariance of β − mean(β).
     cov -= cov.mean(axis=0, keepdims=True)
     cov -= cov.mean(axis=1, keepdims=True)
-    z = float(ndtri(0.5 + level / 2.0))
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
     return z * np.sqrt(np.clip(np.diag(cov), 0.0, None))

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
 from arena.ratings.bootstrap import _multinomial
 from arena.ratings.bt import (
@@ -23,6 +22,7 @@ from arena.ratings.bt import (
     _to_points,
 )
 from arena.ratings.linalg import _solve_spd
+from arena.ratings.logistic import sigmoid
 from arena.ratings.scale import _MIRROR, A_WINS, B_WINS
 
 #: Order of the style columns expected by :func:`style_features` (see ``arena.style``).
@@ -127,7 +127,7 @@ def _ctx_newton(
     f0: float | None = None
     for _ in range(_NEWTON_MAX_ITER):
         z = x[a] - x[b] + f @ x[n:]
-        p = expit(z)
+        p = sigmoid(z)
         resid = total * p - wins
         h = total * p * (1.0 - p)
         g = np.empty(n + nf)

@@ -30,10 +30,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 from arena.ratings.counts import PairCounts
 from arena.ratings.linalg import _solve_spd
+from arena.ratings.logistic import sigmoid
 
 #: The tie models offered by ``compute_board(ties=...)``, ``compute_ratings --ties`` and
 #: ``ARENA_LEADERBOARD_TIES``, in the order they are offered.
@@ -81,7 +81,7 @@ def outcome_probs(model: str, x: np.ndarray, tie: float) -> tuple[np.ndarray, np
     if model == "davidson":
         log_d = np.logaddexp(np.logaddexp(0.5 * x, -0.5 * x), tie)
         return np.exp(0.5 * x - log_d), np.exp(-0.5 * x - log_d), np.exp(tie - log_d)
-    pi, pj = expit(x - tie), expit(-x - tie)
+    pi, pj = sigmoid(x - tie), sigmoid(-x - tie)
     return pi, pj, np.clip(1.0 - pi - pj, 0.0, 1.0)
 
 
@@ -102,7 +102,7 @@ def _pair_terms(model: str, x: np.ndarray, tie: float, w: np.ndarray, lo: np.nda
         f_tt = n * pt * (1.0 - pt)
         return loss, f_x, f_t, f_xx, f_xt, f_tt
     u, v = x - tie, -x - tie
-    su, sv = expit(u), expit(v)
+    su, sv = sigmoid(u), sigmoid(v)
     pt = 1.0 - su - sv
     fu, fv = su * (1.0 - su), sv * (1.0 - sv)  # logistic densities at u and v
     dfu, dfv = fu * (1.0 - 2.0 * su), fv * (1.0 - 2.0 * sv)
