@@ -221,8 +221,9 @@ def test_from_the_shell_a_bad_file_exits_non_zero_with_nothing_on_stdout(tmp_pat
 
 
 def test_from_the_shell_it_skips_django_setup_and_prints_what_call_command_prints(tmp_path):
-    # manage.py runs compute_ratings without django.setup() (NO_SETUP_COMMANDS): no app, admin or
-    # serving client is imported, and the rows are those of the command after a full set-up.
+    # manage.py runs compute_ratings without django.setup() (NO_SETUP_COMMANDS): no app, admin,
+    # serving client, Celery (config.apps loads it at set-up) or scipy (arena.ratings is numpy
+    # only) is imported, and the rows are those of the command after a full set-up.
     records = [{"model_a": a, "model_b": b, "winner": w} for a, b, w in
                [("x", "y", "model_a"), ("y", "z", "tie"), ("z", "x", "model_b"), ("x", "z", "tie (bothbad)")] * 5]
     path = write_lines(tmp_path / "b.jsonl", records)
@@ -232,5 +233,6 @@ def test_from_the_shell_it_skips_django_setup_and_prints_what_call_command_print
     )
     assert result.returncode == 0, result.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert "numpy" in imported and not imported & {"django.contrib.admin", "openai", "daphne", "arena.models"}
+    assert "numpy" in imported and not imported & {"django.contrib.admin", "openai", "daphne", "arena.models", "celery",
+                                                    "kombu", "scipy"}
     assert json.loads(result.stdout) == run(str(path), "--seed", "3")
