@@ -34,7 +34,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Count, Q
 
-from arena.leaderboard.selectors import UnknownCategory, board_get, snapshot_latest
+from arena.leaderboard.selectors import overall_row, snapshot_latest
 from arena.models import Battle, Contestant, RatingSnapshot, Response, Vote
 from serving.models import ServedModel
 
@@ -75,23 +75,12 @@ def _lineage(model: ServedModel) -> list[ServedModel]:
     return chain
 
 
-def _overall_row(snapshot: RatingSnapshot, name: str) -> dict[str, Any] | None:
-    try:
-        board = board_get(snapshot.data, "overall")["board"]
-    except (UnknownCategory, KeyError, TypeError):
-        return None
-    for row in (board or {}).get("rows", []):
-        if row["model"] == name:
-            return row
-    return None
-
-
 def rating_history(name: str) -> list[dict[str, Any]]:
     """``[{"at", "rating", "ci_low", "ci_high", "battles"}]`` from the stored snapshots, oldest first."""
     snapshots = RatingSnapshot.objects.order_by("-id")[:HISTORY_SNAPSHOTS]
     points = []
     for snapshot in reversed(list(snapshots)):
-        row = _overall_row(snapshot, name)
+        row = overall_row(snapshot, name)
         if row is not None:
             points.append({"at": snapshot.created_at, "rating": row["rating"], "ci_low": row["ci_low"],
                            "ci_high": row["ci_high"], "battles": row["battles"]})
@@ -161,7 +150,7 @@ def is_public(model: ServedModel, snapshot: RatingSnapshot | None) -> bool:
     retired = contestant is not None and contestant.retired_at is not None
     if contestant is not None and not retired and contestant.sampling_weight == 0:
         return False  # held back until the training gate admits it
-    on_board = snapshot is not None and _overall_row(snapshot, model.public_name) is not None
+    on_board = snapshot is not None and overall_row(snapshot, model.public_name) is not None
     return on_board or (model.active and not retired)
 
 
@@ -187,7 +176,7 @@ def model_card(public_name: str) -> dict[str, Any]:
         card = {
             "model": model,
             "lineage": _lineage(model),
-            "current": _overall_row(latest, model.public_name) if latest else None,
+            "current": overall_row(latest, model.public_name) if latest else None,
             "history": rating_history(model.public_name),
             "opponents": opponent_records(model, last_vote_id),
             "examples": example_battles(model, last_vote_id),

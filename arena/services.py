@@ -6,6 +6,7 @@ message safe to show to the rater; on error nothing is changed.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import uuid
@@ -22,7 +23,8 @@ from arena.battle.context_fit import TurnFit, turn_fit
 from arena.battle.costs import response_account
 from arena.errors import ArenaError
 from arena.leaderboard.refresh import ratings_refresh_soon
-from arena.models import Battle, Response, Turn, Vote
+from arena.leaderboard.selectors import overall_row, snapshot_latest
+from arena.models import Battle, RatingSnapshot, Response, Turn, Vote
 from arena.pairing.contestants import contestants_battle_ready, contestants_count_vote
 from arena.pairing.mode import pair_for
 from arena.pairing.weighted import PairingError
@@ -222,16 +224,32 @@ def battle_side_finish(
 VOTE_CHOICES = {choice.value for choice in Vote.Winner}
 
 
+def _standing(snapshot: RatingSnapshot | None, name: str) -> dict | None:
+    """A model's place on the latest overall board as the reveal shows it, or None before it has one.
+
+    ``rank`` is null while the model is ``provisional`` (too few votes or too wide an interval).
+    """
+    row = overall_row(snapshot, name) if snapshot is not None else None
+    if row is None:
+        return None
+    points = {k: round(row[k]) if isinstance(row.get(k), int | float) and math.isfinite(row[k]) else None
+              for k in ("rating", "ci_low", "ci_high")}
+    return {**points, "rank": row.get("rank"), "provisional": bool(row.get("provisional")), "votes": row.get("battles")}
+
+
 def battle_reveal(battle: Battle) -> dict:
-    """The names shown after the vote. Never call before the battle is voted."""
+    """The names shown after the vote, with each side's standing on the latest overall board (the
+    same figures as the board, marked provisional as there). Never call before the battle is voted."""
     assert battle.is_locked(), "models are revealed only after the vote"
+    snapshot = snapshot_latest()
 
     def describe(side: str) -> dict:
         model = battle.model(side)
         # Speeds go here, not in the pre-vote frames: they would tell a small model from a large one.
         speed = Response.objects.filter(turn__battle=battle, side=side, state=Response.State.DONE).aggregate(
             ttft_ms=Avg("ttft_ms"), tokens_per_s=Avg("tokens_per_s"))
-        return {"name": model.public_name, "organization": model.organization, "license": model.license, **speed}
+        return {"name": model.public_name, "organization": model.organization, "license": model.license, **speed,
+                "standing": _standing(snapshot, model.public_name)}
 
     return {"model_a": describe("a"), "model_b": describe("b")}
 

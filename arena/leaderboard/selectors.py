@@ -250,6 +250,19 @@ def board_get(data: Mapping[str, Any], category: str, style: bool = False) -> di
     raise UnknownCategory(f"Unknown category {category!r}; this leaderboard has: {known}.")
 
 
+def overall_row(snapshot: RatingSnapshot, name: str) -> dict[str, Any] | None:
+    """The model's row on a snapshot's overall board (``rating``, ``ci_low``, ``ci_high``, ``rank``,
+    ``provisional``, ``battles``, …), or None when the board does not hold it."""
+    try:
+        board = board_get(snapshot.data, "overall")["board"]
+    except (UnknownCategory, KeyError, TypeError):
+        return None
+    for row in (board or {}).get("rows", []):
+        if row["model"] == name:
+            return row
+    return None
+
+
 def retired_names() -> set[str]:
     """Public names of the retired models (see :mod:`arena.pairing.retirement`)."""
     return set(Contestant.objects.filter(retired_at__isnull=False).values_list("served_model__public_name", flat=True))

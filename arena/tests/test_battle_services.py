@@ -116,6 +116,7 @@ class TestBattleVote:
         assert vote.winner == "model_a" and battle.status == "voted"
         reveal = services.battle_reveal(battle)
         assert reveal["model_a"]["name"] == battle.model_a.public_name
+        assert reveal["model_a"]["standing"] is None  # no board yet: not "rank 1", not a rating
         with pytest.raises(services.ArenaError) as err:
             services.battle_turn_begin(battle_id=battle.public_id, rater_id="me", text="more")
         assert err.value.code == "battle_closed"

@@ -1,4 +1,4 @@
-"""Provisional models: marked, listed after the established ones, on the page, API and CSV."""
+"""Provisional models: marked, listed after the established ones, on the page, API, CSV and reveal."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import io
 
 import pytest
 
+from arena import services
 from arena.leaderboard import services as leaderboard_services
 from arena.leaderboard.provisional import ProvisionalRule, is_provisional, mark_provisional
+from arena.models import Battle
 from tests.factories import make_model, make_vote
 
 
@@ -65,7 +67,7 @@ def test_a_model_with_one_vote_is_provisional_everywhere_unranked_and_its_interv
         make_vote(bee, cat, "model_a")
         make_vote(ant, cat, "model_a")
         make_vote(bee, ant, "tie")
-    make_vote(star, ant, "model_a")  # one vote, against the best model
+    star_vote = make_vote(star, ant, "model_a")  # one vote, against the best model
     leaderboard_services.snapshot_create()
     rows = client.get("/api/leaderboard").json()["rows"]
     assert [(r["model"], r["provisional"]) for r in rows] == [
@@ -83,3 +85,10 @@ def test_a_model_with_one_vote_is_provisional_everywhere_unranked_and_its_interv
     card = client.get("/leaderboard/model/star/").content.decode()
     assert "provisional</span>, not ranked yet" in card
     assert "rank 1" in client.get("/leaderboard/model/ant/").content.decode()
+    # The reveal after a battle shows the same standing: star provisional and unranked, ant first.
+    reveal = services.battle_reveal(Battle.objects.get(pk=star_vote.battle_id))
+    star_standing, ant_standing = reveal["model_a"]["standing"], reveal["model_b"]["standing"]
+    assert star_standing["provisional"] is True and star_standing["rank"] is None and star_standing["votes"] == 1
+    assert star_standing["rating"] == round(star_row["rating"])
+    assert star_standing["ci_low"] <= star_standing["rating"] <= star_standing["ci_high"]
+    assert ant_standing["provisional"] is False and ant_standing["rank"] == 1

@@ -38,7 +38,7 @@
   function resetBattle() {
     ["a", "b"].forEach((side) => {
       $("chat-" + side).replaceChildren();
-      ["reveal-", "facts-", "verdict-"].forEach((id) => { $(id + side).textContent = ""; });
+      ["reveal-", "facts-", "standing-", "verdict-"].forEach((id) => { $(id + side).textContent = ""; });
       $("side-" + side).classList.remove("winner", "tied");
     });
     Object.assign(state, { battleId: null, pending: {}, turns: 0, generating: false, voted: false });
@@ -139,12 +139,38 @@
     const speed = model.ttft_ms != null ? `first token ${Math.round(model.ttft_ms)} ms` +
       (model.tokens_per_s ? `, ${model.tokens_per_s.toFixed(1)} tokens/s` : "") : "";
     $("facts-" + side).textContent = [model.organization, model.license, speed].filter(Boolean).join(" · ");
+    showStanding($("standing-" + side), model.name, model.standing);
     const verdict = $("verdict-" + side);
     const [text, kind] = winner === "model_" + side ? ["Winner", "win"] : (VERDICTS[winner] || ["", ""]);
     verdict.textContent = text;
     verdict.className = "verdict " + kind;
     if (kind === "win") $("side-" + side).classList.add("winner");
     if (kind === "tie" || kind === "bad") $("side-" + side).classList.add("tied");
+  }
+
+  // The side's place on the latest board, as the board shows it: a provisional model has no rank.
+  function showStanding(el, name, standing) {
+    if (!standing) {
+      el.textContent = "not on the leaderboard yet";
+      return;
+    }
+    const link = document.createElement("a");
+    link.href = "/leaderboard/model/" + encodeURIComponent(name) + "/";
+    const parts = [];
+    if (standing.provisional) {
+      const badge = document.createElement("span");
+      badge.className = "badge provisional";
+      badge.title = "Too few votes or too wide an interval for a place in the order";
+      badge.textContent = "provisional";
+      parts.push(badge, ", not ranked yet · ");
+    } else {
+      parts.push("rank " + standing.rank + " · ");
+    }
+    link.textContent = "rating " + standing.rating;
+    parts.push(link);
+    if (standing.ci_low != null) parts.push(" (95% interval " + standing.ci_low + "–" + standing.ci_high + ")");
+    if (standing.votes != null) parts.push(" · " + standing.votes + (standing.votes === 1 ? " vote" : " votes"));
+    el.replaceChildren(...parts);
   }
 
   function addMeta(div, text, kind) {
