@@ -6,7 +6,6 @@ message safe to show to the rater; on error nothing is changed.
 
 from __future__ import annotations
 
-import math
 import random
 import re
 import uuid
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Avg
+from django.urls import reverse
 from django.utils import timezone
 
 from arena import metrics
@@ -232,9 +232,11 @@ def _standing(snapshot: RatingSnapshot | None, name: str) -> dict | None:
     row = overall_row(snapshot, name) if snapshot is not None else None
     if row is None:
         return None
-    points = {k: round(row[k]) if isinstance(row.get(k), int | float) and math.isfinite(row[k]) else None
-              for k in ("rating", "ci_low", "ci_high")}
-    return {**points, "rank": row.get("rank"), "provisional": bool(row.get("provisional")), "votes": row.get("battles")}
+    # Board rows always hold finite points and a vote count (boards.board_rows); older snapshots
+    # may lack "rank" and "provisional".
+    return {"rating": round(row["rating"]), "ci_low": round(row["ci_low"]), "ci_high": round(row["ci_high"]),
+            "rank": row.get("rank"), "provisional": bool(row.get("provisional")), "votes": row["battles"],
+            "page": reverse("model_page", args=[name])}
 
 
 def battle_reveal(battle: Battle) -> dict:

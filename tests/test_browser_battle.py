@@ -1,5 +1,6 @@
 """A rater plays a whole battle in headless Chromium: prompt, both streams, vote, reveal, new round."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,7 @@ def test_a_rater_plays_a_full_battle(battle_models, asgi_server, page):
     expect(page.locator("#standing-a")).to_contain_text("· 4 votes")
     expect(page.locator("#standing-b")).to_contain_text("· 4 votes")
     expect(page.locator("#standing-a .badge.provisional")).to_have_count(1)
+    expect(page.locator("#standing-a a")).to_have_attribute("href", re.compile(r"^/leaderboard/model/smollm2-test-[ab]/$"))
     assert "rank" not in page.locator("#standing-a").inner_text().replace("not ranked", "")
     expect(page.locator("#send")).to_be_disabled()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

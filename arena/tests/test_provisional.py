@@ -92,3 +92,4 @@ def test_a_model_with_one_vote_is_provisional_everywhere_unranked_and_its_interv
     assert star_standing["rating"] == round(star_row["rating"])
     assert star_standing["ci_low"] <= star_standing["rating"] <= star_standing["ci_high"]
     assert ant_standing["provisional"] is False and ant_standing["rank"] == 1
+    assert client.get(star_standing["page"]).status_code == 200  # the reveal links to the model's page

@@ -139,7 +139,7 @@
     const speed = model.ttft_ms != null ? `first token ${Math.round(model.ttft_ms)} ms` +
       (model.tokens_per_s ? `, ${model.tokens_per_s.toFixed(1)} tokens/s` : "") : "";
     $("facts-" + side).textContent = [model.organization, model.license, speed].filter(Boolean).join(" · ");
-    showStanding($("standing-" + side), model.name, model.standing);
+    showStanding($("standing-" + side), model.standing);
     const verdict = $("verdict-" + side);
     const [text, kind] = winner === "model_" + side ? ["Winner", "win"] : (VERDICTS[winner] || ["", ""]);
     verdict.textContent = text;
@@ -149,13 +149,13 @@
   }
 
   // The side's place on the latest board, as the board shows it: a provisional model has no rank.
-  function showStanding(el, name, standing) {
+  function showStanding(el, standing) {
     if (!standing) {
       el.textContent = "not on the leaderboard yet";
       return;
     }
     const link = document.createElement("a");
-    link.href = "/leaderboard/model/" + encodeURIComponent(name) + "/";
+    link.href = standing.page;
     const parts = [];
     if (standing.provisional) {
       const badge = document.createElement("span");
@@ -167,9 +167,8 @@
       parts.push("rank " + standing.rank + " · ");
     }
     link.textContent = "rating " + standing.rating;
-    parts.push(link);
-    if (standing.ci_low != null) parts.push(" (95% interval " + standing.ci_low + "–" + standing.ci_high + ")");
-    if (standing.votes != null) parts.push(" · " + standing.votes + (standing.votes === 1 ? " vote" : " votes"));
+    parts.push(link, " (95% interval " + standing.ci_low + "–" + standing.ci_high + ") · " +
+               standing.votes + (standing.votes === 1 ? " vote" : " votes"));
     el.replaceChildren(...parts);
   }
 
